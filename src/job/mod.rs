@@ -1,0 +1,286 @@
+//! The job message (contract §2): one asset for one principal.
+//!
+//! [`Job::parse`] is the only way in: it rejects unknown fields and checks
+//! what serde cannot (media/rendition pairs, safe source keys), so every
+//! malformed job becomes one `invalid_job` error naming the field.
+
+mod principal;
+mod request;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Coded, Disposition};
+
+pub use principal::Principal;
+pub use request::{Format, OnExceed, Rendition, Request};
+
+/// The `schema` value of a version 1 job.
+pub const JOB_SCHEMA: &str = "rendition.job/v1";
+/// The link lifetime when a job names none.
+pub const DEFAULT_LINK_TTL_S: u64 = 900;
+/// The most sizes a download set may ask for.
+pub const MAX_SET_SIZES: usize = 8;
+/// The largest size in pixels a request may name.
+pub const MAX_REQUEST_PX: u32 = 65_535;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub schema: String,
+    /// The idempotency key.
+    pub job_id: String,
+    pub purpose: Purpose,
+    pub principal: Principal,
+    pub asset: Asset,
+    pub request: Request,
+    #[serde(default = "default_link_ttl")]
+    pub link_ttl_s: u64,
+    /// Where a `publish` job copies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Destination>,
+}
+
+fn default_link_ttl() -> u64 {
+    DEFAULT_LINK_TTL_S
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Download,
+    Share,
+    Preview,
+    Publish,
+}
+
+impl Purpose {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Purpose::Download => "download",
+            Purpose::Share => "share",
+            Purpose::Preview => "preview",
+            Purpose::Publish => "publish",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    pub id: String,
+    /// The collection or gallery the asset lives in.
+    pub collection: String,
+    pub media: Media,
+    /// A key in the originals store; never a URL.
+    pub source: String,
+    #[serde(default)]
+    pub restricted: bool,
+    /// Made by the system (matters for "publish generated assets").
+    #[serde(default)]
+    pub generated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Media {
+    Image,
+    Video,
+    Audio,
+    Other,
+}
+
+impl Media {
+    pub const ALL: [Media; 4] = [Media::Image, Media::Video, Media::Audio, Media::Other];
+
+    /// The plural used in reasons ("caps images at …").
+    pub fn plural(&self) -> &'static str {
+        match self {
+            Media::Image => "images",
+            Media::Video => "videos",
+            Media::Audio => "audio files",
+            Media::Other => "other files",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub bucket: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// A job that cannot be run as written. Never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid job: {field}: {message}")]
+pub struct JobError {
+    /// Where in the job the problem is, e.g. `request.rendition`.
+    pub field: String,
+    pub message: String,
+}
+
+impl JobError {
+    fn at(field: &str, message: impl Into<String>) -> JobError {
+        JobError { field: field.into(), message: message.into() }
+    }
+}
+
+impl Coded for JobError {
+    fn code(&self) -> &'static str {
+        "invalid_job"
+    }
+    fn disposition(&self) -> Disposition {
+        Disposition::Reject
+    }
+}
+
+impl Job {
+    /// Parses and checks a JSON job.
+    pub fn parse(bytes: &[u8]) -> Result<Job, JobError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let job: Job = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { "job".to_string() } else { field };
+            JobError { field, message: e.into_inner().to_string() }
+        })?;
+        job.check()?;
+        Ok(job)
+    }
+
+    /// The checks serde cannot express.
+    pub fn check(&self) -> Result<(), JobError> {
+        if self.schema != JOB_SCHEMA {
+            return Err(JobError::at("schema", format!("expected `{JOB_SCHEMA}`, got `{}`", self.schema)));
+        }
+        check_id("job_id", &self.job_id)?;
+        check_id("asset.id", &self.asset.id)?;
+        check_id("asset.collection", &self.asset.collection)?;
+        check_source(&self.asset.source)?;
+        if self.link_ttl_s == 0 {
+            return Err(JobError::at("link_ttl_s", "must be at least 1 second"));
+        }
+        if !(1..=100).contains(&self.request.quality) {
+            return Err(JobError::at("request.quality", "must be between 1 and 100"));
+        }
+        match (self.purpose, &self.destination) {
+            (Purpose::Publish, None) => return Err(JobError::at("destination", "a publish job needs a destination")),
+            (Purpose::Publish, Some(d)) if d.bucket.trim().is_empty() => {
+                return Err(JobError::at("destination.bucket", "must not be empty"));
+            }
+            (Purpose::Publish, Some(_)) | (_, None) => {}
+            (_, Some(_)) => return Err(JobError::at("destination", "only publish jobs take a destination")),
+        }
+        check_rendition(self.asset.media, &self.request)
+    }
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), JobError> {
+    let ok = !id.is_empty()
+        && id.len() <= 200
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(JobError::at(field, "must be 1–200 characters of letters, digits and - _ . : @"))
+    }
+}
+
+/// A source is a key in the originals store: relative, no `..`, no scheme.
+fn check_source(source: &str) -> Result<(), JobError> {
+    let problem = if source.is_empty() {
+        Some("must not be empty")
+    } else if source.contains("://") {
+        Some("must be a key in the originals store, not a URL")
+    } else if source.starts_with('/') || source.split('/').any(|part| part == ".." || part.is_empty()) {
+        Some("must be a relative key without `..` or empty parts")
+    } else {
+        None
+    };
+    problem.map_or(Ok(()), |p| Err(JobError::at("asset.source", p)))
+}
+
+fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
+    let field = "request.rendition";
+    let size = |n: u32| {
+        if (1..=MAX_REQUEST_PX).contains(&n) {
+            Ok(())
+        } else {
+            Err(JobError::at(field, format!("sizes must be between 1 and {MAX_REQUEST_PX} px")))
+        }
+    };
+    match (&request.rendition, media) {
+        (Rendition::Original | Rendition::Proxy, _) => Ok(()),
+        (Rendition::MaxEdge(n), Media::Image) => size(*n),
+        (Rendition::MaxHeight(n), Media::Video) => size(*n),
+        (Rendition::Poster, Media::Video) => Ok(()),
+        (Rendition::Set(sizes), Media::Image) => {
+            if sizes.is_empty() || sizes.len() > MAX_SET_SIZES {
+                return Err(JobError::at(field, format!("a set holds 1 to {MAX_SET_SIZES} sizes")));
+            }
+            sizes.iter().try_for_each(|n| size(*n))
+        }
+        (Rendition::MaxEdge(_) | Rendition::Set(_), _) => Err(JobError::at(field, "max_edge and set are for images")),
+        (Rendition::MaxHeight(_) | Rendition::Poster, _) => Err(JobError::at(field, "max_height and poster are for video")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{
+      "schema": "rendition.job/v1", "job_id": "j-1", "purpose": "download",
+      "principal": {"user": "u-ben"},
+      "asset": {"id": "a-1001", "collection": "g-launch", "media": "image",
+                "source": "originals/a-1001.tif", "restricted": false, "filename": "launch-hero.tif"},
+      "request": {"rendition": "original", "format": "jpeg", "quality": 85, "on_exceed": "clamp"},
+      "link_ttl_s": 900
+    }"#;
+
+    fn with(pointer: &str, value: serde_json::Value) -> Vec<u8> {
+        let mut job: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        *job.pointer_mut(pointer).unwrap() = value;
+        serde_json::to_vec(&job).unwrap()
+    }
+
+    #[test]
+    fn the_contract_example_parses() {
+        let job = Job::parse(EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(job.principal, Principal::User("u-ben".into()));
+        assert_eq!(job.asset.media, Media::Image);
+    }
+
+    #[test]
+    fn unknown_fields_are_invalid_jobs_naming_the_field() {
+        let err = Job::parse(&with("/asset/restricted", serde_json::json!({"x": 1}))).unwrap_err();
+        assert_eq!(err.field, "asset.restricted");
+        let mut job: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        job["request"]["sharpen"] = serde_json::json!(true);
+        let err = Job::parse(&serde_json::to_vec(&job).unwrap()).unwrap_err();
+        assert_eq!(err.code(), "invalid_job");
+        assert!(err.field.starts_with("request"), "{err}");
+        assert!(err.message.contains("sharpen"), "{err}");
+    }
+
+    #[test]
+    fn checks_beyond_serde() {
+        let cases = [
+            ("/schema", serde_json::json!("rendition.job/v2"), "schema"),
+            ("/asset/source", serde_json::json!("https://evil.example/x.jpg"), "asset.source"),
+            ("/asset/source", serde_json::json!("../etc/passwd"), "asset.source"),
+            ("/request/rendition", serde_json::json!({"max_height": 540}), "request.rendition"),
+            ("/request/rendition", serde_json::json!({"set": []}), "request.rendition"),
+            ("/request/rendition", serde_json::json!({"max_edge": 0}), "request.rendition"),
+            ("/request/quality", serde_json::json!(0), "request.quality"),
+            ("/purpose", serde_json::json!("publish"), "destination"),
+            ("/job_id", serde_json::json!("a/b"), "job_id"),
+        ];
+        for (pointer, value, field) in cases {
+            let err = Job::parse(&with(pointer, value.clone())).unwrap_err();
+            assert_eq!(err.field, field, "{pointer} = {value}: {err}");
+        }
+    }
+}

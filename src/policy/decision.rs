@@ -1,0 +1,99 @@
+//! What the resolver answers (contract §3 `decision`), plus what the engine
+//! needs to obey it: the delivery kind and the exact targets to produce.
+
+use serde::{Deserialize, Serialize};
+
+use super::limit::{Cap, Limit};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The effective limit for the asset's file type; `None` when denied.
+    pub limit: Option<Cap>,
+    pub watermark: bool,
+    /// The request was larger than the limit and was brought down to it.
+    pub clamped: bool,
+    /// The role that applied (none for anonymous, password and share principals).
+    pub role: Option<String>,
+    /// One sentence naming the rule and the node.
+    pub reason: String,
+    /// The rule that decided (stable, for support tooling and tests).
+    pub rule: Rule,
+    /// The collection node that decided, when one did.
+    pub node: Option<String>,
+    /// Untouched original, re-encoded rendition, or proxy; `None` when denied.
+    pub delivery: Option<Delivery>,
+    /// What to produce, each within `limit`; empty when denied.
+    pub targets: Vec<Target>,
+}
+
+/// The rule a decision rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    Staff,
+    UnknownCollection,
+    UnknownUser,
+    Visibility,
+    Access,
+    Share,
+    Password,
+    Restricted,
+    Purpose,
+    Watermark,
+    Limit,
+    OnExceed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// The stored original, byte for byte.
+    Original,
+    /// A new rendition within the limit.
+    Rendition,
+    /// A proxy: within the proxy size and watermarked.
+    Proxy,
+}
+
+/// One thing to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Copy the original unchanged.
+    Original,
+    /// Re-encode at the source's own size (e.g. to burn in a watermark).
+    Full,
+    /// An image (or poster) with this long edge at most.
+    MaxEdge(u32),
+    /// A video this high at most.
+    MaxHeight(u32),
+}
+
+impl Target {
+    /// The target as a size limit, for checking it against a decision.
+    pub fn as_limit(&self) -> Limit {
+        match self {
+            Target::Original | Target::Full => Limit::Original,
+            Target::MaxEdge(n) | Target::MaxHeight(n) => Limit::Px(*n),
+        }
+    }
+}
+
+impl Decision {
+    pub fn deny(rule: Rule, node: Option<&str>, reason: impl Into<String>) -> Decision {
+        Decision {
+            allowed: false,
+            limit: None,
+            watermark: false,
+            clamped: false,
+            role: None,
+            reason: format!("denied: {}", reason.into()),
+            rule,
+            node: node.map(str::to_string),
+            delivery: None,
+            targets: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Steps 6–8 of domain.md: from an admitted principal to what may be
+//! delivered: the most restrictive limit, the watermark, the clamp.
+
+use super::Policy;
+use super::admit::{Admission, role_ceiling};
+use super::decision::{Decision, Delivery, Rule, Target};
+use super::document::{PublishRight, ShareRight};
+use super::limit::{Cap, DownloadLimits, Limit};
+use super::resolve::Query;
+use super::tree::NodeIdx;
+use crate::job::{Media, OnExceed, Principal, Purpose, Rendition};
+
+/// Where a limit comes from, for the reason.
+enum Bound {
+    /// A collection setting: the asset's node and the node that set it.
+    Collection { node: NodeIdx, from: NodeIdx },
+    Role(String),
+    /// A proxy cap, and why delivery is a proxy.
+    Proxy(String),
+}
+
+pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
+    if let Err(denial) = check_restricted(q, &adm).and_then(|_| check_purpose(q, &mut adm)) {
+        return denial;
+    }
+    if q.request.rendition == Rendition::Proxy && adm.proxy_only.is_none() {
+        adm.proxy_only = Some("a proxy was asked for".into());
+    }
+    let bounds = bounds(policy, &adm);
+    // A poster shows the video: it needs video rights, then obeys image limits.
+    if q.request.rendition == Rendition::Poster
+        && let (Limit::None, Some(b)) = tightest(&bounds, Media::Video)
+    {
+        return deny_nothing(policy, b, Media::Video);
+    }
+    let (limit, binding) = tightest(&bounds, q.limit_media());
+    if limit == Limit::None {
+        return deny_nothing(policy, binding.expect("a none limit has a bound"), q.limit_media());
+    }
+    let watermark = watermark_reason(policy, &adm);
+    if let Some(why) = &watermark
+        && matches!(q.asset.media, Media::Audio | Media::Other)
+    {
+        let media = q.asset.media.plural();
+        return Decision::deny(Rule::Watermark, None, format!("{why}, and {media} cannot be watermarked"));
+    }
+    let (targets, clamped) = targets(q, limit, watermark.is_some());
+    if clamped && q.request.on_exceed == OnExceed::Deny {
+        let asked = q.request.rendition.describe();
+        let by = binding.map(|b| describe_bound(policy, b)).unwrap_or_default();
+        return Decision::deny(Rule::OnExceed, None, format!("{asked} exceeds the limit set by {by}, and on_exceed is deny"));
+    }
+    let delivery = match (targets.as_slice(), &adm.proxy_only) {
+        ([Target::Original], _) => Delivery::Original,
+        (_, Some(_)) => Delivery::Proxy,
+        _ => Delivery::Rendition,
+    };
+    let reason = allowed_reason(policy, q, &adm, limit, binding, watermark.as_deref());
+    Decision {
+        allowed: true,
+        limit: Cap::new(limit, q.limit_media()),
+        watermark: watermark.is_some(),
+        clamped,
+        role: adm.role.map(|(name, _)| name.to_string()),
+        reason,
+        rule: if adm.staff { Rule::Staff } else { Rule::Limit },
+        node: Some(policy.tree().id(adm.node).to_string()),
+        delivery: Some(delivery),
+        targets,
+    }
+}
+
+fn check_restricted(q: &Query, adm: &Admission) -> Result<(), Decision> {
+    if !q.asset.restricted || adm.manage_restricted {
+        return Ok(());
+    }
+    let who = q.principal.recipient();
+    Err(Decision::deny(Rule::Restricted, None, format!("{} is a restricted asset and {who} may not manage restricted assets", q.asset.id)))
+}
+
+/// Publishing and sharing need their own role rights.
+fn check_purpose(q: &Query, adm: &mut Admission) -> Result<(), Decision> {
+    if adm.staff {
+        return Ok(());
+    }
+    let deny = |reason: String| Err(Decision::deny(Rule::Purpose, None, reason));
+    let is_user = matches!(q.principal, Principal::User(_));
+    match (q.purpose, adm.role) {
+        (Purpose::Publish, Some((name, role))) if is_user => match role.publish {
+            PublishRight::None => deny(format!("role {name} may not publish")),
+            PublishRight::Generated if !q.asset.generated => {
+                deny(format!("role {name} may publish generated assets only, and {} is not one", q.asset.id))
+            }
+            _ => Ok(()),
+        },
+        (Purpose::Share, Some((name, role))) if is_user => match role.share {
+            ShareRight::None => deny(format!("role {name} may not share")),
+            ShareRight::Proxy => {
+                adm.proxy_only = Some(format!("role {name} may share proxies only"));
+                Ok(())
+            }
+            ShareRight::Original => Ok(()),
+        },
+        (Purpose::Publish, _) => deny("only users with a publish right may publish".into()),
+        (Purpose::Share, _) if !matches!(q.principal, Principal::Share { .. }) => {
+            deny("only users with a share right may share".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Every limit that applies to this admission, collection first.
+fn bounds(policy: &Policy, adm: &Admission) -> Vec<(DownloadLimits, Bound)> {
+    let mut out = Vec::new();
+    if !adm.staff {
+        out.push((adm.download, Bound::Collection { node: adm.node, from: adm.download_from }));
+        if let Some((name, ceiling)) = adm.role.and_then(|(name, r)| role_ceiling(r).map(|c| (name, c))) {
+            out.push((ceiling, Bound::Role(name.to_string())));
+        }
+    }
+    if let Some(why) = &adm.proxy_only {
+        out.push((policy.proxy().as_limits(), Bound::Proxy(why.clone())));
+    }
+    out
+}
+
+/// The most restrictive limit for `media`, and the first bound that sets it.
+fn tightest(bounds: &[(DownloadLimits, Bound)], media: Media) -> (Limit, Option<&Bound>) {
+    bounds.iter().fold((Limit::Original, None), |(best, by), (limits, bound)| {
+        let l = limits.for_media(media);
+        if l < best { (l, Some(bound)) } else { (best, by) }
+    })
+}
+
+fn deny_nothing(policy: &Policy, bound: &Bound, media: Media) -> Decision {
+    let plural = media.plural();
+    let (rule, node, reason) = match bound {
+        Bound::Collection { node, from } => {
+            let (origin, inherited) = policy.origin(*node, *from);
+            (Rule::Limit, Some(policy.tree().id(*node)), format!("{origin} allows no {plural}{inherited}"))
+        }
+        Bound::Role(name) => (Rule::Limit, None, format!("role {name} may not download {plural}")),
+        Bound::Proxy(why) => (Rule::Limit, None, format!("{why}, and {plural} have no proxy")),
+    };
+    Decision::deny(rule, node, reason)
+}
+
+fn describe_bound(policy: &Policy, bound: &Bound) -> String {
+    match bound {
+        Bound::Collection { node, from } => {
+            let (origin, inherited) = policy.origin(*node, *from);
+            format!("{origin}{inherited}")
+        }
+        Bound::Role(name) => format!("role {name}"),
+        Bound::Proxy(why) => format!("the proxy size ({why})"),
+    }
+}
+
+/// Step 7: why a watermark is needed, if it is.
+fn watermark_reason(policy: &Policy, adm: &Admission) -> Option<String> {
+    if adm.proxy_only.is_some() {
+        return Some("proxies are always watermarked".into());
+    }
+    if adm.staff {
+        return None;
+    }
+    if let Some((name, _)) = adm.role.filter(|(_, r)| r.watermark) {
+        return Some(format!("role {name} requires a watermark"));
+    }
+    if let Some(from) = policy.tree().node(adm.node).effective.watermark_from {
+        return Some(format!("{} asks for a watermark", policy.tree().id(from)));
+    }
+    adm.share.filter(|s| s.watermark).map(|s| format!("share {} asks for a watermark", s.id))
+}
+
+/// Step 8: what to make, each size clamped to the limit on its own.
+fn targets(q: &Query, limit: Limit, watermark: bool) -> (Vec<Target>, bool) {
+    let cap = |n: u32| match limit {
+        Limit::Px(max) if n > max => (max, true),
+        _ => (n, false),
+    };
+    let sized = |n: u32| if q.asset.media == Media::Video { Target::MaxHeight(n) } else { Target::MaxEdge(n) };
+    let whole = match limit {
+        Limit::Px(max) => sized(max),
+        _ if watermark || q.request.rendition != Rendition::Original => Target::Full,
+        _ => Target::Original,
+    };
+    match &q.request.rendition {
+        Rendition::Original => (vec![whole], matches!(limit, Limit::Px(_))),
+        Rendition::Proxy => (vec![whole], false),
+        Rendition::Poster => (vec![match limit {
+            Limit::Px(max) => Target::MaxEdge(max),
+            _ => Target::Full,
+        }], false),
+        Rendition::MaxEdge(n) | Rendition::MaxHeight(n) => {
+            let (n, clamped) = cap(*n);
+            (vec![sized(n)], clamped)
+        }
+        Rendition::Set(sizes) => {
+            let mut out = Vec::new();
+            let mut clamped = false;
+            for &n in sizes {
+                let (n, c) = cap(n);
+                clamped |= c;
+                if !out.contains(&sized(n)) {
+                    out.push(sized(n));
+                }
+            }
+            (out, clamped)
+        }
+    }
+}
+
+fn allowed_reason(policy: &Policy, q: &Query, adm: &Admission, limit: Limit, binding: Option<&Bound>, watermark: Option<&str>) -> String {
+    let plural = q.limit_media().plural();
+    let mut reason = match (limit, binding) {
+        (_, _) if adm.staff && adm.proxy_only.is_none() => {
+            format!("{} is library staff (role {})", q.principal.recipient(), adm.role.map_or("?", |(n, _)| n))
+        }
+        (Limit::Px(n), Some(b)) => {
+            let unit = if q.limit_media() == Media::Video { "px high" } else { "px" };
+            match b {
+                Bound::Collection { node, from } => {
+                    let (origin, inherited) = policy.origin(*node, *from);
+                    format!("{origin} caps {plural} at {n} {unit}{inherited}")
+                }
+                Bound::Role(name) => format!("role {name} caps {plural} at {n} {unit}"),
+                Bound::Proxy(why) => format!("{why}: proxies cap {plural} at {n} {unit}"),
+            }
+        }
+        _ => {
+            let (origin, inherited) = policy.origin(adm.node, adm.download_from);
+            let what = if q.limit_media() == Media::Image || q.limit_media() == Media::Video { "original " } else { "" };
+            format!("{origin} allows {what}{plural}{inherited}")
+        }
+    };
+    if let Some(why) = watermark {
+        reason.push_str(&format!("; {why}"));
+    }
+    reason
+}

@@ -1,0 +1,181 @@
+//! The permission resolver and the policy it reads.
+//!
+//! - [`document`]: the policy document's serde types (contract §1).
+//! - [`Policy`]: a validated document with its collection tree.
+//! - [`resolve`]: the pure decision function (domain.md's nine steps).
+
+mod admit;
+mod current;
+mod decision;
+mod deliver;
+pub mod document;
+mod limit;
+mod resolve;
+mod tree;
+mod validate;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use crate::error::{Coded, Disposition};
+
+pub use current::{CurrentPolicy, Update};
+pub use decision::{Decision, Delivery, Rule, Target};
+pub use document::PolicyDocument;
+pub use limit::{Cap, DownloadLimits, Limit};
+pub use resolve::{Query, resolve};
+pub use tree::{Effective, NodeIdx, Tree};
+pub use validate::Problem;
+
+use document::{NodeKind, Role, Share, User};
+
+/// How a policy document is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocFormat {
+    Json,
+    Yaml,
+}
+
+impl DocFormat {
+    /// By file extension: `.json`, or `.yaml`/`.yml`.
+    pub fn from_path(path: &Path) -> Option<DocFormat> {
+        match path.extension()?.to_str()? {
+            "json" => Some(DocFormat::Json),
+            "yaml" | "yml" => Some(DocFormat::Yaml),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}: {message}")]
+    Unreadable { path: String, message: String },
+    #[error("invalid policy: {place}: {message}")]
+    Malformed { place: String, message: String },
+    #[error("invalid policy: {}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| format!("\n  {p}")).collect();
+    format!("{} problem(s):{}", problems.len(), lines.concat())
+}
+
+impl Coded for PolicyError {
+    fn code(&self) -> &'static str {
+        match self {
+            PolicyError::Unreadable { .. } => "policy_unreadable",
+            PolicyError::Malformed { .. } | PolicyError::Invalid(_) => "invalid_policy",
+        }
+    }
+    fn disposition(&self) -> Disposition {
+        match self {
+            PolicyError::Unreadable { .. } => Disposition::Retry,
+            _ => Disposition::Reject,
+        }
+    }
+}
+
+/// A validated policy document, ready for [`resolve`].
+#[derive(Debug, Clone)]
+pub struct Policy {
+    doc: PolicyDocument,
+    tree: Tree,
+    index: HashMap<String, NodeIdx>,
+    groups: BTreeSet<String>,
+    warnings: Vec<Problem>,
+}
+
+impl Policy {
+    /// Reads a JSON or YAML policy file (chosen by extension).
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let unreadable = |message: String| PolicyError::Unreadable { path: path.display().to_string(), message };
+        let format = DocFormat::from_path(path)
+            .ok_or_else(|| unreadable("the file name must end in .json, .yaml or .yml".into()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+        Policy::parse(&text, format)
+    }
+
+    pub fn parse(text: &str, format: DocFormat) -> Result<Policy, PolicyError> {
+        let malformed = |place: String, message: String| PolicyError::Malformed {
+            place: if place == "." { "policy".into() } else { place },
+            message,
+        };
+        let doc: PolicyDocument = match format {
+            DocFormat::Json => {
+                let de = &mut serde_json::Deserializer::from_str(text);
+                serde_path_to_error::deserialize(de)
+                    .map_err(|e| malformed(e.path().to_string(), e.into_inner().to_string()))?
+            }
+            DocFormat::Yaml => serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
+                .map_err(|e| malformed(e.path().to_string(), e.into_inner().to_string()))?,
+        };
+        Policy::from_document(doc)
+    }
+
+    pub fn from_document(doc: PolicyDocument) -> Result<Policy, PolicyError> {
+        let checked = validate::check(&doc).map_err(PolicyError::Invalid)?;
+        Ok(Policy {
+            doc,
+            tree: checked.tree,
+            index: checked.index,
+            groups: checked.groups,
+            warnings: checked.warnings,
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.doc.version
+    }
+    pub fn document(&self) -> &PolicyDocument {
+        &self.doc
+    }
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+    pub fn groups(&self) -> &BTreeSet<String> {
+        &self.groups
+    }
+    /// Settings the document makes that have no effect.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
+    }
+    pub fn node_idx(&self, id: &str) -> Option<NodeIdx> {
+        self.index.get(id).copied()
+    }
+    pub fn user(&self, id: &str) -> Option<&User> {
+        self.doc.users.get(id)
+    }
+    pub fn share(&self, id: &str) -> Option<&Share> {
+        self.doc.shares.iter().find(|s| s.id == id)
+    }
+    pub fn proxy(&self) -> &document::ProxySize {
+        &self.doc.proxy
+    }
+
+    /// A role by name, which validation guarantees exists.
+    pub(crate) fn role_entry(&self, name: &str) -> (&str, &Role) {
+        let (name, role) = self.doc.roles.get_key_value(name).expect("validated role reference");
+        (name.as_str(), role)
+    }
+
+    /// "g-launch inherits visibility owner_only from c-brand", or
+    /// "c-brand has visibility owner_only".
+    pub(crate) fn phrase(&self, node: NodeIdx, source: NodeIdx, setting: &str) -> String {
+        let (here, from) = (self.tree.id(node), self.tree.id(source));
+        if node == source { format!("{here} has {setting}") } else { format!("{here} inherits {setting} from {from}") }
+    }
+
+    /// ("collection c-brand", " (inherited by g-launch)") for limit reasons.
+    pub(crate) fn origin(&self, node: NodeIdx, source: NodeIdx) -> (String, String) {
+        let kind = match self.tree.node(source).kind {
+            NodeKind::Collection => "collection",
+            NodeKind::Gallery => "gallery",
+        };
+        let origin = format!("{kind} {}", self.tree.id(source));
+        let inherited =
+            if node == source { String::new() } else { format!(" (inherited by {})", self.tree.id(node)) };
+        (origin, inherited)
+    }
+}

@@ -1,0 +1,84 @@
+//! The result message (contract §3): one per job, whatever happened.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Coded;
+use crate::policy::Decision;
+
+/// The `schema` value of a version 1 result.
+pub const RESULT_SCHEMA: &str = "rendition.result/v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobResult {
+    pub schema: String,
+    pub job_id: String,
+    pub status: Status,
+    pub policy_version: u64,
+    /// `None` when the job failed before the resolver was asked.
+    pub decision: Option<Decision>,
+    pub renditions: Vec<RenditionRecord>,
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Done,
+    Denied,
+    Failed,
+}
+
+/// One stored rendition and its signed link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenditionRecord {
+    pub key: String,
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+    pub content_type: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub bytes: u64,
+    pub sha256: String,
+    pub watermarked: bool,
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+impl JobResult {
+    fn new(job_id: &str, status: Status, policy_version: u64, decision: Option<Decision>) -> JobResult {
+        JobResult {
+            schema: RESULT_SCHEMA.to_string(),
+            job_id: job_id.to_string(),
+            status,
+            policy_version,
+            decision,
+            renditions: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The resolver said no: nothing was made.
+    pub fn denied(job_id: &str, policy_version: u64, decision: Decision) -> JobResult {
+        JobResult::new(job_id, Status::Denied, policy_version, Some(decision))
+    }
+
+    /// Allowed and produced.
+    pub fn done(job_id: &str, policy_version: u64, decision: Decision, renditions: Vec<RenditionRecord>) -> JobResult {
+        JobResult { renditions, ..JobResult::new(job_id, Status::Done, policy_version, Some(decision)) }
+    }
+
+    /// A permanent error, with its stable code.
+    pub fn failed(job_id: &str, policy_version: u64, decision: Option<Decision>, error: &(impl Coded + std::fmt::Display)) -> JobResult {
+        let error = Some(ErrorBody { code: error.code().to_string(), message: error.to_string() });
+        JobResult { error, ..JobResult::new(job_id, Status::Failed, policy_version, decision) }
+    }
+}

@@ -1,0 +1,7 @@
+//! The integration suite: one test binary, a module per concern.
+
+mod cli;
+mod common;
+mod properties;
+mod scenarios;
+mod schema;
