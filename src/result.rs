@@ -73,12 +73,26 @@ impl JobResult {
 
     /// Allowed and produced.
     pub fn done(job_id: &str, policy_version: u64, decision: Decision, renditions: Vec<RenditionRecord>) -> JobResult {
-        JobResult { renditions, ..JobResult::new(job_id, Status::Done, policy_version, Some(decision)) }
+        JobResult {
+            renditions,
+            ..JobResult::new(job_id, Status::Done, policy_version, Some(decision))
+        }
     }
 
     /// A permanent error, with its stable code.
-    pub fn failed(job_id: &str, policy_version: u64, decision: Option<Decision>, error: &(impl Coded + std::fmt::Display)) -> JobResult {
-        let error = Some(ErrorBody { code: error.code().to_string(), message: error.to_string() });
-        JobResult { error, ..JobResult::new(job_id, Status::Failed, policy_version, decision) }
+    pub fn failed(
+        job_id: &str,
+        policy_version: u64,
+        decision: Option<Decision>,
+        error: &(impl Coded + std::fmt::Display),
+    ) -> JobResult {
+        let error = Some(ErrorBody {
+            code: error.code().to_string(),
+            message: error.to_string(),
+        });
+        JobResult {
+            error,
+            ..JobResult::new(job_id, Status::Failed, policy_version, decision)
+        }
     }
 }

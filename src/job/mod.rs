@@ -124,7 +124,10 @@ pub struct JobError {
 
 impl JobError {
     fn at(field: &str, message: impl Into<String>) -> JobError {
-        JobError { field: field.into(), message: message.into() }
+        JobError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -144,7 +147,10 @@ impl Job {
         let job: Job = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
             let field = if field == "." { "job".to_string() } else { field };
-            JobError { field, message: e.into_inner().to_string() }
+            JobError {
+                field,
+                message: e.into_inner().to_string(),
+            }
         })?;
         job.check()?;
         Ok(job)
@@ -153,7 +159,10 @@ impl Job {
     /// The checks serde cannot express.
     pub fn check(&self) -> Result<(), JobError> {
         if self.schema != JOB_SCHEMA {
-            return Err(JobError::at("schema", format!("expected `{JOB_SCHEMA}`, got `{}`", self.schema)));
+            return Err(JobError::at(
+                "schema",
+                format!("expected `{JOB_SCHEMA}`, got `{}`", self.schema),
+            ));
         }
         check_id("job_id", &self.job_id)?;
         check_id("asset.id", &self.asset.id)?;
@@ -178,13 +187,14 @@ impl Job {
 }
 
 fn check_id(field: &str, id: &str) -> Result<(), JobError> {
-    let ok = !id.is_empty()
-        && id.len() <= 200
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+    let ok = !id.is_empty() && id.len() <= 200 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(JobError::at(field, "must be 1–200 characters of letters, digits and - _ . : @"))
+        Err(JobError::at(
+            field,
+            "must be 1–200 characters of letters, digits and - _ . : @",
+        ))
     }
 }
 
@@ -208,7 +218,10 @@ fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
         if (1..=MAX_REQUEST_PX).contains(&n) {
             Ok(())
         } else {
-            Err(JobError::at(field, format!("sizes must be between 1 and {MAX_REQUEST_PX} px")))
+            Err(JobError::at(
+                field,
+                format!("sizes must be between 1 and {MAX_REQUEST_PX} px"),
+            ))
         }
     };
     match (&request.rendition, media) {
@@ -223,7 +236,9 @@ fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
             sizes.iter().try_for_each(|n| size(*n))
         }
         (Rendition::MaxEdge(_) | Rendition::Set(_), _) => Err(JobError::at(field, "max_edge and set are for images")),
-        (Rendition::MaxHeight(_) | Rendition::Poster, _) => Err(JobError::at(field, "max_height and poster are for video")),
+        (Rendition::MaxHeight(_) | Rendition::Poster, _) => {
+            Err(JobError::at(field, "max_height and poster are for video"))
+        }
     }
 }
 
@@ -269,11 +284,27 @@ mod tests {
     fn checks_beyond_serde() {
         let cases = [
             ("/schema", serde_json::json!("rendition.job/v2"), "schema"),
-            ("/asset/source", serde_json::json!("https://evil.example/x.jpg"), "asset.source"),
+            (
+                "/asset/source",
+                serde_json::json!("https://evil.example/x.jpg"),
+                "asset.source",
+            ),
             ("/asset/source", serde_json::json!("../etc/passwd"), "asset.source"),
-            ("/request/rendition", serde_json::json!({"max_height": 540}), "request.rendition"),
-            ("/request/rendition", serde_json::json!({"set": []}), "request.rendition"),
-            ("/request/rendition", serde_json::json!({"max_edge": 0}), "request.rendition"),
+            (
+                "/request/rendition",
+                serde_json::json!({"max_height": 540}),
+                "request.rendition",
+            ),
+            (
+                "/request/rendition",
+                serde_json::json!({"set": []}),
+                "request.rendition",
+            ),
+            (
+                "/request/rendition",
+                serde_json::json!({"max_edge": 0}),
+                "request.rendition",
+            ),
             ("/request/quality", serde_json::json!(0), "request.quality"),
             ("/purpose", serde_json::json!("publish"), "destination"),
             ("/job_id", serde_json::json!("a/b"), "job_id"),

@@ -54,23 +54,45 @@ impl TryFrom<RawPrincipal> for Principal {
     fn try_from(raw: RawPrincipal) -> Result<Self, String> {
         let non_empty = |s: String| (!s.trim().is_empty()).then_some(s);
         match raw {
-            RawPrincipal { user: Some(u), share: None, email: None, password: None, collection: None, anonymous: None } => {
-                non_empty(u).map(Principal::User).ok_or_else(|| "principal.user is empty".into())
-            }
-            RawPrincipal { user: None, share: Some(s), email: Some(e), password: None, collection: None, anonymous: None } => {
-                match (non_empty(s), non_empty(e)) {
-                    (Some(share), Some(email)) => Ok(Principal::Share { share, email }),
-                    _ => Err("principal.share and principal.email must not be empty".into()),
-                }
-            }
-            RawPrincipal { user: None, share: None, email: None, password: Some(true), collection: Some(c), anonymous: None } => {
-                non_empty(c)
-                    .map(|collection| Principal::Password { collection })
-                    .ok_or_else(|| "principal.collection is empty".into())
-            }
-            RawPrincipal { user: None, share: None, email: None, password: None, collection: None, anonymous: Some(true) } => {
-                Ok(Principal::Anonymous)
-            }
+            RawPrincipal {
+                user: Some(u),
+                share: None,
+                email: None,
+                password: None,
+                collection: None,
+                anonymous: None,
+            } => non_empty(u)
+                .map(Principal::User)
+                .ok_or_else(|| "principal.user is empty".into()),
+            RawPrincipal {
+                user: None,
+                share: Some(s),
+                email: Some(e),
+                password: None,
+                collection: None,
+                anonymous: None,
+            } => match (non_empty(s), non_empty(e)) {
+                (Some(share), Some(email)) => Ok(Principal::Share { share, email }),
+                _ => Err("principal.share and principal.email must not be empty".into()),
+            },
+            RawPrincipal {
+                user: None,
+                share: None,
+                email: None,
+                password: Some(true),
+                collection: Some(c),
+                anonymous: None,
+            } => non_empty(c)
+                .map(|collection| Principal::Password { collection })
+                .ok_or_else(|| "principal.collection is empty".into()),
+            RawPrincipal {
+                user: None,
+                share: None,
+                email: None,
+                password: None,
+                collection: None,
+                anonymous: Some(true),
+            } => Ok(Principal::Anonymous),
             _ => Err(SHAPES.into()),
         }
     }
@@ -79,10 +101,24 @@ impl TryFrom<RawPrincipal> for Principal {
 impl From<Principal> for RawPrincipal {
     fn from(p: Principal) -> Self {
         match p {
-            Principal::User(u) => RawPrincipal { user: Some(u), ..Default::default() },
-            Principal::Share { share, email } => RawPrincipal { share: Some(share), email: Some(email), ..Default::default() },
-            Principal::Password { collection } => RawPrincipal { password: Some(true), collection: Some(collection), ..Default::default() },
-            Principal::Anonymous => RawPrincipal { anonymous: Some(true), ..Default::default() },
+            Principal::User(u) => RawPrincipal {
+                user: Some(u),
+                ..Default::default()
+            },
+            Principal::Share { share, email } => RawPrincipal {
+                share: Some(share),
+                email: Some(email),
+                ..Default::default()
+            },
+            Principal::Password { collection } => RawPrincipal {
+                password: Some(true),
+                collection: Some(collection),
+                ..Default::default()
+            },
+            Principal::Anonymous => RawPrincipal {
+                anonymous: Some(true),
+                ..Default::default()
+            },
         }
     }
 }
@@ -100,11 +136,16 @@ mod tests {
         assert_eq!(parse(r#"{"user":"u-ben"}"#).unwrap(), Principal::User("u-ben".into()));
         assert_eq!(
             parse(r#"{"share":"s-7","email":"b@x.com"}"#).unwrap(),
-            Principal::Share { share: "s-7".into(), email: "b@x.com".into() }
+            Principal::Share {
+                share: "s-7".into(),
+                email: "b@x.com".into()
+            }
         );
         assert_eq!(
             parse(r#"{"password":true,"collection":"c-1"}"#).unwrap(),
-            Principal::Password { collection: "c-1".into() }
+            Principal::Password {
+                collection: "c-1".into()
+            }
         );
         assert_eq!(parse(r#"{"anonymous":true}"#).unwrap(), Principal::Anonymous);
     }
@@ -128,7 +169,10 @@ mod tests {
     fn round_trips() {
         for p in [
             Principal::User("u".into()),
-            Principal::Share { share: "s".into(), email: "e@x".into() },
+            Principal::Share {
+                share: "s".into(),
+                email: "e@x".into(),
+            },
             Principal::Password { collection: "c".into() },
             Principal::Anonymous,
         ] {

@@ -38,37 +38,49 @@ impl<'p> Admission<'p> {
         }
     }
 
-    /// A principal who may see but not download: previews only, as proxies.
+    /// A principal who may see but not download: previews only, as proxies
+    /// (still within the collection's limits).
     fn view_only(node: NodeIdx, eff: &Effective) -> Admission<'p> {
         Admission {
-            download: DownloadLimits::EVERYTHING,
             proxy_only: Some("a preview without download access".into()),
             ..Admission::new(node, eff)
         }
     }
 }
 
-pub type Admitted<'p> = Result<Admission<'p>, Decision>;
+/// One admission per way in (each applicable invitation), or why not.
+pub type Admitted<'p> = Result<Vec<Admission<'p>>, Decision>;
+/// The single way in of a principal without invitations.
+type AdmittedOnce<'p> = Result<Admission<'p>, Decision>;
 
 pub fn admit<'p>(policy: &'p Policy, q: &Query, node: NodeIdx) -> Admitted<'p> {
     match q.principal {
         Principal::User(id) => admit_user(policy, q, node, id),
-        Principal::Share { share, email } => admit_share(policy, q, node, share, email),
-        Principal::Password { collection } => admit_password(policy, q, node, collection),
-        Principal::Anonymous => admit_visitor(policy, q, node, "a portal visitor"),
+        Principal::Share { share, email } => admit_share(policy, q, node, share, email).map(|a| vec![a]),
+        Principal::Password { collection } => admit_password(policy, q, node, collection).map(|a| vec![a]),
+        Principal::Anonymous => admit_visitor(policy, q, node, "a portal visitor").map(|a| vec![a]),
     }
 }
 
 fn admit_user<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, id: &str) -> Admitted<'p> {
     let Some(user) = policy.user(id) else {
-        return Err(Decision::deny(Rule::UnknownUser, None, format!("user {id} is not in policy {}", policy.version())));
+        return Err(Decision::deny(
+            Rule::UnknownUser,
+            None,
+            format!("user {id} is not in policy {}", policy.version()),
+        ));
     };
     let (team_role_name, team_role) = policy.role_entry(&user.role);
     let eff = &policy.tree().node(node).effective;
     let manage_restricted = user.manage_restricted.unwrap_or(team_role.manage_restricted);
     if team_role.staff {
-        let admission = Admission { staff: true, role: Some((team_role_name, team_role)), manage_restricted: true, ..Admission::new(node, eff) };
-        return Ok(admission);
+        let admission = Admission {
+            staff: true,
+            role: Some((team_role_name, team_role)),
+            manage_restricted: true,
+            ..Admission::new(node, eff)
+        };
+        return Ok(vec![admission]);
     }
     let grants: Vec<&Grant> = eff.grants.iter().filter(|g| g.names(id, &user.groups)).collect();
     let who = format!("{id} is not invited");
@@ -76,37 +88,28 @@ fn admit_user<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, id: &str) -> Adm
     if grants.is_empty() {
         if eff.access != Access::AnyVisitor {
             if q.purpose == Purpose::Preview {
-                return Ok(Admission::view_only(node, eff));
+                return Ok(vec![Admission::view_only(node, eff)]);
             }
             return Err(access_denial(policy, node, eff, &who));
         }
-        let admission = Admission { role: Some((team_role_name, team_role)), manage_restricted, ..Admission::new(node, eff) };
-        return Ok(admission);
+        let admission = Admission {
+            role: Some((team_role_name, team_role)),
+            manage_restricted,
+            ..Admission::new(node, eff)
+        };
+        return Ok(vec![admission]);
     }
-    let grant = most_generous(policy, q, &grants);
-    let role = policy.role_entry(&grant.invitation.role);
-    Ok(Admission {
-        role: Some(role),
-        download: grant.download,
-        download_from: grant.download_from,
-        manage_restricted,
-        ..Admission::new(node, eff)
-    })
-}
-
-/// The invitation that gives the most for this asset's file type; between
-/// equals, one without a watermark.
-fn most_generous<'g>(policy: &Policy, q: &Query, grants: &[&'g Grant]) -> &'g Grant {
-    let media = q.limit_media();
-    grants
-        .iter()
-        .copied()
-        .max_by_key(|g| {
-            let (_, role) = policy.role_entry(&g.invitation.role);
-            let ceiling = role_ceiling(role).map_or(super::Limit::Original, |c| c.for_media(media));
-            (g.download.for_media(media).min(ceiling), !role.watermark)
+    // Each invitation is a way in; the resolver keeps the most generous outcome.
+    Ok(grants
+        .into_iter()
+        .map(|grant| Admission {
+            role: Some(policy.role_entry(&grant.invitation.role)),
+            download: grant.download,
+            download_from: grant.download_from,
+            manage_restricted,
+            ..Admission::new(node, eff)
         })
-        .expect("at least one grant")
+        .collect())
 }
 
 /// A role's own ceiling; `None` when it sets none (staff roles never do).
@@ -114,7 +117,7 @@ pub fn role_ceiling(role: &Role) -> Option<DownloadLimits> {
     if role.staff { None } else { role.download }
 }
 
-fn admit_share<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, id: &str, email: &str) -> Admitted<'p> {
+fn admit_share<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, id: &str, email: &str) -> AdmittedOnce<'p> {
     let deny = |reason: String| Err(Decision::deny(Rule::Share, None, reason));
     let Some(share) = policy.share(id) else {
         return deny(format!("share {id} is not in policy {}", policy.version()));
@@ -129,28 +132,49 @@ fn admit_share<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, id: &str, email
         return deny(format!("share {id} expired at {}", at.to_rfc3339()));
     }
     if !share.verified {
-        return deny(format!("share {id} is not verified (the recipient has not entered the code)"));
+        return deny(format!(
+            "share {id} is not verified (the recipient has not entered the code)"
+        ));
     }
     let tree = policy.tree();
-    let in_scope = share.scope.iter().any(|s| policy.node_idx(s).is_some_and(|top| tree.is_within(node, top)));
+    let in_scope = share
+        .scope
+        .iter()
+        .any(|s| policy.node_idx(s).is_some_and(|top| tree.is_within(node, top)));
     if !in_scope {
         let scope = share.scope.join(", ");
-        return Err(Decision::deny(Rule::Share, Some(tree.id(node)), format!("{} is outside share {id}'s scope ({scope})", tree.id(node))));
+        return Err(Decision::deny(
+            Rule::Share,
+            Some(tree.id(node)),
+            format!("{} is outside share {id}'s scope ({scope})", tree.id(node)),
+        ));
     }
     let eff = &tree.node(node).effective;
     if eff.visibility == Visibility::OwnerOnly {
         let setting = policy.phrase(node, eff.source, "visibility owner_only");
-        return Err(Decision::deny(Rule::Visibility, Some(tree.id(node)), format!("{setting}, which no share opens")));
+        return Err(Decision::deny(
+            Rule::Visibility,
+            Some(tree.id(node)),
+            format!("{setting}, which no share opens"),
+        ));
     }
     let proxy_only = (share.kind == ShareKind::Proxy).then(|| format!("share {id} is proxy-only"));
-    Ok(Admission { share: Some(share), proxy_only, ..Admission::new(node, eff) })
+    Ok(Admission {
+        share: Some(share),
+        proxy_only,
+        ..Admission::new(node, eff)
+    })
 }
 
-fn admit_password<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, collection: &str) -> Admitted<'p> {
+fn admit_password<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, collection: &str) -> AdmittedOnce<'p> {
     let tree = policy.tree();
     let eff = &tree.node(node).effective;
     let Some(named) = policy.node_idx(collection) else {
-        return Err(Decision::deny(Rule::Password, None, format!("collection {collection} is not in policy {}", policy.version())));
+        return Err(Decision::deny(
+            Rule::Password,
+            None,
+            format!("collection {collection} is not in policy {}", policy.version()),
+        ));
     };
     check_visible(policy, node, eff, true, "")?;
     if tree.inherits_from(node, named) && eff.access == Access::Password {
@@ -167,7 +191,7 @@ fn admit_password<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, collection: 
     })
 }
 
-fn admit_visitor<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, who: &str) -> Admitted<'p> {
+fn admit_visitor<'p>(policy: &'p Policy, q: &Query, node: NodeIdx, who: &str) -> AdmittedOnce<'p> {
     let eff = &policy.tree().node(node).effective;
     let not_invited = format!("{who} is not invited");
     check_visible(policy, node, eff, false, &not_invited)?;
@@ -192,7 +216,10 @@ fn check_visible(policy: &Policy, node: NodeIdx, eff: &Effective, admitted: bool
         Visibility::WithPermission if !admitted => Err(Decision::deny(
             Rule::Visibility,
             here,
-            format!("{} (invited people only), and {who}", setting("visibility with_permission")),
+            format!(
+                "{} (invited people only), and {who}",
+                setting("visibility with_permission")
+            ),
         )),
         _ => Ok(()),
     }
@@ -200,8 +227,14 @@ fn check_visible(policy: &Policy, node: NodeIdx, eff: &Effective, admitted: bool
 
 fn access_denial(policy: &Policy, node: NodeIdx, eff: &Effective, who: &str) -> Decision {
     let reason = match eff.access {
-        Access::Password => format!("{}: downloads need the collection password", policy.phrase(node, eff.source, "access password")),
-        Access::People => format!("{} (invited people only), and {who}", policy.phrase(node, eff.source, "access people")),
+        Access::Password => format!(
+            "{}: downloads need the collection password",
+            policy.phrase(node, eff.source, "access password")
+        ),
+        Access::People => format!(
+            "{} (invited people only), and {who}",
+            policy.phrase(node, eff.source, "access people")
+        ),
         Access::AnyVisitor => unreachable!("any visitor may download"),
     };
     Decision::deny(Rule::Access, Some(policy.tree().id(node)), reason)

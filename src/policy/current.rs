@@ -13,14 +13,22 @@ pub struct CurrentPolicy {
 /// What an offered update did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Update {
-    Applied { from: u64, to: u64 },
+    Applied {
+        from: u64,
+        to: u64,
+    },
     /// Not newer than the version in force: kept the current one.
-    Stale { current: u64, offered: u64 },
+    Stale {
+        current: u64,
+        offered: u64,
+    },
 }
 
 impl CurrentPolicy {
     pub fn new(policy: Policy) -> CurrentPolicy {
-        CurrentPolicy { inner: RwLock::new(Arc::new(policy)) }
+        CurrentPolicy {
+            inner: RwLock::new(Arc::new(policy)),
+        }
     }
 
     /// The policy in force; cheap, and stable for as long as it is held.
@@ -42,7 +50,10 @@ impl CurrentPolicy {
             return Update::Stale { current, offered };
         }
         *slot = Arc::new(policy);
-        Update::Applied { from: current, to: offered }
+        Update::Applied {
+            from: current,
+            to: offered,
+        }
     }
 }
 
@@ -59,9 +70,15 @@ mod tests {
         let bad = "version: 5\nusers: { u: { role: nobody } }\n";
         assert!(current.offer(bad, DocFormat::Yaml).is_err());
         assert_eq!(current.get().version(), 1);
-        assert_eq!(current.offer(V1, DocFormat::Yaml).unwrap(), Update::Stale { current: 1, offered: 1 });
+        assert_eq!(
+            current.offer(V1, DocFormat::Yaml).unwrap(),
+            Update::Stale { current: 1, offered: 1 }
+        );
         let v2 = V1.replace("version: 1", "version: 2");
-        assert_eq!(current.offer(&v2, DocFormat::Yaml).unwrap(), Update::Applied { from: 1, to: 2 });
+        assert_eq!(
+            current.offer(&v2, DocFormat::Yaml).unwrap(),
+            Update::Applied { from: 1, to: 2 }
+        );
         assert_eq!(current.get().version(), 2);
     }
 }

@@ -13,7 +13,10 @@ use crate::job::{Media, OnExceed, Principal, Purpose, Rendition};
 /// Where a limit comes from, for the reason.
 enum Bound {
     /// A collection setting: the asset's node and the node that set it.
-    Collection { node: NodeIdx, from: NodeIdx },
+    Collection {
+        node: NodeIdx,
+        from: NodeIdx,
+    },
     Role(String),
     /// A proxy cap, and why delivery is a proxy.
     Proxy(String),
@@ -42,13 +45,21 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         && matches!(q.asset.media, Media::Audio | Media::Other)
     {
         let media = q.asset.media.plural();
-        return Decision::deny(Rule::Watermark, None, format!("{why}, and {media} cannot be watermarked"));
+        return Decision::deny(
+            Rule::Watermark,
+            None,
+            format!("{why}, and {media} cannot be watermarked"),
+        );
     }
     let (targets, clamped) = targets(q, limit, watermark.is_some());
     if clamped && q.request.on_exceed == OnExceed::Deny {
         let asked = q.request.rendition.describe();
         let by = binding.map(|b| describe_bound(policy, b)).unwrap_or_default();
-        return Decision::deny(Rule::OnExceed, None, format!("{asked} exceeds the limit set by {by}, and on_exceed is deny"));
+        return Decision::deny(
+            Rule::OnExceed,
+            None,
+            format!("{asked} exceeds the limit set by {by}, and on_exceed is deny"),
+        );
     }
     let delivery = match (targets.as_slice(), &adm.proxy_only) {
         ([Target::Original], _) => Delivery::Original,
@@ -75,7 +86,14 @@ fn check_restricted(q: &Query, adm: &Admission) -> Result<(), Decision> {
         return Ok(());
     }
     let who = q.principal.recipient();
-    Err(Decision::deny(Rule::Restricted, None, format!("{} is a restricted asset and {who} may not manage restricted assets", q.asset.id)))
+    Err(Decision::deny(
+        Rule::Restricted,
+        None,
+        format!(
+            "{} is a restricted asset and {who} may not manage restricted assets",
+            q.asset.id
+        ),
+    ))
 }
 
 /// Publishing and sharing need their own role rights.
@@ -88,9 +106,10 @@ fn check_purpose(q: &Query, adm: &mut Admission) -> Result<(), Decision> {
     match (q.purpose, adm.role) {
         (Purpose::Publish, Some((name, role))) if is_user => match role.publish {
             PublishRight::None => deny(format!("role {name} may not publish")),
-            PublishRight::Generated if !q.asset.generated => {
-                deny(format!("role {name} may publish generated assets only, and {} is not one", q.asset.id))
-            }
+            PublishRight::Generated if !q.asset.generated => deny(format!(
+                "role {name} may publish generated assets only, and {} is not one",
+                q.asset.id
+            )),
             _ => Ok(()),
         },
         (Purpose::Share, Some((name, role))) if is_user => match role.share {
@@ -113,7 +132,13 @@ fn check_purpose(q: &Query, adm: &mut Admission) -> Result<(), Decision> {
 fn bounds(policy: &Policy, adm: &Admission) -> Vec<(DownloadLimits, Bound)> {
     let mut out = Vec::new();
     if !adm.staff {
-        out.push((adm.download, Bound::Collection { node: adm.node, from: adm.download_from }));
+        out.push((
+            adm.download,
+            Bound::Collection {
+                node: adm.node,
+                from: adm.download_from,
+            },
+        ));
         if let Some((name, ceiling)) = adm.role.and_then(|(name, r)| role_ceiling(r).map(|c| (name, c))) {
             out.push((ceiling, Bound::Role(name.to_string())));
         }
@@ -126,10 +151,12 @@ fn bounds(policy: &Policy, adm: &Admission) -> Vec<(DownloadLimits, Bound)> {
 
 /// The most restrictive limit for `media`, and the first bound that sets it.
 fn tightest(bounds: &[(DownloadLimits, Bound)], media: Media) -> (Limit, Option<&Bound>) {
-    bounds.iter().fold((Limit::Original, None), |(best, by), (limits, bound)| {
-        let l = limits.for_media(media);
-        if l < best { (l, Some(bound)) } else { (best, by) }
-    })
+    bounds
+        .iter()
+        .fold((Limit::Original, None), |(best, by), (limits, bound)| {
+            let l = limits.for_media(media);
+            if l < best { (l, Some(bound)) } else { (best, by) }
+        })
 }
 
 fn deny_nothing(policy: &Policy, bound: &Bound, media: Media) -> Decision {
@@ -137,7 +164,11 @@ fn deny_nothing(policy: &Policy, bound: &Bound, media: Media) -> Decision {
     let (rule, node, reason) = match bound {
         Bound::Collection { node, from } => {
             let (origin, inherited) = policy.origin(*node, *from);
-            (Rule::Limit, Some(policy.tree().id(*node)), format!("{origin} allows no {plural}{inherited}"))
+            (
+                Rule::Limit,
+                Some(policy.tree().id(*node)),
+                format!("{origin} allows no {plural}{inherited}"),
+            )
         }
         Bound::Role(name) => (Rule::Limit, None, format!("role {name} may not download {plural}")),
         Bound::Proxy(why) => (Rule::Limit, None, format!("{why}, and {plural} have no proxy")),
@@ -170,7 +201,9 @@ fn watermark_reason(policy: &Policy, adm: &Admission) -> Option<String> {
     if let Some(from) = policy.tree().node(adm.node).effective.watermark_from {
         return Some(format!("{} asks for a watermark", policy.tree().id(from)));
     }
-    adm.share.filter(|s| s.watermark).map(|s| format!("share {} asks for a watermark", s.id))
+    adm.share
+        .filter(|s| s.watermark)
+        .map(|s| format!("share {} asks for a watermark", s.id))
 }
 
 /// Step 8: what to make, each size clamped to the limit on its own.
@@ -179,7 +212,13 @@ fn targets(q: &Query, limit: Limit, watermark: bool) -> (Vec<Target>, bool) {
         Limit::Px(max) if n > max => (max, true),
         _ => (n, false),
     };
-    let sized = |n: u32| if q.asset.media == Media::Video { Target::MaxHeight(n) } else { Target::MaxEdge(n) };
+    let sized = |n: u32| {
+        if q.asset.media == Media::Video {
+            Target::MaxHeight(n)
+        } else {
+            Target::MaxEdge(n)
+        }
+    };
     let whole = match limit {
         Limit::Px(max) => sized(max),
         _ if watermark || q.request.rendition != Rendition::Original => Target::Full,
@@ -188,10 +227,13 @@ fn targets(q: &Query, limit: Limit, watermark: bool) -> (Vec<Target>, bool) {
     match &q.request.rendition {
         Rendition::Original => (vec![whole], matches!(limit, Limit::Px(_))),
         Rendition::Proxy => (vec![whole], false),
-        Rendition::Poster => (vec![match limit {
-            Limit::Px(max) => Target::MaxEdge(max),
-            _ => Target::Full,
-        }], false),
+        Rendition::Poster => (
+            vec![match limit {
+                Limit::Px(max) => Target::MaxEdge(max),
+                _ => Target::Full,
+            }],
+            false,
+        ),
         Rendition::MaxEdge(n) | Rendition::MaxHeight(n) => {
             let (n, clamped) = cap(*n);
             (vec![sized(n)], clamped)
@@ -211,14 +253,29 @@ fn targets(q: &Query, limit: Limit, watermark: bool) -> (Vec<Target>, bool) {
     }
 }
 
-fn allowed_reason(policy: &Policy, q: &Query, adm: &Admission, limit: Limit, binding: Option<&Bound>, watermark: Option<&str>) -> String {
+fn allowed_reason(
+    policy: &Policy,
+    q: &Query,
+    adm: &Admission,
+    limit: Limit,
+    binding: Option<&Bound>,
+    watermark: Option<&str>,
+) -> String {
     let plural = q.limit_media().plural();
     let mut reason = match (limit, binding) {
         (_, _) if adm.staff && adm.proxy_only.is_none() => {
-            format!("{} is library staff (role {})", q.principal.recipient(), adm.role.map_or("?", |(n, _)| n))
+            format!(
+                "{} is library staff (role {})",
+                q.principal.recipient(),
+                adm.role.map_or("?", |(n, _)| n)
+            )
         }
         (Limit::Px(n), Some(b)) => {
-            let unit = if q.limit_media() == Media::Video { "px high" } else { "px" };
+            let unit = if q.limit_media() == Media::Video {
+                "px high"
+            } else {
+                "px"
+            };
             match b {
                 Bound::Collection { node, from } => {
                     let (origin, inherited) = policy.origin(*node, *from);
@@ -230,7 +287,11 @@ fn allowed_reason(policy: &Policy, q: &Query, adm: &Admission, limit: Limit, bin
         }
         _ => {
             let (origin, inherited) = policy.origin(adm.node, adm.download_from);
-            let what = if q.limit_media() == Media::Image || q.limit_media() == Media::Video { "original " } else { "" };
+            let what = if q.limit_media() == Media::Image || q.limit_media() == Media::Video {
+                "original "
+            } else {
+                ""
+            };
             format!("{origin} allows {what}{plural}{inherited}")
         }
     };

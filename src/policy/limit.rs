@@ -43,9 +43,9 @@ impl<'de> Deserialize<'de> for Limit {
             Px(u64),
             Word(String),
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected `none`, `original` or a size in pixels")
-        })? {
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected `none`, `original` or a size in pixels"))?
+        {
             Raw::Px(0) => Err(serde::de::Error::custom(
                 "a size limit must be at least 1 px (use `none` to forbid downloads)",
             )),
@@ -162,8 +162,7 @@ mod tests {
 
     #[test]
     fn limits_read_words_and_numbers() {
-        let l: DownloadLimits =
-            serde_yaml::from_str("{ image: 2048, video: original, audio: true }").unwrap();
+        let l: DownloadLimits = serde_yaml::from_str("{ image: 2048, video: original, audio: true }").unwrap();
         assert_eq!(l.image, Limit::Px(2048));
         assert_eq!(l.video, Limit::Original);
         assert!(l.audio && !l.other);

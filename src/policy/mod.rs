@@ -90,7 +90,10 @@ pub struct Policy {
 impl Policy {
     /// Reads a JSON or YAML policy file (chosen by extension).
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let unreadable = |message: String| PolicyError::Unreadable { path: path.display().to_string(), message };
+        let unreadable = |message: String| PolicyError::Unreadable {
+            path: path.display().to_string(),
+            message,
+        };
         let format = DocFormat::from_path(path)
             .ok_or_else(|| unreadable("the file name must end in .json, .yaml or .yml".into()))?;
         let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
@@ -164,7 +167,11 @@ impl Policy {
     /// "c-brand has visibility owner_only".
     pub(crate) fn phrase(&self, node: NodeIdx, source: NodeIdx, setting: &str) -> String {
         let (here, from) = (self.tree.id(node), self.tree.id(source));
-        if node == source { format!("{here} has {setting}") } else { format!("{here} inherits {setting} from {from}") }
+        if node == source {
+            format!("{here} has {setting}")
+        } else {
+            format!("{here} inherits {setting} from {from}")
+        }
     }
 
     /// ("collection c-brand", " (inherited by g-launch)") for limit reasons.
@@ -174,8 +181,11 @@ impl Policy {
             NodeKind::Gallery => "gallery",
         };
         let origin = format!("{kind} {}", self.tree.id(source));
-        let inherited =
-            if node == source { String::new() } else { format!(" (inherited by {})", self.tree.id(node)) };
+        let inherited = if node == source {
+            String::new()
+        } else {
+            format!(" (inherited by {})", self.tree.id(node))
+        };
         (origin, inherited)
     }
 }

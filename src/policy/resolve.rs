@@ -8,6 +8,7 @@ use super::Policy;
 use super::admit::admit;
 use super::decision::{Decision, Rule};
 use super::deliver::deliver;
+use super::limit::Limit;
 use crate::job::{Asset, Job, Media, Principal, Purpose, Rendition, Request};
 
 /// One question to the resolver.
@@ -23,23 +24,47 @@ pub struct Query<'a> {
 
 impl<'a> Query<'a> {
     pub fn of(job: &'a Job, now: DateTime<Utc>) -> Query<'a> {
-        Query { purpose: job.purpose, principal: &job.principal, asset: &job.asset, request: &job.request, now }
+        Query {
+            purpose: job.purpose,
+            principal: &job.principal,
+            asset: &job.asset,
+            request: &job.request,
+            now,
+        }
     }
 
     /// The file type whose limits apply: a poster is an image.
     pub fn limit_media(&self) -> Media {
-        if self.request.rendition == Rendition::Poster { Media::Image } else { self.asset.media }
+        if self.request.rendition == Rendition::Poster {
+            Media::Image
+        } else {
+            self.asset.media
+        }
     }
 }
 
 /// What may this principal get of this asset?
 pub fn resolve(policy: &Policy, q: &Query) -> Decision {
     let Some(node) = policy.node_idx(&q.asset.collection) else {
-        let reason = format!("collection {} is not in policy {}", q.asset.collection, policy.version());
+        let reason = format!(
+            "collection {} is not in policy {}",
+            q.asset.collection,
+            policy.version()
+        );
         return Decision::deny(Rule::UnknownCollection, None, reason);
     };
     match admit(policy, q, node) {
-        Ok(admission) => deliver(policy, q, admission),
+        Ok(admissions) => admissions
+            .into_iter()
+            .map(|admission| deliver(policy, q, admission))
+            .reduce(|best, d| if generosity(&d) > generosity(&best) { d } else { best })
+            .expect("an admission"),
         Err(denial) => denial,
     }
+}
+
+/// Orders decisions for a principal invited several ways ("the most generous
+/// invitation"): allowed first, then the larger limit, then no watermark.
+fn generosity(d: &Decision) -> (bool, Limit, bool) {
+    (d.allowed, d.limit.map_or(Limit::None, |c| c.as_limit()), !d.watermark)
 }

@@ -100,13 +100,17 @@ impl Tree {
         let idx = self.nodes.len();
         let effective = match (mode, parent) {
             (InheritMode::Inherit, Some(p)) => self.nodes[p].effective.clone(),
-            (InheritMode::InheritAndNative, Some(p)) => {
-                inherit_and_native(&self.nodes[p].effective, doc, idx)
-            }
+            (InheritMode::InheritAndNative, Some(p)) => inherit_and_native(&self.nodes[p].effective, doc, idx),
             // Validation refuses inheriting roots; a root is always native.
             _ => native(doc, idx),
         };
-        self.nodes.push(Node { id: doc.id.clone(), kind: doc.kind, mode, parent, effective });
+        self.nodes.push(Node {
+            id: doc.id.clone(),
+            kind: doc.kind,
+            mode,
+            parent,
+            effective,
+        });
         idx
     }
 }
@@ -146,6 +150,11 @@ fn inherit_and_native(parent: &Effective, doc: &Collection, idx: NodeIdx) -> Eff
 fn own_grants(doc: &Collection, (download, download_from): (DownloadLimits, NodeIdx), idx: NodeIdx) -> Vec<Grant> {
     doc.invited
         .iter()
-        .map(|invitation| Grant { invitation: invitation.clone(), download, download_from, node: idx })
+        .map(|invitation| Grant {
+            invitation: invitation.clone(),
+            download,
+            download_from,
+            node: idx,
+        })
         .collect()
 }

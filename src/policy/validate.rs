@@ -51,10 +51,16 @@ struct Report {
 
 impl Report {
     fn error(&mut self, place: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(Problem { place: place.into(), message: message.into() });
+        self.errors.push(Problem {
+            place: place.into(),
+            message: message.into(),
+        });
     }
     fn warn(&mut self, place: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Problem { place: place.into(), message: message.into() });
+        self.warnings.push(Problem {
+            place: place.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -84,22 +90,38 @@ pub fn check(doc: &PolicyDocument) -> Result<Checked, Vec<Problem>> {
         placed[i] = Some(tree.push(entries[i].doc, mode_of(entries[i].doc, parent.is_none()), parent));
     }
     let index = tree.nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
-    Ok(Checked { tree, index, groups, warnings: report.warnings })
+    Ok(Checked {
+        tree,
+        index,
+        groups,
+        warnings: report.warnings,
+    })
 }
 
 fn mode_of(doc: &Collection, is_root: bool) -> InheritMode {
-    doc.inherit.unwrap_or(if is_root { InheritMode::Native } else { InheritMode::Inherit })
+    doc.inherit.unwrap_or(if is_root {
+        InheritMode::Native
+    } else {
+        InheritMode::Inherit
+    })
 }
 
 /// Groups are those declared at the top plus those any user is in.
 fn known_groups(doc: &PolicyDocument) -> BTreeSet<String> {
-    doc.groups.iter().chain(doc.users.values().flat_map(|u| &u.groups)).cloned().collect()
+    doc.groups
+        .iter()
+        .chain(doc.users.values().flat_map(|u| &u.groups))
+        .cloned()
+        .collect()
 }
 
 fn check_roles_and_users(doc: &PolicyDocument, report: &mut Report) {
     for (name, role) in &doc.roles {
         if role.staff && role.download.is_some() {
-            report.warn(format!("roles.{name}.download"), "ignored: a staff role may download anything");
+            report.warn(
+                format!("roles.{name}.download"),
+                "ignored: a staff role may download anything",
+            );
         }
     }
     for (id, user) in &doc.users {
@@ -140,7 +162,11 @@ fn flatten(top: &[Collection]) -> Vec<Entry<'_>> {
 
 fn push_entry<'a>(out: &mut Vec<Entry<'a>>, doc: &'a Collection, at: String, parent: Parent) {
     let me = out.len();
-    out.push(Entry { doc, place: format!("{at} ({})", doc.id), parent });
+    out.push(Entry {
+        doc,
+        place: format!("{at} ({})", doc.id),
+        parent,
+    });
     for (i, child) in doc.children.iter().enumerate() {
         push_entry(out, child, format!("{at}.children[{i}]"), Parent::Nested(me));
     }
@@ -169,7 +195,10 @@ fn resolve_parents(entries: &[Entry], index: &HashMap<String, usize>, report: &m
             Parent::Root => None,
             Parent::Nested(p) => {
                 if entry.doc.parent.is_some() {
-                    report.error(format!("{}.parent", entry.place), "only top-level entries name a parent");
+                    report.error(
+                        format!("{}.parent", entry.place),
+                        "only top-level entries name a parent",
+                    );
                 }
                 Some(*p)
             }
@@ -192,9 +221,10 @@ fn check_entry(doc: &PolicyDocument, groups: &BTreeSet<String>, entry: &Entry, i
             format!("{place}.inherit"),
             "inherit_and_native is for galleries only; a collection inherits or is native",
         ),
-        (InheritMode::Inherit | InheritMode::InheritAndNative, true) => {
-            report.error(format!("{place}.inherit"), "a top-level node has nothing to inherit from: it must be native")
-        }
+        (InheritMode::Inherit | InheritMode::InheritAndNative, true) => report.error(
+            format!("{place}.inherit"),
+            "a top-level node has nothing to inherit from: it must be native",
+        ),
         (InheritMode::Inherit, false) => warn_ignored(entry, report),
         (InheritMode::InheritAndNative, false) => warn_ignored_in_mixed(entry, report),
         (InheritMode::Native, _) => {}
@@ -213,9 +243,10 @@ fn check_entry(doc: &PolicyDocument, groups: &BTreeSet<String>, entry: &Entry, i
             (Some(u), None) if !doc.users.contains_key(u) => {
                 report.error(format!("{at}.user"), format!("`{u}` is not a user"))
             }
-            (None, Some(g)) if !groups.contains(g) => {
-                report.error(format!("{at}.group"), format!("`{g}` is not a group (no user is in it)"))
-            }
+            (None, Some(g)) if !groups.contains(g) => report.error(
+                format!("{at}.group"),
+                format!("`{g}` is not a group (no user is in it)"),
+            ),
             (Some(_), None) | (None, Some(_)) => {}
             _ => report.error(at, "name exactly one of `user` or `group`"),
         }
@@ -250,10 +281,16 @@ fn warn_ignored(entry: &Entry, report: &mut Report) {
 fn warn_ignored_in_mixed(entry: &Entry, report: &mut Report) {
     let n = entry.doc;
     if n.visibility.is_some() || n.access.is_some() || n.password_sha256.is_some() {
-        report.warn(&entry.place, "ignored: visibility, access and password are inherited in inherit_and_native");
+        report.warn(
+            &entry.place,
+            "ignored: visibility, access and password are inherited in inherit_and_native",
+        );
     }
     if n.download.is_some() && n.invited.is_empty() {
-        report.warn(&entry.place, "its download applies to its own invitations only, and it invites no one");
+        report.warn(
+            &entry.place,
+            "its download applies to its own invitations only, and it invites no one",
+        );
     }
 }
 
@@ -267,7 +304,10 @@ fn check_shares(doc: &PolicyDocument, index: &HashMap<String, usize>, report: &m
             report.error(&place, format!("duplicate id `{}`", share.id));
         }
         if !share.email.contains('@') {
-            report.error(format!("{place}.email"), format!("`{}` is not an e-mail address", share.email));
+            report.error(
+                format!("{place}.email"),
+                format!("`{}` is not an e-mail address", share.email),
+            );
         }
         if share.scope.is_empty() {
             report.error(format!("{place}.scope"), "names no collection");
@@ -298,8 +338,14 @@ fn parents_first(entries: &[Entry], parents: &[Option<usize>], report: &mut Repo
                 Mark::Done => break,
                 Mark::Open => {
                     let from = path.iter().position(|&p| p == i).unwrap_or(0);
-                    let ids: Vec<&str> = path[from..].iter().map(|&p: &usize| entries[p].doc.id.as_str()).collect();
-                    report.error(&entries[i].place, format!("parent links form a cycle: {} → {}", ids.join(" → "), ids[0]));
+                    let ids: Vec<&str> = path[from..]
+                        .iter()
+                        .map(|&p: &usize| entries[p].doc.id.as_str())
+                        .collect();
+                    report.error(
+                        &entries[i].place,
+                        format!("parent links form a cycle: {} → {}", ids.join(" → "), ids[0]),
+                    );
                     break;
                 }
                 Mark::New => {
@@ -316,4 +362,165 @@ fn parents_first(entries: &[Entry], parents: &[Option<usize>], report: &mut Repo
         }
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::{DocFormat, Policy, PolicyError};
+
+    /// The problems of an invalid policy, as "place: message" lines.
+    fn problems(yaml: &str) -> Vec<String> {
+        match Policy::parse(yaml, DocFormat::Yaml) {
+            Err(PolicyError::Invalid(problems)) => problems.iter().map(|p| p.to_string()).collect(),
+            Err(other) => vec![other.to_string()],
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    fn assert_problem(yaml: &str, place: &str, words: &str) {
+        let found = problems(yaml);
+        assert!(
+            found.iter().any(|p| p.starts_with(place) && p.contains(words)),
+            "want `{place}` … `{words}`, got {found:#?}"
+        );
+    }
+
+    const HEAD: &str = "version: 1\nroles: { viewer: {} }\nusers: { u-1: { role: viewer, groups: [press] } }\n";
+
+    #[test]
+    fn duplicate_ids_are_named_with_both_places() {
+        let yaml = format!("{HEAD}collections:\n  - id: c-a\n    children: [ {{ id: c-a }} ]\n");
+        assert_problem(
+            &yaml,
+            "collections[0].children[0] (c-a)",
+            "duplicate id `c-a` (first at collections[0] (c-a))",
+        );
+        let yaml = format!(
+            "{HEAD}collections: [ {{ id: c-a }} ]\nshares:\n  - {{ id: s, email: a@b, scope: [c-a], kind: proxy }}\n  - {{ id: s, email: a@b, scope: [c-a], kind: proxy }}\n"
+        );
+        assert_problem(&yaml, "shares[1] (s)", "duplicate id `s`");
+        let json = r#"{"version": 1, "roles": {"a": {}, "a": {"staff": true}}}"#;
+        let err = Policy::parse(json, DocFormat::Json).unwrap_err().to_string();
+        assert!(err.contains("roles") && err.contains("duplicate id `a`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_references_are_named() {
+        let yaml = format!(
+            "{HEAD}collections:\n  - id: c-a\n    invited:\n      - {{ user: u-9, role: viewer }}\n      - {{ group: sales, role: viewer }}\n      - {{ group: press, role: boss }}\n      - {{ user: u-1, group: press, role: viewer }}\n"
+        );
+        assert_problem(&yaml, "collections[0] (c-a).invited[0].user", "`u-9` is not a user");
+        assert_problem(&yaml, "collections[0] (c-a).invited[1].group", "`sales` is not a group");
+        assert_problem(&yaml, "collections[0] (c-a).invited[2].role", "`boss` is not a role");
+        assert_problem(
+            &yaml,
+            "collections[0] (c-a).invited[3]",
+            "exactly one of `user` or `group`",
+        );
+        assert_problem(
+            "version: 1\nusers: { u: { role: boss } }\n",
+            "users.u.role",
+            "`boss` is not a role",
+        );
+    }
+
+    #[test]
+    fn declared_groups_need_no_members() {
+        let yaml = format!(
+            "{HEAD}groups: [sales]\ncollections:\n  - {{ id: c-a, invited: [ {{ group: sales, role: viewer }} ] }}\n"
+        );
+        assert_eq!(problems(&yaml), Vec::<String>::new());
+    }
+
+    #[test]
+    fn inherit_and_native_is_for_galleries_only() {
+        let yaml =
+            format!("{HEAD}collections:\n  - id: c-a\n    children: [ {{ id: c-b, inherit: inherit_and_native }} ]\n");
+        assert_problem(&yaml, "collections[0].children[0] (c-b).inherit", "for galleries only");
+        let ok = format!(
+            "{HEAD}collections:\n  - id: c-a\n    children: [ {{ id: g-b, kind: gallery, inherit: inherit_and_native }} ]\n"
+        );
+        assert_eq!(problems(&ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_top_level_node_cannot_inherit() {
+        assert_problem(
+            &format!("{HEAD}collections: [ {{ id: c-a, inherit: inherit }} ]\n"),
+            "collections[0] (c-a).inherit",
+            "must be native",
+        );
+    }
+
+    #[test]
+    fn parent_links_must_name_a_node_and_form_no_cycle() {
+        let yaml = format!(
+            "{HEAD}collections:\n  - {{ id: c-a, parent: c-c }}\n  - {{ id: c-b, parent: c-a }}\n  - {{ id: c-c, parent: c-b }}\n  - {{ id: c-d, parent: c-zz }}\n"
+        );
+        let found = problems(&yaml);
+        let cycles: Vec<&String> = found.iter().filter(|p| p.contains("cycle")).collect();
+        assert_eq!(cycles.len(), 1, "one cycle, reported once: {found:#?}");
+        assert!(cycles[0].contains("c-a → c-c → c-b → c-a"), "{found:#?}");
+        assert_problem(&yaml, "collections[3] (c-d).parent", "`c-zz` is not a collection");
+    }
+
+    #[test]
+    fn a_flat_list_builds_the_same_tree_as_nesting() {
+        let flat = format!(
+            "{HEAD}collections:\n  - {{ id: g-b, kind: gallery, parent: c-a }}\n  - {{ id: c-a, visibility: everyone }}\n"
+        );
+        let policy = Policy::parse(&flat, DocFormat::Yaml).unwrap();
+        let tree = policy.tree();
+        let b = policy.node_idx("g-b").unwrap();
+        assert_eq!(tree.id(tree.node(b).parent.unwrap()), "c-a");
+        assert_eq!(
+            tree.node(b).effective.visibility,
+            crate::policy::document::Visibility::Everyone
+        );
+    }
+
+    #[test]
+    fn a_share_scope_must_name_collections() {
+        let yaml = format!(
+            "{HEAD}collections: [ {{ id: c-a }} ]\nshares:\n  - {{ id: s-1, email: a@b, scope: [], kind: proxy }}\n  - {{ id: s-2, email: a@b, scope: [c-zz], kind: proxy }}\n  - {{ id: s-3, email: nobody, scope: [c-a], kind: proxy }}\n"
+        );
+        assert_problem(&yaml, "shares[0] (s-1).scope", "names no collection");
+        assert_problem(&yaml, "shares[1] (s-2).scope[0]", "`c-zz` is not a collection");
+        assert_problem(&yaml, "shares[2] (s-3).email", "not an e-mail address");
+    }
+
+    #[test]
+    fn values_are_checked() {
+        let yaml = format!(
+            "{HEAD}collections: [ {{ id: c-a, password_sha256: abc }} ]\nwatermark: {{ opacity: 1.5 }}\nproxy: {{ image: 0 }}\n"
+        );
+        assert_problem(&yaml, "collections[0] (c-a).password_sha256", "64 hexadecimal digits");
+        assert_problem(&yaml, "watermark.opacity", "not between 0 and 1");
+        assert_problem(&yaml, "proxy", "at least 1 px");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let yaml =
+            "version: 1\nusers: { u: { role: boss } }\ncollections: [ { id: c-a, inherit: inherit }, { id: c-a } ]\n";
+        assert_eq!(problems(yaml).len(), 3, "{:#?}", problems(yaml));
+    }
+
+    #[test]
+    fn unknown_and_mistyped_fields_name_their_path() {
+        let err = Policy::parse(
+            "version: 1\ncollections:\n  - id: c-a\n    visibilty: everyone\n",
+            DocFormat::Yaml,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("collections[0]") && text.contains("visibilty"), "{text}");
+        let err = Policy::parse(
+            r#"{"version": 1, "shares": [{"id": "s", "email": "a@b", "scope": ["c"], "kind": "gift"}]}"#,
+            DocFormat::Json,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("shares[0].kind") && err.contains("gift"), "{err}");
+    }
 }

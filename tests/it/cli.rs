@@ -17,7 +17,16 @@ fn rendition(args: &[&str]) -> Output {
 }
 
 fn explain(policy: &Path, job: &Path, at: &str) -> Output {
-    rendition(&["policy", "explain", "--policy", policy.to_str().unwrap(), "--job", job.to_str().unwrap(), "--at", at])
+    rendition(&[
+        "policy",
+        "explain",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--job",
+        job.to_str().unwrap(),
+        "--at",
+        at,
+    ])
 }
 
 #[test]
@@ -30,20 +39,41 @@ fn explain_gives_each_scenario_its_decision_and_exit_code() {
         let job_path = dir.path().join(format!("{}.json", scenario.name));
         std::fs::write(&job_path, serde_json::to_vec(&file.job(scenario)).unwrap()).unwrap();
         let out = explain(&fixture(file.policy_name(scenario)), &job_path, &at);
-        let decision: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{}: stdout is not JSON ({e}): {}", scenario.name, String::from_utf8_lossy(&out.stderr)));
-        let want_code = if scenario.expect["allowed"] == Value::Bool(true) { 0 } else { 3 };
+        let decision: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: stdout is not JSON ({e}): {}",
+                scenario.name,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let want_code = if scenario.expect["allowed"] == Value::Bool(true) {
+            0
+        } else {
+            3
+        };
         if out.status.code() != Some(want_code) {
-            failures.push(format!("{}: exit {:?}, want {want_code}", scenario.name, out.status.code()));
+            failures.push(format!(
+                "{}: exit {:?}, want {want_code}",
+                scenario.name,
+                out.status.code()
+            ));
         }
-        failures.extend(mismatches(&decision, &scenario.expect).into_iter().map(|m| format!("{}: {m}", scenario.name)));
+        failures.extend(
+            mismatches(&decision, &scenario.expect)
+                .into_iter()
+                .map(|m| format!("{}: {m}", scenario.name)),
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn explain_prints_the_contract_decision_fields() {
-    let out = explain(&fixture("policy.yaml"), &fixture("jobs/collaborator-2048.json"), "2026-11-24T12:00:00Z");
+    let out = explain(
+        &fixture("policy.yaml"),
+        &fixture("jobs/collaborator-2048.json"),
+        "2026-11-24T12:00:00Z",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let decision: Value = serde_json::from_slice(&out.stdout).unwrap();
     for field in ["allowed", "limit", "watermark", "clamped", "role", "reason"] {
@@ -54,14 +84,18 @@ fn explain_prints_the_contract_decision_fields() {
 #[test]
 fn a_malformed_job_exits_2_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let mut job: Value = serde_json::from_slice(&std::fs::read(fixture("jobs/collaborator-2048.json")).unwrap()).unwrap();
+    let mut job: Value =
+        serde_json::from_slice(&std::fs::read(fixture("jobs/collaborator-2048.json")).unwrap()).unwrap();
     job["asset"]["media"] = Value::String("hologram".into());
     let path = dir.path().join("bad.json");
     std::fs::write(&path, serde_json::to_vec(&job).unwrap()).unwrap();
     let out = explain(&fixture("policy.yaml"), &path, "2026-11-24T12:00:00Z");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("asset.media") && stderr.contains("hologram"), "{stderr}");
+    assert!(
+        stderr.contains("asset.media") && stderr.contains("hologram"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 
     job["asset"]["media"] = Value::String("image".into());
@@ -77,9 +111,21 @@ fn a_malformed_job_exits_2_naming_the_field() {
 fn a_malformed_policy_exits_2_naming_the_place() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("typo.yaml", "version: 1\ncollections:\n  - id: c-a\n    visibilty: everyone\n", "collections[0]"),
-        ("badvalue.json", r#"{"version": 1, "collections": [{"id": "c-a", "access": "friends"}]}"#, "collections[0].access"),
-        ("badref.yaml", "version: 1\nroles: {}\nusers: { u: { role: boss } }\n", "users.u.role"),
+        (
+            "typo.yaml",
+            "version: 1\ncollections:\n  - id: c-a\n    visibilty: everyone\n",
+            "collections[0]",
+        ),
+        (
+            "badvalue.json",
+            r#"{"version": 1, "collections": [{"id": "c-a", "access": "friends"}]}"#,
+            "collections[0].access",
+        ),
+        (
+            "badref.yaml",
+            "version: 1\nroles: {}\nusers: { u: { role: boss } }\n",
+            "users.u.role",
+        ),
     ];
     for (name, text, place) in cases {
         let path = dir.path().join(name);
@@ -107,5 +153,8 @@ fn check_warns_about_settings_an_inheriting_node_ignores() {
     let out = rendition(&["policy", "check", "fixtures/policy-contract-example.json"]);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("warning: collections[0].children[0] (g-launch): ignored: invited"), "{stderr}");
+    assert!(
+        stderr.contains("warning: collections[0].children[0] (g-launch): ignored: invited"),
+        "{stderr}"
+    );
 }

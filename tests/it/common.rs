@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rendition::policy::{DocFormat, Policy};
+use rendition::policy::Policy;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -17,10 +17,6 @@ pub fn repo_file(name: &str) -> PathBuf {
 
 pub fn load_policy(name: &str) -> Policy {
     Policy::load(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-pub fn parse_policy(yaml: &str) -> Result<Policy, rendition::policy::PolicyError> {
-    Policy::parse(yaml, DocFormat::Yaml)
 }
 
 #[derive(Deserialize)]
@@ -81,6 +77,11 @@ pub fn mismatches(decision: &Value, expect: &serde_json::Map<String, Value>) -> 
     expect
         .iter()
         .filter(|(key, want)| decision.get(key.as_str()) != Some(want))
-        .map(|(key, want)| format!("{key}: want {want}, got {}", decision.get(key.as_str()).unwrap_or(&Value::Null)))
+        .map(|(key, want)| {
+            format!(
+                "{key}: want {want}, got {}",
+                decision.get(key.as_str()).unwrap_or(&Value::Null)
+            )
+        })
         .collect()
 }

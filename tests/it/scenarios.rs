@@ -22,7 +22,12 @@ fn every_scenario_decides_as_expected() {
             failures.push(format!("{}: {problem}", scenario.name));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -30,14 +35,28 @@ fn every_rule_has_allowed_or_denied_scenarios_with_reasons() {
     let file = ScenarioFile::load();
     let rules: BTreeSet<&str> = file.scenarios.iter().map(|s| s.rule.as_str()).collect();
     for rule in [
-        "staff", "visibility", "access", "password", "share", "restricted", "watermark", "limit", "on_exceed", "purpose",
-        "unknown_user", "unknown_collection",
+        "staff",
+        "visibility",
+        "access",
+        "password",
+        "share",
+        "restricted",
+        "watermark",
+        "limit",
+        "on_exceed",
+        "purpose",
+        "unknown_user",
+        "unknown_collection",
     ] {
         assert!(rules.contains(rule), "no scenario shows the {rule} rule");
     }
     let names: BTreeSet<&str> = file.scenarios.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names.len(), file.scenarios.len(), "scenario names are unique");
     for s in &file.scenarios {
-        assert!(s.expect.contains_key("allowed") && s.expect.contains_key("reason"), "{} must expect allowed and reason", s.name);
+        assert!(
+            s.expect.contains_key("allowed") && s.expect.contains_key("reason"),
+            "{} must expect allowed and reason",
+            s.name
+        );
     }
 }

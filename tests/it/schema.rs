@@ -1,1 +1,219 @@
-//! (filled below)
+//! The JSON Schemas under schema/ and the Rust types must not drift: every
+//! example validates and parses, every bad example fails both, and random
+//! messages and random damage get the same verdict from each.
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use jsonschema::Validator;
+use proptest::prelude::*;
+use rendition::job::Job;
+use rendition::policy::{DocFormat, Policy};
+use rendition::result::JobResult;
+use serde_json::Value;
+
+use crate::common::{ScenarioFile, fixture, repo_file};
+
+fn validator(name: &str) -> Validator {
+    let text = std::fs::read_to_string(repo_file(&format!("schema/{name}.schema.json"))).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{name} schema: {e}"))
+}
+
+fn schema_errors(v: &Validator, instance: &Value) -> Vec<String> {
+    v.iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+fn json_files(dir: &str) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(fixture(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(!out.is_empty(), "no fixtures in {dir}");
+    out
+}
+
+#[test]
+fn example_jobs_validate_and_parse() {
+    let v = validator("job");
+    for (name, job) in json_files("jobs") {
+        assert_eq!(schema_errors(&v, &job), Vec::<String>::new(), "{name}");
+        Job::parse(&serde_json::to_vec(&job).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn scenario_jobs_validate_and_parse() {
+    let v = validator("job");
+    let file = ScenarioFile::load();
+    for scenario in &file.scenarios {
+        let job = file.job(scenario);
+        assert_eq!(schema_errors(&v, &job), Vec::<String>::new(), "{}", scenario.name);
+    }
+}
+
+#[test]
+fn invalid_jobs_fail_schema_and_parser_alike() {
+    let v = validator("job");
+    for (name, job) in json_files("invalid-jobs") {
+        assert!(!v.is_valid(&job), "{name} passes the schema");
+        assert!(Job::parse(&serde_json::to_vec(&job).unwrap()).is_err(), "{name} parses");
+    }
+}
+
+#[test]
+fn example_results_validate_and_parse() {
+    let v = validator("result");
+    for (name, result) in json_files("results") {
+        assert_eq!(schema_errors(&v, &result), Vec::<String>::new(), "{name}");
+        serde_json::from_value::<JobResult>(result).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn scenario_decisions_make_valid_results() {
+    let v = validator("result");
+    let file = ScenarioFile::load();
+    let policy = crate::common::load_policy(&file.policy);
+    for scenario in file.scenarios.iter().filter(|s| s.policy.is_none()) {
+        let job = Job::parse(&serde_json::to_vec(&file.job(scenario)).unwrap()).unwrap();
+        let decision = rendition::policy::resolve(&policy, &rendition::policy::Query::of(&job, file.at));
+        let result = if decision.allowed {
+            JobResult::done(&job.job_id, policy.version(), decision, Vec::new())
+        } else {
+            JobResult::denied(&job.job_id, policy.version(), decision)
+        };
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(schema_errors(&v, &json), Vec::<String>::new(), "{}", scenario.name);
+        assert_eq!(serde_json::from_value::<JobResult>(json).unwrap(), result);
+    }
+}
+
+#[test]
+fn example_policies_validate_and_load() {
+    let v = validator("policy");
+    for name in ["policy.yaml", "policy-contract-example.json"] {
+        let path = fixture(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc: Value = match DocFormat::from_path(Path::new(name)).unwrap() {
+            DocFormat::Json => serde_json::from_str(&text).unwrap(),
+            DocFormat::Yaml => serde_yaml::from_str(&text).unwrap(),
+        };
+        assert_eq!(schema_errors(&v, &doc), Vec::<String>::new(), "{name}");
+        Policy::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// Random damage to a valid job: drop a field, replace a value, add a field.
+#[derive(Debug, Clone)]
+enum Damage {
+    Remove(usize),
+    Replace(usize, Value),
+    Add(usize, String),
+}
+
+fn odd_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        Just(Value::Bool(true)),
+        Just(Value::Bool(false)),
+        prop::sample::select(vec![-1i64, 0, 1, 3, 100, 101, 2048, 65_536]).prop_map(Value::from),
+        prop::sample::select(vec![
+            "", "x", "image", "video", "proxy", "poster", "original", "a/b", "../x", "s3://b/k", "publish"
+        ])
+        .prop_map(Value::from),
+        Just(serde_json::json!({})),
+        Just(serde_json::json!([])),
+        Just(serde_json::json!({"max_edge": 10})),
+        Just(serde_json::json!({"set": [10, 20]})),
+    ]
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        any::<usize>().prop_map(Damage::Remove),
+        (any::<usize>(), odd_value()).prop_map(|(i, v)| Damage::Replace(i, v)),
+        (
+            any::<usize>(),
+            prop::sample::select(vec!["extra", "priority", "user", "max_edge", "collection"])
+        )
+            .prop_map(|(i, k)| Damage::Add(i, k.to_string())),
+    ]
+}
+
+/// JSON pointers to every value in `v`.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => map.iter().for_each(|(k, c)| pointers(c, format!("{at}/{k}"), out)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, c)| pointers(c, format!("{at}/{i}"), out)),
+        _ => {}
+    }
+    out.push(at);
+}
+
+fn apply(job: &mut Value, damage: &Damage) {
+    let mut ptrs = Vec::new();
+    pointers(job, String::new(), &mut ptrs);
+    let pick = |i: usize| ptrs[i % ptrs.len()].clone();
+    match damage {
+        Damage::Replace(i, value) => *job.pointer_mut(&pick(*i)).unwrap() = value.clone(),
+        Damage::Remove(i) => {
+            let ptr = pick(*i);
+            if let Some((parent, key)) = ptr.rsplit_once('/') {
+                match job.pointer_mut(parent).unwrap() {
+                    Value::Object(map) => drop(map.remove(key)),
+                    Value::Array(items) => drop(items.remove(key.parse::<usize>().unwrap())),
+                    _ => unreachable!(),
+                }
+            }
+        }
+        Damage::Add(i, key) => {
+            let objects: Vec<String> = ptrs
+                .iter()
+                .filter(|p| job.pointer(p).unwrap().is_object())
+                .cloned()
+                .collect();
+            if let Some(ptr) = objects.get(i % objects.len().max(1)) {
+                job.pointer_mut(ptr)
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .insert(key.clone(), Value::from(1));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Whatever the damage, the schema and the parser give the same verdict.
+    #[test]
+    fn schema_and_parser_agree_on_damaged_jobs(which in 0usize..100, damages in prop::collection::vec(damage(), 1..3)) {
+        static EXAMPLES: LazyLock<(Validator, Vec<(String, Value)>)> = LazyLock::new(|| (validator("job"), json_files("jobs")));
+        let (validator, examples) = &*EXAMPLES;
+        let mut job = examples[which % examples.len()].1.clone();
+        for d in &damages {
+            apply(&mut job, d);
+        }
+        let by_schema = validator.is_valid(&job);
+        let by_parser = Job::parse(&serde_json::to_vec(&job).unwrap());
+        prop_assert_eq!(by_schema, by_parser.is_ok(), "job {} parser says {:?}", job, by_parser.err());
+    }
+}

@@ -28,17 +28,29 @@ pub fn check(file: &Path) -> u8 {
 fn summary(file: &Path, policy: &Policy) -> String {
     let doc = policy.document();
     let nodes = &policy.tree().nodes;
-    let staff: Vec<&str> = doc.roles.iter().filter(|(_, r)| r.staff).map(|(n, _)| n.as_str()).collect();
+    let staff: Vec<&str> = doc
+        .roles
+        .iter()
+        .filter(|(_, r)| r.staff)
+        .map(|(n, _)| n.as_str())
+        .collect();
     let galleries = nodes.iter().filter(|n| n.kind == NodeKind::Gallery).count();
     let roots = nodes.iter().filter(|n| n.parent.is_none()).count();
-    let depth = (0..nodes.len()).map(|i| policy.tree().ancestry(i).count()).max().unwrap_or(0);
+    let depth = (0..nodes.len())
+        .map(|i| policy.tree().ancestry(i).count())
+        .max()
+        .unwrap_or(0);
     let revoked = doc.shares.iter().filter(|s| s.revoked).count();
     format!(
         "{}: policy version {} is valid\n  roles: {} (staff: {})\n  users: {}, groups: {}\n  collections: {} nodes ({} top-level, {} galleries, depth {})\n  shares: {} ({} revoked)\n",
         file.display(),
         policy.version(),
         doc.roles.len(),
-        if staff.is_empty() { "none".to_string() } else { staff.join(", ") },
+        if staff.is_empty() {
+            "none".to_string()
+        } else {
+            staff.join(", ")
+        },
         doc.users.len(),
         policy.groups().len(),
         nodes.len(),
@@ -71,6 +83,9 @@ pub fn explain(policy_file: &Path, job_file: &Path, now: DateTime<Utc>) -> u8 {
         }
     };
     let decision = resolve(&policy, &Query::of(&job, now));
-    println!("{}", serde_json::to_string_pretty(&decision).expect("a decision serializes"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&decision).expect("a decision serializes")
+    );
     if decision.allowed { exit::OK } else { exit::DENIED }
 }
