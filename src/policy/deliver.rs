@@ -52,13 +52,16 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         );
     }
     let (targets, clamped) = targets(q, limit, watermark.is_some());
-    if clamped && q.request.on_exceed == OnExceed::Deny {
+    if clamped
+        && q.request.on_exceed == OnExceed::Deny
+        && let (Limit::Px(n), Some(bound)) = (limit, binding)
+    {
         let asked = q.request.rendition.describe();
-        let by = binding.map(|b| describe_bound(policy, b)).unwrap_or_default();
+        let cap = cap_statement(policy, q, bound, n);
         return Decision::deny(
             Rule::OnExceed,
             None,
-            format!("{asked} exceeds the limit set by {by}, and on_exceed is deny"),
+            format!("on_exceed is deny and {asked} exceeds the limit: {cap}"),
         );
     }
     let delivery = match (targets.as_slice(), &adm.proxy_only) {
@@ -161,29 +164,29 @@ fn tightest(bounds: &[(DownloadLimits, Bound)], media: Media) -> (Limit, Option<
 
 fn deny_nothing(policy: &Policy, bound: &Bound, media: Media) -> Decision {
     let plural = media.plural();
-    let (rule, node, reason) = match bound {
-        Bound::Collection { node, from } => {
-            let (origin, inherited) = policy.origin(*node, *from);
-            (
-                Rule::Limit,
-                Some(policy.tree().id(*node)),
-                format!("{origin} allows no {plural}{inherited}"),
-            )
-        }
-        Bound::Role(name) => (Rule::Limit, None, format!("role {name} may not download {plural}")),
-        Bound::Proxy(why) => (Rule::Limit, None, format!("{why}, and {plural} have no proxy")),
+    let (node, reason) = match bound {
+        Bound::Collection { node, from } => (
+            Some(policy.tree().id(*node)),
+            policy.node_says(*node, *from, &format!("allows no {plural}")),
+        ),
+        Bound::Role(name) => (None, format!("role {name} may not download {plural}")),
+        Bound::Proxy(why) => (None, format!("{why}, and {plural} have no proxy")),
     };
-    Decision::deny(rule, node, reason)
+    Decision::deny(Rule::Limit, node, reason)
 }
 
-fn describe_bound(policy: &Policy, bound: &Bound) -> String {
+/// "collection c-brand caps images at 2048 px (inherited by g-launch)".
+fn cap_statement(policy: &Policy, q: &Query, bound: &Bound, n: u32) -> String {
+    let plural = q.limit_media().plural();
+    let unit = if q.limit_media() == Media::Video {
+        "px high"
+    } else {
+        "px"
+    };
     match bound {
-        Bound::Collection { node, from } => {
-            let (origin, inherited) = policy.origin(*node, *from);
-            format!("{origin}{inherited}")
-        }
-        Bound::Role(name) => format!("role {name}"),
-        Bound::Proxy(why) => format!("the proxy size ({why})"),
+        Bound::Collection { node, from } => policy.node_says(*node, *from, &format!("caps {plural} at {n} {unit}")),
+        Bound::Role(name) => format!("role {name} caps {plural} at {n} {unit}"),
+        Bound::Proxy(why) => format!("{why}: proxies cap {plural} at {n} {unit}"),
     }
 }
 
@@ -261,38 +264,20 @@ fn allowed_reason(
     binding: Option<&Bound>,
     watermark: Option<&str>,
 ) -> String {
-    let plural = q.limit_media().plural();
     let mut reason = match (limit, binding) {
-        (_, _) if adm.staff && adm.proxy_only.is_none() => {
-            format!(
-                "{} is library staff (role {})",
-                q.principal.recipient(),
-                adm.role.map_or("?", |(n, _)| n)
-            )
+        _ if adm.staff && adm.proxy_only.is_none() => {
+            let role = adm.role.map_or("?", |(name, _)| name);
+            format!("{} is library staff (role {role})", q.principal.recipient())
         }
-        (Limit::Px(n), Some(b)) => {
-            let unit = if q.limit_media() == Media::Video {
-                "px high"
-            } else {
-                "px"
-            };
-            match b {
-                Bound::Collection { node, from } => {
-                    let (origin, inherited) = policy.origin(*node, *from);
-                    format!("{origin} caps {plural} at {n} {unit}{inherited}")
-                }
-                Bound::Role(name) => format!("role {name} caps {plural} at {n} {unit}"),
-                Bound::Proxy(why) => format!("{why}: proxies cap {plural} at {n} {unit}"),
-            }
-        }
+        (Limit::Px(n), Some(bound)) => cap_statement(policy, q, bound, n),
         _ => {
-            let (origin, inherited) = policy.origin(adm.node, adm.download_from);
-            let what = if q.limit_media() == Media::Image || q.limit_media() == Media::Video {
+            let media = q.limit_media();
+            let what = if matches!(media, Media::Image | Media::Video) {
                 "original "
             } else {
                 ""
             };
-            format!("{origin} allows {what}{plural}{inherited}")
+            policy.node_says(adm.node, adm.download_from, &format!("allows {what}{}", media.plural()))
         }
     };
     if let Some(why) = watermark {

@@ -174,18 +174,18 @@ impl Policy {
         }
     }
 
-    /// ("collection c-brand", " (inherited by g-launch)") for limit reasons.
-    pub(crate) fn origin(&self, node: NodeIdx, source: NodeIdx) -> (String, String) {
+    /// "collection c-brand {what} (inherited by g-launch)": a limit and
+    /// the node that set it, seen from the asset's node.
+    pub(crate) fn node_says(&self, node: NodeIdx, source: NodeIdx, what: &str) -> String {
         let kind = match self.tree.node(source).kind {
             NodeKind::Collection => "collection",
             NodeKind::Gallery => "gallery",
         };
-        let origin = format!("{kind} {}", self.tree.id(source));
         let inherited = if node == source {
             String::new()
         } else {
             format!(" (inherited by {})", self.tree.id(node))
         };
-        (origin, inherited)
+        format!("{kind} {} {what}{inherited}", self.tree.id(source))
     }
 }
