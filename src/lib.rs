@@ -17,5 +17,9 @@
 
 pub mod error;
 pub mod job;
+pub mod pipeline;
 pub mod policy;
+pub mod rendition;
 pub mod result;
+pub mod serve;
+pub mod storage;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod engine;
 mod properties;
 mod scenarios;
 mod schema;

@@ -3,7 +3,11 @@
 //! outcomes to exit codes.
 
 mod policy_cmd;
+mod render_cmd;
+mod serve_cmd;
+mod settings;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +32,35 @@ enum Command {
     /// Check a policy, or explain a decision.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run jobs end to end on the embedded default (fs store, signed local links).
+    Render {
+        #[arg(long, env = "RENDITION_POLICY", default_value = "fixtures/policy.yaml")]
+        policy: PathBuf,
+        /// Job files, or directories of them.
+        #[arg(long = "job", required = true, num_args = 1..)]
+        jobs: Vec<PathBuf>,
+        /// Where renditions are stored: fs:DIR or DIR.
+        #[arg(long, env = "RENDITION_STORE", default_value = "fs:./rendition-data")]
+        store: String,
+        /// Where sources are read (ODIR/<asset.source>); default: the store.
+        #[arg(long)]
+        originals: Option<PathBuf>,
+        /// The base of the links printed (where `rendition serve` listens).
+        #[arg(long, env = "RENDITION_LINK_BASE", default_value = "http://127.0.0.1:8080")]
+        link_base: String,
+        /// Jobs in flight at once.
+        #[arg(long, env = "RENDITION_CONCURRENCY")]
+        concurrency: Option<usize>,
+    },
+    /// Serve signed local links (403 when tampered or expired).
+    Serve {
+        #[arg(long, env = "RENDITION_STORE", default_value = "fs:./rendition-data")]
+        store: String,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        #[arg(long, env = "RENDITION_LINK_BASE", default_value = "http://127.0.0.1:8080")]
+        link_base: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -58,6 +91,41 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Explain { policy, job, at }) => {
             policy_cmd::explain(&policy, &job, at.unwrap_or_else(chrono::Utc::now))
         }
+        Command::Render {
+            policy,
+            jobs,
+            store,
+            originals,
+            link_base,
+            concurrency,
+        } => {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let args = render_cmd::RenderArgs {
+                policy,
+                jobs,
+                store,
+                originals,
+                link_base,
+                concurrency: concurrency.unwrap_or(cores),
+            };
+            on_runtime(render_cmd::render(args))
+        }
+        Command::Serve { store, addr, link_base } => on_runtime(serve_cmd::serve(&store, addr, &link_base)),
     };
     ExitCode::from(code)
+}
+
+/// Runs an async command; an error is the command's misuse: exit 2.
+fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) -> u8 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(command) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit::BAD_INPUT
+        }
+    }
 }

@@ -1,0 +1,83 @@
+//! Encoding: JPEG with libjpeg-turbo, WebP with libwebp, PNG with `image`.
+//! Outputs carry no metadata but the credits (artist, copyright) on JPEG.
+
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{DynamicImage, ImageEncoder, RgbImage};
+
+use super::decode::Credits;
+use super::{OutputFormat, RenderError, jpeg_meta};
+
+pub fn encode(
+    image: &DynamicImage,
+    format: OutputFormat,
+    quality: u8,
+    credits: &Credits,
+) -> Result<Vec<u8>, RenderError> {
+    let (w, h) = (image.width(), image.height());
+    let failed = |e: &dyn std::fmt::Display| RenderError::CorruptInput(format!("encode: {e}"));
+    match format {
+        OutputFormat::Jpeg | OutputFormat::Auto => {
+            let rgb = flatten(image);
+            let mut tj = turbojpeg::Compressor::new().map_err(|e| failed(&e))?;
+            tj.set_quality(i32::from(quality)).map_err(|e| failed(&e))?;
+            tj.set_subsamp(turbojpeg::Subsamp::Sub2x2).map_err(|e| failed(&e))?;
+            let pixels = turbojpeg::Image {
+                pixels: rgb.as_raw().as_slice(),
+                width: w as usize,
+                pitch: w as usize * 3,
+                height: h as usize,
+                format: turbojpeg::PixelFormat::RGB,
+            };
+            let jpeg = tj.compress_to_vec(pixels).map_err(|e| failed(&e))?;
+            Ok(with_credits(jpeg, credits))
+        }
+        OutputFormat::Webp => {
+            let encoder = match image {
+                DynamicImage::ImageRgba8(i) => webp::Encoder::from_rgba(i.as_raw(), w, h),
+                _ => webp::Encoder::from_rgb(image.as_bytes(), w, h),
+            };
+            Ok(encoder.encode(f32::from(quality)).to_vec())
+        }
+        OutputFormat::Png => {
+            let mut out = Vec::new();
+            PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+                .write_image(image.as_bytes(), w, h, image.color().into())
+                .map_err(|e| failed(&e))?;
+            Ok(out)
+        }
+    }
+}
+
+/// JPEG has no alpha: composite over white.
+fn flatten(image: &DynamicImage) -> std::borrow::Cow<'_, RgbImage> {
+    match image {
+        DynamicImage::ImageRgb8(i) => std::borrow::Cow::Borrowed(i),
+        other => {
+            let rgba = other.to_rgba8();
+            let mut rgb = RgbImage::new(rgba.width(), rgba.height());
+            for (src, dst) in rgba.pixels().zip(rgb.pixels_mut()) {
+                let a = u32::from(src[3]);
+                for c in 0..3 {
+                    dst[c] = ((u32::from(src[c]) * a + 255 * (255 - a)) / 255) as u8;
+                }
+            }
+            std::borrow::Cow::Owned(rgb)
+        }
+    }
+}
+
+/// Puts the credits back as a minimal EXIF segment right after SOI.
+fn with_credits(jpeg: Vec<u8>, credits: &Credits) -> Vec<u8> {
+    let tags: Vec<(u16, &str)> = [(0x013B, &credits.artist), (0x8298, &credits.copyright)]
+        .into_iter()
+        .filter_map(|(tag, v)| v.as_deref().map(|v| (tag, v)))
+        .collect();
+    if tags.is_empty() || jpeg.len() < 2 {
+        return jpeg;
+    }
+    let mut out = Vec::with_capacity(jpeg.len() + 128);
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&jpeg_meta::exif_segment(&tags));
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}

@@ -1,0 +1,62 @@
+//! Resizing with fast_image_resize (Lanczos3, SIMD), fitting the long edge
+//! inside the target and never upscaling.
+
+use std::cell::RefCell;
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::DynamicImage;
+
+use super::decode::Picture;
+use super::{RenderError, Size};
+
+/// The output size for a `width`×`height` picture: long edge at most the
+/// target, aspect kept, never larger than the picture.
+pub fn fit(width: u32, height: u32, size: Size) -> (u32, u32) {
+    let long = width.max(height);
+    match size {
+        Size::LongEdge(n) if n < long => {
+            let scale = f64::from(n) / f64::from(long);
+            let side = |v: u32| {
+                if v == long {
+                    n
+                } else {
+                    ((f64::from(v) * scale).round() as u32).max(1)
+                }
+            };
+            (side(width), side(height))
+        }
+        _ => (width, height),
+    }
+}
+
+thread_local! {
+    // One resizer per rayon thread: its buffers are reused across calls.
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+}
+
+pub fn resize(picture: &Picture, width: u32, height: u32) -> Result<DynamicImage, RenderError> {
+    let src = &picture.image;
+    if (width, height) == (src.width(), src.height()) {
+        return Ok(src.clone());
+    }
+    let mut dst = DynamicImage::new(width, height, src.color());
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    RESIZER
+        .with(|r| r.borrow_mut().resize(src, &mut dst, &options))
+        .map_err(|e| RenderError::CorruptInput(format!("resize: {e}")))?;
+    Ok(dst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_the_long_edge_and_never_upscales() {
+        assert_eq!(fit(6000, 4000, Size::LongEdge(2048)), (2048, 1365));
+        assert_eq!(fit(4000, 6000, Size::LongEdge(1024)), (683, 1024));
+        assert_eq!(fit(800, 600, Size::LongEdge(2048)), (800, 600));
+        assert_eq!(fit(800, 600, Size::Full), (800, 600));
+        assert_eq!(fit(10_000, 1, Size::LongEdge(100)), (100, 1));
+    }
+}

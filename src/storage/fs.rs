@@ -1,0 +1,132 @@
+//! The filesystem store (the embedded default): the object for key `K` is
+//! the file `ROOT/K` (contract §7); what `put` was told (content type, file
+//! name, sizes) sits beside it in `ROOT/K.meta.json`.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::link::LinkSigner;
+use super::{ObjectInfo, PutOptions, SignedLink, Store, StoreError, check_key};
+
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+    signer: Option<LinkSigner>,
+}
+
+/// The sidecar written next to each object.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub content_type: String,
+    #[serde(default)]
+    pub filename: Option<String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl FsStore {
+    /// A store over `root`; `signer` makes links (read-only stores need none).
+    pub fn new(root: impl Into<PathBuf>, signer: Option<LinkSigner>) -> FsStore {
+        FsStore {
+            root: root.into(),
+            signer,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn sidecar_path(path: &Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".meta.json");
+        PathBuf::from(name)
+    }
+
+    /// The sidecar of `key`, if one was written.
+    pub async fn sidecar(&self, key: &str) -> Result<Option<Sidecar>, StoreError> {
+        match tokio::fs::read(Self::sidecar_path(&self.path(key)?)).await {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+impl Store for FsStore {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match tokio::fs::read(self.path(key)?).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::NotFound(key.to_string())),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let path = self.path(key)?;
+        let stat = match tokio::fs::metadata(&path).await {
+            Ok(stat) if stat.is_file() => stat,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let modified = stat
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let identity = format!("{}-{}", stat.len(), modified.map_or(0, |d| d.as_nanos()));
+        let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
+        Ok(Some(ObjectInfo {
+            size: stat.len(),
+            identity,
+            meta,
+        }))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        let sidecar = Sidecar {
+            content_type: options.content_type,
+            filename: options.filename,
+            meta: options.meta,
+        };
+        let sidecar = serde_json::to_vec_pretty(&sidecar).expect("a sidecar serializes");
+        // Write then rename, so a reader never sees half an object.
+        let unique = format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>());
+        let tmp = |p: &Path| PathBuf::from(format!("{}{unique}", p.display()));
+        let side = Self::sidecar_path(&path);
+        tokio::fs::write(tmp(&side), sidecar).await.map_err(io)?;
+        tokio::fs::rename(tmp(&side), &side).await.map_err(io)?;
+        tokio::fs::write(tmp(&path), bytes).await.map_err(io)?;
+        tokio::fs::rename(tmp(&path), &path).await.map_err(io)?;
+        Ok(())
+    }
+
+    fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError> {
+        check_key(key)?;
+        let signer = self
+            .signer
+            .as_ref()
+            .ok_or_else(|| StoreError::Io("this store signs no links".into()))?;
+        Ok(SignedLink {
+            url: signer.sign(key, expires_at),
+            expires_at,
+        })
+    }
+}
