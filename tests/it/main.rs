@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod engine;
+mod pipeline;
 mod properties;
 mod scenarios;
 mod schema;

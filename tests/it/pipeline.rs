@@ -1,0 +1,260 @@
+//! Jobs end to end on the embedded default: the real filesystem store,
+//! the engine on a rayon pool, signed links served over a real socket.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use rendition::job::Job;
+use rendition::pipeline::Pipeline;
+use rendition::policy::{Cap, Policy, Query, resolve};
+use rendition::rendition::EngineLimits;
+use rendition::result::{JobResult, Status};
+use rendition::storage::fs::FsStore;
+use rendition::storage::link::LinkSigner;
+use serde_json::Value;
+
+use crate::common::{ScenarioFile, fixture, load_policy};
+
+const SECRET: &str = "test-secret";
+
+fn pipeline(store: &Path, base: &str) -> Pipeline<FsStore> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    Pipeline {
+        originals: FsStore::new(fixture(""), None),
+        renditions: FsStore::new(store, Some(LinkSigner::new(SECRET, base))),
+        limits: EngineLimits::default(),
+        pool: Arc::new(pool),
+    }
+}
+
+fn run(p: &Pipeline<FsStore>, policy: &Policy, job: &Value) -> JobResult {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(p.run(policy, &serde_json::to_vec(job).unwrap(), Utc::now()))
+}
+
+fn demo_job(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixture(&format!("demo/{name}.json"))).unwrap()).unwrap()
+}
+
+fn stored(store: &Path, key: &str) -> Vec<u8> {
+    std::fs::read(store.join(key)).unwrap()
+}
+
+#[test]
+fn three_roles_get_their_sizes_and_a_repeat_is_a_cache_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, policy) = (pipeline(dir.path(), "http://h"), load_policy("policy.yaml"));
+    let admin = run(&p, &policy, &demo_job("1-admin-original"));
+    assert_eq!(admin.status, Status::Done);
+    assert_eq!(
+        stored(dir.path(), &admin.renditions[0].key),
+        std::fs::read(fixture("originals/hero.jpg")).unwrap()
+    );
+
+    let collab = run(&p, &policy, &demo_job("2-collaborator-2048"));
+    let r = &collab.renditions[0];
+    assert_eq!(
+        (r.width, r.height, r.watermarked, r.cached),
+        (Some(2048), Some(1364), false, false)
+    );
+    let img = image::load_from_memory(&stored(dir.path(), &r.key)).unwrap();
+    assert_eq!((img.width(), img.height()), (2048, 1364));
+    assert_eq!(r.bytes as usize, stored(dir.path(), &r.key).len());
+
+    let restricted = run(&p, &policy, &demo_job("3-restricted-1024-watermarked"));
+    let r = &restricted.renditions[0];
+    assert_eq!((r.width, r.height, r.watermarked), (Some(1024), Some(682), true));
+
+    let again = run(&p, &policy, &demo_job("2-collaborator-2048"));
+    assert!(again.renditions[0].cached, "same request, same key: a cache hit");
+    assert_eq!(again.renditions[0].key, collab.renditions[0].key);
+    assert_eq!(again.renditions[0].sha256, collab.renditions[0].sha256);
+}
+
+#[test]
+fn bad_jobs_fail_with_their_codes_and_denials_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, policy) = (pipeline(dir.path(), "http://h"), load_policy("policy.yaml"));
+    let with_source = |source: &str| {
+        let mut job = demo_job("2-collaborator-2048");
+        job["asset"]["source"] = Value::from(source);
+        job
+    };
+    for (source, code) in [
+        ("originals/truncated.jpg", "corrupt_input"),
+        ("originals/bomb.png", "too_large"),
+        ("originals/not-an-image.jpg", "unsupported_format"),
+        ("originals/nowhere.jpg", "missing_source"),
+    ] {
+        let result = run(&p, &policy, &with_source(source));
+        assert_eq!(result.status, Status::Failed, "{source}");
+        assert_eq!(result.error.as_ref().unwrap().code, code, "{source}");
+        assert!(result.renditions.is_empty());
+    }
+    let mut bad = demo_job("2-collaborator-2048");
+    bad["request"]["sharpen"] = Value::from(true);
+    let result = run(&p, &policy, &bad);
+    assert_eq!(
+        (result.status, result.error.unwrap().code.as_str()),
+        (Status::Failed, "invalid_job")
+    );
+    assert_eq!(result.job_id, "demo-collaborator-2048");
+
+    let mut denied = demo_job("2-collaborator-2048");
+    denied["principal"] = serde_json::json!({"user": "u-dan"});
+    let result = run(&p, &policy, &denied);
+    assert_eq!(result.status, Status::Denied);
+    assert!(!dir.path().join("renditions").exists(), "a denial writes nothing");
+}
+
+#[test]
+fn share_renditions_live_under_the_share_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, policy) = (pipeline(dir.path(), "http://h"), load_policy("policy.yaml"));
+    let mut job = demo_job("2-collaborator-2048");
+    job["principal"] = serde_json::json!({"share": "s-7", "email": "buyer@example.com"});
+    let result = run(&p, &policy, &job);
+    let r = &result.renditions[0];
+    assert!(r.key.starts_with("renditions/shares/s-7/a-1001/"), "{}", r.key);
+    assert_eq!((r.width, r.watermarked), (Some(1024), true));
+}
+
+/// The resolver's limit and watermark hold for what is actually delivered,
+/// for every image scenario of the table, made from a real photograph.
+#[test]
+fn delivered_renditions_never_exceed_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "http://h");
+    let file = ScenarioFile::load();
+    let policy = load_policy(&file.policy);
+    let mut checked = 0;
+    for scenario in file.scenarios.iter().filter(|s| s.policy.is_none()) {
+        let mut job = file.job(scenario);
+        if job["asset"]["media"] != "image" || job["purpose"] == "publish" {
+            continue;
+        }
+        job["asset"]["source"] = Value::from("originals/hero.jpg");
+        let parsed = Job::parse(&serde_json::to_vec(&job).unwrap()).unwrap();
+        let decision = resolve(&policy, &Query::of(&parsed, Utc::now()));
+        let result = run(&p, &policy, &job);
+        assert_eq!(result.status == Status::Done, decision.allowed, "{}", scenario.name);
+        for r in &result.renditions {
+            let img = image::load_from_memory(&stored(dir.path(), &r.key)).unwrap();
+            let long = img.width().max(img.height());
+            match decision.limit.unwrap() {
+                Cap::MaxEdge(n) => assert!(long <= n, "{}: {long} > {n}", scenario.name),
+                Cap::Original | Cap::MaxHeight(_) => {}
+            }
+            assert_eq!(r.watermarked, decision.watermark, "{}", scenario.name);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} renditions checked");
+}
+
+/// Serves `store` on a loopback port for the test's lifetime.
+fn serve(store: &Path) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let store = FsStore::new(store, None);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            rendition::serve::run(listener, store, LinkSigner::new(SECRET, ""), std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    format!("http://{addr}")
+}
+
+fn get(url: &str) -> reqwest::blocking::Response {
+    reqwest::blocking::get(url).unwrap()
+}
+
+#[test]
+fn the_render_command_prints_links_that_serve_the_right_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rendition"))
+        .args([
+            "render",
+            "--job",
+            "fixtures/demo",
+            "--originals",
+            "fixtures",
+            "--link-base",
+            &base,
+        ])
+        .arg("--store")
+        .arg(dir.path())
+        .env("RENDITION_LINK_SECRET", SECRET)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: Vec<JobResult> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    for result in &results {
+        assert_eq!(result.status, Status::Done, "{}", result.job_id);
+        let r = &result.renditions[0];
+        let response = get(&r.url);
+        assert_eq!(response.status(), 200, "{}", r.url);
+        let disposition = response.headers()["content-disposition"].to_str().unwrap().to_string();
+        assert!(disposition.contains("launch-hero.jpg"), "{disposition}");
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        let body = response.bytes().unwrap();
+        let img = image::load_from_memory(&body).unwrap();
+        let want = match result.job_id.as_str() {
+            "demo-admin-original" => 2400,
+            "demo-collaborator-2048" => 2048,
+            _ => 1024,
+        };
+        assert_eq!(img.width(), want, "{}", result.job_id);
+    }
+}
+
+#[test]
+fn tampered_expired_and_unsigned_links_get_403_and_gone_files_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(dir.path());
+    let (p, policy) = (pipeline(dir.path(), &base), load_policy("policy.yaml"));
+    let result = run(&p, &policy, &demo_job("2-collaborator-2048"));
+    let url = result.renditions[0].url.clone();
+    assert_eq!(get(&url).status(), 200);
+
+    let (path, query) = url.split_once('?').unwrap();
+    let sig_at = query.find("sig=").unwrap() + 4;
+    let mut flipped = query.to_string();
+    let c = if &query[sig_at..sig_at + 1] == "0" { "1" } else { "0" };
+    flipped.replace_range(sig_at..sig_at + 1, c);
+    assert_eq!(get(&format!("{path}?{flipped}")).status(), 403, "a flipped signature");
+    let later = query.replace("exp=", "exp=9");
+    assert_eq!(get(&format!("{path}?{later}")).status(), 403, "a pushed-back expiry");
+    let other_key = path.replace(".jpg", ".png");
+    assert_eq!(get(&format!("{other_key}?{query}")).status(), 403, "another key");
+    assert_eq!(get(path).status(), 403, "no signature at all");
+
+    let signer = LinkSigner::new(SECRET, &base);
+    let key = &result.renditions[0].key;
+    let expired = signer.sign(key, Utc::now() - Duration::seconds(5));
+    assert_eq!(get(&expired).status(), 403, "an expired link");
+    let wrong_secret = LinkSigner::new("not-the-secret", &base).sign(key, Utc::now() + Duration::seconds(60));
+    assert_eq!(get(&wrong_secret).status(), 403, "another secret");
+
+    std::fs::remove_file(dir.path().join(key)).unwrap();
+    assert_eq!(get(&url).status(), 404, "a deleted rendition");
+}
