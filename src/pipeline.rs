@@ -96,13 +96,12 @@ impl<S: Store> Pipeline<S> {
                 "{media} renditions are not made by this engine yet"
             )));
         }
-        let spec = Spec::for_image(
-            decision,
-            &job.request,
-            &policy.document().watermark,
-            job.principal.recipient(),
-        )
-        .expect("an allowed decision that is not an original has image targets");
+        let watermark = &policy.document().watermark;
+        let mut spec = Spec::for_image(decision, &job.request, watermark, job.principal.recipient())
+            .expect("an allowed decision that is not an original has image targets");
+        if let (Some(mark), Some(key)) = (spec.watermark.as_mut(), &watermark.logo) {
+            mark.logo = Some(self.logo(key).await?);
+        }
         self.render_image(job, &spec, &place, expires_at).await
     }
 
@@ -207,6 +206,18 @@ impl<S: Store> Pipeline<S> {
             }
         }
         Ok(None)
+    }
+
+    /// The policy's watermark logo, read from the originals store. A logo
+    /// that is configured but missing fails the job rather than being skipped.
+    async fn logo(&self, key: &str) -> Result<Arc<image::RgbaImage>, PipelineError> {
+        let bytes = match self.originals.get(key).await {
+            Err(StoreError::NotFound(_)) => return Err(PipelineError::MissingSource(format!("watermark logo {key}"))),
+            other => other?,
+        };
+        let logo =
+            image::load_from_memory(&bytes).map_err(|e| RenderError::CorruptInput(format!("logo {key}: {e}")))?;
+        Ok(Arc::new(logo.to_rgba8()))
     }
 
     async fn source_bytes(&self, job: &Job) -> Result<Vec<u8>, PipelineError> {

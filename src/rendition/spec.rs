@@ -1,5 +1,8 @@
 //! What the engine makes for a decision: sizes, format, quality, watermark.
 
+use std::sync::Arc;
+
+use image::RgbaImage;
 use sha2::{Digest, Sha256};
 
 use crate::job::{Format, Media, Request};
@@ -69,6 +72,8 @@ pub struct WatermarkSpec {
     pub text: String,
     pub opacity: f32,
     pub position: WatermarkPosition,
+    /// The policy's logo, decoded, drawn before the text.
+    pub logo: Option<Arc<RgbaImage>>,
 }
 
 impl WatermarkSpec {
@@ -84,6 +89,7 @@ impl WatermarkSpec {
             text: text.replace("{recipient}", recipient),
             opacity: if w.opacity > 0.0 { w.opacity } else { 0.35 },
             position: w.position,
+            logo: None,
         }
     }
 }
@@ -134,10 +140,10 @@ impl Spec {
     /// give the same key, so a repeated request is a cache hit.
     pub fn digest(&self, source_identity: &str, size: Size, format: OutputFormat) -> String {
         let mut h = Sha256::new();
-        let wm = self
-            .watermark
-            .as_ref()
-            .map(|w| format!("{}|{}|{:?}", w.text, w.opacity, w.position));
+        let wm = self.watermark.as_ref().map(|w| {
+            let logo = w.logo.as_ref().map(|l| hex::encode(&Sha256::digest(l.as_raw())[..8]));
+            format!("{}|{}|{:?}|{logo:?}", w.text, w.opacity, w.position)
+        });
         let line = format!(
             "v{ENGINE_VERSION}|{source_identity}|{size:?}|{format:?}|q{}|wm:{wm:?}",
             self.quality

@@ -20,25 +20,47 @@ fn text_px(short: u32, share: f32) -> f32 {
     (short as f32 * share).max(12.0)
 }
 
-/// The text, white on a dark outline, on a transparent canvas.
-fn text_tile(text: &str, px: f32) -> RgbaImage {
+/// The logo (if any) then the text, white on a dark outline, on a
+/// transparent canvas. The logo is scaled to 1.5 × the text height.
+fn text_tile(text: &str, px: f32, logo: Option<&RgbaImage>) -> RgbaImage {
     let scale = PxScale::from(px);
-    let (w, h) = text_size(scale, &*FONT, text);
+    let (tw, th) = if text.is_empty() {
+        (0, 0)
+    } else {
+        text_size(scale, &*FONT, text)
+    };
     let pad = (px / 8.0).ceil().max(2.0) as i32;
+    let logo = logo.map(|l| {
+        let h = (px * 1.5).round().max(1.0) as u32;
+        let w = (u64::from(l.width()) * u64::from(h) / u64::from(l.height().max(1))).max(1) as u32;
+        image::imageops::resize(l, w, h, image::imageops::FilterType::Triangle)
+    });
+    let (lw, lh) = logo.as_ref().map_or((0, 0), |l| (l.width() + pad as u32, l.height()));
+    let (w, h) = (tw + lw, th.max(lh));
     let mut tile = RgbaImage::new(w + 2 * pad as u32, h + 2 * pad as u32);
+    if let Some(logo) = &logo {
+        image::imageops::overlay(
+            &mut tile,
+            logo,
+            i64::from(pad),
+            i64::from(pad) + i64::from(h - logo.height()) / 2,
+        );
+    }
+    let pad_x = pad + lw as i32;
+    let pad_y = pad + (h - th) as i32 / 2;
     let outline = (px / 16.0).ceil().max(1.0) as i32;
     for (dx, dy) in [(-1, -1), (1, -1), (-1, 1), (1, 1), (0, -1), (0, 1), (-1, 0), (1, 0)] {
         draw_text_mut(
             &mut tile,
             Rgba([0, 0, 0, 200]),
-            pad + dx * outline,
-            pad + dy * outline,
+            pad_x + dx * outline,
+            pad_y + dy * outline,
             scale,
             &*FONT,
             text,
         );
     }
-    draw_text_mut(&mut tile, Rgba([255, 255, 255, 255]), pad, pad, scale, &*FONT, text);
+    draw_text_mut(&mut tile, Rgba([255, 255, 255, 255]), pad_x, pad_y, scale, &*FONT, text);
     tile
 }
 
@@ -65,7 +87,7 @@ pub fn apply(image: &mut DynamicImage, spec: &WatermarkSpec) {
     let short = w.min(h);
     match spec.position {
         WatermarkPosition::Tiled => {
-            let tile = diagonal(&text_tile(&spec.text, text_px(short, 0.05)));
+            let tile = diagonal(&text_tile(&spec.text, text_px(short, 0.05), spec.logo.as_deref()));
             let (step_x, step_y) = ((tile.width() * 9 / 10).max(1), (tile.height() / 2).max(1));
             for (row, y) in (0..h + step_y).step_by(step_y as usize).enumerate() {
                 let shift = if row % 2 == 1 { step_x as i64 / 2 } else { 0 };
@@ -81,9 +103,9 @@ pub fn apply(image: &mut DynamicImage, spec: &WatermarkSpec) {
             }
         }
         WatermarkPosition::Center => {
-            let probe = text_size(PxScale::from(100.0), &*FONT, &spec.text).0.max(1) as f32;
+            let probe = text_size(PxScale::from(100.0), &*FONT, &spec.text).0.max(150) as f32;
             let px = (100.0 * 0.6 * w as f32 / probe).min(h as f32 * 0.15).max(12.0);
-            let tile = text_tile(&spec.text, px);
+            let tile = text_tile(&spec.text, px, spec.logo.as_deref());
             blend(
                 image,
                 &tile,
@@ -94,7 +116,7 @@ pub fn apply(image: &mut DynamicImage, spec: &WatermarkSpec) {
         }
         WatermarkPosition::BottomRight => {
             let px = text_px(short, 0.04);
-            let tile = text_tile(&spec.text, px);
+            let tile = text_tile(&spec.text, px, spec.logo.as_deref());
             let margin = (px * 0.6) as i64;
             let x = i64::from(w) - i64::from(tile.width()) - margin;
             let y = i64::from(h) - i64::from(tile.height()) - margin;

@@ -158,3 +158,32 @@ fn check_warns_about_settings_an_inheriting_node_ignores() {
         "{stderr}"
     );
 }
+
+#[test]
+fn thumbnail_writes_each_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.jpg");
+    let run = rendition(&[
+        "thumbnail",
+        "fixtures/originals/hero.jpg",
+        "--size",
+        "1024,320",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    for (name, width) in [("t-1024.jpg", 1024), ("t-320.jpg", 320)] {
+        let (w, _) = image::image_dimensions(dir.path().join(name)).unwrap();
+        assert_eq!(w, width);
+    }
+    let bad = rendition(&[
+        "thumbnail",
+        "fixtures/originals/bomb.png",
+        "--size",
+        "320",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("too large"));
+}

@@ -21,6 +21,7 @@ pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<WatermarkPos
             text: "© Brand — u-cleo".into(),
             opacity: 0.5,
             position,
+            logo: None,
         }),
     }
 }
@@ -321,4 +322,38 @@ fn an_unwatermarked_output_is_identical_across_runs() {
     let b = one("photo.jpg", Size::LongEdge(320), OutputFormat::Png, None);
     assert_eq!(a.bytes, b.bytes);
     assert_eq!(decoded(&a).dimensions(), (320, 213));
+}
+
+/// Pixels much redder than they are green or blue.
+fn red_pixels(img: &RgbImage) -> usize {
+    img.pixels().filter(|p| p[0] > 150 && p[1] < 90 && p[2] < 90).count()
+}
+
+#[test]
+fn a_logo_is_drawn_with_the_text_in_every_position() {
+    let logo = std::sync::Arc::new(image::load_from_memory(&original("logo.png")).unwrap().to_rgba8());
+    for position in [
+        WatermarkPosition::Tiled,
+        WatermarkPosition::Center,
+        WatermarkPosition::BottomRight,
+    ] {
+        let mut with_logo = spec(&[Size::LongEdge(1024)], OutputFormat::Png, Some(position));
+        with_logo.watermark.as_mut().unwrap().logo = Some(logo.clone());
+        with_logo.watermark.as_mut().unwrap().opacity = 1.0;
+        let marked = render(&original("hero.jpg"), &with_logo, &EngineLimits::default())
+            .unwrap()
+            .remove(0);
+        let plain = one("hero.jpg", Size::LongEdge(1024), OutputFormat::Png, Some(position));
+        let (a, b) = (
+            red_pixels(&decoded(&marked).to_rgb8()),
+            red_pixels(&decoded(&plain).to_rgb8()),
+        );
+        assert!(a > b + 200, "{position:?}: {a} red pixels with the logo, {b} without");
+        let mut other = with_logo.clone();
+        other.watermark.as_mut().unwrap().logo = None;
+        assert_ne!(
+            other.digest("s", Size::Full, OutputFormat::Png),
+            with_logo.digest("s", Size::Full, OutputFormat::Png)
+        );
+    }
 }

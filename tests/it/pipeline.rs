@@ -258,3 +258,38 @@ fn tampered_expired_and_unsigned_links_get_403_and_gone_files_404() {
     std::fs::remove_file(dir.path().join(key)).unwrap();
     assert_eq!(get(&url).status(), 404, "a deleted rendition");
 }
+
+#[test]
+fn the_policy_logo_is_burnt_in_and_a_missing_one_fails_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "http://h");
+    let mut doc = load_policy("policy.yaml").document().clone();
+    doc.watermark.logo = Some("originals/logo.png".into());
+    let with_logo = Policy::from_document(doc.clone()).unwrap();
+    let result = run(&p, &with_logo, &demo_job("3-restricted-1024-watermarked"));
+    assert_eq!(result.status, Status::Done);
+    let plain = run(
+        &p,
+        &load_policy("policy.yaml"),
+        &demo_job("3-restricted-1024-watermarked"),
+    );
+    assert_ne!(
+        result.renditions[0].key, plain.renditions[0].key,
+        "the logo is part of the cache key"
+    );
+    let redness = |key: &str| {
+        let img = image::load_from_memory(&stored(dir.path(), key)).unwrap().to_rgb8();
+        img.pixels()
+            .filter(|px| px[0] > 150 && px[1] < 90 && px[2] < 90)
+            .count()
+    };
+    assert!(redness(&result.renditions[0].key) > redness(&plain.renditions[0].key) + 100);
+
+    doc.watermark.logo = Some("originals/no-such-logo.png".into());
+    let missing = Policy::from_document(doc).unwrap();
+    let result = run(&p, &missing, &demo_job("3-restricted-1024-watermarked"));
+    assert_eq!(
+        (result.status, result.error.unwrap().code.as_str()),
+        (Status::Failed, "missing_source")
+    );
+}

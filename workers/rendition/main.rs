@@ -2,10 +2,12 @@
 //! function in its own module; this file only parses arguments and maps
 //! outcomes to exit codes.
 
+mod bench_cmd;
 mod policy_cmd;
 mod render_cmd;
 mod serve_cmd;
 mod settings;
+mod thumbnail_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +53,33 @@ enum Command {
         /// Jobs in flight at once.
         #[arg(long, env = "RENDITION_CONCURRENCY")]
         concurrency: Option<usize>,
+    },
+    /// Render one image file to one or more sizes (no policy, no store).
+    Thumbnail {
+        input: PathBuf,
+        /// Long edges, e.g. 2048 or 2048,1024,320.
+        #[arg(long, value_delimiter = ',', required = true)]
+        size: Vec<u32>,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 85)]
+        quality: u8,
+        /// Burn in this text, tiled.
+        #[arg(long)]
+        watermark: Option<String>,
+        /// With --watermark: a PNG logo drawn before the text.
+        #[arg(long, requires = "watermark")]
+        logo: Option<PathBuf>,
+    },
+    /// Compare this engine with vipsthumbnail and ImageMagick (see scripts/bench).
+    Bench {
+        /// A directory of large JPEG photographs.
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long, default_value = "target/bench-out")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
     },
     /// Serve signed local links (403 when tampered or expired).
     Serve {
@@ -110,6 +139,25 @@ fn main() -> ExitCode {
             };
             on_runtime(render_cmd::render(args))
         }
+        Command::Thumbnail {
+            input,
+            size,
+            output,
+            quality,
+            watermark,
+            logo,
+        } => {
+            let args = thumbnail_cmd::ThumbnailArgs {
+                input,
+                sizes: size,
+                output,
+                quality,
+                watermark,
+                logo,
+            };
+            report(thumbnail_cmd::thumbnail(args))
+        }
+        Command::Bench { images, out, repeat } => report(bench_cmd::bench(&images, &out, repeat)),
         Command::Serve { store, addr, link_base } => on_runtime(serve_cmd::serve(&store, addr, &link_base)),
     };
     ExitCode::from(code)
@@ -121,7 +169,12 @@ fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) ->
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    match runtime.block_on(command) {
+    report(runtime.block_on(command))
+}
+
+/// Exit 0, or 2 with the error on stderr.
+fn report(outcome: anyhow::Result<()>) -> u8 {
+    match outcome {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e:#}");

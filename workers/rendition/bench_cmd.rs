@@ -1,0 +1,251 @@
+//! `rendition bench`: this engine, `vipsthumbnail` and ImageMagick on the
+//! same photographs in the same run, one thread each, each file a process
+//! of its own; prints renditions/s, peak RSS and the ratios to libvips, and
+//! the SSIM of our output against vipsthumbnail's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::thumbnail_cmd::sized;
+
+/// Wall seconds and peak RSS (KiB) of one run.
+#[derive(Default, Clone, Copy)]
+struct Run {
+    secs: f64,
+    rss_kib: u64,
+}
+
+/// Runs a command under GNU time for its peak RSS; one thread for all.
+fn measure(program: &str, args: &[String]) -> anyhow::Result<Run> {
+    let report = tempfile::NamedTempFile::new()?;
+    let started = Instant::now();
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(program)
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .env("VIPS_CONCURRENCY", "1")
+        .env("MAGICK_THREAD_LIMIT", "1")
+        .status()
+        .with_context(|| format!("running {program} (is GNU time installed?)"))?;
+    let secs = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("{program} {args:?} failed");
+    }
+    let rss_kib = std::fs::read_to_string(report.path())?
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("0")
+        .trim()
+        .parse()?;
+    Ok(Run { secs, rss_kib })
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+struct Tools {
+    us: String,
+    out: PathBuf,
+}
+
+impl Tools {
+    fn ours(&self, input: &Path, sizes: &[u32], watermark: bool, out: &Path) -> anyhow::Result<Run> {
+        let list = sizes.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let mut args = vec![
+            "thumbnail".into(),
+            s(input),
+            "--size".into(),
+            list,
+            "-o".into(),
+            s(out),
+            "--quality".into(),
+            "85".into(),
+        ];
+        if watermark {
+            args.extend(["--watermark".into(), "© Brand — bench".into()]);
+        }
+        measure(&self.us, &args)
+    }
+
+    fn vips(&self, input: &Path, size: u32, out: &Path) -> anyhow::Result<Run> {
+        let args = vec![
+            s(input),
+            "--size".into(),
+            size.to_string(),
+            "-o".into(),
+            format!("{}[Q=85,strip]", s(out)),
+        ];
+        measure("vipsthumbnail", &args)
+    }
+
+    fn magick(&self, input: &Path, size: u32, out: &Path) -> anyhow::Result<Run> {
+        let geometry = format!("{size}x{size}>");
+        let args = vec![
+            "-limit".into(),
+            "thread".into(),
+            "1".into(),
+            s(input),
+            "-strip".into(),
+            "-resize".into(),
+            geometry,
+            "-quality".into(),
+            "85".into(),
+            s(out),
+        ];
+        measure("/usr/bin/convert", &args)
+    }
+}
+
+/// Mean SSIM of the luma of two same-sized images, over 8×8 windows.
+fn ssim(a: &Path, b: &Path) -> anyhow::Result<f64> {
+    let (a, b) = (image::open(a)?.to_luma8(), image::open(b)?.to_luma8());
+    if a.dimensions() != b.dimensions() {
+        bail!("sizes differ: {:?} vs {:?}", a.dimensions(), b.dimensions());
+    }
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let (w, h) = a.dimensions();
+    let (mut total, mut n) = (0.0, 0u32);
+    for y in (0..h.saturating_sub(8)).step_by(4) {
+        for x in (0..w.saturating_sub(8)).step_by(4) {
+            let px = |img: &image::GrayImage, i: u32| f64::from(img.get_pixel(x + i % 8, y + i / 8)[0]);
+            let (ma, mb) = (
+                (0..64).map(|i| px(&a, i)).sum::<f64>() / 64.0,
+                (0..64).map(|i| px(&b, i)).sum::<f64>() / 64.0,
+            );
+            let (mut va, mut vb, mut cov) = (0.0, 0.0, 0.0);
+            for i in 0..64 {
+                let (da, db) = (px(&a, i) - ma, px(&b, i) - mb);
+                va += da * da;
+                vb += db * db;
+                cov += da * db;
+            }
+            let (va, vb, cov) = (va / 63.0, vb / 63.0, cov / 63.0);
+            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            n += 1;
+        }
+    }
+    Ok(total / f64::from(n.max(1)))
+}
+
+#[derive(Default)]
+struct Tally {
+    secs: f64,
+    rss_max: u64,
+    count: u32,
+}
+
+impl Tally {
+    fn add(&mut self, run: Run, renditions: u32) {
+        self.secs += run.secs;
+        self.rss_max = self.rss_max.max(run.rss_kib);
+        self.count += renditions;
+    }
+    fn per_sec(&self) -> f64 {
+        f64::from(self.count) / self.secs
+    }
+}
+
+pub fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(images)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
+        .collect();
+    photos.sort();
+    if photos.is_empty() {
+        bail!("no .jpg photographs in {}", images.display());
+    }
+    std::fs::create_dir_all(out)?;
+    // vipsthumbnail resolves a relative -o against the input's directory.
+    let tools = Tools {
+        us: std::env::current_exe()?.display().to_string(),
+        out: std::fs::canonicalize(out)?,
+    };
+    println!(
+        "{} photographs, {repeat} round(s), one thread per tool, JPEG q85\n",
+        photos.len()
+    );
+    for p in &photos {
+        let (w, h) = image::image_dimensions(p)?;
+        println!(
+            "  {} {w}×{h} ({:.1} MP)",
+            p.file_name().unwrap().to_string_lossy(),
+            f64::from(w * h) / 1e6
+        );
+    }
+    for size in [2048u32, 1024] {
+        let (mut ours, mut vips, mut magick) = (Tally::default(), Tally::default(), Tally::default());
+        let mut ssims = Vec::new();
+        for _ in 0..repeat {
+            for (i, photo) in photos.iter().enumerate() {
+                let (o, v, m) = (
+                    tools.out.join(format!("ours-{i}.jpg")),
+                    tools.out.join(format!("vips-{i}.jpg")),
+                    tools.out.join(format!("im-{i}.jpg")),
+                );
+                ours.add(tools.ours(photo, &[size], false, &o)?, 1);
+                vips.add(tools.vips(photo, size, &v)?, 1);
+                magick.add(tools.magick(photo, size, &m)?, 1);
+                ssims.push(ssim(&o, &v)?);
+            }
+        }
+        report(&format!("long edge {size}"), &ours, &vips, Some(&magick));
+        let min = ssims.iter().copied().fold(f64::MAX, f64::min);
+        println!(
+            "    SSIM ours vs vipsthumbnail: mean {:.4}, min {min:.4}\n",
+            ssims.iter().sum::<f64>() / ssims.len() as f64
+        );
+    }
+    // A download set: one decode for three watermarked sizes, vs three vipsthumbnail runs.
+    let (mut ours, mut vips) = (Tally::default(), Tally::default());
+    for _ in 0..repeat {
+        for (i, photo) in photos.iter().enumerate() {
+            let o = tools.out.join(format!("set-{i}.jpg"));
+            ours.add(tools.ours(photo, &[2048, 1024, 320], true, &o)?, 3);
+            let mut three = Run::default();
+            for size in [2048, 1024, 320] {
+                let run = tools.vips(photo, size, &sized(&tools.out.join(format!("vset-{i}.jpg")), size))?;
+                three = Run {
+                    secs: three.secs + run.secs,
+                    rss_kib: three.rss_kib.max(run.rss_kib),
+                };
+            }
+            vips.add(three, 3);
+        }
+    }
+    report(
+        "download set 2048+1024+320 (ours watermarked, vips not)",
+        &ours,
+        &vips,
+        None,
+    );
+    Ok(())
+}
+
+fn report(title: &str, ours: &Tally, vips: &Tally, magick: Option<&Tally>) {
+    println!("  {title}");
+    println!(
+        "    {:<16} {:>12} {:>14} {:>10} {:>10}",
+        "tool", "renditions/s", "peak RSS MiB", "speed ×vips", "RSS ×vips"
+    );
+    let row = |name: &str, t: &Tally| {
+        println!(
+            "    {name:<16} {:>12.2} {:>14.1} {:>10.2} {:>10.2}",
+            t.per_sec(),
+            t.rss_max as f64 / 1024.0,
+            t.per_sec() / vips.per_sec(),
+            t.rss_max as f64 / vips.rss_max as f64
+        )
+    };
+    row("rendition", ours);
+    row("vipsthumbnail", vips);
+    if let Some(m) = magick {
+        row("ImageMagick", m);
+    }
+}
