@@ -290,30 +290,22 @@ fn bad_inputs_fail_with_stable_codes() {
         .expect_err(name);
         assert_eq!(err.code(), code, "{name}: {err}");
     }
-    let tight = EngineLimits {
+    let byte_cap = EngineLimits {
         max_source_bytes: 1000,
         ..EngineLimits::default()
     };
-    let err = render(
-        &original("photo.jpg"),
-        &spec(&[Size::Full], OutputFormat::Jpeg, None),
-        &tight,
-    )
-    .map(|_| ())
-    .unwrap_err();
-    assert_eq!(err.code(), "too_large");
-    let tight = EngineLimits {
+    let pixel_cap = EngineLimits {
         max_source_pixels: 500_000,
         ..EngineLimits::default()
     };
-    let err = render(
-        &original("photo.jpg"),
-        &spec(&[Size::Full], OutputFormat::Jpeg, None),
-        &tight,
-    )
-    .map(|_| ())
-    .unwrap_err();
-    assert_eq!(err.code(), "too_large");
+    for tight in [byte_cap, pixel_cap] {
+        let outcome = render(
+            &original("photo.jpg"),
+            &spec(&[Size::Full], OutputFormat::Jpeg, None),
+            &tight,
+        );
+        assert_eq!(outcome.map(|_| ()).unwrap_err().code(), "too_large", "{tight:?}");
+    }
 }
 
 #[test]
