@@ -119,7 +119,11 @@ impl<S: Store> Pipeline<S> {
             Some(info) => info,
             None => {
                 let bytes = self.source_bytes(job).await?;
-                let options = put_options(content_type_of(&key), &place.filename(ext), stats(&bytes, None, false));
+                let options = put_options(
+                    content_type_of(&key),
+                    &place.filename(ext),
+                    stats(&bytes, image_size(&bytes), false),
+                );
                 self.renditions.put(&key, bytes, options.clone()).await?;
                 ObjectInfo {
                     size: 0,
@@ -323,6 +327,15 @@ fn put_options(content_type: &str, filename: &str, meta: BTreeMap<String, String
         filename: Some(filename.to_string()),
         meta,
     }
+}
+
+/// The pixel size of an image file, from its header; `None` for anything else.
+fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
 }
 
 /// The job id of a job that did not parse, if it has one at all.

@@ -51,6 +51,10 @@ fn three_roles_get_their_sizes_and_a_repeat_is_a_cache_hit() {
     let admin = run(&p, &policy, &demo_job("1-admin-original"));
     assert_eq!(admin.status, Status::Done);
     assert_eq!(
+        (admin.renditions[0].width, admin.renditions[0].height),
+        (Some(2400), Some(1598))
+    );
+    assert_eq!(
         stored(dir.path(), &admin.renditions[0].key),
         std::fs::read(fixture("originals/hero.jpg")).unwrap()
     );
