@@ -5,7 +5,7 @@ use std::sync::Arc;
 use image::RgbaImage;
 use sha2::{Digest, Sha256};
 
-use crate::job::{Format, Media, Request};
+use crate::job::{Format, Request};
 use crate::policy::document::{Watermark, WatermarkPosition};
 use crate::policy::{Decision, Delivery, Target};
 
@@ -151,9 +151,4 @@ impl Spec {
         h.update(line.as_bytes());
         hex::encode(&h.finalize()[..16])
     }
-}
-
-/// Media this engine renders (others are copied whole or handled elsewhere).
-pub fn renders(media: Media) -> bool {
-    media == Media::Image
 }
