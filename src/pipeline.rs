@@ -124,12 +124,7 @@ impl<S: Store> Pipeline<S> {
                     &place.filename(ext),
                     stats(&bytes, image_size(&bytes), false),
                 );
-                self.renditions.put(&key, bytes, options.clone()).await?;
-                ObjectInfo {
-                    size: 0,
-                    identity: String::new(),
-                    meta: options.meta,
-                }
+                self.put(&key, bytes, options).await?
             }
         };
         self.record(&key, &info, expires_at, false)
@@ -178,18 +173,25 @@ impl<S: Store> Pipeline<S> {
                     let ext = out.format.extension();
                     let meta = stats(&out.bytes, Some((out.width, out.height)), out.watermarked);
                     let options = put_options(out.format.content_type(), &place.filename(ext), meta);
-                    self.renditions.put(&key, out.bytes, options.clone()).await?;
-                    let info = ObjectInfo {
-                        size: 0,
-                        identity: String::new(),
-                        meta: options.meta,
-                    };
+                    let info = self.put(&key, out.bytes, options).await?;
                     self.record(&key, &info, expires_at, false)?
                 }
             };
             records.push(record);
         }
         Ok(records)
+    }
+
+    /// Stores a new object and describes it as a later `head` would.
+    async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<ObjectInfo, PipelineError> {
+        let size = bytes.len() as u64;
+        let meta = options.meta.clone();
+        self.renditions.put(key, bytes, options).await?;
+        Ok(ObjectInfo {
+            size,
+            identity: String::new(),
+            meta,
+        })
     }
 
     /// A rendition already stored for this size, in any format `auto` may pick.
