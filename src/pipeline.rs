@@ -115,6 +115,7 @@ impl<S: Store> Pipeline<S> {
         let ext = job.asset.source.rsplit_once('.').map_or("bin", |(_, e)| e);
         let key = format!("{}/original-{}.{ext}", place.prefix, &place.source_digest[..32]);
         let cached = self.renditions.head(&key).await?;
+        let hit = cached.is_some();
         let info = match cached {
             Some(info) => info,
             None => {
@@ -127,7 +128,7 @@ impl<S: Store> Pipeline<S> {
                 self.put(&key, bytes, options).await?
             }
         };
-        self.record(&key, &info, expires_at, false)
+        self.record(&key, &info, expires_at, hit)
     }
 
     async fn render_image(

@@ -73,6 +73,13 @@ fn three_roles_get_their_sizes_and_a_repeat_is_a_cache_hit() {
     let r = &restricted.renditions[0];
     assert_eq!((r.width, r.height, r.watermarked), (Some(1024), Some(682), true));
 
+    assert!(!admin.renditions[0].cached);
+    let admin_again = run(&p, &policy, &demo_job("1-admin-original"));
+    assert!(
+        admin_again.renditions[0].cached,
+        "a repeated original is a cache hit too"
+    );
+    assert_eq!(admin_again.renditions[0].key, admin.renditions[0].key);
     let again = run(&p, &policy, &demo_job("2-collaborator-2048"));
     assert!(again.renditions[0].cached, "same request, same key: a cache hit");
     assert_eq!(again.renditions[0].key, collab.renditions[0].key);
