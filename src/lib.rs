@@ -17,9 +17,13 @@
 
 pub mod error;
 pub mod job;
+pub mod ops;
 pub mod pipeline;
 pub mod policy;
+pub mod queue;
 pub mod rendition;
 pub mod result;
+pub mod revocation;
 pub mod serve;
 pub mod storage;
+pub mod worker;

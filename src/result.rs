@@ -44,6 +44,9 @@ pub struct RenditionRecord {
     pub sha256: String,
     pub watermarked: bool,
     pub cached: bool,
+    /// Publish jobs: where the copy went, as `s3://bucket/key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +80,11 @@ impl JobResult {
             renditions,
             ..JobResult::new(job_id, Status::Done, policy_version, Some(decision))
         }
+    }
+
+    /// Done with nothing to deliver and nothing to decide (a revoke).
+    pub fn acknowledged(job_id: &str, policy_version: u64) -> JobResult {
+        JobResult::new(job_id, Status::Done, policy_version, None)
     }
 
     /// A permanent error, with its stable code.

@@ -123,7 +123,7 @@ pub struct JobError {
 }
 
 impl JobError {
-    fn at(field: &str, message: impl Into<String>) -> JobError {
+    pub fn at(field: &str, message: impl Into<String>) -> JobError {
         JobError {
             field: field.into(),
             message: message.into(),

@@ -118,7 +118,7 @@ impl Store for FsStore {
         Ok(())
     }
 
-    fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError> {
+    async fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError> {
         check_key(key)?;
         let signer = self
             .signer
@@ -129,4 +129,73 @@ impl Store for FsStore {
             expires_at,
         })
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // Start from the deepest directory the prefix names, then filter.
+        let dir = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+        let start = if dir.is_empty() {
+            self.root.clone()
+        } else {
+            self.path(dir)?
+        };
+        let root = self.root.clone();
+        let mut keys = tokio::task::spawn_blocking(move || walk(&root, &start))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))??;
+        keys.retain(|k| k.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        for p in [Self::sidecar_path(&path), path] {
+            match tokio::fs::remove_file(&p).await {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        match tokio::fs::metadata(&self.root).await {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(StoreError::Io(format!("{} is not a directory", self.root.display()))),
+            Err(e) => Err(StoreError::Io(format!("{}: {e}", self.root.display()))),
+        }
+    }
+
+    /// `ROOT/NAME`: a directory per bucket beside nothing else of ours.
+    fn bucket(&self, name: &str) -> Result<FsStore, StoreError> {
+        super::check_bucket(name)?;
+        Ok(FsStore::new(self.root.join(name), self.signer.clone()))
+    }
+}
+
+/// The object keys under `start`, relative to `root`; sidecars, temporary
+/// files and dot-files (the link secret) are not objects.
+fn walk(root: &Path, start: &Path) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    let mut dirs = vec![start.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io)?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || name.ends_with(".meta.json") || name.contains(".tmp-") {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                keys.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(keys)
 }

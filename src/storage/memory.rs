@@ -53,11 +53,26 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError> {
+    async fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError> {
         check_key(key)?;
         Ok(SignedLink {
             url: format!("memory:///{key}?exp={}", expires_at.timestamp()),
             expires_at,
         })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.keys().into_iter().filter(|k| k.starts_with(prefix)).collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    /// A fresh, empty store: in-memory buckets share nothing.
+    fn bucket(&self, name: &str) -> Result<MemoryStore, StoreError> {
+        super::check_bucket(name)?;
+        Ok(MemoryStore::new())
     }
 }

@@ -1,7 +1,8 @@
 //! Object storage: originals are read from one store, renditions written to
 //! another and handed out as signed, expiring links.
 //!
-//! - [`Store`]: the trait; [`fs::FsStore`] (the embedded default) and
+//! - [`Store`]: the trait; [`fs::FsStore`] (the embedded default),
+//!   [`s3::S3Store`] (production: any S3-compatible server) and
 //!   [`memory::MemoryStore`] (unit tests) implement it.
 //! - [`link::LinkSigner`]: HMAC-SHA256 links for the filesystem store,
 //!   checked by `rendition serve`.
@@ -9,6 +10,7 @@
 pub mod fs;
 pub mod link;
 pub mod memory;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -48,6 +50,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("invalid key {0:?}: keys are relative paths without `..`")]
     InvalidKey(String),
+    #[error("invalid bucket name {0:?}")]
+    InvalidBucket(String),
     #[error("storage error: {0}")]
     Io(String),
 }
@@ -56,7 +60,7 @@ impl Coded for StoreError {
     fn code(&self) -> &'static str {
         match self {
             StoreError::NotFound(_) => "missing_source",
-            StoreError::InvalidKey(_) => "invalid_job",
+            StoreError::InvalidKey(_) | StoreError::InvalidBucket(_) => "invalid_job",
             StoreError::Io(_) => "storage_error",
         }
     }
@@ -80,7 +84,36 @@ pub trait Store: Send + Sync {
         options: PutOptions,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A link to `key` that works until `expires_at`.
-    fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError>;
+    fn sign(&self, key: &str, expires_at: DateTime<Utc>)
+    -> impl Future<Output = Result<SignedLink, StoreError>> + Send;
+    /// Every key that starts with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Removes `key`; removing what is not there is not an error.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether the store answers (readiness): the bucket or directory is there.
+    fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+    /// The same kind of store, over another bucket (publish destinations).
+    fn bucket(&self, name: &str) -> Result<Self, StoreError>
+    where
+        Self: Sized;
+}
+
+/// Bucket names as S3 allows them: 3–63 of `a-z 0-9 . -`, starting and
+/// ending with a letter or digit.
+pub fn check_bucket(name: &str) -> Result<(), StoreError> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidBucket(name.to_string()))
+    }
 }
 
 /// Keys are relative, `/`-separated, without empty or `..` parts.
@@ -124,5 +157,15 @@ mod tests {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
         assert!(check_key("renditions/a-1/x.jpg").is_ok());
+    }
+
+    #[test]
+    fn bucket_names_follow_s3() {
+        for bad in ["ab", "Upper", "a_b", "-ab", "ab-", "a/b", "..", &"a".repeat(64)] {
+            assert!(check_bucket(bad).is_err(), "{bad:?}");
+        }
+        for good in ["abc", "press-kit", "web.assets-2", "0ab"] {
+            assert!(check_bucket(good).is_ok(), "{good:?}");
+        }
     }
 }

@@ -25,7 +25,14 @@ fn pipeline(store: &Path, base: &str) -> Pipeline<FsStore> {
         renditions: FsStore::new(store, Some(LinkSigner::new(SECRET, base))),
         limits: EngineLimits::default(),
         pool: Arc::new(pool),
+        max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
     }
+}
+
+/// The same job under another id (the same id would answer from memory).
+fn renamed(mut job: Value, id: &str) -> Value {
+    job["job_id"] = Value::from(id);
+    job
 }
 
 fn run(p: &Pipeline<FsStore>, policy: &Policy, job: &Value) -> JobResult {
@@ -74,13 +81,15 @@ fn three_roles_get_their_sizes_and_a_repeat_is_a_cache_hit() {
     assert_eq!((r.width, r.height, r.watermarked), (Some(1024), Some(682), true));
 
     assert!(!admin.renditions[0].cached);
-    let admin_again = run(&p, &policy, &demo_job("1-admin-original"));
+    let replay = run(&p, &policy, &demo_job("1-admin-original"));
+    assert_eq!(replay, admin, "the same job id answers the same result");
+    let admin_again = run(&p, &policy, &renamed(demo_job("1-admin-original"), "again-1"));
     assert!(
         admin_again.renditions[0].cached,
         "a repeated original is a cache hit too"
     );
     assert_eq!(admin_again.renditions[0].key, admin.renditions[0].key);
-    let again = run(&p, &policy, &demo_job("2-collaborator-2048"));
+    let again = run(&p, &policy, &renamed(demo_job("2-collaborator-2048"), "again-2"));
     assert!(again.renditions[0].cached, "same request, same key: a cache hit");
     assert_eq!(again.renditions[0].key, collab.renditions[0].key);
     assert_eq!(again.renditions[0].sha256, collab.renditions[0].sha256);
@@ -91,7 +100,7 @@ fn bad_jobs_fail_with_their_codes_and_denials_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (p, policy) = (pipeline(dir.path(), "http://h"), load_policy("policy.yaml"));
     let with_source = |source: &str| {
-        let mut job = demo_job("2-collaborator-2048");
+        let mut job = renamed(demo_job("2-collaborator-2048"), &source.replace('/', "-"));
         job["asset"]["source"] = Value::from(source);
         job
     };
@@ -282,7 +291,7 @@ fn the_policy_logo_is_burnt_in_and_a_missing_one_fails_the_job() {
     let plain = run(
         &p,
         &load_policy("policy.yaml"),
-        &demo_job("3-restricted-1024-watermarked"),
+        &renamed(demo_job("3-restricted-1024-watermarked"), "plain"),
     );
     assert_ne!(
         result.renditions[0].key, plain.renditions[0].key,
@@ -298,7 +307,11 @@ fn the_policy_logo_is_burnt_in_and_a_missing_one_fails_the_job() {
 
     doc.watermark.logo = Some("originals/no-such-logo.png".into());
     let missing = Policy::from_document(doc).unwrap();
-    let result = run(&p, &missing, &demo_job("3-restricted-1024-watermarked"));
+    let result = run(
+        &p,
+        &missing,
+        &renamed(demo_job("3-restricted-1024-watermarked"), "no-logo"),
+    );
     assert_eq!(
         (result.status, result.error.unwrap().code.as_str()),
         (Status::Failed, "missing_source")

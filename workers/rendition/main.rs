@@ -3,11 +3,15 @@
 //! outcomes to exit codes.
 
 mod bench_cmd;
+mod dlq_cmd;
+mod enqueue_cmd;
 mod policy_cmd;
 mod render_cmd;
 mod serve_cmd;
 mod settings;
 mod thumbnail_cmd;
+mod worker_cmd;
+mod worker_settings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,6 +85,35 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         repeat: u32,
     },
+    /// Consume the broker's job queues (contract §5) with the settings of §6.
+    Worker {
+        /// A TOML file with the settings; RENDITION_* variables win over it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Publish jobs to the broker; with --wait, print their results.
+    Enqueue {
+        /// Job files, or directories of them.
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (exit 2).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// With --wait: print jobs/s and latency percentiles to stderr.
+        #[arg(long, requires = "wait")]
+        stats: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Inspect and re-queue dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Serve signed local links (403 when tampered or expired).
     Serve {
         #[arg(long, env = "RENDITION_STORE", default_value = "fs:./rendition-data")]
@@ -89,6 +122,19 @@ enum Command {
         addr: SocketAddr,
         #[arg(long, env = "RENDITION_LINK_BASE", default_value = "http://127.0.0.1:8080")]
         link_base: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Print the dead letters (one JSON line each) without removing them.
+    List,
+    /// Re-queue dead letters to the jobs exchange, attempts counted afresh.
+    Replay {
+        #[arg(long, conflicts_with = "job_id", required_unless_present = "job_id")]
+        all: bool,
+        /// The job id of the dead letter to replay.
+        job_id: Option<String>,
     },
 }
 
@@ -159,6 +205,33 @@ fn main() -> ExitCode {
         }
         Command::Bench { images, out, repeat } => report(bench_cmd::bench(&images, &out, repeat)),
         Command::Serve { store, addr, link_base } => on_runtime(serve_cmd::serve(&store, addr, &link_base)),
+        Command::Worker { config } => on_runtime(worker_cmd::worker(config.as_deref())),
+        Command::Enqueue {
+            jobs,
+            wait,
+            timeout,
+            stats,
+            config,
+        } => {
+            let args = enqueue_cmd::EnqueueArgs {
+                config,
+                jobs,
+                wait,
+                timeout: std::time::Duration::from_secs(timeout),
+                stats,
+            };
+            on_runtime(enqueue_cmd::enqueue(args))
+        }
+        Command::Dlq { command, config } => on_runtime(async move {
+            let settings = worker_settings::Settings::load(config.as_deref())?;
+            match command {
+                DlqCommand::List => dlq_cmd::list(&settings).await,
+                DlqCommand::Replay { job_id: Some(id), .. } => {
+                    dlq_cmd::replay(&settings, dlq_cmd::Pick::JobId(id)).await
+                }
+                DlqCommand::Replay { .. } => dlq_cmd::replay(&settings, dlq_cmd::Pick::All).await,
+            }
+        }),
     };
     ExitCode::from(code)
 }

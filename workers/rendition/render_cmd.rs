@@ -30,7 +30,7 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
     let policy = Arc::new(Policy::load(&args.policy).with_context(|| args.policy.display().to_string())?);
     let dir = settings::store_dir(&args.store)?;
     let files = settings::job_files(&args.jobs)?;
-    let signer = settings::link_signer(&dir, &args.link_base)?;
+    let signer = settings::link_signer(&dir, &args.link_base, None)?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -41,6 +41,7 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
         renditions: FsStore::new(dir, Some(signer)),
         limits: EngineLimits::default(),
         pool: Arc::new(pool),
+        max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
     });
     let progress = progress_bar(files.len() as u64);
     let slots = Arc::new(Semaphore::new(args.concurrency.max(1)));

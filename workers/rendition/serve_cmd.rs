@@ -9,7 +9,7 @@ use crate::settings;
 
 pub async fn serve(store: &str, addr: SocketAddr, link_base: &str) -> anyhow::Result<()> {
     let dir = settings::store_dir(store)?;
-    let signer = settings::link_signer(&dir, link_base)?;
+    let signer = settings::link_signer(&dir, link_base, None)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

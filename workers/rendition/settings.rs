@@ -15,13 +15,12 @@ pub fn store_dir(store: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The link secret: `RENDITION_LINK_SECRET`, else the one kept in the store
-/// (`DIR/.link-secret`), else a new one saved there, so that `render` and
-/// a later `serve` over the same store agree.
-pub fn link_signer(dir: &Path, base_url: &str) -> anyhow::Result<LinkSigner> {
-    if let Ok(secret) = std::env::var("RENDITION_LINK_SECRET")
-        && !secret.is_empty()
-    {
+/// The link secret: the configured one (`RENDITION_LINK_SECRET`), else the
+/// one kept in the store (`DIR/.link-secret`), else a new one saved there,
+/// so that `render` and a later `serve` over the same store agree.
+pub fn link_signer(dir: &Path, base_url: &str, configured: Option<String>) -> anyhow::Result<LinkSigner> {
+    let configured = configured.or_else(|| std::env::var("RENDITION_LINK_SECRET").ok());
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
         return Ok(LinkSigner::new(secret, base_url));
     }
     let path = dir.join(".link-secret");

@@ -1,19 +1,23 @@
-//! One job, top to bottom: parse → decide → (cache?) → render → store →
-//! sign → answer. The CLI and the worker both call [`Pipeline::run`];
-//! nothing else orchestrates.
+//! One job, top to bottom: parse → (remembered?) → decide → (cache?) →
+//! render → store → sign → (publish) → answer. The CLI and the worker both
+//! call [`Pipeline::run_job`]; nothing else orchestrates.
 
-use std::collections::BTreeMap;
+mod memo;
+mod placement;
+mod publish;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Coded, Disposition};
-use crate::job::{Job, JobError, Media, Principal};
-use crate::policy::{Decision, Delivery, Policy, Query, resolve};
+use crate::job::{Job, JobError, Media, Principal, Purpose};
+use crate::policy::{Decision, Delivery, Policy, Query, Rule, resolve};
 use crate::rendition::{self, EngineLimits, OutputFormat, RenderError, Rendered, Size, Spec};
 use crate::result::{JobResult, RenditionRecord};
+use crate::revocation::is_revoked;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError, content_type_of};
+use placement::{Placement, put_options, stats};
 
 /// The longest a link may live, whatever a job asks (7 days).
 pub const MAX_LINK_TTL_S: u64 = 7 * 24 * 3600;
@@ -57,23 +61,101 @@ pub struct Pipeline<S> {
     pub renditions: S,
     pub limits: EngineLimits,
     pub pool: Arc<rayon::ThreadPool>,
+    /// The operator's cap on link lifetimes (at most [`MAX_LINK_TTL_S`]).
+    pub max_link_ttl_s: u64,
+}
+
+/// A job's answer, and whether it is final.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub result: JobResult,
+    /// A transient failure (storage unreachable…): worth running again later.
+    pub retry: bool,
+    /// The result was remembered from an earlier delivery of the same job.
+    pub replayed: bool,
+}
+
+impl Outcome {
+    fn final_(result: JobResult) -> Outcome {
+        Outcome {
+            result,
+            retry: false,
+            replayed: false,
+        }
+    }
 }
 
 impl<S: Store> Pipeline<S> {
     /// Runs one job and always answers: bad input becomes a `failed` result.
     pub async fn run(&self, policy: &Policy, bytes: &[u8], now: DateTime<Utc>) -> JobResult {
+        self.run_job(policy, bytes, now).await.result
+    }
+
+    /// Runs one job, or answers its remembered result. Final results are
+    /// remembered; transient failures are not (the retry must really run).
+    pub async fn run_job(&self, policy: &Policy, bytes: &[u8], now: DateTime<Utc>) -> Outcome {
         let job = match Job::parse(bytes) {
             Ok(job) => job,
-            Err(e) => return JobResult::failed(&job_id_of(bytes), policy.version(), None, &e),
+            Err(e) => return Outcome::final_(JobResult::failed(&job_id_of(bytes), policy.version(), None, &e)),
         };
-        let decision = resolve(policy, &Query::of(&job, now));
+        let memo = memo::memo_key(&job);
+        if let Some(result) = memo::recall(&self.renditions, &memo, &job.job_id, now).await {
+            return Outcome {
+                replayed: true,
+                ..Outcome::final_(result)
+            };
+        }
+        let outcome = self.decide_and_produce(policy, &job, now).await;
+        if !outcome.retry
+            && let Err(e) = memo::remember(&self.renditions, &memo, &outcome.result).await
+        {
+            // Without the memo a repeat re-renders nothing (cache hits); it
+            // only loses `cached: false`. Not worth failing the job for.
+            tracing::warn!(job_id = %job.job_id, error = %e, "could not remember the result");
+        }
+        outcome
+    }
+
+    async fn decide_and_produce(&self, policy: &Policy, job: &Job, now: DateTime<Utc>) -> Outcome {
+        let version = policy.version();
+        let failed = |decision, e: &PipelineError| Outcome {
+            retry: e.disposition() == Disposition::Retry,
+            ..Outcome::final_(JobResult::failed(&job.job_id, version, decision, e))
+        };
+        match self.revoked_share(job).await {
+            Ok(Some(denial)) => return Outcome::final_(JobResult::denied(&job.job_id, version, denial)),
+            Ok(None) => {}
+            Err(e) => return failed(None, &e),
+        }
+        let decision = resolve(policy, &Query::of(job, now));
         if !decision.allowed {
-            return JobResult::denied(&job.job_id, policy.version(), decision);
+            return Outcome::final_(JobResult::denied(&job.job_id, version, decision));
         }
-        match self.produce(policy, &job, &decision, now).await {
-            Ok(records) => JobResult::done(&job.job_id, policy.version(), decision, records),
-            Err(e) => JobResult::failed(&job.job_id, policy.version(), Some(decision), &e),
+        let records = match self.produce(policy, job, &decision, now).await {
+            Ok(records) => records,
+            Err(e) => return failed(Some(decision), &e),
+        };
+        // A revoke that landed while this job rendered must still win.
+        match self.revoked_share(job).await {
+            Ok(Some(denial)) => {
+                for record in &records {
+                    let _ = self.renditions.delete(&record.key).await;
+                }
+                Outcome::final_(JobResult::denied(&job.job_id, version, denial))
+            }
+            Ok(None) => Outcome::final_(JobResult::done(&job.job_id, version, decision, records)),
+            Err(e) => failed(Some(decision), &e),
         }
+    }
+
+    /// A denial when a revoke message has reached the store before the
+    /// policy saying so reached this worker.
+    async fn revoked_share(&self, job: &Job) -> Result<Option<Decision>, PipelineError> {
+        let Principal::Share { share, .. } = &job.principal else {
+            return Ok(None);
+        };
+        let revoked = is_revoked(&self.renditions, share).await?;
+        Ok(revoked.then(|| Decision::deny(Rule::Share, None, format!("share {share} was revoked"))))
     }
 
     async fn produce(
@@ -85,10 +167,27 @@ impl<S: Store> Pipeline<S> {
     ) -> Result<Vec<RenditionRecord>, PipelineError> {
         let source = self.originals.head(&job.asset.source).await?;
         let source = source.ok_or_else(|| PipelineError::MissingSource(job.asset.source.clone()))?;
-        let expires_at = now + Duration::seconds(job.link_ttl_s.min(MAX_LINK_TTL_S) as i64);
+        let ttl = job.link_ttl_s.min(self.max_link_ttl_s).min(MAX_LINK_TTL_S);
+        let expires_at = now + Duration::seconds(ttl as i64);
         let place = Placement::of(job, &source);
+        let mut records = self.make(policy, job, decision, &place, expires_at).await?;
+        if let (Purpose::Publish, Some(destination)) = (job.purpose, &job.destination) {
+            publish::publish(&self.renditions, destination, &place.stem, &mut records).await?;
+        }
+        Ok(records)
+    }
+
+    /// The original or the renditions the decision allows, stored and signed.
+    async fn make(
+        &self,
+        policy: &Policy,
+        job: &Job,
+        decision: &Decision,
+        place: &Placement,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Vec<RenditionRecord>, PipelineError> {
         if decision.delivery == Some(Delivery::Original) {
-            return Ok(vec![self.copy_original(job, &place, expires_at).await?]);
+            return Ok(vec![self.copy_original(job, place, expires_at).await?]);
         }
         if job.asset.media != Media::Image {
             let media = format!("{:?}", job.asset.media).to_lowercase();
@@ -102,7 +201,7 @@ impl<S: Store> Pipeline<S> {
         if let (Some(mark), Some(key)) = (spec.watermark.as_mut(), &watermark.logo) {
             mark.logo = Some(self.logo(key).await?);
         }
-        self.render_image(job, &spec, &place, expires_at).await
+        self.render_image(job, &spec, place, expires_at).await
     }
 
     /// Delivers the stored original, byte for byte, under its own key.
@@ -128,7 +227,7 @@ impl<S: Store> Pipeline<S> {
                 self.put(&key, bytes, options).await?
             }
         };
-        self.record(&key, &info, expires_at, hit)
+        self.record(&key, &info, expires_at, hit).await
     }
 
     async fn render_image(
@@ -166,7 +265,7 @@ impl<S: Store> Pipeline<S> {
         let mut records = Vec::new();
         for (size, hit) in spec.sizes.iter().zip(found) {
             let record = match hit {
-                Some((key, info)) => self.record(&key, &info, expires_at, true)?,
+                Some((key, info)) => self.record(&key, &info, expires_at, true).await?,
                 None => {
                     let at = made.iter().position(|r| r.size == *size).expect("rendered every miss");
                     let out = made.swap_remove(at);
@@ -175,7 +274,7 @@ impl<S: Store> Pipeline<S> {
                     let meta = stats(&out.bytes, Some((out.width, out.height)), out.watermarked);
                     let options = put_options(out.format.content_type(), &place.filename(ext), meta);
                     let info = self.put(&key, out.bytes, options).await?;
-                    self.record(&key, &info, expires_at, false)?
+                    self.record(&key, &info, expires_at, false).await?
                 }
             };
             records.push(record);
@@ -247,14 +346,14 @@ impl<S: Store> Pipeline<S> {
         Ok(rendered?)
     }
 
-    fn record(
+    async fn record(
         &self,
         key: &str,
         info: &ObjectInfo,
         expires_at: DateTime<Utc>,
         cached: bool,
     ) -> Result<RenditionRecord, PipelineError> {
-        let link = self.renditions.sign(key, expires_at)?;
+        let link = self.renditions.sign(key, expires_at).await?;
         let meta = |k: &str| info.meta.get(k).cloned().unwrap_or_default();
         Ok(RenditionRecord {
             key: key.to_string(),
@@ -267,68 +366,8 @@ impl<S: Store> Pipeline<S> {
             sha256: meta("sha256"),
             watermarked: meta("watermarked") == "true",
             cached,
+            published: None,
         })
-    }
-}
-
-/// Where a job's renditions live and what they are called.
-struct Placement {
-    /// `renditions/{asset}`, or `renditions/shares/{share}/{asset}` so that
-    /// revoking a share is one listing.
-    prefix: String,
-    source_digest: String,
-    stem: String,
-}
-
-impl Placement {
-    fn of(job: &Job, source: &ObjectInfo) -> Placement {
-        let prefix = match &job.principal {
-            Principal::Share { share, .. } => format!("renditions/shares/{share}/{}", job.asset.id),
-            _ => format!("renditions/{}", job.asset.id),
-        };
-        let identity = format!("{}|{}", job.asset.source, source.identity);
-        let name = job.asset.filename.as_deref().unwrap_or(&job.asset.source);
-        let base = name.rsplit('/').next().unwrap_or(name);
-        let stem = base.rsplit_once('.').map_or(base, |(s, _)| s).to_string();
-        Placement {
-            prefix,
-            source_digest: hex::encode(Sha256::digest(identity.as_bytes())),
-            stem,
-        }
-    }
-
-    fn key(&self, spec: &Spec, size: Size, format: OutputFormat) -> String {
-        format!(
-            "{}/{}.{}",
-            self.prefix,
-            spec.digest(&self.source_digest, size, format),
-            format.extension()
-        )
-    }
-
-    /// The asset's file name with the rendition's extension.
-    fn filename(&self, ext: &str) -> String {
-        format!("{}.{ext}", self.stem)
-    }
-}
-
-fn stats(bytes: &[u8], dims: Option<(u32, u32)>, watermarked: bool) -> BTreeMap<String, String> {
-    let mut meta = BTreeMap::new();
-    meta.insert("sha256".into(), hex::encode(Sha256::digest(bytes)));
-    meta.insert("bytes".into(), bytes.len().to_string());
-    meta.insert("watermarked".into(), watermarked.to_string());
-    if let Some((w, h)) = dims {
-        meta.insert("width".into(), w.to_string());
-        meta.insert("height".into(), h.to_string());
-    }
-    meta
-}
-
-fn put_options(content_type: &str, filename: &str, meta: BTreeMap<String, String>) -> PutOptions {
-    PutOptions {
-        content_type: content_type.to_string(),
-        filename: Some(filename.to_string()),
-        meta,
     }
 }
 

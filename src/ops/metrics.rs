@@ -1,0 +1,223 @@
+//! Counters and duration histograms, written as Prometheus text. A handful
+//! of atomics needs no metrics crate.
+
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::result::Status;
+
+/// Upper bounds of the duration buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Where a job's time goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// From publish (the message timestamp) to the start of work.
+    QueueWait,
+    /// Deciding, reading, rendering, storing, signing.
+    Pipeline,
+    /// Publishing the result and waiting for the broker's confirm.
+    Reply,
+}
+
+impl Stage {
+    const ALL: [Stage; 3] = [Stage::QueueWait, Stage::Pipeline, Stage::Reply];
+    fn name(&self) -> &'static str {
+        match self {
+            Stage::QueueWait => "queue_wait",
+            Stage::Pipeline => "pipeline",
+            Stage::Reply => "reply",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    done: AtomicU64,
+    denied: AtomicU64,
+    failed: AtomicU64,
+    retries: AtomicU64,
+    dead_letters: AtomicU64,
+    replays: AtomicU64,
+    cache_hits: AtomicU64,
+    revocations: AtomicU64,
+    policy_updates: AtomicU64,
+    policy_rejected: AtomicU64,
+    policy_version: AtomicU64,
+    in_flight: AtomicI64,
+    stages: Mutex<[Histogram; 3]>,
+}
+
+impl Metrics {
+    pub fn job_finished(&self, status: Status) {
+        let counter = match status {
+            Status::Done => &self.done,
+            Status::Denied => &self.denied,
+            Status::Failed => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dead_lettered(&self) {
+        self.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn replayed(&self) {
+        self.replays.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn cache_hits(&self, n: usize) {
+        self.cache_hits.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn revoked(&self) {
+        self.revocations.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn policy(&self, version: u64, applied: bool) {
+        if applied {
+            self.policy_updates.fetch_add(1, Ordering::Relaxed);
+            self.policy_version.store(version, Ordering::Relaxed);
+        } else {
+            self.policy_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    pub fn set_policy_version(&self, version: u64) {
+        self.policy_version.store(version, Ordering::Relaxed);
+    }
+    /// Counts a job in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+    pub fn observe(&self, stage: Stage, took: Duration) {
+        let secs = took.as_secs_f64();
+        let mut stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        let h = &mut stages[stage as usize];
+        h.count += 1;
+        h.sum += secs;
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
+            if secs <= *bound {
+                *count += 1;
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of everything above.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.push_str("# HELP rendition_jobs_total Jobs answered, by status.\n# TYPE rendition_jobs_total counter\n");
+        for (status, n) in [("done", &self.done), ("denied", &self.denied), ("failed", &self.failed)] {
+            let _ = writeln!(out, "rendition_jobs_total{{status=\"{status}\"}} {}", get(n));
+        }
+        let counters = [
+            ("rendition_retries_total", "Jobs sent to a retry queue.", &self.retries),
+            (
+                "rendition_dead_letters_total",
+                "Jobs sent to the dead-letter queue.",
+                &self.dead_letters,
+            ),
+            (
+                "rendition_replays_total",
+                "Repeated job ids answered from memory.",
+                &self.replays,
+            ),
+            (
+                "rendition_cache_hits_total",
+                "Renditions found already made.",
+                &self.cache_hits,
+            ),
+            ("rendition_revocations_total", "Shares revoked.", &self.revocations),
+            (
+                "rendition_policy_updates_total",
+                "Policy updates applied.",
+                &self.policy_updates,
+            ),
+            (
+                "rendition_policy_rejected_total",
+                "Policy updates refused.",
+                &self.policy_rejected,
+            ),
+        ];
+        for (name, help, n) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", get(n));
+        }
+        let gauges = [
+            (
+                "rendition_in_flight",
+                "Jobs being worked on.",
+                self.in_flight.load(Ordering::Relaxed),
+            ),
+            (
+                "rendition_policy_version",
+                "Policy version in force.",
+                get(&self.policy_version) as i64,
+            ),
+        ];
+        for (name, help, n) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {n}");
+        }
+        self.render_stages(&mut out);
+        out
+    }
+
+    fn render_stages(&self, out: &mut String) {
+        let name = "rendition_stage_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time spent per job, by stage.\n# TYPE {name} histogram"
+        );
+        let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for stage in Stage::ALL {
+            let h = &stages[stage as usize];
+            let label = stage.name();
+            for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(out, "{name}_bucket{{stage=\"{label}\",le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{stage=\"{label}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "{name}_sum{{stage=\"{label}\"}} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{{stage=\"{label}\"}} {}", h.count);
+        }
+    }
+}
+
+pub struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.job_finished(Status::Done);
+        m.job_finished(Status::Done);
+        m.job_finished(Status::Failed);
+        m.observe(Stage::Pipeline, Duration::from_millis(30));
+        m.observe(Stage::Pipeline, Duration::from_secs(3));
+        let guard = m.in_flight();
+        let text = m.render();
+        drop(guard);
+        assert!(text.contains("rendition_jobs_total{status=\"done\"} 2\n"));
+        assert!(text.contains("rendition_jobs_total{status=\"failed\"} 1\n"));
+        assert!(text.contains("rendition_in_flight 1\n"));
+        assert!(text.contains("rendition_stage_seconds_bucket{stage=\"pipeline\",le=\"0.05\"} 1\n"));
+        assert!(text.contains("rendition_stage_seconds_bucket{stage=\"pipeline\",le=\"5\"} 2\n"));
+        assert!(text.contains("rendition_stage_seconds_count{stage=\"pipeline\"} 2\n"));
+        assert!(m.render().contains("rendition_in_flight 0\n"));
+    }
+}

@@ -1,0 +1,6 @@
+//! Operating a worker: Prometheus metrics and the health endpoint.
+
+pub mod http;
+pub mod metrics;
+
+pub use metrics::{Metrics, Stage};

@@ -1,0 +1,278 @@
+//! RabbitMQ through `lapin`: connect, declare the topology (idempotently),
+//! consume with a prefetch, publish with publisher confirms.
+
+use std::collections::BTreeMap;
+
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
+
+use super::{JobQueue, Message, Publisher, QueueError, RETRY_LEVEL_HEADER, Topology};
+
+fn broker(e: lapin::Error) -> QueueError {
+    QueueError(e.to_string())
+}
+
+/// One connection: a confirming channel for publishing, and a channel per
+/// consumer (so a prefetch applies to exactly one queue).
+pub struct AmqpBroker {
+    connection: Connection,
+    publisher: Channel,
+}
+
+impl AmqpBroker {
+    pub async fn connect(url: &str) -> Result<AmqpBroker, QueueError> {
+        let connection = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .map_err(broker)?;
+        let publisher = connection.create_channel().await.map_err(broker)?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(broker)?;
+        Ok(AmqpBroker { connection, publisher })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+
+    pub async fn close(&self) {
+        let _ = self.connection.close(200, "bye".into()).await;
+    }
+
+    /// Declares every exchange and queue of contract §5. Declaring what
+    /// exists with the same arguments is a no-op, so every worker does it.
+    pub async fn declare(&self, topology: &Topology) -> Result<(), QueueError> {
+        let ch = &self.publisher;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let jobs = topology.jobs_exchange();
+        self.exchange(&jobs, ExchangeKind::Topic, durable).await?;
+        self.exchange(&topology.results_exchange(), ExchangeKind::Topic, durable)
+            .await?;
+        self.exchange(&topology.policy_exchange(), ExchangeKind::Fanout, durable)
+            .await?;
+        self.exchange(&topology.retry_exchange(), ExchangeKind::Headers, durable)
+            .await?;
+        let dead = topology.dead_queue();
+        self.queue(&dead, quorum()).await?;
+        for queue in JobQueue::ALL {
+            let name = topology.job_queue(queue);
+            let mut args = quorum();
+            // A message that keeps killing workers goes to the dead letters.
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(topology.delivery_limit as i32),
+            );
+            args.insert("x-dead-letter-exchange".into(), string(""));
+            args.insert("x-dead-letter-routing-key".into(), string(&dead));
+            self.queue(&name, args).await?;
+            for key in queue.routing_keys() {
+                ch.queue_bind(
+                    name.as_str().into(),
+                    jobs.as_str().into(),
+                    (*key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(broker)?;
+            }
+        }
+        for (i, delay) in topology.retry_delays.iter().enumerate() {
+            self.declare_retry_level(topology, i + 1, delay.as_millis() as u32)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A delay queue: holds a retry for `delay_ms`, then dead-letters it to
+    /// the jobs exchange under its own routing key.
+    async fn declare_retry_level(&self, topology: &Topology, level: usize, delay_ms: u32) -> Result<(), QueueError> {
+        let name = topology.retry_queue(level);
+        let mut args = FieldTable::default();
+        args.insert("x-message-ttl".into(), AMQPValue::LongUInt(delay_ms));
+        args.insert("x-dead-letter-exchange".into(), string(&topology.jobs_exchange()));
+        self.queue(&name, args).await?;
+        let mut bind = FieldTable::default();
+        bind.insert("x-match".into(), string("all"));
+        bind.insert(RETRY_LEVEL_HEADER.into(), string(&level.to_string()));
+        self.publisher
+            .queue_bind(
+                name.as_str().into(),
+                topology.retry_exchange().as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                bind,
+            )
+            .await
+            .map_err(broker)
+    }
+
+    async fn exchange(
+        &self,
+        name: &str,
+        kind: ExchangeKind,
+        options: ExchangeDeclareOptions,
+    ) -> Result<(), QueueError> {
+        self.publisher
+            .exchange_declare(name.into(), kind, options, FieldTable::default())
+            .await
+            .map_err(broker)
+    }
+
+    async fn queue(&self, name: &str, args: FieldTable) -> Result<(), QueueError> {
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        self.publisher
+            .queue_declare(name.into(), options, args)
+            .await
+            .map_err(broker)?;
+        Ok(())
+    }
+
+    /// Consumes `queue` on its own channel, at most `prefetch` unacked.
+    pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<(Channel, Consumer), QueueError> {
+        let channel = self.connection.create_channel().await.map_err(broker)?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(broker)?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)?;
+        Ok((channel, consumer))
+    }
+
+    /// A private, server-named queue, bound to `fanout` if given (every
+    /// worker gets every policy update), else for replies (`enqueue --wait`;
+    /// its name is `consumer.queue()`).
+    pub async fn private_queue(&self, fanout: Option<&str>) -> Result<(Channel, Consumer), QueueError> {
+        let channel = self.connection.create_channel().await.map_err(broker)?;
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = channel
+            .queue_declare("".into(), options, FieldTable::default())
+            .await
+            .map_err(broker)?;
+        let name = queue.name().clone();
+        if let Some(fanout) = fanout {
+            let (options, args) = (QueueBindOptions::default(), FieldTable::default());
+            channel
+                .queue_bind(name.clone(), fanout.into(), "".into(), options, args)
+                .await
+                .map_err(broker)?;
+        }
+        let consumer = channel
+            .basic_consume(name, "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .map_err(broker)?;
+        Ok((channel, consumer))
+    }
+
+    /// A channel for one-off work (`dlq`, tests): gets, acks, purges.
+    pub async fn channel(&self) -> Result<Channel, QueueError> {
+        self.connection.create_channel().await.map_err(broker)
+    }
+}
+
+impl Publisher for AmqpBroker {
+    async fn publish(&self, exchange: &str, message: &Message) -> Result<(), QueueError> {
+        let confirm = self
+            .publisher
+            .basic_publish(
+                exchange.into(),
+                message.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                &message.body,
+                properties_of(message),
+            )
+            .await
+            .map_err(broker)?;
+        match confirm.await.map_err(broker)? {
+            Confirmation::Nack(_) => Err(QueueError(format!("the broker refused a message for {exchange}"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), string("quorum"));
+    args
+}
+
+fn string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.into())
+}
+
+/// Persistent JSON with our headers and reply routing.
+fn properties_of(message: &Message) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (k, v) in &message.headers {
+        headers.insert(k.as_str().into(), string(v));
+    }
+    let sent = chrono::Utc::now().timestamp().max(0) as u64;
+    let mut props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_timestamp(sent)
+        .with_headers(headers);
+    if let Some(id) = &message.correlation_id {
+        props = props.with_correlation_id(id.as_str().into());
+    }
+    if let Some(to) = &message.reply_to {
+        props = props.with_reply_to(to.as_str().into());
+    }
+    if let Some(id) = &message.message_id {
+        props = props.with_message_id(id.as_str().into());
+    }
+    props
+}
+
+/// What we need of a delivery. Headers we did not set (x-death…) are kept
+/// when they are text or numbers.
+pub fn message_of(delivery: &Delivery) -> Message {
+    let props = &delivery.properties;
+    let text = |s: &Option<ShortString>| s.as_ref().map(|s| s.as_str().to_string());
+    let mut headers = BTreeMap::new();
+    if let Some(table) = props.headers() {
+        for (k, v) in table {
+            let value = match v {
+                AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                AMQPValue::ShortString(s) => s.as_str().to_string(),
+                AMQPValue::LongInt(n) => n.to_string(),
+                AMQPValue::LongLongInt(n) => n.to_string(),
+                AMQPValue::LongUInt(n) => n.to_string(),
+                _ => continue,
+            };
+            headers.insert(k.as_str().to_string(), value);
+        }
+    }
+    Message {
+        routing_key: delivery.routing_key.as_str().to_string(),
+        body: delivery.data.clone(),
+        headers,
+        correlation_id: text(props.correlation_id()),
+        reply_to: text(props.reply_to()),
+        message_id: text(props.message_id()),
+    }
+}

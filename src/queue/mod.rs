@@ -1,0 +1,196 @@
+//! The broker side (contract §5): names, messages, and publishing with
+//! confirms. [`amqp::AmqpBroker`] talks to RabbitMQ; [`memory::MemoryBroker`]
+//! records what would have been published, for unit tests.
+
+pub mod amqp;
+pub mod memory;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{Coded, Disposition};
+
+/// Header: how many times this job has been tried (1 on first delivery).
+pub const ATTEMPT_HEADER: &str = "x-rendition-attempt";
+/// Header on a retry: which delay queue the message waits in.
+pub const RETRY_LEVEL_HEADER: &str = "x-retry-level";
+/// Headers on a dead letter: why it died and where it was going.
+pub const ERROR_CODE_HEADER: &str = "x-error-code";
+pub const ERROR_MESSAGE_HEADER: &str = "x-error-message";
+pub const ROUTING_KEY_HEADER: &str = "x-original-routing-key";
+/// Routing key of a revoke message (an addition to §5's keys).
+pub const REVOKE_ROUTING_KEY: &str = "revoke";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("broker: {0}")]
+pub struct QueueError(pub String);
+
+impl Coded for QueueError {
+    fn code(&self) -> &'static str {
+        "broker_error"
+    }
+    fn disposition(&self) -> Disposition {
+        Disposition::Retry
+    }
+}
+
+/// A message as we send and receive it; AMQP details stay in [`amqp`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+    pub correlation_id: Option<String>,
+    pub reply_to: Option<String>,
+    pub message_id: Option<String>,
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// 1 on the first delivery; retries carry the count forward.
+    pub fn attempt(&self) -> u32 {
+        self.header(ATTEMPT_HEADER)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
+/// Publishes and waits for the broker to confirm: once this returns `Ok`,
+/// the message survives a broker restart.
+pub trait Publisher: Send + Sync {
+    fn publish(&self, exchange: &str, message: &Message) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// A queue jobs are consumed from, and the routing keys bound to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobQueue {
+    Image,
+    Video,
+    Publish,
+}
+
+impl JobQueue {
+    pub const ALL: [JobQueue; 3] = [JobQueue::Image, JobQueue::Video, JobQueue::Publish];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobQueue::Image => "image",
+            JobQueue::Video => "video",
+            JobQueue::Publish => "publish",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<JobQueue> {
+        JobQueue::ALL.into_iter().find(|q| q.name() == name)
+    }
+
+    /// Audio and other files are copies, quick like images; revokes ride
+    /// with them so they are never stuck behind a transcode.
+    pub fn routing_keys(&self) -> &'static [&'static str] {
+        match self {
+            JobQueue::Image => &["image", "audio", "other", REVOKE_ROUTING_KEY],
+            JobQueue::Video => &["video"],
+            JobQueue::Publish => &["publish"],
+        }
+    }
+}
+
+/// The names of contract §5, with an optional prefix (several environments
+/// on one broker), and the retry delays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub prefix: String,
+    /// Delay before retry n (n = 1…): one delay queue each.
+    pub retry_delays: Vec<Duration>,
+    /// Deliveries of one message before the broker gives up on it (a job
+    /// that kills every worker that takes it ends in the dead-letter queue).
+    pub delivery_limit: u32,
+}
+
+impl Topology {
+    /// Exponential backoff: `base`, 2×`base`, … for `max_attempts - 1` retries.
+    pub fn new(prefix: &str, max_attempts: u32, base: Duration) -> Topology {
+        let retry_delays = (0..max_attempts.saturating_sub(1))
+            .map(|n| base.saturating_mul(1 << n.min(16)))
+            .collect();
+        Topology {
+            prefix: prefix.to_string(),
+            retry_delays,
+            delivery_limit: 5,
+        }
+    }
+
+    fn name(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+    pub fn jobs_exchange(&self) -> String {
+        self.name("rendition.jobs")
+    }
+    pub fn job_queue(&self, queue: JobQueue) -> String {
+        self.name(&format!("rendition.jobs.{}", queue.name()))
+    }
+    /// A headers exchange in front of the delay queues: it keeps the job's
+    /// routing key, so the delay queue dead-letters it back to its queue.
+    pub fn retry_exchange(&self) -> String {
+        self.name("rendition.retry")
+    }
+    pub fn retry_queue(&self, level: usize) -> String {
+        self.name(&format!("rendition.retry.{level}"))
+    }
+    pub fn dead_queue(&self) -> String {
+        self.name("rendition.dead")
+    }
+    pub fn results_exchange(&self) -> String {
+        self.name("rendition.results")
+    }
+    pub fn policy_exchange(&self) -> String {
+        self.name("rendition.policy")
+    }
+    pub fn max_attempts(&self) -> u32 {
+        self.retry_delays.len() as u32 + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_the_contract_and_only_gain_a_prefix() {
+        let t = Topology::new("", 4, Duration::from_secs(1));
+        assert_eq!(t.jobs_exchange(), "rendition.jobs");
+        assert_eq!(t.job_queue(JobQueue::Image), "rendition.jobs.image");
+        assert_eq!(t.job_queue(JobQueue::Video), "rendition.jobs.video");
+        assert_eq!(t.job_queue(JobQueue::Publish), "rendition.jobs.publish");
+        assert_eq!(t.dead_queue(), "rendition.dead");
+        assert_eq!(t.results_exchange(), "rendition.results");
+        assert_eq!(t.policy_exchange(), "rendition.policy");
+        assert_eq!(t.retry_queue(1), "rendition.retry.1");
+        let staged = Topology::new("staging.", 4, Duration::from_secs(1));
+        assert_eq!(staged.jobs_exchange(), "staging.rendition.jobs");
+    }
+
+    #[test]
+    fn backoff_doubles_and_counts_attempts() {
+        let t = Topology::new("", 4, Duration::from_millis(500));
+        let ms: Vec<u128> = t.retry_delays.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [500, 1000, 2000]);
+        assert_eq!(t.max_attempts(), 4);
+        assert!(Topology::new("", 1, Duration::from_secs(1)).retry_delays.is_empty());
+    }
+
+    #[test]
+    fn attempts_start_at_one() {
+        let mut m = Message::default();
+        assert_eq!(m.attempt(), 1);
+        m.headers.insert(ATTEMPT_HEADER.into(), "3".into());
+        assert_eq!(m.attempt(), 3);
+        m.headers.insert(ATTEMPT_HEADER.into(), "junk".into());
+        assert_eq!(m.attempt(), 1);
+    }
+}

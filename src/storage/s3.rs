@@ -1,0 +1,336 @@
+//! The S3 store: any S3-compatible server (AWS, s3s-fs, garage, MinIO).
+//! Links are SigV4 presigned GETs, so the server itself checks them: a
+//! tampered, expired or deleted link fails there, not in our code.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use chrono::{DateTime, Utc};
+
+use super::{ObjectInfo, PutOptions, SignedLink, Store, StoreError, check_bucket, check_key};
+
+/// Objects at least this large are uploaded in parts (S3's smallest part
+/// is 5 MiB, so the threshold is also the part size).
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+const MIN_PART: usize = 5 * 1024 * 1024;
+
+/// Where the server is and who we are to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    /// `None`: AWS itself, by region.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Bucket in the path (`host/bucket/key`), as most self-hosted servers want.
+    pub path_style: bool,
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: Option<String>,
+    pub multipart_threshold: usize,
+}
+
+impl std::fmt::Debug for S3Config {
+    // Never print the secret (settings are logged at start).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("multipart_threshold", &self.multipart_threshold)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    multipart_threshold: usize,
+}
+
+impl S3Store {
+    pub fn new(config: &S3Config, bucket: &str) -> Result<S3Store, StoreError> {
+        check_bucket(bucket)?;
+        let credentials = Credentials::new(
+            &config.access_key,
+            &config.secret_key,
+            config.session_token.clone(),
+            None,
+            "rendition-settings",
+        );
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(config.path_style);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Ok(S3Store {
+            client: Client::from_conf(builder.build()),
+            bucket: bucket.to_string(),
+            multipart_threshold: config.multipart_threshold.max(MIN_PART),
+        })
+    }
+
+    pub fn bucket_name(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Creates the bucket unless it exists (tests and first starts).
+    pub async fn ensure_bucket(&self) -> Result<(), StoreError> {
+        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+            return Ok(());
+        }
+        match self.client.create_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            // Another worker made it first.
+            Err(e) if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() => {
+                let _ = e;
+                Ok(())
+            }
+            Err(e) => Err(sdk(e)),
+        }
+    }
+
+    async fn put_in_parts(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
+        let mut create = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
+        create = create.content_type(options.content_type);
+        if let Some(name) = &options.filename {
+            create = create.content_disposition(disposition(name));
+        }
+        for (k, v) in options.meta {
+            create = create.metadata(k, v);
+        }
+        let upload = create.send().await.map_err(sdk)?;
+        let id = upload.upload_id().unwrap_or_default().to_string();
+        match self.upload_parts(key, &id, &bytes).await {
+            Ok(parts) => {
+                let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+                let complete = self.client.complete_multipart_upload().bucket(&self.bucket).key(key);
+                complete
+                    .upload_id(&id)
+                    .multipart_upload(done)
+                    .send()
+                    .await
+                    .map_err(sdk)?;
+                Ok(())
+            }
+            Err(e) => {
+                // Leave no orphaned parts behind a failed upload.
+                let abort = self.client.abort_multipart_upload().bucket(&self.bucket).key(key);
+                let _ = abort.upload_id(&id).send().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(&self, key: &str, id: &str, bytes: &[u8]) -> Result<Vec<CompletedPart>, StoreError> {
+        let mut parts = Vec::new();
+        for (i, chunk) in bytes.chunks(self.multipart_threshold).enumerate() {
+            let number = i as i32 + 1;
+            let part = self.client.upload_part().bucket(&self.bucket).key(key).upload_id(id);
+            let out = part
+                .part_number(number)
+                .body(ByteStream::from(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(sdk)?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .build(),
+            );
+        }
+        Ok(parts)
+    }
+}
+
+/// `attachment; filename="…"`, with anything unsafe in a header replaced.
+fn disposition(filename: &str) -> String {
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{safe}\"")
+}
+
+/// Any failure talking to the server is worth a retry; "not found" is
+/// decided by the callers, who know which answer means it.
+fn sdk<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Io(format!("s3: {}", DisplayErrorContext(&e)))
+}
+
+fn status_of<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
+    e.raw_response().map(|r| r.status_code())
+}
+
+/// The HTTP status of a raw response, whatever the SDK's type for it.
+trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+impl Store for S3Store {
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        check_key(key)?;
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if status_of(&e) == Some(404) => return Err(StoreError::NotFound(key.to_string())),
+            Err(e) => return Err(sdk(e)),
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Io(format!("s3 body: {e}")))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        check_key(key)?;
+        let out = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if status_of(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(sdk(e)),
+        };
+        let meta: BTreeMap<String, String> = out
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(Some(ObjectInfo {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            identity: out.e_tag().unwrap_or_default().to_string(),
+            meta,
+        }))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
+        check_key(key)?;
+        if bytes.len() >= self.multipart_threshold {
+            return self.put_in_parts(key, bytes, options).await;
+        }
+        let mut put = self.client.put_object().bucket(&self.bucket).key(key);
+        put = put.content_type(options.content_type);
+        if let Some(name) = &options.filename {
+            put = put.content_disposition(disposition(name));
+        }
+        for (k, v) in options.meta {
+            put = put.metadata(k, v);
+        }
+        put.body(ByteStream::from(bytes)).send().await.map_err(sdk)?;
+        Ok(())
+    }
+
+    async fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError> {
+        check_key(key)?;
+        let now = Utc::now();
+        let ttl = (expires_at - now).to_std().unwrap_or(Duration::from_secs(1));
+        let config = PresigningConfig::builder()
+            .start_time(SystemTime::from(now))
+            .expires_in(ttl.max(Duration::from_secs(1)))
+            .build()
+            .map_err(|e| StoreError::Io(format!("presign: {e}")))?;
+        let get = self.client.get_object().bucket(&self.bucket).key(key);
+        let request = get.presigned(config).await.map_err(sdk)?;
+        Ok(SignedLink {
+            url: request.uri().to_string(),
+            expires_at,
+        })
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let list = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix);
+            let out = list.set_continuation_token(token.take()).send().await.map_err(sdk)?;
+            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            match out.next_continuation_token() {
+                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        match self.client.delete_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(sdk(e)),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(())
+    }
+
+    fn bucket(&self, name: &str) -> Result<S3Store, StoreError> {
+        check_bucket(name)?;
+        Ok(S3Store {
+            bucket: name.to_string(),
+            ..self.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions_name_the_file_safely() {
+        assert_eq!(
+            disposition("launch hero.jpg"),
+            "attachment; filename=\"launch hero.jpg\""
+        );
+        assert_eq!(disposition("a\"b\r\n.jpg"), "attachment; filename=\"a_b__.jpg\"");
+        assert_eq!(disposition("café.jpg"), "attachment; filename=\"caf_.jpg\"");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let config = S3Config {
+            endpoint: None,
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key: "AK".into(),
+            secret_key: "very-secret".into(),
+            session_token: None,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+        };
+        assert!(!format!("{config:?}").contains("very-secret"));
+    }
+}

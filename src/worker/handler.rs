@@ -1,0 +1,247 @@
+//! One delivery, start to finish: run the job (or the revoke), then route
+//! its answer: reply, retry after a delay, or dead-letter. The caller acks
+//! only when this returns `Ok`, i.e. once the broker confirmed the answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::error::{Coded, Disposition};
+use crate::ops::{Metrics, Stage};
+use crate::pipeline::{Outcome, Pipeline};
+use crate::policy::CurrentPolicy;
+use crate::queue::{
+    ATTEMPT_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, QueueError, RETRY_LEVEL_HEADER,
+    REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology,
+};
+use crate::result::{JobResult, Status};
+use crate::revocation::{REVOKE_SCHEMA, RevokeMessage, revoke_share};
+use crate::storage::Store;
+
+/// Where a job's answer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Final: the result goes to the caller.
+    Reply,
+    /// Transient failure: wait in delay queue `level`, then run again.
+    Retry { level: usize },
+    /// Transient failure, out of attempts: the dead-letter queue, and a
+    /// `failed` result so upstream is not left waiting.
+    DeadLetter,
+}
+
+pub fn settle(retry: bool, attempt: u32, max_attempts: u32) -> Settlement {
+    match (retry, attempt < max_attempts) {
+        (false, _) => Settlement::Reply,
+        (true, true) => Settlement::Retry {
+            level: attempt as usize,
+        },
+        (true, false) => Settlement::DeadLetter,
+    }
+}
+
+pub struct Handler<S> {
+    pub pipeline: Arc<Pipeline<S>>,
+    pub policy: Arc<CurrentPolicy>,
+    pub topology: Topology,
+    pub metrics: Arc<Metrics>,
+}
+
+impl<S: Store> Handler<S> {
+    pub async fn handle(&self, broker: &impl Publisher, message: &Message) -> Result<(), QueueError> {
+        let _in_flight = self.metrics.in_flight();
+        let started = Instant::now();
+        let outcome = if is_revoke(message) {
+            self.revoke(message).await
+        } else {
+            self.pipeline
+                .run_job(&self.policy.get(), &message.body, Utc::now())
+                .await
+        };
+        self.metrics.observe(Stage::Pipeline, started.elapsed());
+        self.log(message, &outcome, started);
+        let attempt = message.attempt();
+        match settle(outcome.retry, attempt, self.topology.max_attempts()) {
+            Settlement::Reply => {
+                if unparseable(&outcome.result) {
+                    self.dead_letter(broker, message, &outcome.result).await?;
+                }
+                self.reply(broker, message, &outcome).await
+            }
+            Settlement::Retry { level } => {
+                let mut retry = carried(message);
+                retry.headers.insert(ATTEMPT_HEADER.into(), (attempt + 1).to_string());
+                retry.headers.insert(RETRY_LEVEL_HEADER.into(), level.to_string());
+                broker.publish(&self.topology.retry_exchange(), &retry).await?;
+                self.metrics.retried();
+                Ok(())
+            }
+            Settlement::DeadLetter => {
+                self.dead_letter(broker, message, &outcome.result).await?;
+                self.reply(broker, message, &outcome).await
+            }
+        }
+    }
+
+    /// The result to `reply_to` (with the correlation id), else to the
+    /// results exchange under `purpose.status`.
+    async fn reply(&self, broker: &impl Publisher, message: &Message, outcome: &Outcome) -> Result<(), QueueError> {
+        let result = &outcome.result;
+        let started = Instant::now();
+        let (exchange, routing_key) = match &message.reply_to {
+            Some(to) => (String::new(), to.clone()),
+            None => (
+                self.topology.results_exchange(),
+                format!("{}.{}", purpose_of(message), status_name(result.status)),
+            ),
+        };
+        let reply = Message {
+            routing_key,
+            body: serde_json::to_vec(result).expect("a result serializes"),
+            correlation_id: message.correlation_id.clone(),
+            message_id: Some(result.job_id.clone()),
+            ..Message::default()
+        };
+        broker.publish(&exchange, &reply).await?;
+        self.metrics.observe(Stage::Reply, started.elapsed());
+        self.metrics.job_finished(result.status);
+        if outcome.replayed {
+            self.metrics.replayed();
+        } else {
+            self.metrics
+                .cache_hits(result.renditions.iter().filter(|r| r.cached).count());
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        broker: &impl Publisher,
+        message: &Message,
+        result: &JobResult,
+    ) -> Result<(), QueueError> {
+        let mut dead = carried(message);
+        dead.routing_key = self.topology.dead_queue();
+        dead.headers
+            .insert(ATTEMPT_HEADER.into(), message.attempt().to_string());
+        dead.headers
+            .insert(ROUTING_KEY_HEADER.into(), message.routing_key.clone());
+        if let Some(error) = &result.error {
+            dead.headers.insert(ERROR_CODE_HEADER.into(), error.code.clone());
+            dead.headers.insert(ERROR_MESSAGE_HEADER.into(), error.message.clone());
+        }
+        broker.publish("", &dead).await?;
+        self.metrics.dead_lettered();
+        Ok(())
+    }
+
+    /// Stop sharing: delete the share's renditions and mark it revoked.
+    async fn revoke(&self, message: &Message) -> Outcome {
+        let version = self.policy.get().version();
+        let parsed: Result<RevokeMessage, _> = serde_json::from_slice(&message.body);
+        let revoke = match parsed {
+            Ok(r) if r.schema == REVOKE_SCHEMA => r,
+            Ok(r) => return final_failure(&r.job_id, version, format!("schema must be {REVOKE_SCHEMA}")),
+            Err(e) => return final_failure("unknown", version, format!("revoke message: {e}")),
+        };
+        match revoke_share(&self.pipeline.renditions, &revoke.share).await {
+            Ok(revoked) => {
+                self.metrics.revoked();
+                tracing::info!(share = %revoked.share, deleted = revoked.deleted, "share revoked");
+                Outcome {
+                    result: JobResult::acknowledged(&revoke.job_id, version),
+                    retry: false,
+                    replayed: false,
+                }
+            }
+            Err(e) => Outcome {
+                retry: e.disposition() == Disposition::Retry,
+                result: JobResult::failed(&revoke.job_id, version, None, &e),
+                replayed: false,
+            },
+        }
+    }
+
+    fn log(&self, message: &Message, outcome: &Outcome, started: Instant) {
+        let result = &outcome.result;
+        let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
+        let reason = result.decision.as_ref().map(|d| d.reason.as_str()).unwrap_or("");
+        let error = result.error.as_ref().map(|e| e.code.as_str()).unwrap_or("");
+        tracing::info!(
+            job_id = %result.job_id,
+            asset = %job["asset"]["id"].as_str().unwrap_or(""),
+            principal = %job["principal"],
+            status = status_name(result.status),
+            decision = reason,
+            error,
+            attempt = message.attempt(),
+            retry = outcome.retry,
+            replayed = outcome.replayed,
+            ms = started.elapsed().as_millis() as u64,
+            "job"
+        );
+    }
+}
+
+fn is_revoke(message: &Message) -> bool {
+    message.routing_key == REVOKE_ROUTING_KEY
+}
+
+/// A message that could not even be read as a job: it also goes to the
+/// dead letters (contract §5), where an operator can look at it.
+fn unparseable(result: &JobResult) -> bool {
+    result.decision.is_none() && result.error.as_ref().is_some_and(|e| e.code == "invalid_job")
+}
+
+/// The job as it was, for a retry or a dead letter: body, routing and
+/// correlation, without the broker's own headers.
+fn carried(message: &Message) -> Message {
+    Message {
+        headers: Default::default(),
+        ..message.clone()
+    }
+}
+
+fn purpose_of(message: &Message) -> String {
+    if is_revoke(message) {
+        return REVOKE_ROUTING_KEY.to_string();
+    }
+    let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
+    match job["purpose"].as_str() {
+        Some(p @ ("download" | "share" | "preview" | "publish")) => p.to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Done => "done",
+        Status::Denied => "denied",
+        Status::Failed => "failed",
+    }
+}
+
+fn final_failure(job_id: &str, version: u64, message: String) -> Outcome {
+    let error = crate::job::JobError::at("share", message);
+    Outcome {
+        result: JobResult::failed(job_id, version, None, &error),
+        retry: false,
+        replayed: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_retry_until_the_last_attempt() {
+        assert_eq!(settle(false, 1, 3), Settlement::Reply);
+        assert_eq!(settle(false, 9, 3), Settlement::Reply);
+        assert_eq!(settle(true, 1, 3), Settlement::Retry { level: 1 });
+        assert_eq!(settle(true, 2, 3), Settlement::Retry { level: 2 });
+        assert_eq!(settle(true, 3, 3), Settlement::DeadLetter);
+        assert_eq!(settle(true, 1, 1), Settlement::DeadLetter);
+    }
+}

@@ -1,0 +1,214 @@
+//! The worker: consumes job queues, runs each job through the pipeline,
+//! answers, and acks only after the broker confirmed the answer
+//! (at-least-once; `job_id` makes repeats harmless).
+//!
+//! - [`handler`]: one delivery → reply, retry or dead letter.
+//! - [`policy_updates`]: policy documents from the fanout exchange.
+//! - [`run`]: connect (and reconnect with backoff), declare, consume, drain
+//!   on shutdown.
+
+pub mod handler;
+pub mod policy_updates;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
+use tokio::task::JoinSet;
+
+pub use handler::Handler;
+
+use crate::ops::Stage;
+use crate::ops::http::BrokerFlag;
+use crate::policy::Update;
+use crate::queue::amqp::{AmqpBroker, message_of};
+use crate::queue::{JobQueue, QueueError};
+use crate::storage::Store;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub amqp_url: String,
+    /// Which job queues this worker takes (image and video pools can differ).
+    pub queues: Vec<JobQueue>,
+    /// Prefetch per queue: jobs in flight at once.
+    pub concurrency: u16,
+    /// How long SIGTERM waits for jobs in flight.
+    pub drain_timeout: Duration,
+}
+
+/// Runs until `shutdown` completes, then stops taking jobs, lets the ones
+/// in flight finish (up to the drain timeout) and returns. A lost broker is
+/// reconnected with backoff; unacked jobs come back from the broker.
+pub async fn run<S: Store + 'static>(
+    config: WorkerConfig,
+    handler: Arc<Handler<S>>,
+    connected: Arc<BrokerFlag>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let attempt = tokio::select! {
+            _ = &mut shutdown => return,
+            b = AmqpBroker::connect(&config.amqp_url) => b,
+        };
+        let lost = match attempt {
+            Ok(broker) => {
+                let broker = Arc::new(broker);
+                let session = Session {
+                    config: &config,
+                    handler: &handler,
+                    broker: &broker,
+                    connected: &connected,
+                };
+                let outcome = session.serve(&mut shutdown, &mut backoff).await;
+                connected.set(false);
+                broker.close().await;
+                match outcome {
+                    Ok(()) => return,
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(error = %lost, retry_in_ms = backoff.as_millis() as u64, "broker unavailable");
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// One connection's worth of work.
+struct Session<'a, S> {
+    config: &'a WorkerConfig,
+    handler: &'a Arc<Handler<S>>,
+    broker: &'a Arc<AmqpBroker>,
+    connected: &'a BrokerFlag,
+}
+
+impl<S: Store + 'static> Session<'_, S> {
+    /// `Ok` after a clean drain; `Err` when the connection was lost.
+    async fn serve(
+        &self,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+        backoff: &mut Duration,
+    ) -> Result<(), QueueError> {
+        let topology = &self.handler.topology;
+        self.broker.declare(topology).await?;
+        let mut consumers = Vec::new();
+        for queue in &self.config.queues {
+            let name = topology.job_queue(*queue);
+            consumers.push(self.broker.consume(&name, self.config.concurrency).await?);
+        }
+        let (_policy_channel, mut updates) = self.broker.private_queue(Some(&topology.policy_exchange())).await?;
+        let mut jobs = futures_util::stream::select_all(consumers.iter().map(|(_, c)| c.clone()));
+        self.connected.set(true);
+        *backoff = Duration::from_millis(200);
+        tracing::info!(queues = ?self.config.queues, prefetch = self.config.concurrency, "consuming");
+        let mut tasks = JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let ended = loop {
+            tokio::select! {
+                _ = shutdown.as_mut() => break Ok(()),
+                delivery = jobs.next() => match delivery {
+                    Some(Ok(delivery)) => { tasks.spawn(self.job_task(delivery)); }
+                    Some(Err(e)) => break Err(QueueError(e.to_string())),
+                    None => break Err(QueueError("the broker closed the consumer".into())),
+                },
+                update = updates.next() => match update {
+                    Some(Ok(delivery)) => self.policy_update(delivery).await,
+                    Some(Err(e)) => break Err(QueueError(e.to_string())),
+                    None => break Err(QueueError("the broker closed the policy subscription".into())),
+                },
+                _ = tick.tick() => if !self.broker.is_connected() {
+                    break Err(QueueError("connection lost".into()));
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        };
+        if let Err(e) = ended {
+            // Unacked jobs go back to the queue when the connection closes.
+            tasks.abort_all();
+            return Err(e);
+        }
+        for (channel, consumer) in &consumers {
+            let _ = channel
+                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                .await;
+        }
+        self.drain(tasks).await;
+        Ok(())
+    }
+
+    async fn drain(&self, mut tasks: JoinSet<()>) {
+        let in_flight = tasks.len();
+        tracing::info!(in_flight, "draining: no new jobs taken");
+        let deadline = tokio::time::sleep(self.config.drain_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { break },
+                _ = &mut deadline => {
+                    tracing::warn!(left = tasks.len(), "drain deadline passed; unfinished jobs go back to the queue");
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        tracing::info!("drained");
+    }
+
+    fn job_task(&self, delivery: Delivery) -> impl Future<Output = ()> + Send + 'static {
+        let handler = Arc::clone(self.handler);
+        let broker = Arc::clone(self.broker);
+        async move {
+            let message = message_of(&delivery);
+            if let Some(sent) = delivery.properties.timestamp() {
+                let now = chrono::Utc::now().timestamp().max(0) as u64;
+                handler
+                    .metrics
+                    .observe(Stage::QueueWait, Duration::from_secs(now.saturating_sub(*sent)));
+            }
+            match handler.handle(&*broker, &message).await {
+                Ok(()) => {
+                    let _ = delivery.ack(BasicAckOptions::default()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not answer; the job goes back to the queue");
+                    let requeue = BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    };
+                    let _ = delivery.nack(requeue).await;
+                }
+            }
+        }
+    }
+
+    async fn policy_update(&self, delivery: Delivery) {
+        let pipeline = &self.handler.pipeline;
+        let current = &self.handler.policy;
+        let metrics = &self.handler.metrics;
+        let applied =
+            policy_updates::apply_update(current, &pipeline.originals, &pipeline.renditions, &delivery.data).await;
+        match applied {
+            Ok((Update::Applied { from, to }, swept)) => {
+                metrics.policy(to, true);
+                tracing::info!(from, to, revoked = ?swept, "policy applied");
+            }
+            Ok((Update::Stale { current, offered }, _)) => {
+                tracing::info!(current, offered, "policy update ignored: not newer");
+            }
+            Err(e) => {
+                metrics.policy(0, false);
+                tracing::error!(error = %e, "policy update refused; the policy in force stays");
+            }
+        }
+        let _ = delivery.ack(BasicAckOptions::default()).await;
+    }
+}

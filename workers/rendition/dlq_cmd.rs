@@ -1,0 +1,105 @@
+//! `rendition dlq list` / `rendition dlq replay [--all | ID]`: looks at the
+//! dead letters without consuming them, and re-queues chosen ones.
+//!
+//! Messages are taken with `basic.get` and left unacked; closing the
+//! channel puts back every one not replayed.
+
+use anyhow::{Context, bail};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use rendition::queue::amqp::{AmqpBroker, message_of};
+use rendition::queue::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, ROUTING_KEY_HEADER};
+use serde_json::json;
+
+use crate::worker_settings::Settings;
+
+/// Which dead letters to replay.
+pub enum Pick {
+    All,
+    JobId(String),
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<AmqpBroker> {
+    let broker = AmqpBroker::connect(&settings.amqp_url)
+        .await
+        .context("connecting to the broker")?;
+    broker.declare(&settings.topology).await?;
+    Ok(broker)
+}
+
+pub async fn list(settings: &Settings) -> anyhow::Result<()> {
+    let broker = connect(settings).await?;
+    let channel = broker.channel().await?;
+    let queue = settings.topology.dead_queue();
+    let mut count = 0;
+    while let Some(got) = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions::default())
+        .await?
+    {
+        let m = message_of(&got.delivery);
+        let body: serde_json::Value = serde_json::from_slice(&m.body).unwrap_or_else(|_| json!(lossy(&m.body)));
+        let line = json!({
+            "job_id": m.message_id.clone().or_else(|| body["job_id"].as_str().map(str::to_string)),
+            "routing_key": m.header(ROUTING_KEY_HEADER),
+            "attempts": m.attempt(),
+            "error": { "code": m.header(ERROR_CODE_HEADER), "message": m.header(ERROR_MESSAGE_HEADER) },
+            "job": body,
+        });
+        println!("{line}");
+        count += 1;
+    }
+    let _ = channel.close(200, "listed".into()).await;
+    broker.close().await;
+    eprintln!("{count} dead letters in {queue}");
+    Ok(())
+}
+
+pub async fn replay(settings: &Settings, pick: Pick) -> anyhow::Result<()> {
+    let broker = connect(settings).await?;
+    let channel = broker.channel().await?;
+    let queue = settings.topology.dead_queue();
+    let mut replayed = 0;
+    while let Some(got) = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions::default())
+        .await?
+    {
+        let dead = message_of(&got.delivery);
+        if !picked(&pick, &dead) {
+            continue;
+        }
+        // A fresh start: attempts count again from one.
+        let again = Message {
+            routing_key: dead.header(ROUTING_KEY_HEADER).unwrap_or("image").to_string(),
+            headers: Default::default(),
+            ..dead
+        };
+        broker.publish(&settings.topology.jobs_exchange(), &again).await?;
+        got.delivery.ack(BasicAckOptions::default()).await?;
+        replayed += 1;
+    }
+    let _ = channel.close(200, "replayed".into()).await;
+    broker.close().await;
+    eprintln!(
+        "replayed {replayed} dead letters to {}",
+        settings.topology.jobs_exchange()
+    );
+    if replayed == 0
+        && let Pick::JobId(id) = &pick
+    {
+        bail!("no dead letter has job id {id}");
+    }
+    Ok(())
+}
+
+fn picked(pick: &Pick, dead: &Message) -> bool {
+    match pick {
+        Pick::All => true,
+        Pick::JobId(id) => {
+            let body: serde_json::Value = serde_json::from_slice(&dead.body).unwrap_or_default();
+            dead.message_id.as_deref() == Some(id) || body["job_id"].as_str() == Some(id)
+        }
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,148 @@
+//! `rendition enqueue JOB.json… [--wait]`: publishes jobs to the jobs
+//! exchange (routing key = the asset's media, `publish`, or `revoke`) and,
+//! with `--wait`, prints each result as it arrives.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use lapin::options::BasicAckOptions;
+use rendition::queue::amqp::{AmqpBroker, message_of};
+use rendition::queue::{Message, Publisher, REVOKE_ROUTING_KEY};
+use rendition::revocation::REVOKE_SCHEMA;
+
+use crate::settings::job_files;
+use crate::worker_settings::Settings;
+
+pub struct EnqueueArgs {
+    pub config: Option<PathBuf>,
+    pub jobs: Vec<PathBuf>,
+    pub wait: bool,
+    pub timeout: Duration,
+    /// Print throughput and latency percentiles to stderr (the load figure).
+    pub stats: bool,
+}
+
+pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let topology = &settings.topology;
+    let broker = AmqpBroker::connect(&settings.amqp_url)
+        .await
+        .context("connecting to the broker")?;
+    broker.declare(topology).await?;
+    let replies = match args.wait {
+        true => Some(broker.private_queue(None).await?),
+        false => None,
+    };
+    let reply_to = replies.as_ref().map(|(_, c)| c.queue().as_str().to_string());
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let started = Instant::now();
+    for file in job_files(&args.jobs)? {
+        let body = std::fs::read(&file).with_context(|| file.display().to_string())?;
+        let id = job_id(&body, &file);
+        let message = Message {
+            routing_key: routing_key(&body),
+            body,
+            correlation_id: Some(id.clone()),
+            message_id: Some(id.clone()),
+            reply_to: reply_to.clone(),
+            ..Message::default()
+        };
+        broker.publish(&topology.jobs_exchange(), &message).await?;
+        sent.insert(id, Instant::now());
+    }
+    eprintln!("published {} jobs", sent.len());
+    let Some((_channel, mut consumer)) = replies else {
+        return Ok(());
+    };
+    let mut latencies = Vec::new();
+    let deadline = tokio::time::sleep(args.timeout);
+    tokio::pin!(deadline);
+    while !sent.is_empty() {
+        let delivery = tokio::select! {
+            d = consumer.next() => d,
+            _ = &mut deadline => break,
+        };
+        let Some(Ok(delivery)) = delivery else {
+            bail!("the broker closed the reply queue");
+        };
+        let _ = delivery.ack(BasicAckOptions::default()).await;
+        let reply = message_of(&delivery);
+        if let Some(at) = reply.correlation_id.as_ref().and_then(|id| sent.remove(id)) {
+            latencies.push(at.elapsed());
+            println!("{}", String::from_utf8_lossy(&reply.body));
+        }
+    }
+    if args.stats {
+        print_stats(&mut latencies, started.elapsed());
+    }
+    if !sent.is_empty() {
+        bail!("{} jobs had no result within {:?}", sent.len(), args.timeout);
+    }
+    Ok(())
+}
+
+/// Where the job goes: contract §5's routing keys.
+fn routing_key(body: &[u8]) -> String {
+    let job: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    if job["schema"] == REVOKE_SCHEMA {
+        return REVOKE_ROUTING_KEY.into();
+    }
+    if job["purpose"] == "publish" {
+        return "publish".into();
+    }
+    match job["asset"]["media"].as_str() {
+        Some(media @ ("image" | "video" | "audio" | "other")) => media.into(),
+        // Unreadable jobs still get an answer (`invalid_job`) from a worker.
+        _ => "image".into(),
+    }
+}
+
+fn job_id(body: &[u8], file: &Path) -> String {
+    let job: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    match job["job_id"].as_str() {
+        Some(id) => id.to_string(),
+        None => file
+            .file_stem()
+            .map_or("unknown".into(), |s| s.to_string_lossy().into()),
+    }
+}
+
+fn print_stats(latencies: &mut [Duration], elapsed: Duration) {
+    if latencies.is_empty() {
+        return;
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    eprintln!(
+        "results: {} in {:.1} s = {:.1} jobs/s; latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_media_purpose_and_revoke() {
+        let job = |media: &str, purpose: &str| {
+            format!(r#"{{"purpose":"{purpose}","asset":{{"media":"{media}"}}}}"#).into_bytes()
+        };
+        assert_eq!(routing_key(&job("video", "download")), "video");
+        assert_eq!(routing_key(&job("audio", "share")), "audio");
+        assert_eq!(routing_key(&job("image", "publish")), "publish");
+        assert_eq!(
+            routing_key(br#"{"schema":"rendition.revoke/v1","share":"s"}"#),
+            "revoke"
+        );
+        assert_eq!(routing_key(b"not json"), "image");
+    }
+}

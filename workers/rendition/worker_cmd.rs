@@ -1,0 +1,143 @@
+//! `rendition worker`: load settings, build the context, run, drain on
+//! SIGTERM (or Ctrl-C), exit 0.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rendition::ops::Metrics;
+use rendition::ops::http::{BrokerFlag, Readiness};
+use rendition::pipeline::Pipeline;
+use rendition::policy::CurrentPolicy;
+use rendition::rendition::EngineLimits;
+use rendition::storage::Store;
+use rendition::storage::fs::FsStore;
+use rendition::storage::s3::S3Store;
+use rendition::worker::policy_updates::{load_policy, sweep_all};
+use rendition::worker::{Handler, WorkerConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::settings::link_signer;
+use crate::worker_settings::{Settings, StoreSetting};
+
+pub async fn worker(config: Option<&Path>) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    init_logs(settings.json_logs);
+    tracing::info!(settings = %settings.describe(), "starting");
+    match settings.store.clone() {
+        StoreSetting::Fs {
+            dir,
+            link_secret,
+            link_base,
+        } => {
+            std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+            let signer = link_signer(&dir, &link_base, link_secret)?;
+            let originals = FsStore::new(&dir, None);
+            run(settings, originals, FsStore::new(&dir, Some(signer))).await
+        }
+        StoreSetting::S3 {
+            config,
+            originals,
+            renditions,
+        } => {
+            let originals = S3Store::new(&config, &originals)?;
+            let renditions = S3Store::new(&config, &renditions)?;
+            if let Err(e) = renditions.ensure_bucket().await {
+                tracing::warn!(error = %e, "could not check or create the renditions bucket");
+            }
+            run(settings, originals, renditions).await
+        }
+    }
+}
+
+async fn run<S: Store + Clone + 'static>(settings: Settings, originals: S, renditions: S) -> anyhow::Result<()> {
+    let policy = load_policy(&settings.policy, &originals)
+        .await
+        .with_context(|| format!("loading the policy from {}", settings.policy))?;
+    let swept = sweep_all(&policy, &renditions).await?;
+    tracing::info!(
+        version = policy.version(),
+        revoked_shares = swept.len(),
+        "policy loaded"
+    );
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_policy_version(policy.version());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .thread_name(|i| format!("render-{i}"))
+        .build()?;
+    let pipeline = Pipeline {
+        originals,
+        renditions: renditions.clone(),
+        limits: EngineLimits::default(),
+        pool: Arc::new(pool),
+        max_link_ttl_s: settings.max_link_ttl_s,
+    };
+    let handler = Arc::new(Handler {
+        pipeline: Arc::new(pipeline),
+        policy: Arc::new(CurrentPolicy::new(policy)),
+        topology: settings.topology.clone(),
+        metrics: metrics.clone(),
+    });
+    let connected = Arc::new(BrokerFlag::default());
+    let readiness = Arc::new(Ready {
+        connected: connected.clone(),
+        store: renditions,
+    });
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("binding {}", settings.http_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "health and metrics");
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(rendition::ops::http::run(listener, metrics, readiness, async {
+        let _ = http_stopped.await;
+    }));
+    let config = WorkerConfig {
+        amqp_url: settings.amqp_url.clone(),
+        queues: settings.queues.clone(),
+        concurrency: settings.concurrency,
+        drain_timeout: settings.drain_timeout,
+    };
+    rendition::worker::run(config, handler, connected, terminated()).await;
+    let _ = stop_http.send(());
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM (what orchestrators send) or SIGINT.
+async fn terminated() {
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+    }
+}
+
+struct Ready<S> {
+    connected: Arc<BrokerFlag>,
+    store: S,
+}
+
+impl<S: Store + 'static> Readiness for Ready<S> {
+    fn broker_connected(&self) -> bool {
+        self.connected.get()
+    }
+    async fn store_reachable(&self) -> Result<(), String> {
+        self.store.ready().await.map_err(|e| e.to_string())
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws=warn,lapin=warn,hyper=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
