@@ -14,7 +14,8 @@ use crate::error::{Coded, Disposition};
 /// Header: how many times this job has been tried (1 on first delivery).
 pub const ATTEMPT_HEADER: &str = "x-rendition-attempt";
 /// Header on a retry: which delay queue the message waits in.
-pub const RETRY_LEVEL_HEADER: &str = "x-retry-level";
+// Not `x-…`: a headers exchange ignores those when matching.
+pub const RETRY_LEVEL_HEADER: &str = "rendition-retry-level";
 /// Headers on a dead letter: why it died and where it was going.
 pub const ERROR_CODE_HEADER: &str = "x-error-code";
 pub const ERROR_MESSAGE_HEADER: &str = "x-error-message";

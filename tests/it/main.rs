@@ -7,3 +7,5 @@ mod pipeline;
 mod properties;
 mod scenarios;
 mod schema;
+mod services;
+mod worker;

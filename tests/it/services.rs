@@ -1,0 +1,358 @@
+//! A lab on the real services: RabbitMQ and an S3 server (s3s-fs), as
+//! `scripts/services` starts them. Each lab has its own queue prefix and
+//! buckets, so tests run side by side; it removes its queues when dropped.
+//! Without the services' settings the tests fail; they never skip.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer};
+use rendition::queue::amqp::{AmqpBroker, message_of};
+use rendition::queue::{JobQueue, Message, Publisher, Topology};
+use rendition::result::JobResult;
+use rendition::storage::s3::{S3Config, S3Store};
+use rendition::storage::{PutOptions, Store};
+use serde_json::Value;
+
+pub const ORIGINALS: [&str; 4] = ["hero.jpg", "photo.jpg", "alpha.png", "truncated.jpg"];
+
+fn setting(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test, which starts RabbitMQ and s3s-fs")
+    })
+}
+
+pub fn s3_config() -> S3Config {
+    S3Config {
+        endpoint: Some(setting("RENDITION_TEST_S3_ENDPOINT")),
+        region: "us-east-1".into(),
+        path_style: true,
+        access_key: setting("RENDITION_TEST_S3_ACCESS_KEY"),
+        secret_key: setting("RENDITION_TEST_S3_SECRET_KEY"),
+        session_token: None,
+        multipart_threshold: 5 * 1024 * 1024,
+    }
+}
+
+struct Connection {
+    broker: AmqpBroker,
+    _channel: Channel,
+    replies: Consumer,
+}
+
+pub struct Lab {
+    pub name: String,
+    pub rt: tokio::runtime::Runtime,
+    pub amqp_url: String,
+    pub s3: S3Config,
+    pub originals: S3Store,
+    pub renditions: S3Store,
+    pub topology: Topology,
+    pub policy_path: PathBuf,
+    pub dir: tempfile::TempDir,
+    connection: Mutex<Option<Connection>>,
+}
+
+impl Lab {
+    /// `short` names the lab's queues and buckets (keep it brief: bucket
+    /// names have at most 63 characters).
+    pub fn new(short: &str) -> Lab {
+        let name = format!("t{}-{short}", std::process::id());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let s3 = s3_config();
+        let originals = S3Store::new(&s3, &format!("{name}-orig")).unwrap();
+        let renditions = S3Store::new(&s3, &format!("{name}-rend")).unwrap();
+        rt.block_on(async {
+            originals.ensure_bucket().await.unwrap();
+            renditions.ensure_bucket().await.unwrap();
+            for file in ORIGINALS {
+                let bytes = std::fs::read(fixture(&format!("originals/{file}"))).unwrap();
+                let options = PutOptions::default();
+                originals.put(&format!("originals/{file}"), bytes, options).await.unwrap();
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let policy_path = dir.path().join("policy.yaml");
+        std::fs::write(&policy_path, serde_yaml::to_string(&test_policy()).unwrap()).unwrap();
+        let lab = Lab {
+            topology: Topology::new(&format!("{name}."), 3, Duration::from_millis(200)),
+            name,
+            rt,
+            amqp_url: setting("RENDITION_TEST_AMQP_URL"),
+            s3,
+            originals,
+            renditions,
+            policy_path,
+            dir,
+            connection: Mutex::new(None),
+        };
+        lab.connect();
+        lab
+    }
+
+    /// (Re)connects, declares the topology and a durable reply queue (a
+    /// durable one, so replies survive a broker restart).
+    pub fn connect(&self) {
+        let replies = self.replies_queue();
+        let connection = self.rt.block_on(async {
+            let broker = AmqpBroker::connect(&self.amqp_url).await.expect("RabbitMQ answers");
+            broker.declare(&self.topology).await.unwrap();
+            let channel = broker.channel().await.unwrap();
+            let durable = QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            };
+            channel
+                .queue_declare(replies.as_str().into(), durable, FieldTable::default())
+                .await
+                .unwrap();
+            // Acked one by one: replies not yet read when the connection
+            // drops go back to the queue instead of vanishing with it.
+            channel.basic_qos(8, BasicQosOptions::default()).await.unwrap();
+            let options = BasicConsumeOptions::default();
+            let replies = channel
+                .basic_consume(replies.as_str().into(), "".into(), options, FieldTable::default())
+                .await
+                .unwrap();
+            Connection {
+                broker,
+                _channel: channel,
+                replies,
+            }
+        });
+        *self.connection.lock().unwrap() = Some(connection);
+    }
+
+    fn replies_queue(&self) -> String {
+        format!("{}replies", self.topology.prefix)
+    }
+
+    /// Publishes a job (routing key from its media or purpose) asking for
+    /// the answer on the lab's reply queue.
+    pub fn send(&self, job: &Value) {
+        let routing_key = match (job["purpose"].as_str(), job["asset"]["media"].as_str()) {
+            (Some("publish"), _) => "publish",
+            (_, Some(media)) => media,
+            _ => "image",
+        };
+        let id = job["job_id"].as_str().unwrap_or("unknown").to_string();
+        self.send_raw(routing_key, serde_json::to_vec(job).unwrap(), &id);
+    }
+
+    pub fn send_raw(&self, routing_key: &str, body: Vec<u8>, correlation_id: &str) {
+        let message = Message {
+            routing_key: routing_key.into(),
+            body,
+            correlation_id: Some(correlation_id.into()),
+            reply_to: Some(self.replies_queue()),
+            ..Message::default()
+        };
+        let guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let broker = &guard.as_ref().unwrap().broker;
+        self.rt
+            .block_on(broker.publish(&self.topology.jobs_exchange(), &message))
+            .unwrap();
+    }
+
+    /// Publishes on the policy fanout exchange.
+    pub fn send_policy(&self, body: &[u8]) {
+        let message = Message {
+            body: body.to_vec(),
+            ..Message::default()
+        };
+        let guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let broker = &guard.as_ref().unwrap().broker;
+        self.rt
+            .block_on(broker.publish(&self.topology.policy_exchange(), &message))
+            .unwrap();
+    }
+
+    /// The next `n` replies (correlation id, result), failing after `limit`.
+    pub fn replies(&self, n: usize, limit: Duration) -> Vec<(String, JobResult)> {
+        let out = self.try_replies(n, limit);
+        assert_eq!(out.len(), n, "{} of {n} replies within {limit:?}", out.len());
+        out
+    }
+
+    /// Up to `n` replies, as many as come within `limit`.
+    pub fn try_replies(&self, n: usize, limit: Duration) -> Vec<(String, JobResult)> {
+        let mut guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let replies = &mut guard.as_mut().unwrap().replies;
+        let deadline = Instant::now() + limit;
+        let mut out = Vec::new();
+        self.rt.block_on(async {
+            while out.len() < n {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let next = tokio::time::timeout(left, replies.next()).await;
+                let Ok(Some(Ok(delivery))) = next else {
+                    break;
+                };
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                let m = message_of(&delivery);
+                let result: JobResult = serde_json::from_slice(&m.body).expect("a result");
+                out.push((m.correlation_id.unwrap_or_default(), result));
+            }
+        });
+        out
+    }
+
+    pub fn reply(&self) -> JobResult {
+        self.replies(1, Duration::from_secs(60)).remove(0).1
+    }
+
+    /// Starts `rendition worker` on this lab's queues and buckets; returns
+    /// once its `/readyz` answers 200.
+    pub fn worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let http = free_addr();
+        let log = std::fs::File::create(self.dir.path().join(format!("worker-{}.log", http.port()))).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rendition"));
+        command
+            .arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RENDITION_AMQP_URL", &self.amqp_url)
+            .env("RENDITION_POLICY", &self.policy_path)
+            .env("RENDITION_STORE", "s3")
+            .env("RENDITION_S3_ENDPOINT", self.s3.endpoint.as_deref().unwrap())
+            .env("RENDITION_S3_ACCESS_KEY", &self.s3.access_key)
+            .env("RENDITION_S3_SECRET_KEY", &self.s3.secret_key)
+            .env("RENDITION_ORIGINALS_BUCKET", self.originals.bucket_name())
+            .env("RENDITION_RENDITIONS_BUCKET", self.renditions.bucket_name())
+            .env("RENDITION_QUEUE_PREFIX", &self.topology.prefix)
+            .env("RENDITION_MAX_ATTEMPTS", "3")
+            .env("RENDITION_RETRY_BASE_MS", "200")
+            .env("RENDITION_CONCURRENCY", "2")
+            .env("RENDITION_HTTP_ADDR", http.to_string())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let worker = Worker {
+            child: command.spawn().expect("the rendition binary starts"),
+            http,
+            log: self.dir.path().join(format!("worker-{}.log", http.port())),
+        };
+        worker.wait_ready();
+        worker
+    }
+
+    /// The dead letters, as `rendition dlq list` prints them.
+    pub fn dlq(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rendition"))
+            .arg("dlq")
+            .args(args)
+            .env("RENDITION_AMQP_URL", &self.amqp_url)
+            .env("RENDITION_QUEUE_PREFIX", &self.topology.prefix)
+            .env("RENDITION_MAX_ATTEMPTS", "3")
+            .env("RENDITION_RETRY_BASE_MS", "200")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let Some(connection) = self.connection.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let t = &self.topology;
+        let mut queues = vec![t.dead_queue(), self.replies_queue()];
+        queues.extend(JobQueue::ALL.map(|q| t.job_queue(q)));
+        queues.extend((1..=t.retry_delays.len()).map(|l| t.retry_queue(l)));
+        let exchanges = [t.jobs_exchange(), t.results_exchange(), t.policy_exchange(), t.retry_exchange()];
+        self.rt.block_on(async {
+            let Ok(channel) = connection.broker.channel().await else { return };
+            for q in queues {
+                let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+            }
+            for x in exchanges {
+                let _ = channel.exchange_delete(x.as_str().into(), Default::default()).await;
+            }
+            connection.broker.close().await;
+        });
+    }
+}
+
+pub struct Worker {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Worker {
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::blocking::get(format!("http://{}/readyz", self.http))
+                && r.status() == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the worker never became ready; its log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("http://{}/metrics", self.http))
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// The demo policy, with share expiry moved far out so the tests do not
+/// start failing on the date in the fixture.
+fn test_policy() -> serde_yaml::Value {
+    let text = std::fs::read_to_string(fixture("policy.yaml")).unwrap();
+    let mut policy: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    for share in policy["shares"].as_sequence_mut().unwrap() {
+        if share.get("expires_at").is_some_and(|e| !e.is_null()) {
+            share["expires_at"] = "2099-01-01T00:00:00Z".into();
+        }
+    }
+    policy
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A demo job (fixtures/demo) with a new id and its source on the lab's store.
+pub fn job(demo: &str, id: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(&format!("demo/{demo}.json"))).unwrap();
+    let mut job: Value = serde_json::from_str(&text).unwrap();
+    job["job_id"] = Value::from(id);
+    job
+}
