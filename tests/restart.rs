@@ -1,6 +1,7 @@
 //! Restarting RabbitMQ mid-run. A test binary of its own: cargo runs test
 //! binaries one after another, so no other test sees the broker go away.
 
+#[allow(dead_code)] // the worker tests use the rest
 #[path = "it/services.rs"]
 mod services;
 
@@ -13,7 +14,10 @@ use serde_json::json;
 use services::{Lab, job};
 
 fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl").args(args).status().expect("rabbitmqctl runs");
+    let status = Command::new("rabbitmqctl")
+        .args(args)
+        .status()
+        .expect("rabbitmqctl runs");
     assert!(status.success(), "rabbitmqctl {args:?}");
 }
 
@@ -42,15 +46,30 @@ fn a_broker_restart_loses_no_job_and_upstream_sees_each_answer_once() {
         assert!(Instant::now() < deadline, "answered {} of {}", answers.len(), ids.len());
         let Some((id, result)) = lab.try_replies(1, Duration::from_secs(60)).pop() else {
             let _ = Command::new("rabbitmqctl")
-                .args(["list_queues", "name", "type", "messages_ready", "messages_unacknowledged", "consumers"])
+                .args([
+                    "list_queues",
+                    "name",
+                    "type",
+                    "messages_ready",
+                    "messages_unacknowledged",
+                    "consumers",
+                ])
                 .status();
             let logs: Vec<String> = workers.iter().map(|w| w.log_text()).collect();
-            panic!("answered {} of {}; worker logs:\n{}", answers.len(), ids.len(), logs.join("\n----\n"));
+            panic!(
+                "answered {} of {}; worker logs:\n{}",
+                answers.len(),
+                ids.len(),
+                logs.join("\n----\n")
+            );
         };
         answers.entry(id).or_default().push(result);
     }
     let repeats: usize = answers.values().map(|a| a.len() - 1).sum();
-    eprintln!("{} jobs answered; {repeats} answered twice (identically)", answers.len());
+    eprintln!(
+        "{} jobs answered; {repeats} answered twice (identically)",
+        answers.len()
+    );
     for (id, results) in &answers {
         assert_eq!(results[0].status, Status::Done, "{id}: {:?}", results[0]);
         assert!(results.iter().all(|r| r == &results[0]), "{id}: a repeat differs");

@@ -5,6 +5,7 @@
 mod memo;
 mod placement;
 mod publish;
+mod sources;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::result::{JobResult, RenditionRecord};
 use crate::revocation::is_revoked;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError, content_type_of};
 use placement::{Placement, put_options, stats};
+pub use sources::SourceCache;
 
 /// The longest a link may live, whatever a job asks (7 days).
 pub const MAX_LINK_TTL_S: u64 = 7 * 24 * 3600;
@@ -63,6 +65,7 @@ pub struct Pipeline<S> {
     pub pool: Arc<rayon::ThreadPool>,
     /// The operator's cap on link lifetimes (at most [`MAX_LINK_TTL_S`]).
     pub max_link_ttl_s: u64,
+    pub sources: SourceCache,
 }
 
 /// A job's answer, and whether it is final.
@@ -218,7 +221,7 @@ impl<S: Store> Pipeline<S> {
         let info = match cached {
             Some(info) => info,
             None => {
-                let bytes = self.source_bytes(job).await?;
+                let bytes = self.source_bytes(job, place).await?.to_vec();
                 let options = put_options(
                     content_type_of(&key),
                     &place.filename(ext),
@@ -252,7 +255,7 @@ impl<S: Store> Pipeline<S> {
         let mut made = if missing.is_empty() {
             Vec::new()
         } else {
-            let bytes = self.source_bytes(job).await?;
+            let bytes = self.source_bytes(job, place).await?;
             self.render_on_pool(
                 bytes,
                 Spec {
@@ -326,15 +329,20 @@ impl<S: Store> Pipeline<S> {
         Ok(Arc::new(logo.to_rgba8()))
     }
 
-    async fn source_bytes(&self, job: &Job) -> Result<Vec<u8>, PipelineError> {
-        match self.originals.get(&job.asset.source).await {
-            Err(StoreError::NotFound(key)) => Err(PipelineError::MissingSource(key)),
-            other => Ok(other?),
+    async fn source_bytes(&self, job: &Job, place: &Placement) -> Result<Arc<Vec<u8>>, PipelineError> {
+        if let Some(bytes) = self.sources.get(&place.source_digest) {
+            return Ok(bytes);
         }
+        let bytes = match self.originals.get(&job.asset.source).await {
+            Err(StoreError::NotFound(key)) => return Err(PipelineError::MissingSource(key)),
+            other => Arc::new(other?),
+        };
+        self.sources.insert(&place.source_digest, bytes.clone());
+        Ok(bytes)
     }
 
     /// Runs the engine on the rayon pool, never on the async runtime.
-    async fn render_on_pool(&self, bytes: Vec<u8>, spec: Spec) -> Result<Vec<Rendered>, PipelineError> {
+    async fn render_on_pool(&self, bytes: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Rendered>, PipelineError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let limits = self.limits;
         self.pool.spawn(move || {

@@ -234,6 +234,82 @@ fn final_failure(job_id: &str, version: u64, message: String) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Policy;
+    use crate::queue::memory::MemoryBroker;
+    use crate::rendition::EngineLimits;
+    use crate::storage::PutOptions;
+    use crate::storage::memory::MemoryStore;
+    use std::time::Duration;
+
+    fn handler() -> Handler<MemoryStore> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let originals = MemoryStore::new();
+        let hero = std::fs::read(root.join("originals/hero.jpg")).unwrap();
+        let put = originals.put("originals/hero.jpg", hero, PutOptions::default());
+        tokio::runtime::Handle::current().block_on(put).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        Handler {
+            pipeline: Arc::new(Pipeline {
+                originals,
+                renditions: MemoryStore::new(),
+                limits: EngineLimits::default(),
+                pool: Arc::new(pool),
+                max_link_ttl_s: 900,
+                sources: crate::pipeline::SourceCache::new(256 << 20),
+            }),
+            policy: Arc::new(CurrentPolicy::new(Policy::load(&root.join("policy.yaml")).unwrap())),
+            topology: Topology::new("", 3, Duration::from_secs(1)),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    fn job_message(reply_to: Option<&str>) -> Message {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        Message {
+            routing_key: "image".into(),
+            body: std::fs::read(root.join("fixtures/demo/2-collaborator-2048.json")).unwrap(),
+            correlation_id: Some("c-1".into()),
+            reply_to: reply_to.map(str::to_string),
+            ..Message::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn answers_go_to_reply_to_else_to_the_results_exchange() {
+        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+        handler.handle(&broker, &job_message(Some("amq.gen-1"))).await.unwrap();
+        handler.handle(&broker, &job_message(None)).await.unwrap();
+        let sent = broker.take();
+        assert_eq!(sent.len(), 2);
+        assert_eq!((sent[0].0.as_str(), sent[0].1.routing_key.as_str()), ("", "amq.gen-1"));
+        assert_eq!(sent[0].1.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(sent[1].0, "rendition.results");
+        assert_eq!(sent[1].1.routing_key, "download.done");
+        assert_eq!(sent[0].1.body, sent[1].1.body, "the same job id: the same result");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unreadable_jobs_are_answered_and_dead_lettered() {
+        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+        let garbage = Message {
+            body: b"{ not json".to_vec(),
+            ..job_message(Some("amq.gen-1"))
+        };
+        handler.handle(&broker, &garbage).await.unwrap();
+        let sent = broker.take();
+        assert_eq!(sent[0].1.routing_key, "rendition.dead");
+        assert_eq!(sent[0].1.header(ERROR_CODE_HEADER), Some("invalid_job"));
+        assert_eq!(sent[0].1.header(ROUTING_KEY_HEADER), Some("image"));
+        let answer: JobResult = serde_json::from_slice(&sent[1].1.body).unwrap();
+        assert_eq!(answer.status, Status::Failed);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unconfirmed_answer_is_an_error_so_the_job_is_not_acked() {
+        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+        broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(handler.handle(&broker, &job_message(None)).await.is_err());
+    }
 
     #[test]
     fn transient_failures_retry_until_the_last_attempt() {

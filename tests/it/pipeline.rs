@@ -26,6 +26,7 @@ fn pipeline(store: &Path, base: &str) -> Pipeline<FsStore> {
         limits: EngineLimits::default(),
         pool: Arc::new(pool),
         max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
+        sources: rendition::pipeline::SourceCache::new(256 << 20),
     }
 }
 

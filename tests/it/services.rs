@@ -74,7 +74,10 @@ impl Lab {
             for file in ORIGINALS {
                 let bytes = std::fs::read(fixture(&format!("originals/{file}"))).unwrap();
                 let options = PutOptions::default();
-                originals.put(&format!("originals/{file}"), bytes, options).await.unwrap();
+                originals
+                    .put(&format!("originals/{file}"), bytes, options)
+                    .await
+                    .unwrap();
             }
         });
         let dir = tempfile::tempdir().unwrap();
@@ -267,11 +270,20 @@ impl Drop for Lab {
         let mut queues = vec![t.dead_queue(), self.replies_queue()];
         queues.extend(JobQueue::ALL.map(|q| t.job_queue(q)));
         queues.extend((1..=t.retry_delays.len()).map(|l| t.retry_queue(l)));
-        let exchanges = [t.jobs_exchange(), t.results_exchange(), t.policy_exchange(), t.retry_exchange()];
+        let exchanges = [
+            t.jobs_exchange(),
+            t.results_exchange(),
+            t.policy_exchange(),
+            t.retry_exchange(),
+        ];
         self.rt.block_on(async {
-            let Ok(channel) = connection.broker.channel().await else { return };
+            let Ok(channel) = connection.broker.channel().await else {
+                return;
+            };
             for q in queues {
-                let _ = channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                let _ = channel
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                    .await;
             }
             for x in exchanges {
                 let _ = channel.exchange_delete(x.as_str().into(), Default::default()).await;
@@ -346,7 +358,10 @@ fn test_policy() -> serde_yaml::Value {
 }
 
 fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A demo job (fixtures/demo) with a new id and its source on the lab's store.

@@ -116,7 +116,10 @@ fn poison_messages_are_dead_lettered_while_other_jobs_flow() {
     assert!(ok);
     let dead: Vec<Value> = listing.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(dead.len(), 2, "{listing}");
-    let nowhere = dead.iter().find(|d| d["job_id"] == "to-nowhere").expect("the publish job");
+    let nowhere = dead
+        .iter()
+        .find(|d| d["job_id"] == "to-nowhere")
+        .expect("the publish job");
     assert_eq!(nowhere["error"]["code"], "storage_error");
     assert_eq!(nowhere["attempts"], 3, "tried max_attempts times");
     assert_eq!(nowhere["routing_key"], "publish");
@@ -161,7 +164,10 @@ fn a_killed_worker_s_jobs_are_finished_by_another() {
     for (id, result) in &replies {
         assert_eq!(result.status, Status::Done, "{id}");
         let same = replies.iter().filter(|(other, _)| other == id);
-        assert!(same.clone().all(|(_, r)| r == result), "a repeat answers the same result");
+        assert!(
+            same.clone().all(|(_, r)| r == result),
+            "a repeat answers the same result"
+        );
     }
 }
 
@@ -296,7 +302,9 @@ fn large_objects_go_up_in_parts_and_keep_their_headers() {
         meta: [("sha256".to_string(), "abc".to_string())].into(),
     };
     let store = &lab.renditions;
-    lab.rt.block_on(store.put("big/clip.mp4", bytes.clone(), options)).unwrap();
+    lab.rt
+        .block_on(store.put("big/clip.mp4", bytes.clone(), options))
+        .unwrap();
     assert_eq!(lab.rt.block_on(store.get("big/clip.mp4")).unwrap(), bytes);
     let info = lab.rt.block_on(store.head("big/clip.mp4")).unwrap().unwrap();
     assert_eq!(info.size, bytes.len() as u64);

@@ -5,6 +5,7 @@
 mod bench_cmd;
 mod dlq_cmd;
 mod enqueue_cmd;
+mod load_cmd;
 mod policy_cmd;
 mod render_cmd;
 mod serve_cmd;
@@ -104,6 +105,17 @@ enum Command {
         /// With --wait: print jobs/s and latency percentiles to stderr.
         #[arg(long, requires = "wait")]
         stats: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The load figure: jobs through the broker to running workers, against
+    /// the bare engine on the same renditions (see scripts/load).
+    Load {
+        /// Source images, uploaded to the originals bucket.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 2000)]
+        jobs: usize,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -221,6 +233,9 @@ fn main() -> ExitCode {
                 stats,
             };
             on_runtime(enqueue_cmd::enqueue(args))
+        }
+        Command::Load { images, jobs, config } => {
+            on_runtime(load_cmd::load(load_cmd::LoadArgs { config, images, jobs }))
         }
         Command::Dlq { command, config } => on_runtime(async move {
             let settings = worker_settings::Settings::load(config.as_deref())?;

@@ -42,6 +42,7 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
         limits: EngineLimits::default(),
         pool: Arc::new(pool),
         max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
+        sources: rendition::pipeline::SourceCache::new(256 << 20),
     });
     let progress = progress_bar(files.len() as u64);
     let slots = Arc::new(Semaphore::new(args.concurrency.max(1)));

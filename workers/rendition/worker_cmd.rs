@@ -73,6 +73,7 @@ async fn run<S: Store + Clone + 'static>(settings: Settings, originals: S, rendi
         limits: EngineLimits::default(),
         pool: Arc::new(pool),
         max_link_ttl_s: settings.max_link_ttl_s,
+        sources: rendition::pipeline::SourceCache::new(256 << 20),
     };
     let handler = Arc::new(Handler {
         pipeline: Arc::new(pipeline),
