@@ -3,7 +3,8 @@
 # Not built in this repository's CI (no Docker engine there): reviewed by hand.
 
 FROM rust:1-bookworm AS build
-# libjpeg-turbo 3 is built from source (cmake, nasm); Little CMS comes from Debian.
+# libjpeg-turbo 3 is built from source (cmake, nasm); Little CMS comes from
+# Debian; cmake also builds aws-lc for the S3 client's TLS.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake nasm pkg-config liblcms2-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -32,9 +33,18 @@ COPY fixtures/jobs fixtures/jobs
 COPY fixtures/demo fixtures/demo
 COPY fixtures/originals fixtures/originals
 COPY schema schema
+RUN mkdir -p /app/data && chown rendition /app/data
 USER rendition
+# The worker by default: give it RENDITION_AMQP_URL, RENDITION_STORE=s3 and
+# the S3 settings (see the README). Health and metrics on 9464; SIGTERM
+# (docker stop) drains the jobs in flight, so allow it the drain timeout:
+# `docker stop -t 40`.
 ENV RENDITION_POLICY=/app/fixtures/policy.yaml \
-    RENDITION_STORE=fs:/app/data
-EXPOSE 8080
+    RENDITION_STORE=fs:/app/data \
+    RENDITION_HTTP_ADDR=0.0.0.0:9464 \
+    RENDITION_LOG_FORMAT=json
+EXPOSE 9464 8080
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=5s CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3"]
 ENTRYPOINT ["rendition"]
-CMD ["policy", "check", "/app/fixtures/policy.yaml"]
+CMD ["worker"]
