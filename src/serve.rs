@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::storage::fs::FsStore;
 use crate::storage::link::LinkSigner;
-use crate::storage::{check_key, content_type_of};
+use crate::storage::{check_key, content_disposition, content_type_of};
 
 struct Served {
     store: FsStore,
@@ -85,22 +85,7 @@ async fn object(State(s): State<Arc<Served>>, Path(key): Path<String>, Query(q):
     let set = |v: String| HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     headers.insert(header::CONTENT_TYPE, set(content_type));
     headers.insert(header::CONTENT_LENGTH, set(len.to_string()));
-    headers.insert(header::CONTENT_DISPOSITION, set(disposition(&filename)));
+    headers.insert(header::CONTENT_DISPOSITION, set(content_disposition(&filename)));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     response
-}
-
-/// `attachment; filename="…"` with anything unsafe for a header replaced.
-fn disposition(filename: &str) -> String {
-    let safe: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("attachment; filename=\"{safe}\"")
 }

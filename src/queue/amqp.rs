@@ -46,8 +46,21 @@ impl AmqpBroker {
     }
 
     /// Declares every exchange and queue of contract §5. Declaring what
-    /// exists with the same arguments is a no-op, so every worker does it.
+    /// exists with the same arguments is a no-op, so every worker does it
+    /// (workers sharing a prefix must share their retry settings: a delay
+    /// queue cannot be redeclared with another TTL).
     pub async fn declare(&self, topology: &Topology) -> Result<(), QueueError> {
+        self.declare_core(topology).await?;
+        for (i, delay) in topology.retry_delays.iter().enumerate() {
+            self.declare_retry_level(topology, i + 1, delay.as_millis() as u32)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Everything but the delay queues: what `enqueue` and `dlq` need,
+    /// without guessing the workers' retry settings.
+    pub async fn declare_core(&self, topology: &Topology) -> Result<(), QueueError> {
         let ch = &self.publisher;
         let durable = ExchangeDeclareOptions {
             durable: true,
@@ -85,10 +98,6 @@ impl AmqpBroker {
                 .await
                 .map_err(broker)?;
             }
-        }
-        for (i, delay) in topology.retry_delays.iter().enumerate() {
-            self.declare_retry_level(topology, i + 1, delay.as_millis() as u32)
-                .await?;
         }
         Ok(())
     }
@@ -201,7 +210,10 @@ impl Publisher for AmqpBroker {
             .basic_publish(
                 exchange.into(),
                 message.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory: message.mandatory,
+                    ..BasicPublishOptions::default()
+                },
                 &message.body,
                 properties_of(message),
             )
@@ -209,6 +221,10 @@ impl Publisher for AmqpBroker {
             .map_err(broker)?;
         match confirm.await.map_err(broker)? {
             Confirmation::Nack(_) => Err(QueueError(format!("the broker refused a message for {exchange}"))),
+            Confirmation::Ack(Some(_)) => Err(QueueError(format!(
+                "no queue takes {exchange} / {}",
+                message.routing_key
+            ))),
             _ => Ok(()),
         }
     }
@@ -274,5 +290,6 @@ pub fn message_of(delivery: &Delivery) -> Message {
         correlation_id: text(props.correlation_id()),
         reply_to: text(props.reply_to()),
         message_id: text(props.message_id()),
+        mandatory: false,
     }
 }

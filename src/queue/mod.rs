@@ -45,6 +45,9 @@ pub struct Message {
     pub correlation_id: Option<String>,
     pub reply_to: Option<String>,
     pub message_id: Option<String>,
+    /// Refuse to publish if no queue takes it (retries, dead letters, jobs);
+    /// answers go out without it: a caller that went away is not our error.
+    pub mandatory: bool,
 }
 
 impl Message {

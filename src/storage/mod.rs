@@ -129,6 +129,21 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
     }
 }
 
+/// `attachment; filename="…"`, with anything unsafe in a header replaced.
+pub fn content_disposition(filename: &str) -> String {
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{safe}\"")
+}
+
 /// The content type of a key, by its extension.
 pub fn content_type_of(key: &str) -> &'static str {
     match key.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
@@ -157,6 +172,19 @@ mod tests {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
         assert!(check_key("renditions/a-1/x.jpg").is_ok());
+    }
+
+    #[test]
+    fn dispositions_name_the_file_safely() {
+        assert_eq!(
+            content_disposition("launch hero.jpg"),
+            "attachment; filename=\"launch hero.jpg\""
+        );
+        assert_eq!(
+            content_disposition("a\"b\r\n.jpg"),
+            "attachment; filename=\"a_b__.jpg\""
+        );
+        assert_eq!(content_disposition("café.jpg"), "attachment; filename=\"caf_.jpg\"");
     }
 
     #[test]

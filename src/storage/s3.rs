@@ -15,7 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use chrono::{DateTime, Utc};
 
-use super::{ObjectInfo, PutOptions, SignedLink, Store, StoreError, check_bucket, check_key};
+use super::{ObjectInfo, PutOptions, SignedLink, Store, StoreError, check_bucket, check_key, content_disposition};
 
 /// Objects at least this large are uploaded in parts (S3's smallest part
 /// is 5 MiB, so the threshold is also the part size).
@@ -111,7 +111,7 @@ impl S3Store {
         let mut create = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
         create = create.content_type(options.content_type);
         if let Some(name) = &options.filename {
-            create = create.content_disposition(disposition(name));
+            create = create.content_disposition(content_disposition(name));
         }
         for (k, v) in options.meta {
             create = create.metadata(k, v);
@@ -159,21 +159,6 @@ impl S3Store {
         }
         Ok(parts)
     }
-}
-
-/// `attachment; filename="…"`, with anything unsafe in a header replaced.
-fn disposition(filename: &str) -> String {
-    let safe: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("attachment; filename=\"{safe}\"")
 }
 
 /// Any failure talking to the server is worth a retry; "not found" is
@@ -243,7 +228,7 @@ impl Store for S3Store {
         let mut put = self.client.put_object().bucket(&self.bucket).key(key);
         put = put.content_type(options.content_type);
         if let Some(name) = &options.filename {
-            put = put.content_disposition(disposition(name));
+            put = put.content_disposition(content_disposition(name));
         }
         for (k, v) in options.meta {
             put = put.metadata(k, v);
@@ -316,16 +301,6 @@ impl Store for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dispositions_name_the_file_safely() {
-        assert_eq!(
-            disposition("launch hero.jpg"),
-            "attachment; filename=\"launch hero.jpg\""
-        );
-        assert_eq!(disposition("a\"b\r\n.jpg"), "attachment; filename=\"a_b__.jpg\"");
-        assert_eq!(disposition("café.jpg"), "attachment; filename=\"caf_.jpg\"");
-    }
 
     #[test]
     fn debug_output_hides_the_secret() {

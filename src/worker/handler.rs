@@ -199,6 +199,7 @@ fn unparseable(result: &JobResult) -> bool {
 fn carried(message: &Message) -> Message {
     Message {
         headers: Default::default(),
+        mandatory: true,
         ..message.clone()
     }
 }

@@ -22,7 +22,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<AmqpBroker> {
     let broker = AmqpBroker::connect(&settings.amqp_url)
         .await
         .context("connecting to the broker")?;
-    broker.declare(&settings.topology).await?;
+    broker.declare_core(&settings.topology).await?;
     Ok(broker)
 }
 
@@ -70,6 +70,7 @@ pub async fn replay(settings: &Settings, pick: Pick) -> anyhow::Result<()> {
         let again = Message {
             routing_key: dead.header(ROUTING_KEY_HEADER).unwrap_or("image").to_string(),
             headers: Default::default(),
+            mandatory: true,
             ..dead
         };
         broker.publish(&settings.topology.jobs_exchange(), &again).await?;

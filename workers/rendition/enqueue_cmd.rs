@@ -31,7 +31,7 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
     let broker = AmqpBroker::connect(&settings.amqp_url)
         .await
         .context("connecting to the broker")?;
-    broker.declare(topology).await?;
+    broker.declare_core(topology).await?;
     let replies = match args.wait {
         true => Some(broker.private_queue(None).await?),
         false => None,
@@ -48,6 +48,7 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
             correlation_id: Some(id.clone()),
             message_id: Some(id.clone()),
             reply_to: reply_to.clone(),
+            mandatory: true,
             ..Message::default()
         };
         broker.publish(&topology.jobs_exchange(), &message).await?;

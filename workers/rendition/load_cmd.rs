@@ -121,7 +121,7 @@ fn engine_rate(policy: &Policy, jobs: &[Job], sources: &[(String, Arc<Vec<u8>>)]
 /// publish to last answer, per-job latencies, failures).
 async fn through_the_broker(settings: &Settings, jobs: &[Job]) -> anyhow::Result<(f64, Vec<Duration>, usize)> {
     let broker = AmqpBroker::connect(&settings.amqp_url).await?;
-    broker.declare(&settings.topology).await?;
+    broker.declare_core(&settings.topology).await?;
     let (_channel, mut replies) = broker.private_queue(None).await?;
     let reply_to = replies.queue().as_str().to_string();
     let mut sent = HashMap::new();
@@ -132,6 +132,7 @@ async fn through_the_broker(settings: &Settings, jobs: &[Job]) -> anyhow::Result
             body: serde_json::to_vec(job)?,
             correlation_id: Some(job.job_id.clone()),
             reply_to: Some(reply_to.clone()),
+            mandatory: true,
             ..Message::default()
         };
         broker.publish(&settings.topology.jobs_exchange(), &message).await?;
