@@ -60,14 +60,17 @@ impl<S: Store> Handler<S> {
                 .await
         };
         self.metrics.observe(Stage::Pipeline, started.elapsed());
-        self.log(message, &outcome, started);
+        // Read once more as plain JSON, for the log and the results' routing.
+        let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
+        self.log(message, &job, &outcome, started);
+        let purpose = purpose_of(message, &job);
         let attempt = message.attempt();
         match settle(outcome.retry, attempt, self.topology.max_attempts()) {
             Settlement::Reply => {
                 if unparseable(&outcome.result) {
                     self.dead_letter(broker, message, &outcome.result).await?;
                 }
-                self.reply(broker, message, &outcome).await
+                self.reply(broker, message, &outcome, purpose).await
             }
             Settlement::Retry { level } => {
                 let mut retry = carried(message);
@@ -79,21 +82,27 @@ impl<S: Store> Handler<S> {
             }
             Settlement::DeadLetter => {
                 self.dead_letter(broker, message, &outcome.result).await?;
-                self.reply(broker, message, &outcome).await
+                self.reply(broker, message, &outcome, purpose).await
             }
         }
     }
 
     /// The result to `reply_to` (with the correlation id), else to the
     /// results exchange under `purpose.status`.
-    async fn reply(&self, broker: &impl Publisher, message: &Message, outcome: &Outcome) -> Result<(), QueueError> {
+    async fn reply(
+        &self,
+        broker: &impl Publisher,
+        message: &Message,
+        outcome: &Outcome,
+        purpose: &str,
+    ) -> Result<(), QueueError> {
         let result = &outcome.result;
         let started = Instant::now();
         let (exchange, routing_key) = match &message.reply_to {
             Some(to) => (String::new(), to.clone()),
             None => (
                 self.topology.results_exchange(),
-                format!("{}.{}", purpose_of(message), status_name(result.status)),
+                format!("{purpose}.{}", status_name(result.status)),
             ),
         };
         let reply = Message {
@@ -163,9 +172,8 @@ impl<S: Store> Handler<S> {
         }
     }
 
-    fn log(&self, message: &Message, outcome: &Outcome, started: Instant) {
+    fn log(&self, message: &Message, job: &serde_json::Value, outcome: &Outcome, started: Instant) {
         let result = &outcome.result;
-        let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
         let reason = result.decision.as_ref().map(|d| d.reason.as_str()).unwrap_or("");
         let error = result.error.as_ref().map(|e| e.code.as_str()).unwrap_or("");
         tracing::info!(
@@ -204,14 +212,13 @@ fn carried(message: &Message) -> Message {
     }
 }
 
-fn purpose_of(message: &Message) -> String {
+fn purpose_of<'a>(message: &Message, job: &'a serde_json::Value) -> &'a str {
     if is_revoke(message) {
-        return REVOKE_ROUTING_KEY.to_string();
+        return REVOKE_ROUTING_KEY;
     }
-    let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
     match job["purpose"].as_str() {
-        Some(p @ ("download" | "share" | "preview" | "publish")) => p.to_string(),
-        _ => "unknown".to_string(),
+        Some(p @ ("download" | "share" | "preview" | "publish")) => p,
+        _ => "unknown",
     }
 }
 

@@ -111,12 +111,17 @@ fn job_id(body: &[u8], file: &Path) -> String {
     }
 }
 
+/// The `q` quantile of sorted latencies, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0
+}
+
 fn print_stats(latencies: &mut [Duration], elapsed: Duration) {
     if latencies.is_empty() {
         return;
     }
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    let at = |q| percentile_ms(latencies, q);
     eprintln!(
         "results: {} in {:.1} s = {:.1} jobs/s; latency p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         latencies.len(),

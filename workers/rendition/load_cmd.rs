@@ -53,7 +53,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     eprintln!("bare engine: {engine:.1} renditions/s (all cores, no queue, no storage)");
     let (rate, mut latencies, failed) = through_the_broker(&settings, &jobs).await?;
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    let at = |q| crate::enqueue_cmd::percentile_ms(&latencies, q);
     println!("| jobs | workers' jobs/s | engine renditions/s | ratio | p50 ms | p99 ms | failed |");
     println!("|---|---|---|---|---|---|---|");
     println!(

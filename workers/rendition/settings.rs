@@ -10,7 +10,9 @@ use rendition::storage::link::LinkSigner;
 pub fn store_dir(store: &str) -> anyhow::Result<PathBuf> {
     match store.strip_prefix("fs:") {
         Some(dir) => Ok(PathBuf::from(dir)),
-        None if store == "s3" => bail!("RENDITION_STORE=s3 is not supported by this command yet; use fs:DIR"),
+        None if store == "s3" => {
+            bail!("this command runs on the filesystem store (fs:DIR); RENDITION_STORE=s3 is for `rendition worker`")
+        }
         None => Ok(PathBuf::from(store)),
     }
 }

@@ -191,9 +191,8 @@ impl Settings {
 fn store_setting(raw: &RawSettings) -> anyhow::Result<StoreSetting> {
     let store = raw.store.as_deref().unwrap_or("fs:./rendition-data");
     if store != "s3" {
-        let dir = store.strip_prefix("fs:").unwrap_or(store);
         return Ok(StoreSetting::Fs {
-            dir: PathBuf::from(dir),
+            dir: crate::settings::store_dir(store)?,
             link_secret: raw.link_secret.clone(),
             link_base: raw.link_base.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into()),
         });
