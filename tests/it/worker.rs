@@ -159,8 +159,10 @@ fn a_killed_worker_s_jobs_are_finished_by_another() {
     let mut first = first;
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    let _second = lab.worker(&[]);
+    let second = lab.worker(&[]);
     replies.extend(replies_for_all(&lab, &ids, &replies));
+    let taken_over = second.log_text().matches(" job ").count();
+    assert!(taken_over > 0, "the second worker finished what the first left");
     for (id, result) in &replies {
         assert_eq!(result.status, Status::Done, "{id}");
         let same = replies.iter().filter(|(other, _)| other == id);
