@@ -156,11 +156,7 @@ impl Lab {
             reply_to: Some(self.replies_queue()),
             ..Message::default()
         };
-        let guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let broker = &guard.as_ref().unwrap().broker;
-        self.rt
-            .block_on(broker.publish(&self.topology.jobs_exchange(), &message))
-            .unwrap();
+        self.publish(&self.topology.jobs_exchange(), &message);
     }
 
     /// Publishes on the policy fanout exchange.
@@ -169,11 +165,13 @@ impl Lab {
             body: body.to_vec(),
             ..Message::default()
         };
+        self.publish(&self.topology.policy_exchange(), &message);
+    }
+
+    fn publish(&self, exchange: &str, message: &Message) {
         let guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         let broker = &guard.as_ref().unwrap().broker;
-        self.rt
-            .block_on(broker.publish(&self.topology.policy_exchange(), &message))
-            .unwrap();
+        self.rt.block_on(broker.publish(exchange, message)).unwrap();
     }
 
     /// The next `n` replies (correlation id, result), failing after `limit`.

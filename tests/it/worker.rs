@@ -211,13 +211,19 @@ fn sigterm_drains_jobs_in_flight_and_exits_zero() {
     assert!(replies.iter().all(|(_, r)| r.status == Status::Done));
 }
 
+/// A proxy of the demo photograph for the buyer's share s-7.
+fn share_proxy_job(id: &str) -> Value {
+    let mut share = job("2-collaborator-2048", id);
+    share["principal"] = json!({"share": "s-7", "email": "buyer@example.com"});
+    share["request"]["rendition"] = json!("proxy");
+    share
+}
+
 #[test]
 fn revoking_a_share_breaks_its_links_and_denies_new_jobs() {
     let lab = Lab::new("revoke");
     let _worker = lab.worker(&[]);
-    let mut share = job("2-collaborator-2048", "share-1");
-    share["principal"] = json!({"share": "s-7", "email": "buyer@example.com"});
-    share["request"]["rendition"] = json!("proxy");
+    let mut share = share_proxy_job("share-1");
     lab.send(&share);
     let mut user = job("2-collaborator-2048", "user-1");
     user["request"]["rendition"] = json!({"max_edge": 700});
@@ -248,9 +254,7 @@ fn revoking_a_share_breaks_its_links_and_denies_new_jobs() {
 fn policy_updates_apply_newer_versions_and_sweep_revoked_shares() {
     let lab = Lab::new("policy");
     let worker = lab.worker(&[]);
-    let mut share = job("2-collaborator-2048", "before");
-    share["principal"] = json!({"share": "s-7", "email": "buyer@example.com"});
-    share["request"]["rendition"] = json!("proxy");
+    let mut share = share_proxy_job("before");
     lab.send(&share);
     let before = lab.reply();
     assert_eq!((before.status, before.policy_version), (Status::Done, 42));
