@@ -5,6 +5,8 @@
 //! channel puts back every one not replayed.
 
 use anyhow::{Context, bail};
+use lapin::Channel;
+use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, ROUTING_KEY_HEADER};
@@ -26,16 +28,23 @@ async fn connect(settings: &Settings) -> anyhow::Result<AmqpBroker> {
     Ok(broker)
 }
 
+/// Every dead letter, taken unacked: closing the channel puts back each
+/// one not acked.
+async fn take_all(channel: &Channel, queue: &str) -> anyhow::Result<Vec<Delivery>> {
+    let mut taken = Vec::new();
+    while let Some(got) = channel.basic_get(queue.into(), BasicGetOptions::default()).await? {
+        taken.push(got.delivery);
+    }
+    Ok(taken)
+}
+
 pub async fn list(settings: &Settings) -> anyhow::Result<()> {
     let broker = connect(settings).await?;
     let channel = broker.channel().await?;
     let queue = settings.topology.dead_queue();
-    let mut count = 0;
-    while let Some(got) = channel
-        .basic_get(queue.as_str().into(), BasicGetOptions::default())
-        .await?
-    {
-        let m = message_of(&got.delivery);
+    let dead = take_all(&channel, &queue).await?;
+    for delivery in &dead {
+        let m = message_of(delivery);
         let body: serde_json::Value = serde_json::from_slice(&m.body).unwrap_or_else(|_| json!(lossy(&m.body)));
         let line = json!({
             "job_id": m.message_id.clone().or_else(|| body["job_id"].as_str().map(str::to_string)),
@@ -45,11 +54,10 @@ pub async fn list(settings: &Settings) -> anyhow::Result<()> {
             "job": body,
         });
         println!("{line}");
-        count += 1;
     }
     let _ = channel.close(200, "listed".into()).await;
     broker.close().await;
-    eprintln!("{count} dead letters in {queue}");
+    eprintln!("{} dead letters in {queue}", dead.len());
     Ok(())
 }
 
@@ -58,11 +66,8 @@ pub async fn replay(settings: &Settings, pick: Pick) -> anyhow::Result<()> {
     let channel = broker.channel().await?;
     let queue = settings.topology.dead_queue();
     let mut replayed = 0;
-    while let Some(got) = channel
-        .basic_get(queue.as_str().into(), BasicGetOptions::default())
-        .await?
-    {
-        let dead = message_of(&got.delivery);
+    for delivery in take_all(&channel, &queue).await? {
+        let dead = message_of(&delivery);
         if !picked(&pick, &dead) {
             continue;
         }
@@ -74,7 +79,7 @@ pub async fn replay(settings: &Settings, pick: Pick) -> anyhow::Result<()> {
             ..dead
         };
         broker.publish(&settings.topology.jobs_exchange(), &again).await?;
-        got.delivery.ack(BasicAckOptions::default()).await?;
+        delivery.ack(BasicAckOptions::default()).await?;
         replayed += 1;
     }
     let _ = channel.close(200, "replayed".into()).await;
