@@ -26,4 +26,5 @@ pub mod result;
 pub mod revocation;
 pub mod serve;
 pub mod storage;
+pub mod video;
 pub mod worker;

@@ -104,3 +104,33 @@ impl JobResult {
         }
     }
 }
+
+/// The `schema` value of a progress message.
+pub const PROGRESS_SCHEMA: &str = "rendition.progress/v1";
+
+/// How far a long job (a video transcode) has come. Sent to the same place
+/// as the job's result, with the same correlation id, about once a second;
+/// the result itself still follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobProgress {
+    pub schema: String,
+    pub job_id: String,
+    /// 0–100, from the timestamp reached over the source's duration.
+    pub percent: f32,
+    pub frames: u64,
+    /// Frames per second so far.
+    pub fps: f32,
+}
+
+impl JobProgress {
+    pub fn new(job_id: &str, percent: f32, frames: u64, fps: f32) -> JobProgress {
+        JobProgress {
+            schema: PROGRESS_SCHEMA.to_string(),
+            job_id: job_id.to_string(),
+            percent,
+            frames,
+            fps,
+        }
+    }
+}

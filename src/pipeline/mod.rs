@@ -6,20 +6,23 @@ mod memo;
 mod placement;
 mod publish;
 mod sources;
+mod video;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Coded, Disposition};
-use crate::job::{Job, JobError, Media, Principal, Purpose};
+use crate::job::{Job, JobError, Media, Principal, Purpose, Rendition};
 use crate::policy::{Decision, Delivery, Policy, Query, Rule, resolve};
 use crate::rendition::{self, EngineLimits, OutputFormat, RenderError, Rendered, Size, Spec};
 use crate::result::{JobResult, RenditionRecord};
 use crate::revocation::is_revoked;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError, content_type_of};
+use crate::video::VideoError;
 use placement::{Placement, put_options, stats};
 pub use sources::SourceCache;
+pub use video::{ProgressSink, VideoEngine};
 
 /// The longest a link may live, whatever a job asks (7 days).
 pub const MAX_LINK_TTL_S: u64 = 7 * 24 * 3600;
@@ -32,6 +35,8 @@ pub enum PipelineError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Video(#[from] VideoError),
     #[error("source {0} does not exist")]
     MissingSource(String),
     #[error("{0}")]
@@ -44,6 +49,7 @@ impl Coded for PipelineError {
             PipelineError::Job(e) => e.code(),
             PipelineError::Render(e) => e.code(),
             PipelineError::Store(e) => e.code(),
+            PipelineError::Video(e) => e.code(),
             PipelineError::MissingSource(_) => "missing_source",
             PipelineError::Unsupported(_) => "unsupported_format",
         }
@@ -66,6 +72,8 @@ pub struct Pipeline<S> {
     /// The operator's cap on link lifetimes (at most [`MAX_LINK_TTL_S`]).
     pub max_link_ttl_s: u64,
     pub sources: SourceCache,
+    /// Transcodes and posters run here, never on `pool`.
+    pub video: VideoEngine,
 }
 
 /// A job's answer, and whether it is final.
@@ -97,6 +105,17 @@ impl<S: Store> Pipeline<S> {
     /// Runs one job, or answers its remembered result. Final results are
     /// remembered; transient failures are not (the retry must really run).
     pub async fn run_job(&self, policy: &Policy, bytes: &[u8], now: DateTime<Utc>) -> Outcome {
+        self.run_job_reporting(policy, bytes, now, None).await
+    }
+
+    /// [`Pipeline::run_job`], sending progress of long work to `progress`.
+    pub async fn run_job_reporting(
+        &self,
+        policy: &Policy,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+        progress: Option<ProgressSink>,
+    ) -> Outcome {
         let job = match Job::parse(bytes) {
             Ok(job) => job,
             Err(e) => return Outcome::final_(JobResult::failed(&job_id_of(bytes), policy.version(), None, &e)),
@@ -108,7 +127,7 @@ impl<S: Store> Pipeline<S> {
                 ..Outcome::final_(result)
             };
         }
-        let outcome = self.decide_and_produce(policy, &job, now).await;
+        let outcome = self.decide_and_produce(policy, &job, now, progress.as_ref()).await;
         if !outcome.retry
             && let Err(e) = memo::remember(&self.renditions, &memo, &outcome.result).await
         {
@@ -119,7 +138,13 @@ impl<S: Store> Pipeline<S> {
         outcome
     }
 
-    async fn decide_and_produce(&self, policy: &Policy, job: &Job, now: DateTime<Utc>) -> Outcome {
+    async fn decide_and_produce(
+        &self,
+        policy: &Policy,
+        job: &Job,
+        now: DateTime<Utc>,
+        progress: Option<&ProgressSink>,
+    ) -> Outcome {
         let version = policy.version();
         let failed = |decision, e: &PipelineError| Outcome {
             retry: e.disposition() == Disposition::Retry,
@@ -134,7 +159,7 @@ impl<S: Store> Pipeline<S> {
         if !decision.allowed {
             return Outcome::final_(JobResult::denied(&job.job_id, version, decision));
         }
-        let records = match self.produce(policy, job, &decision, now).await {
+        let records = match self.produce(policy, job, &decision, now, progress).await {
             Ok(records) => records,
             Err(e) => return failed(Some(decision), &e),
         };
@@ -167,13 +192,14 @@ impl<S: Store> Pipeline<S> {
         job: &Job,
         decision: &Decision,
         now: DateTime<Utc>,
+        progress: Option<&ProgressSink>,
     ) -> Result<Vec<RenditionRecord>, PipelineError> {
         let source = self.originals.head(&job.asset.source).await?;
         let source = source.ok_or_else(|| PipelineError::MissingSource(job.asset.source.clone()))?;
         let ttl = job.link_ttl_s.min(self.max_link_ttl_s).min(MAX_LINK_TTL_S);
         let expires_at = now + Duration::seconds(ttl as i64);
         let place = Placement::of(job, &source);
-        let mut records = self.make(policy, job, decision, &place, expires_at).await?;
+        let mut records = self.make(policy, job, decision, &place, expires_at, progress).await?;
         if let (Purpose::Publish, Some(destination)) = (job.purpose, &job.destination) {
             publish::publish(&self.renditions, destination, &place.stem, &mut records).await?;
         }
@@ -188,23 +214,29 @@ impl<S: Store> Pipeline<S> {
         decision: &Decision,
         place: &Placement,
         expires_at: DateTime<Utc>,
+        progress: Option<&ProgressSink>,
     ) -> Result<Vec<RenditionRecord>, PipelineError> {
         if decision.delivery == Some(Delivery::Original) {
             return Ok(vec![self.copy_original(job, place, expires_at).await?]);
         }
-        if job.asset.media != Media::Image {
-            let media = format!("{:?}", job.asset.media).to_lowercase();
-            return Err(PipelineError::Unsupported(format!(
-                "{media} renditions are not made by this engine yet"
-            )));
-        }
-        let watermark = &policy.document().watermark;
-        let mut spec = Spec::for_image(decision, &job.request, watermark, job.principal.recipient())
-            .expect("an allowed decision that is not an original has image targets");
-        if let (Some(mark), Some(key)) = (spec.watermark.as_mut(), &watermark.logo) {
+        let mut mark = video::watermark_of(policy, job, decision);
+        if let (Some(mark), Some(key)) = (mark.as_mut(), &policy.document().watermark.logo) {
             mark.logo = Some(self.logo(key).await?);
         }
-        self.render_image(job, &spec, place, expires_at).await
+        let poster = job.request.rendition == Rendition::Poster;
+        match job.asset.media {
+            Media::Image | Media::Video if poster || job.asset.media == Media::Image => {
+                let watermark = &policy.document().watermark;
+                let spec = Spec::for_image(decision, &job.request, watermark, job.principal.recipient())
+                    .expect("an allowed decision that is not an original has image targets");
+                let spec = Spec { watermark: mark, ..spec };
+                self.render_image(job, &spec, place, expires_at, poster).await
+            }
+            Media::Video => self.make_video(job, decision, mark, place, expires_at, progress).await,
+            media => Err(PipelineError::Unsupported(format!(
+                "{media:?} files are delivered whole or not at all"
+            ))),
+        }
     }
 
     /// Delivers the stored original, byte for byte, under its own key.
@@ -239,6 +271,7 @@ impl<S: Store> Pipeline<S> {
         spec: &Spec,
         place: &Placement,
         expires_at: DateTime<Utc>,
+        poster: bool,
     ) -> Result<Vec<RenditionRecord>, PipelineError> {
         // Look every size up first: only the misses are rendered.
         let mut found: Vec<Option<(String, ObjectInfo)>> = Vec::new();
@@ -252,18 +285,16 @@ impl<S: Store> Pipeline<S> {
             .filter(|(_, f)| f.is_none())
             .map(|(s, _)| *s)
             .collect();
-        let mut made = if missing.is_empty() {
+        let missing = Spec {
+            sizes: missing,
+            ..spec.clone()
+        };
+        let mut made = if missing.sizes.is_empty() {
             Vec::new()
+        } else if poster {
+            self.render_poster(self.video_source(job, place).await?, missing).await?
         } else {
-            let bytes = self.source_bytes(job, place).await?;
-            self.render_on_pool(
-                bytes,
-                Spec {
-                    sizes: missing,
-                    ..spec.clone()
-                },
-            )
-            .await?
+            self.render_on_pool(self.source_bytes(job, place).await?, missing).await?
         };
         let mut records = Vec::new();
         for (size, hit) in spec.sizes.iter().zip(found) {

@@ -16,6 +16,8 @@ pub(super) struct Placement {
     pub(super) prefix: String,
     pub(super) source_digest: String,
     pub(super) stem: String,
+    /// The original's size in bytes, for limits checked before download.
+    pub(super) source_size: u64,
 }
 
 impl Placement {
@@ -32,6 +34,7 @@ impl Placement {
             prefix,
             source_digest: hex::encode(Sha256::digest(identity.as_bytes())),
             stem,
+            source_size: source.size,
         }
     }
 

@@ -56,6 +56,12 @@ pub fn render(source: &[u8], spec: &Spec, limits: &EngineLimits) -> Result<Vec<R
     let header = probe::probe(source, limits)?;
     let largest = spec.sizes.iter().map(|s| s.long_edge()).max().flatten();
     let picture = decode::decode(source, &header, largest)?;
+    render_picture(&picture, spec, limits)
+}
+
+/// Makes every size of `spec` from pixels already decoded (a video's poster
+/// frame goes through here, so it obeys every image rule).
+pub fn render_picture(picture: &decode::Picture, spec: &Spec, limits: &EngineLimits) -> Result<Vec<Rendered>, RenderError> {
     let format = spec.format.resolve(picture.has_alpha());
     let stamp = spec.watermark.as_ref();
     spec.sizes
@@ -69,7 +75,7 @@ pub fn render(source: &[u8], spec: &Spec, limits: &EngineLimits) -> Result<Vec<R
                     max: u64::from(limits.max_output_edge),
                 });
             }
-            let mut out = resize::resize(&picture, w, h)?;
+            let mut out = resize::resize(picture, w, h)?;
             if let Some(stamp) = stamp {
                 watermark::apply(&mut out, stamp);
             }

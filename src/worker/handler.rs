@@ -52,18 +52,16 @@ impl<S: Store> Handler<S> {
     pub async fn handle(&self, broker: &impl Publisher, message: &Message) -> Result<(), QueueError> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
+        // Read once more as plain JSON, for the log and the results' routing.
+        let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
+        let purpose = purpose_of(message, &job);
         let outcome = if is_revoke(message) {
             self.revoke(message).await
         } else {
-            self.pipeline
-                .run_job(&self.policy.get(), &message.body, Utc::now())
-                .await
+            self.run_reporting(broker, message, purpose).await
         };
         self.metrics.observe(Stage::Pipeline, started.elapsed());
-        // Read once more as plain JSON, for the log and the results' routing.
-        let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
         self.log(message, &job, &outcome, started);
-        let purpose = purpose_of(message, &job);
         let attempt = message.attempt();
         match settle(outcome.retry, attempt, self.topology.max_attempts()) {
             Settlement::Reply => {
@@ -87,6 +85,41 @@ impl<S: Store> Handler<S> {
         }
     }
 
+    /// Runs the job while passing its progress messages on to where its
+    /// result will go. Progress is best effort: a lost one is not an error.
+    async fn run_reporting(&self, broker: &impl Publisher, message: &Message, purpose: &str) -> Outcome {
+        let (sink, mut progress) = tokio::sync::mpsc::unbounded_channel();
+        let policy = self.policy.get();
+        let run = self
+            .pipeline
+            .run_job_reporting(&policy, &message.body, Utc::now(), Some(sink));
+        let forward = async {
+            while let Some(update) = progress.recv().await {
+                let (exchange, routing_key) = self.destination(message, &format!("{purpose}.progress"));
+                let note = Message {
+                    routing_key,
+                    body: serde_json::to_vec(&update).expect("progress serializes"),
+                    correlation_id: message.correlation_id.clone(),
+                    ..Message::default()
+                };
+                if let Err(e) = broker.publish(&exchange, &note).await {
+                    tracing::debug!(job_id = %update.job_id, error = %e, "progress not sent");
+                }
+            }
+        };
+        let (outcome, ()) = tokio::join!(run, forward);
+        outcome
+    }
+
+    /// `reply_to` through the default exchange, else the results exchange
+    /// under `results_key`.
+    fn destination(&self, message: &Message, results_key: &str) -> (String, String) {
+        match &message.reply_to {
+            Some(to) => (String::new(), to.clone()),
+            None => (self.topology.results_exchange(), results_key.to_string()),
+        }
+    }
+
     /// The result to `reply_to` (with the correlation id), else to the
     /// results exchange under `purpose.status`.
     async fn reply(
@@ -98,13 +131,7 @@ impl<S: Store> Handler<S> {
     ) -> Result<(), QueueError> {
         let result = &outcome.result;
         let started = Instant::now();
-        let (exchange, routing_key) = match &message.reply_to {
-            Some(to) => (String::new(), to.clone()),
-            None => (
-                self.topology.results_exchange(),
-                format!("{purpose}.{}", status_name(result.status)),
-            ),
-        };
+        let (exchange, routing_key) = self.destination(message, &format!("{purpose}.{}", status_name(result.status)));
         let reply = Message {
             routing_key,
             body: serde_json::to_vec(result).expect("a result serializes"),
@@ -264,6 +291,7 @@ mod tests {
                 pool: Arc::new(pool),
                 max_link_ttl_s: 900,
                 sources: crate::pipeline::SourceCache::new(256 << 20),
+                video: crate::pipeline::VideoEngine::new(1, Default::default()),
             }),
             policy: Arc::new(CurrentPolicy::new(Policy::load(&root.join("policy.yaml")).unwrap())),
             topology: Topology::new("", 3, Duration::from_secs(1)),

@@ -27,6 +27,7 @@ fn pipeline(store: &Path, base: &str) -> Pipeline<FsStore> {
         pool: Arc::new(pool),
         max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
         sources: rendition::pipeline::SourceCache::new(256 << 20),
+        video: rendition::pipeline::VideoEngine::new(1, Default::default()),
     }
 }
 

@@ -43,6 +43,7 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
         pool: Arc::new(pool),
         max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
         sources: rendition::pipeline::SourceCache::new(256 << 20),
+        video: rendition::pipeline::VideoEngine::new(1, Default::default()),
     });
     let progress = progress_bar(files.len() as u64);
     let slots = Arc::new(Semaphore::new(args.concurrency.max(1)));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rendition::ops::Metrics;
 use rendition::ops::http::{BrokerFlag, Readiness};
-use rendition::pipeline::Pipeline;
+use rendition::pipeline::{Pipeline, VideoEngine};
 use rendition::policy::CurrentPolicy;
 use rendition::rendition::EngineLimits;
 use rendition::storage::Store;
@@ -74,6 +74,7 @@ async fn run<S: Store + Clone + 'static>(settings: Settings, originals: S, rendi
         pool: Arc::new(pool),
         max_link_ttl_s: settings.max_link_ttl_s,
         sources: rendition::pipeline::SourceCache::new(256 << 20),
+        video: VideoEngine::new(usize::from(settings.video_concurrency), settings.video_limits),
     };
     let handler = Arc::new(Handler {
         pipeline: Arc::new(pipeline),

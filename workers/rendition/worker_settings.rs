@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rendition::queue::{JobQueue, Topology};
 use rendition::storage::s3::{DEFAULT_MULTIPART_THRESHOLD, S3Config};
+use rendition::video::VideoLimits;
 use serde::Deserialize;
 
 /// The file's keys are the variables' names without `RENDITION_`, lower case.
@@ -37,6 +38,9 @@ pub struct RawSettings {
     drain_timeout_s: Option<u64>,
     max_link_ttl_s: Option<u64>,
     log_format: Option<String>,
+    video_concurrency: Option<u16>,
+    video_deadline_s: Option<u64>,
+    video_max_duration_s: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +70,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     pub max_link_ttl_s: u64,
     pub json_logs: bool,
+    /// Transcodes at once (the video pool's threads).
+    pub video_concurrency: u16,
+    pub video_limits: VideoLimits,
 }
 
 macro_rules! overlay {
@@ -125,7 +132,10 @@ impl Settings {
             retry_base_ms,
             drain_timeout_s,
             max_link_ttl_s,
-            log_format
+            log_format,
+            video_concurrency,
+            video_deadline_s,
+            video_max_duration_s
         );
         Settings::validate(raw)
     }
@@ -146,6 +156,11 @@ impl Settings {
         }
         let base = Duration::from_millis(raw.retry_base_ms.unwrap_or(1000));
         let prefix = raw.queue_prefix.clone().unwrap_or_default();
+        let video_limits = video_limits(&raw)?;
+        let video_concurrency = raw.video_concurrency.unwrap_or(1);
+        if video_concurrency == 0 {
+            bail!("RENDITION_VIDEO_CONCURRENCY must be at least 1");
+        }
         let json_logs = match raw.log_format.as_deref().unwrap_or("text") {
             "text" => false,
             "json" => true,
@@ -165,6 +180,8 @@ impl Settings {
             drain_timeout: Duration::from_secs(raw.drain_timeout_s.unwrap_or(30)),
             max_link_ttl_s: raw.max_link_ttl_s.unwrap_or(rendition::pipeline::MAX_LINK_TTL_S),
             json_logs,
+            video_concurrency,
+            video_limits,
         })
     }
 
@@ -173,7 +190,8 @@ impl Settings {
         let amqp = redact_url(&self.amqp_url);
         format!(
             "amqp_url={amqp} policy={} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
-             max_attempts={} retry_delays={:?} drain_timeout={:?} max_link_ttl_s={}",
+             max_attempts={} retry_delays={:?} drain_timeout={:?} max_link_ttl_s={} video_concurrency={} \
+             video_deadline={:?} video_max_duration_s={}",
             self.policy,
             self.store,
             self.concurrency,
@@ -183,9 +201,27 @@ impl Settings {
             self.topology.max_attempts(),
             self.topology.retry_delays,
             self.drain_timeout,
-            self.max_link_ttl_s
+            self.max_link_ttl_s,
+            self.video_concurrency,
+            self.video_limits.deadline,
+            self.video_limits.max_duration_s
         )
     }
+}
+
+fn video_limits(raw: &RawSettings) -> anyhow::Result<VideoLimits> {
+    let defaults = VideoLimits::default();
+    let deadline = raw.video_deadline_s.map_or(defaults.deadline, Duration::from_secs);
+    if deadline.is_zero() {
+        bail!("RENDITION_VIDEO_DEADLINE_S must be at least 1");
+    }
+    Ok(VideoLimits {
+        deadline,
+        max_duration_s: raw
+            .video_max_duration_s
+            .map_or(defaults.max_duration_s, |s| s as f64),
+        ..defaults
+    })
 }
 
 fn store_setting(raw: &RawSettings) -> anyhow::Result<StoreSetting> {

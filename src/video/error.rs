@@ -1,0 +1,52 @@
+//! What can go wrong making a video rendition. All of it is the input's
+//! fault or a deadline, so nothing here is retried: a second run would
+//! meet the same file.
+
+use crate::error::{Coded, Disposition};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VideoError {
+    /// Not a container FFmpeg recognises, or no video stream in it.
+    #[error("unsupported format: {0}")]
+    NotVideo(String),
+    /// A video stream no decoder here can read.
+    #[error("unsupported format: no decoder for codec {0}")]
+    UnsupportedCodec(String),
+    #[error("corrupt input: {0}")]
+    Corrupt(String),
+    #[error("too large: {what} is {value}, the limit is {max}")]
+    TooLarge { what: &'static str, value: u64, max: u64 },
+    #[error("deadline exceeded: the job ran for more than {0} s")]
+    Deadline(u64),
+    /// FFmpeg refused our own settings (a missing encoder, a bad graph):
+    /// the machine's fault, reported rather than retried forever.
+    #[error("video engine: {0}")]
+    Engine(String),
+}
+
+impl Coded for VideoError {
+    fn code(&self) -> &'static str {
+        match self {
+            VideoError::NotVideo(_) | VideoError::UnsupportedCodec(_) => "unsupported_format",
+            VideoError::Corrupt(_) => "corrupt_input",
+            VideoError::TooLarge { .. } => "too_large",
+            VideoError::Deadline(_) => "deadline_exceeded",
+            VideoError::Engine(_) => "engine_error",
+        }
+    }
+    fn disposition(&self) -> Disposition {
+        Disposition::Reject
+    }
+}
+
+impl VideoError {
+    /// An FFmpeg failure in our own setup, with what we were doing.
+    pub(crate) fn engine(doing: &str) -> impl Fn(ffmpeg_next::Error) -> VideoError + '_ {
+        move |e| VideoError::Engine(format!("{doing}: {e}"))
+    }
+
+    /// An FFmpeg failure reading the source, with what we were doing.
+    pub(crate) fn corrupt(doing: &str) -> impl Fn(ffmpeg_next::Error) -> VideoError + '_ {
+        move |e| VideoError::Corrupt(format!("{doing}: {e}"))
+    }
+}

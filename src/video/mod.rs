@@ -1,0 +1,95 @@
+//! The video engine (FFmpeg through `ffmpeg-next`): watermarked H.264/AAC
+//! MP4 proxies and JPEG posters. Synchronous and CPU-bound like the image
+//! engine, with no I/O but local files: async callers run it on the video
+//! pool, so a long transcode never holds an image thread.
+//!
+//! - [`probe`]: what the source is; every limit checked before decoding.
+//! - [`graph`]: the filter graphs (upright, scaled, yuv420p; audio to AAC's format).
+//! - [`overlay`]: the watermark drawn once per job, blended into each frame.
+//! - [`transcode`]: the proxy MP4; [`poster`]: the still.
+
+pub mod error;
+mod graph;
+pub mod overlay;
+pub mod poster;
+pub mod probe;
+pub mod transcode;
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub use error::VideoError;
+pub use poster::poster;
+pub use transcode::{ProxySpec, Transcoded, transcode};
+
+/// Bumped when the video engine's output for the same spec changes.
+pub const VIDEO_ENGINE_VERSION: u32 = 1;
+
+/// Caps on a video source, checked from its header and again while decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoLimits {
+    pub max_duration_s: f64,
+    /// Width × height of the stored frames.
+    pub max_source_pixels: u64,
+    pub max_frames: u64,
+    pub max_source_bytes: u64,
+    /// Wall time one job may take, decode to trailer.
+    pub deadline: Duration,
+}
+
+impl Default for VideoLimits {
+    fn default() -> Self {
+        VideoLimits {
+            max_duration_s: 3.0 * 3600.0,
+            max_source_pixels: 8192 * 4320,
+            max_frames: 3 * 3600 * 60,
+            max_source_bytes: 4 << 30,
+            deadline: Duration::from_secs(900),
+        }
+    }
+}
+
+/// How far a transcode has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub percent: f32,
+    pub frames: u64,
+    pub fps: f32,
+}
+
+/// The moment a job must give up by.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    pub fn check(&self) -> Result<(), VideoError> {
+        if self.passed() {
+            return Err(VideoError::Deadline(self.budget.as_secs()));
+        }
+        Ok(())
+    }
+}
+
+/// FFmpeg's one-time setup; its own log is silenced because every failure
+/// reaches the result with its code and message.
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        ffmpeg_next::init().expect("FFmpeg initialises");
+        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
+    });
+}
