@@ -333,14 +333,15 @@ impl AudioLane {
     }
 }
 
-/// Counts frames against the limit and reports progress about once a second.
+/// Counts frames against the limit and reports progress at the first frame
+/// (so a caller sees the work start), then about once a second.
 struct Meter<'a> {
     frames: u64,
     last_s: f64,
     duration_s: f64,
     max_frames: u64,
     started: Instant,
-    reported: Instant,
+    reported: Option<Instant>,
     report: &'a mut dyn FnMut(Progress),
 }
 
@@ -352,7 +353,7 @@ impl<'a> Meter<'a> {
             duration_s: source.duration_s,
             max_frames: limits.max_frames,
             started: Instant::now(),
-            reported: Instant::now(),
+            reported: None,
             report,
         }
     }
@@ -367,8 +368,8 @@ impl<'a> Meter<'a> {
                 max: self.max_frames,
             });
         }
-        if self.reported.elapsed().as_secs_f32() >= 1.0 {
-            self.reported = Instant::now();
+        if self.reported.is_none_or(|at| at.elapsed().as_secs_f32() >= 1.0) {
+            self.reported = Some(Instant::now());
             let percent = if self.duration_s > 0.0 {
                 (self.last_s / self.duration_s * 100.0).clamp(0.0, 100.0) as f32
             } else {

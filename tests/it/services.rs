@@ -15,12 +15,25 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{JobQueue, Message, Publisher, Topology};
-use rendition::result::JobResult;
+use rendition::result::{JobProgress, JobResult};
 use rendition::storage::s3::{S3Config, S3Store};
 use rendition::storage::{PutOptions, Store};
 use serde_json::Value;
 
-pub const ORIGINALS: [&str; 4] = ["hero.jpg", "photo.jpg", "alpha.png", "truncated.jpg"];
+pub const ORIGINALS: [&str; 12] = [
+    "hero.jpg",
+    "photo.jpg",
+    "alpha.png",
+    "truncated.jpg",
+    "video/clip.mp4",
+    "video/silent-odd.mp4",
+    "video/portrait.mp4",
+    "video/fade-in.mp4",
+    "video/truncated.mp4",
+    "video/not-a-video.mp4",
+    "video/jingle.m4a",
+    "video/brief.pdf",
+];
 
 fn setting(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -57,6 +70,8 @@ pub struct Lab {
     pub policy_path: PathBuf,
     pub dir: tempfile::TempDir,
     connection: Mutex<Option<Connection>>,
+    /// Progress messages seen on the reply queue (correlation id, progress).
+    pub progress: Mutex<Vec<(String, JobProgress)>>,
 }
 
 impl Lab {
@@ -94,6 +109,7 @@ impl Lab {
             policy_path,
             dir,
             connection: Mutex::new(None),
+            progress: Mutex::new(Vec::new()),
         };
         lab.connect();
         lab
@@ -196,6 +212,11 @@ impl Lab {
                 };
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 let m = message_of(&delivery);
+                if let Ok(progress) = serde_json::from_slice::<JobProgress>(&m.body) {
+                    let id = m.correlation_id.unwrap_or_default();
+                    self.progress.lock().unwrap().push((id, progress));
+                    continue;
+                }
                 let result: JobResult = serde_json::from_slice(&m.body).expect("a result");
                 out.push((m.correlation_id.unwrap_or_default(), result));
             }
