@@ -124,6 +124,18 @@ pub struct JobProgress {
 }
 
 impl JobProgress {
+    /// A reply that is a progress message rather than a result.
+    pub fn from_reply(body: &[u8]) -> Option<JobProgress> {
+        serde_json::from_slice::<JobProgress>(body)
+            .ok()
+            .filter(|p| p.schema == PROGRESS_SCHEMA)
+    }
+
+    /// "42% · 310 frames · 96 fps", for progress bars and logs.
+    pub fn describe(&self) -> String {
+        format!("{:.0}% · {} frames · {:.0} fps", self.percent, self.frames, self.fps)
+    }
+
     pub fn new(job_id: &str, percent: f32, frames: u64, fps: f32) -> JobProgress {
         JobProgress {
             schema: PROGRESS_SCHEMA.to_string(),

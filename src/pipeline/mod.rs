@@ -229,7 +229,10 @@ impl<S: Store> Pipeline<S> {
                 let watermark = &policy.document().watermark;
                 let spec = Spec::for_image(decision, &job.request, watermark, job.principal.recipient())
                     .expect("an allowed decision that is not an original has image targets");
-                let spec = Spec { watermark: mark, ..spec };
+                let spec = Spec {
+                    watermark: mark,
+                    ..spec
+                };
                 self.render_image(job, &spec, place, expires_at, poster).await
             }
             Media::Video => self.make_video(job, decision, mark, place, expires_at, progress).await,
@@ -292,9 +295,11 @@ impl<S: Store> Pipeline<S> {
         let mut made = if missing.sizes.is_empty() {
             Vec::new()
         } else if poster {
-            self.render_poster(self.video_source(job, place).await?, missing).await?
+            self.render_poster(self.video_source(job, place).await?, missing)
+                .await?
         } else {
-            self.render_on_pool(self.source_bytes(job, place).await?, missing).await?
+            self.render_on_pool(self.source_bytes(job, place).await?, missing)
+                .await?
         };
         let mut records = Vec::new();
         for (size, hit) in spec.sizes.iter().zip(found) {

@@ -95,7 +95,8 @@ impl<S: Store> Pipeline<S> {
                     }
                 };
                 let made = video::transcode(input, &output, &spec, &limits, &mut report)?;
-                let bytes = std::fs::read(&output).map_err(|e| VideoError::Engine(format!("reading the proxy: {e}")))?;
+                let bytes =
+                    std::fs::read(&output).map_err(|e| VideoError::Engine(format!("reading the proxy: {e}")))?;
                 Ok((bytes, made))
             })
             .await?;

@@ -61,7 +61,11 @@ pub fn render(source: &[u8], spec: &Spec, limits: &EngineLimits) -> Result<Vec<R
 
 /// Makes every size of `spec` from pixels already decoded (a video's poster
 /// frame goes through here, so it obeys every image rule).
-pub fn render_picture(picture: &decode::Picture, spec: &Spec, limits: &EngineLimits) -> Result<Vec<Rendered>, RenderError> {
+pub fn render_picture(
+    picture: &decode::Picture,
+    spec: &Spec,
+    limits: &EngineLimits,
+) -> Result<Vec<Rendered>, RenderError> {
     let format = spec.format.resolve(picture.has_alpha());
     let stamp = spec.watermark.as_ref();
     spec.sizes

@@ -43,9 +43,7 @@ pub fn video(
         3 => "transpose=cclock,",
         _ => "",
     };
-    let spec = format!(
-        "{turn}scale={width}:{height}:flags=bicubic,format={pixel},setsar=1"
-    );
+    let spec = format!("{turn}scale={width}:{height}:flags=bicubic,format={pixel},setsar=1");
     add(&mut graph, "buffer", "in", &args)?;
     add(&mut graph, "buffersink", "out", "")?;
     connect(graph, &spec)

@@ -25,11 +25,7 @@ pub struct Overlay {
 impl Overlay {
     /// The mark for `width` × `height` frames (both even).
     pub fn new(spec: &WatermarkSpec, width: u32, height: u32) -> Overlay {
-        let mut canvas = DynamicImage::ImageRgba8(RgbaImage::new(width, height));
-        // On a transparent canvas the blend leaves colour × alpha and the
-        // alpha itself: exactly what a per-frame "over" needs.
-        watermark::apply(&mut canvas, spec);
-        let mark = canvas.into_rgba8();
+        let mark = premultiplied_mark(spec, width, height);
         Overlay {
             planes: [
                 plane(&mark, 1, [0.1826, 0.6142, 0.0620], 16.0),
@@ -57,6 +53,15 @@ impl Overlay {
             }
         }
     }
+}
+
+/// The mark alone on a `width` × `height` canvas, colour multiplied by alpha.
+pub fn premultiplied_mark(spec: &WatermarkSpec, width: u32, height: u32) -> RgbaImage {
+    let mut canvas = DynamicImage::ImageRgba8(RgbaImage::new(width, height));
+    // On a transparent canvas the blend leaves colour × alpha and the alpha
+    // itself: exactly what a per-frame "over" needs.
+    watermark::apply(&mut canvas, spec);
+    canvas.into_rgba8()
 }
 
 /// One plane at 1/`step` resolution: alpha and alpha × (offset + coeffs·rgb),

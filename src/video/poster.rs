@@ -28,7 +28,10 @@ pub fn poster(input: &Path, at_s: Option<f64>, limits: &VideoLimits) -> Result<R
     let stream = ictx.stream(source.video_stream).expect("probe found it");
     let context = ffmpeg_next::codec::context::Context::from_parameters(stream.parameters())
         .map_err(VideoError::corrupt("stream parameters"))?;
-    let mut decoder = context.decoder().video().map_err(VideoError::corrupt("video decoder"))?;
+    let mut decoder = context
+        .decoder()
+        .video()
+        .map_err(VideoError::corrupt("video decoder"))?;
     let mut graph = graph::video(&decoder, &source, source.upright(), "rgb24")?;
     let mut picker = Picker::new(target, &source);
     let mut packet = Packet::empty();
@@ -55,7 +58,13 @@ pub fn poster(input: &Path, at_s: Option<f64>, limits: &VideoLimits) -> Result<R
             let pts = decoded.timestamp();
             decoded.set_pts(pts);
             graph::push(&mut graph, &decoded)?;
-            while graph.get("out").expect("the sink exists").sink().frame(&mut rgb).is_ok() {
+            while graph
+                .get("out")
+                .expect("the sink exists")
+                .sink()
+                .frame(&mut rgb)
+                .is_ok()
+            {
                 if let Some(done) = picker.offer(to_image(&rgb)) {
                     return Ok(done);
                 }
@@ -98,7 +107,11 @@ impl Picker {
 /// Dark almost everywhere: a fade or a black slate, not a picture.
 fn is_black(image: &RgbImage) -> bool {
     let step = (image.len() / 3 / 4096).max(1);
-    let samples: Vec<u8> = image.pixels().step_by(step).map(|p| p.0.iter().copied().max().unwrap_or(0)).collect();
+    let samples: Vec<u8> = image
+        .pixels()
+        .step_by(step)
+        .map(|p| p.0.iter().copied().max().unwrap_or(0))
+        .collect();
     let bright = samples.iter().filter(|&&v| v > 40).count();
     bright * 50 < samples.len()
 }

@@ -82,7 +82,8 @@ pub fn transcode(
     };
     let mut options = Dictionary::new();
     options.set("movflags", "+faststart");
-    octx.write_header_with(options).map_err(VideoError::engine("mp4 header"))?;
+    octx.write_header_with(options)
+        .map_err(VideoError::engine("mp4 header"))?;
     let mut meter = Meter::new(&source, limits, report);
     let mut packet = Packet::empty();
     loop {
@@ -139,8 +140,8 @@ fn drain(
 }
 
 fn decoder_for(stream: &format::stream::Stream) -> Result<decoder::Decoder, VideoError> {
-    let mut context =
-        codec::context::Context::from_parameters(stream.parameters()).map_err(VideoError::corrupt("stream parameters"))?;
+    let mut context = codec::context::Context::from_parameters(stream.parameters())
+        .map_err(VideoError::corrupt("stream parameters"))?;
     context.set_threading(codec::threading::Config {
         kind: codec::threading::Type::Frame,
         count: 0,
@@ -171,10 +172,13 @@ impl VideoLane {
         octx: &mut Output,
     ) -> Result<VideoLane, VideoError> {
         let stream = ictx.stream(source.video_stream).expect("probe found it");
-        let decoder = decoder_for(&stream)?.video().map_err(VideoError::corrupt("video decoder"))?;
+        let decoder = decoder_for(&stream)?
+            .video()
+            .map_err(VideoError::corrupt("video decoder"))?;
         let mut graph = graph::video(&decoder, source, size, "yuv420p")?;
         let time_base = graph.get("out").expect("the sink exists").sink().time_base();
-        let x264 = encoder::find_by_name("libx264").ok_or_else(|| VideoError::Engine("FFmpeg here has no libx264".into()))?;
+        let x264 =
+            encoder::find_by_name("libx264").ok_or_else(|| VideoError::Engine("FFmpeg here has no libx264".into()))?;
         let global = global_header(octx);
         let mut stream = octx.add_stream(x264).map_err(VideoError::engine("video stream"))?;
         let mut context = codec::context::Context::new_with_codec(x264)
@@ -198,7 +202,9 @@ impl VideoLane {
         let mut options = Dictionary::new();
         options.set("preset", X264_PRESET);
         options.set("crf", &X264_CRF.to_string());
-        let encoder = context.open_as_with(x264, options).map_err(VideoError::engine("opening x264"))?;
+        let encoder = context
+            .open_as_with(x264, options)
+            .map_err(VideoError::engine("opening x264"))?;
         stream.set_parameters(&encoder);
         stream.set_time_base(time_base);
         Ok(VideoLane {
@@ -236,7 +242,14 @@ impl VideoLane {
 
     fn encode_filtered(&mut self, octx: &mut Output, meter: &mut Meter) -> Result<(), VideoError> {
         let mut out = frame::Video::empty();
-        while self.graph.get("out").expect("the sink exists").sink().frame(&mut out).is_ok() {
+        while self
+            .graph
+            .get("out")
+            .expect("the sink exists")
+            .sink()
+            .frame(&mut out)
+            .is_ok()
+        {
             if let Some(overlay) = &self.overlay {
                 // The filter may hand back the decoder's own reference frame.
                 // SAFETY: `out` is a valid frame owned here.
@@ -270,8 +283,11 @@ impl AudioLane {
             let id = format!("{:?}", input.parameters().id()).to_lowercase();
             return Err(VideoError::UnsupportedCodec(id));
         }
-        let decoder = decoder_for(&input)?.audio().map_err(VideoError::corrupt("audio decoder"))?;
-        let aac = encoder::find(codec::Id::AAC).ok_or_else(|| VideoError::Engine("FFmpeg here has no AAC encoder".into()))?;
+        let decoder = decoder_for(&input)?
+            .audio()
+            .map_err(VideoError::corrupt("audio decoder"))?;
+        let aac =
+            encoder::find(codec::Id::AAC).ok_or_else(|| VideoError::Engine("FFmpeg here has no AAC encoder".into()))?;
         let global = global_header(octx);
         let mut stream = octx.add_stream(aac).map_err(VideoError::engine("audio stream"))?;
         let mut context = codec::context::Context::new_with_codec(aac)
@@ -325,7 +341,14 @@ impl AudioLane {
 
     fn encode_filtered(&mut self, octx: &mut Output) -> Result<(), VideoError> {
         let mut out = frame::Audio::empty();
-        while self.graph.get("out").expect("the sink exists").sink().frame(&mut out).is_ok() {
+        while self
+            .graph
+            .get("out")
+            .expect("the sink exists")
+            .sink()
+            .frame(&mut out)
+            .is_ok()
+        {
             self.encoder.send_frame(&out).map_err(VideoError::engine("aac"))?;
             drain(&mut self.encoder, (Rational(1, graph::AUDIO_RATE as i32), 0), 1, octx)?;
         }

@@ -7,6 +7,6 @@ mod pipeline;
 mod properties;
 mod scenarios;
 mod schema;
-mod video;
 mod services;
+mod video;
 mod worker;

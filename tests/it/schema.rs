@@ -217,3 +217,21 @@ proptest! {
         prop_assert_eq!(by_schema, by_parser.is_ok(), "job {} parser says {:?}", job, by_parser.err());
     }
 }
+
+#[test]
+fn progress_messages_match_their_schema() {
+    let v = validator("progress");
+    let progress = rendition::result::JobProgress::new("job-1", 42.5, 310, 96.0);
+    let json = serde_json::to_value(&progress).unwrap();
+    assert!(schema_errors(&v, &json).is_empty(), "{:?}", schema_errors(&v, &json));
+    let bytes = serde_json::to_vec(&json).unwrap();
+    assert_eq!(rendition::result::JobProgress::from_reply(&bytes), Some(progress));
+    // A result is not a progress message, for the schema or the parser.
+    let mut result = json.clone();
+    result["schema"] = "rendition.result/v1".into();
+    assert!(!schema_errors(&v, &result).is_empty());
+    assert_eq!(
+        rendition::result::JobProgress::from_reply(&serde_json::to_vec(&result).unwrap()),
+        None
+    );
+}

@@ -60,7 +60,11 @@ fn ffprobe(path: &Path) -> Value {
 }
 
 fn stream<'a>(probe: &'a Value, kind: &str) -> Option<&'a Value> {
-    probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == kind)
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
 }
 
 fn seconds(v: &Value) -> f64 {
@@ -113,8 +117,14 @@ fn check_proxy(result: &JobResult, max_height: u32, source: &str, audio: bool) -
     let bytes = fetch(&record.url);
     assert_eq!(bytes.len() as u64, record.bytes);
     let boxes = top_level_boxes(&bytes);
-    let (moov, mdat) = (boxes.iter().position(|b| b == "moov"), boxes.iter().position(|b| b == "mdat"));
-    assert!(moov.unwrap() < mdat.unwrap(), "fast start: the index comes first ({boxes:?})");
+    let (moov, mdat) = (
+        boxes.iter().position(|b| b == "moov"),
+        boxes.iter().position(|b| b == "mdat"),
+    );
+    assert!(
+        moov.unwrap() < mdat.unwrap(),
+        "fast start: the index comes first ({boxes:?})"
+    );
     let file = in_temp_file(&bytes, ".mp4");
     let probe = ffprobe(file.path());
     let video = stream(&probe, "video").unwrap();
@@ -124,15 +134,25 @@ fn check_proxy(result: &JobResult, max_height: u32, source: &str, audio: bool) -
     assert!(h <= u64::from(max_height), "{h} px high, the limit is {max_height}");
     assert!(w % 2 == 0 && h % 2 == 0, "{w}x{h}");
     assert_eq!((Some(w as u32), Some(h as u32)), (record.width, record.height));
-    assert_eq!(stream(&probe, "audio").map(|a| a["codec_name"].clone()), audio.then(|| json!("aac")));
+    assert_eq!(
+        stream(&probe, "audio").map(|a| a["codec_name"].clone()),
+        audio.then(|| json!("aac"))
+    );
     let original = ffprobe(&fixture(&format!("originals/video/{source}")));
     let source_video = stream(&original, "video").unwrap();
     let frame = {
-        let (n, d) = source_video["avg_frame_rate"].as_str().unwrap().split_once('/').unwrap();
+        let (n, d) = source_video["avg_frame_rate"]
+            .as_str()
+            .unwrap()
+            .split_once('/')
+            .unwrap();
         d.parse::<f64>().unwrap() / n.parse::<f64>().unwrap()
     };
     let (ours, theirs) = (seconds(&video["duration"]), seconds(&source_video["duration"]));
-    assert!((ours - theirs).abs() <= frame + 1e-6, "duration {ours} s, source {theirs} s");
+    assert!(
+        (ours - theirs).abs() <= frame + 1e-6,
+        "duration {ours} s, source {theirs} s"
+    );
     file
 }
 
@@ -151,12 +171,30 @@ fn video_audio_and_other_files_on_the_worker_path() {
         video_job("silent", cleo.clone(), "silent-odd.mp4", "g-launch", json!("original")),
         video_job("poster", cleo.clone(), "clip.mp4", "g-launch", json!("poster")),
         video_job("fade", anyone.clone(), "fade-in.mp4", "g-events", json!("poster")),
-        video_job("truncated", cleo.clone(), "truncated.mp4", "g-launch", json!("original")),
+        video_job(
+            "truncated",
+            cleo.clone(),
+            "truncated.mp4",
+            "g-launch",
+            json!("original"),
+        ),
         video_job("text", cleo.clone(), "not-a-video.mp4", "g-launch", json!("original")),
         video_job("audio-ok", anyone.clone(), "jingle.m4a", "g-events", json!("original")),
-        video_job("audio-no", json!({"user": "u-ben"}), "jingle.m4a", "g-launch", json!("original")),
+        video_job(
+            "audio-no",
+            json!({"user": "u-ben"}),
+            "jingle.m4a",
+            "g-launch",
+            json!("original"),
+        ),
         video_job("other-ok", anyone.clone(), "brief.pdf", "g-events", json!("original")),
-        video_job("other-no", json!({"user": "u-ben"}), "brief.pdf", "g-launch", json!("original")),
+        video_job(
+            "other-no",
+            json!({"user": "u-ben"}),
+            "brief.pdf",
+            "g-launch",
+            json!("original"),
+        ),
     ];
     for job in &jobs {
         lab.send(job);
@@ -167,15 +205,25 @@ fn video_audio_and_other_files_on_the_worker_path() {
     let proxy = check_proxy(&results["proxy"], 540, "clip.mp4", true);
     let plain = check_proxy(&results["plain"], 540, "clip.mp4", true);
     assert!(results["proxy"].renditions[0].watermarked && !results["plain"].renditions[0].watermarked);
-    assert_eq!(results["proxy"].renditions[0].height, Some(540), "720 px source, 540 px limit");
+    assert_eq!(
+        results["proxy"].renditions[0].height,
+        Some(540),
+        "720 px source, 540 px limit"
+    );
     let difference = mean_difference(&frame_at(proxy.path(), 1.0), &frame_at(plain.path(), 1.0));
-    assert!(difference > 2.0, "the mark shows in the decoded frame (mean difference {difference:.2})");
+    assert!(
+        difference > 2.0,
+        "the mark shows in the decoded frame (mean difference {difference:.2})"
+    );
 
     // Phone video comes out upright: stored 640x360, shown 360x640, red on top.
     let portrait = check_proxy(&results["portrait"], 540, "portrait.mp4", true);
     let frame = frame_at(portrait.path(), 0.5);
     assert!(frame.height() > frame.width(), "{:?}", frame.dimensions());
-    let (top, bottom) = (frame.get_pixel(frame.width() / 2, 10), frame.get_pixel(frame.width() / 2, frame.height() - 10));
+    let (top, bottom) = (
+        frame.get_pixel(frame.width() / 2, 10),
+        frame.get_pixel(frame.width() / 2, frame.height() - 10),
+    );
     assert!(top[0] > 150 && top[2] < 100, "red on top: {top:?}");
     assert!(bottom[2] > 150 && bottom[0] < 100, "blue below: {bottom:?}");
 
@@ -184,19 +232,34 @@ fn video_audio_and_other_files_on_the_worker_path() {
 
     // Posters are images: the role's 1024 px image limit and its watermark.
     let poster = &results["poster"].renditions[0];
-    assert_eq!((poster.content_type.as_str(), poster.width, poster.height), ("image/jpeg", Some(1024), Some(576)));
+    assert_eq!(
+        (poster.content_type.as_str(), poster.width, poster.height),
+        ("image/jpeg", Some(1024), Some(576))
+    );
     assert!(poster.watermarked);
     let still = image::load_from_memory(&fetch(&poster.url)).unwrap();
     assert_eq!((still.width(), still.height()), (1024, 576));
     // The fade-in clip is black for its first second, where 10 % falls.
-    let fade = image::load_from_memory(&fetch(&results["fade"].renditions[0].url)).unwrap().to_rgb8();
+    let fade = image::load_from_memory(&fetch(&results["fade"].renditions[0].url))
+        .unwrap()
+        .to_rgb8();
     let bright = fade.pixels().filter(|p| p.0.iter().any(|&c| c > 40)).count();
     assert!(bright * 10 > fade.pixels().len(), "the poster skipped the black frames");
 
     // Bad files fail with their codes.
     let code = |id: &str| results[id].error.as_ref().map(|e| e.code.clone());
-    assert_eq!(code("truncated").as_deref(), Some("corrupt_input"), "{:?}", results["truncated"]);
-    assert_eq!(code("text").as_deref(), Some("unsupported_format"), "{:?}", results["text"]);
+    assert_eq!(
+        code("truncated").as_deref(),
+        Some("corrupt_input"),
+        "{:?}",
+        results["truncated"]
+    );
+    assert_eq!(
+        code("text").as_deref(),
+        Some("unsupported_format"),
+        "{:?}",
+        results["text"]
+    );
 
     // Audio and other files: the original, byte for byte, or a denial.
     for (id, source) in [("audio-ok", "jingle.m4a"), ("other-ok", "brief.pdf")] {
@@ -212,7 +275,11 @@ fn video_audio_and_other_files_on_the_worker_path() {
 
     // Transcodes told their caller they started, with the job's correlation id.
     let progress = lab.progress.lock().unwrap();
-    assert!(progress.iter().any(|(id, p)| id == "proxy" && p.job_id == "proxy" && p.frames >= 1));
+    assert!(
+        progress
+            .iter()
+            .any(|(id, p)| id == "proxy" && p.job_id == "proxy" && p.frames >= 1)
+    );
     assert!(progress.iter().all(|(_, p)| (0.0..=100.0).contains(&p.percent)));
 }
 
@@ -221,7 +288,13 @@ fn video_and_image_pools_scale_apart() {
     let lab = Lab::new("pools");
     let video_worker = lab.worker(&[("RENDITION_QUEUES", "video")]);
     let image_worker = lab.worker(&[("RENDITION_QUEUES", "image")]);
-    lab.send(&video_job("clip", json!({"user": "u-cleo"}), "clip.mp4", "g-launch", json!("proxy")));
+    lab.send(&video_job(
+        "clip",
+        json!({"user": "u-cleo"}),
+        "clip.mp4",
+        "g-launch",
+        json!("proxy"),
+    ));
     lab.send(&crate::services::job("3-restricted-1024-watermarked", "photo"));
     let results: HashMap<String, JobResult> = lab.replies(2, LIMIT).into_iter().collect();
     assert_eq!(results["clip"].status, Status::Done, "{:?}", results["clip"]);
@@ -259,10 +332,34 @@ fn the_video_engine_refuses_what_is_over_its_limits() {
     };
     let defaults = VideoLimits::default();
     let cases = [
-        ("deadline_exceeded", VideoLimits { deadline: Duration::ZERO, ..defaults }),
-        ("too_large", VideoLimits { max_duration_s: 2.0, ..defaults }),
-        ("too_large", VideoLimits { max_source_pixels: 1280 * 719, ..defaults }),
-        ("too_large", VideoLimits { max_frames: 74, ..defaults }),
+        (
+            "deadline_exceeded",
+            VideoLimits {
+                deadline: Duration::ZERO,
+                ..defaults
+            },
+        ),
+        (
+            "too_large",
+            VideoLimits {
+                max_duration_s: 2.0,
+                ..defaults
+            },
+        ),
+        (
+            "too_large",
+            VideoLimits {
+                max_source_pixels: 1280 * 719,
+                ..defaults
+            },
+        ),
+        (
+            "too_large",
+            VideoLimits {
+                max_frames: 74,
+                ..defaults
+            },
+        ),
     ];
     for (code, limits) in cases {
         let made = transcode(&input, &output, &spec, &limits, &mut |_| {});

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lapin::options::BasicAckOptions;
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{Message, Publisher, REVOKE_ROUTING_KEY};
+use rendition::result::JobProgress;
 use rendition::revocation::REVOKE_SCHEMA;
 
 use crate::settings::job_files;
@@ -59,6 +61,7 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let mut latencies = Vec::new();
+    let mut bars = Bars::default();
     let deadline = tokio::time::sleep(args.timeout);
     tokio::pin!(deadline);
     while !sent.is_empty() {
@@ -71,9 +74,17 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
         };
         let _ = delivery.ack(BasicAckOptions::default()).await;
         let reply = message_of(&delivery);
+        if let Some(progress) = JobProgress::from_reply(&reply.body) {
+            bars.show(&progress);
+            continue;
+        }
+        if let Some(id) = &reply.correlation_id {
+            bars.finish(id);
+        }
         if let Some(at) = reply.correlation_id.as_ref().and_then(|id| sent.remove(id)) {
             latencies.push(at.elapsed());
-            println!("{}", String::from_utf8_lossy(&reply.body));
+            bars.multi
+                .suspend(|| println!("{}", String::from_utf8_lossy(&reply.body)));
         }
     }
     if args.stats {
@@ -83,6 +94,33 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
         bail!("{} jobs had no result within {:?}", sent.len(), args.timeout);
     }
     Ok(())
+}
+
+/// One progress bar per job that reports progress (video transcodes).
+#[derive(Default)]
+struct Bars {
+    multi: MultiProgress,
+    by_job: HashMap<String, ProgressBar>,
+}
+
+impl Bars {
+    fn show(&mut self, progress: &JobProgress) {
+        let multi = &self.multi;
+        let bar = self.by_job.entry(progress.job_id.clone()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stderr()));
+            bar.set_style(ProgressStyle::with_template("{prefix} {bar:30} {msg}").expect("a valid template"));
+            bar.set_prefix(progress.job_id.clone());
+            bar
+        });
+        bar.set_position(progress.percent.round() as u64);
+        bar.set_message(progress.describe());
+    }
+
+    fn finish(&mut self, job_id: &str) {
+        if let Some(bar) = self.by_job.remove(job_id) {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Where the job goes: contract §5's routing keys.

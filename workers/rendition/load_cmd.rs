@@ -17,7 +17,7 @@ use rendition::policy::{Policy, Query, resolve};
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{Message, Publisher};
 use rendition::rendition::{EngineLimits, Spec, render};
-use rendition::result::{JobResult, Status};
+use rendition::result::{JobProgress, JobResult, Status};
 use rendition::storage::s3::S3Store;
 use rendition::storage::{PutOptions, Store};
 use serde_json::json;
@@ -146,6 +146,9 @@ async fn through_the_broker(settings: &Settings, jobs: &[Job]) -> anyhow::Result
         };
         let _ = delivery.ack(BasicAckOptions::default()).await;
         let reply = message_of(&delivery);
+        if JobProgress::from_reply(&reply.body).is_some() {
+            continue;
+        }
         let Some(at) = reply.correlation_id.as_ref().and_then(|id| sent.remove(id)) else {
             continue;
         };

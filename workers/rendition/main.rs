@@ -3,6 +3,7 @@
 //! outcomes to exit codes.
 
 mod bench_cmd;
+mod bench_video_cmd;
 mod dlq_cmd;
 mod enqueue_cmd;
 mod load_cmd;
@@ -85,6 +86,17 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+    },
+    /// A 1080p clip to a 540p watermarked proxy, this engine against the
+    /// ffmpeg CLI with the same settings (see scripts/bench-video).
+    BenchVideo {
+        /// The clip; default: a 10 s 1080p test clip made with ffmpeg.
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        #[arg(long, default_value = "target/bench-video")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
     },
     /// Consume the broker's job queues (contract §5) with the settings of §6.
     Worker {
@@ -216,6 +228,13 @@ fn main() -> ExitCode {
             report(thumbnail_cmd::thumbnail(args))
         }
         Command::Bench { images, out, repeat } => report(bench_cmd::bench(&images, &out, repeat)),
+        Command::BenchVideo { clip, out, repeat } => {
+            report(bench_video_cmd::bench_video(&bench_video_cmd::BenchVideoArgs {
+                clip,
+                out,
+                repeat,
+            }))
+        }
         Command::Serve { store, addr, link_base } => on_runtime(serve_cmd::serve(&store, addr, &link_base)),
         Command::Worker { config } => on_runtime(worker_cmd::worker(config.as_deref())),
         Command::Enqueue {

@@ -50,10 +50,11 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
     let mut running = JoinSet::new();
     for file in files {
         let (pipeline, policy, slots) = (pipeline.clone(), policy.clone(), slots.clone());
+        let bar = progress.clone();
         running.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("the semaphore stays open");
             match tokio::fs::read(&file).await {
-                Ok(bytes) => pipeline.run(&policy, &bytes, chrono::Utc::now()).await,
+                Ok(bytes) => run_showing_progress(&pipeline, &policy, &bytes, &bar).await,
                 Err(e) => unreadable(&file, &e, policy.version()),
             }
         });
@@ -65,6 +66,24 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
     Ok(())
+}
+
+/// Runs one job; a transcode's progress shows as the bar's message.
+async fn run_showing_progress(
+    pipeline: &Pipeline<FsStore>,
+    policy: &Policy,
+    bytes: &[u8],
+    bar: &ProgressBar,
+) -> JobResult {
+    let (sink, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let run = pipeline.run_job_reporting(policy, bytes, chrono::Utc::now(), Some(sink));
+    let show = async {
+        while let Some(update) = updates.recv().await {
+            bar.set_message(format!("{}: {}", update.job_id, update.describe()));
+        }
+    };
+    let (outcome, ()) = tokio::join!(run, show);
+    outcome.result
 }
 
 fn unreadable(file: &std::path::Path, e: &std::io::Error, version: u64) -> JobResult {
@@ -80,6 +99,6 @@ fn unreadable(file: &std::path::Path, e: &std::io::Error, version: u64) -> JobRe
 
 fn progress_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} jobs {elapsed}").expect("a valid template"));
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} jobs {elapsed} {msg}").expect("a valid template"));
     bar
 }

@@ -217,9 +217,7 @@ fn video_limits(raw: &RawSettings) -> anyhow::Result<VideoLimits> {
     }
     Ok(VideoLimits {
         deadline,
-        max_duration_s: raw
-            .video_max_duration_s
-            .map_or(defaults.max_duration_s, |s| s as f64),
+        max_duration_s: raw.video_max_duration_s.map_or(defaults.max_duration_s, |s| s as f64),
         ..defaults
     })
 }
