@@ -4,9 +4,12 @@
 
 FROM rust:1-bookworm AS build
 # libjpeg-turbo 3 is built from source (cmake, nasm); Little CMS comes from
-# Debian; cmake also builds aws-lc for the S3 client's TLS.
+# Debian; cmake also builds aws-lc for the S3 client's TLS. ffmpeg-next links
+# Debian's FFmpeg 5.1 (bindgen needs clang).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake nasm pkg-config liblcms2-dev \
+      clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
+      libavfilter-dev libavdevice-dev libswresample-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so that a source change does not refetch them.
@@ -24,6 +27,7 @@ RUN touch src/lib.rs workers/rendition/main.rs \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends liblcms2-2 ca-certificates \
+      libavcodec59 libavformat59 libavutil57 libswscale6 libavfilter8 libavdevice59 libswresample4 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin rendition
 WORKDIR /app
