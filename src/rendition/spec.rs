@@ -77,6 +77,15 @@ pub struct WatermarkSpec {
 }
 
 impl WatermarkSpec {
+    /// What makes two marks look different, for content addresses.
+    pub fn identity(&self) -> String {
+        let logo = self
+            .logo
+            .as_ref()
+            .map(|l| hex::encode(&Sha256::digest(l.as_raw())[..8]));
+        format!("{}|{}|{:?}|{logo:?}", self.text, self.opacity, self.position)
+    }
+
     /// The policy's watermark for this recipient; the default text when the
     /// policy's is empty, so a required watermark is never skipped.
     pub fn from_policy(w: &Watermark, recipient: &str) -> WatermarkSpec {
@@ -140,10 +149,7 @@ impl Spec {
     /// give the same key, so a repeated request is a cache hit.
     pub fn digest(&self, source_identity: &str, size: Size, format: OutputFormat) -> String {
         let mut h = Sha256::new();
-        let wm = self.watermark.as_ref().map(|w| {
-            let logo = w.logo.as_ref().map(|l| hex::encode(&Sha256::digest(l.as_raw())[..8]));
-            format!("{}|{}|{:?}|{logo:?}", w.text, w.opacity, w.position)
-        });
+        let wm = self.watermark.as_ref().map(WatermarkSpec::identity);
         let line = format!(
             "v{ENGINE_VERSION}|{source_identity}|{size:?}|{format:?}|q{}|wm:{wm:?}",
             self.quality

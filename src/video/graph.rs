@@ -98,6 +98,12 @@ pub fn push(graph: &mut Graph, frame: &ffmpeg_next::Frame) -> Result<(), VideoEr
     input.source().add(frame).map_err(VideoError::engine("filter input"))
 }
 
+/// The graph's next output frame into `frame`; false when it has none yet.
+pub fn pull(graph: &mut Graph, frame: &mut ffmpeg_next::Frame) -> bool {
+    let mut output = graph.get("out").expect("the graph has an output");
+    output.sink().frame(frame).is_ok()
+}
+
 /// Tells the graph's input there are no more frames.
 pub fn finish(graph: &mut Graph) -> Result<(), VideoError> {
     let mut input = graph.get("in").expect("the graph has an input");

@@ -58,13 +58,7 @@ pub fn poster(input: &Path, at_s: Option<f64>, limits: &VideoLimits) -> Result<R
             let pts = decoded.timestamp();
             decoded.set_pts(pts);
             graph::push(&mut graph, &decoded)?;
-            while graph
-                .get("out")
-                .expect("the sink exists")
-                .sink()
-                .frame(&mut rgb)
-                .is_ok()
-            {
+            while graph::pull(&mut graph, &mut rgb) {
                 if let Some(done) = picker.offer(to_image(&rgb)) {
                     return Ok(done);
                 }

@@ -33,10 +33,7 @@ pub struct ProxySpec {
 impl ProxySpec {
     /// The content address: the same source, height and mark give the same key.
     pub fn digest(&self, source_identity: &str) -> String {
-        let wm = self.watermark.as_ref().map(|w| {
-            let logo = w.logo.as_ref().map(|l| hex::encode(&Sha256::digest(l.as_raw())[..8]));
-            format!("{}|{}|{:?}|{logo:?}", w.text, w.opacity, w.position)
-        });
+        let wm = self.watermark.as_ref().map(WatermarkSpec::identity);
         let line = format!(
             "video-v{VIDEO_ENGINE_VERSION}|{source_identity}|h{:?}|{X264_PRESET}|crf{X264_CRF}|wm:{wm:?}",
             self.max_height
@@ -242,14 +239,7 @@ impl VideoLane {
 
     fn encode_filtered(&mut self, octx: &mut Output, meter: &mut Meter) -> Result<(), VideoError> {
         let mut out = frame::Video::empty();
-        while self
-            .graph
-            .get("out")
-            .expect("the sink exists")
-            .sink()
-            .frame(&mut out)
-            .is_ok()
-        {
+        while graph::pull(&mut self.graph, &mut out) {
             if let Some(overlay) = &self.overlay {
                 // The filter may hand back the decoder's own reference frame.
                 // SAFETY: `out` is a valid frame owned here.
@@ -341,14 +331,7 @@ impl AudioLane {
 
     fn encode_filtered(&mut self, octx: &mut Output) -> Result<(), VideoError> {
         let mut out = frame::Audio::empty();
-        while self
-            .graph
-            .get("out")
-            .expect("the sink exists")
-            .sink()
-            .frame(&mut out)
-            .is_ok()
-        {
+        while graph::pull(&mut self.graph, &mut out) {
             self.encoder.send_frame(&out).map_err(VideoError::engine("aac"))?;
             drain(&mut self.encoder, (Rational(1, graph::AUDIO_RATE as i32), 0), 1, octx)?;
         }

@@ -41,7 +41,7 @@ fn decoded(r: &Rendered) -> DynamicImage {
 }
 
 /// Mean absolute difference per channel, 0–255.
-fn mean_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+pub fn mean_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
     let sum: u64 = a
         .as_raw()

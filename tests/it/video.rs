@@ -98,17 +98,6 @@ fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
     names
 }
 
-fn mean_difference(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / a.as_raw().len() as f64
-}
-
 /// Checks a delivered MP4 proxy the way a player would, and returns its path.
 fn check_proxy(result: &JobResult, max_height: u32, source: &str, audio: bool) -> tempfile::NamedTempFile {
     assert_eq!(result.status, Status::Done, "{result:?}");
@@ -210,7 +199,7 @@ fn video_audio_and_other_files_on_the_worker_path() {
         Some(540),
         "720 px source, 540 px limit"
     );
-    let difference = mean_difference(&frame_at(proxy.path(), 1.0), &frame_at(plain.path(), 1.0));
+    let difference = crate::engine::mean_diff(&frame_at(proxy.path(), 1.0), &frame_at(plain.path(), 1.0));
     assert!(
         difference > 2.0,
         "the mark shows in the decoded frame (mean difference {difference:.2})"
