@@ -39,12 +39,13 @@ COPY fixtures/originals fixtures/originals
 COPY schema schema
 RUN mkdir -p /app/data && chown rendition /app/data
 USER rendition
-# The worker by default: give it RENDITION_AMQP_URL, RENDITION_STORE=s3 and
-# the S3 settings (see the README). Health and metrics on 9464; SIGTERM
+# The worker by default: give it RENDITION_POLICY (a mounted file or
+# s3://bucket/key; there is no default: a worker without a policy stops),
+# RENDITION_AMQP_URL, RENDITION_STORE=s3 and the S3 settings (see the
+# README). The fixtures are there for the demo render only. Health and metrics on 9464; SIGTERM
 # (docker stop) drains the jobs in flight, so allow it the drain timeout:
 # `docker stop -t 40`.
-ENV RENDITION_POLICY=/app/fixtures/policy.yaml \
-    RENDITION_STORE=fs:/app/data \
+ENV RENDITION_STORE=fs:/app/data \
     RENDITION_HTTP_ADDR=0.0.0.0:9464 \
     RENDITION_LOG_FORMAT=json
 EXPOSE 9464 8080

@@ -3,28 +3,53 @@
 //!
 //! # Layout
 //!
-//! - [`job`]: the job message (contract §2) and its checks; every malformed
-//!   job becomes one `invalid_job` error naming the field.
-//! - [`policy`]: the policy document (contract §1), its validation, and the
-//!   resolver: a pure function from (policy, principal, asset, request) to a
-//!   [`policy::Decision`]. No I/O.
-//! - [`result`]: the result message (contract §3).
-//! - [`error`]: what every module's error answers: a stable code and
-//!   whether to retry.
+//! Pure (no I/O):
+//! - [`job`], [`result`], [`work`]: the messages (contract §2–3); a delivery
+//!   is read once into a [`work::Work`]: a job, a revoke or unreadable.
+//! - [`policy`]: the policy document, its validation and the resolver:
+//!   (policy, principal, asset, request) → [`policy::Decision`].
+//! - [`plan`]: (policy, job, facts) → [`plan::Plan`]: the decision, what to
+//!   make as plain engine specs, where, with which watermark, until when.
+//! - [`layout`]: every object key. [`error`]: stable codes, retry or reject.
 //!
-//! The data path of a job: parse ([`job::Job::parse`]) → decide
-//! ([`policy::resolve`]) → render → store → answer ([`result::JobResult`]).
+//! CPU (synchronous, on rayon pools; knows no policy, job or store):
+//! - [`rendition`]: the image engine. [`video`]: the FFmpeg engine.
+//!
+//! I/O:
+//! - [`pipeline`]: the executor: one job top to bottom, for CLI and worker.
+//! - [`storage`]: the store trait (filesystem, S3, in-memory), signed links.
+//! - [`queue`], [`worker`]: RabbitMQ topology, the consumer, retries, dead
+//!   letters, policy updates. [`revocation`]: stop sharing.
+//! - [`settings`]: file + environment → validated settings, once.
+//! - [`ops`]: health and metrics; [`serve`]: the fs store's link server.
+//!
+//! The data path of one job:
+//!
+//! ```text
+//! AMQP delivery / job file ── Work::parse ──► Work::Job
+//!   └► Pipeline::run
+//!        remembered result?  (only for a repeat: redelivery, retry, id seen here)
+//!        facts               (share revocation marker, policy logo: cached)
+//!        plan()              PURE: decision, denial, specs, keys, expiry, publish
+//!        for each target:    lookup → render on the pool (+sha256) → put → sign
+//!        publish             (publish jobs: copy to the destination bucket)
+//!        answer + remember   (JobResult → reply_to / results exchange → ack)
+//! ```
 
 pub mod error;
 pub mod job;
+pub mod layout;
 pub mod ops;
 pub mod pipeline;
+pub mod plan;
 pub mod policy;
 pub mod queue;
 pub mod rendition;
 pub mod result;
 pub mod revocation;
 pub mod serve;
+pub mod settings;
 pub mod storage;
 pub mod video;
+pub mod work;
 pub mod worker;

@@ -4,10 +4,11 @@
 //! reaches it.
 //!
 //! A share's renditions (and remembered results) all live under
-//! [`share_prefix`], so revoking is one listing.
+//! [`layout::share_prefix`], so revoking is one listing.
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::{self, share_prefix};
 use crate::policy::Policy;
 use crate::storage::{PutOptions, Store, StoreError};
 
@@ -30,24 +31,17 @@ pub struct Revoked {
     pub deleted: usize,
 }
 
-/// Where everything made for `share` is stored.
-pub fn share_prefix(share: &str) -> String {
-    format!("renditions/shares/{share}/")
-}
-
-fn marker_key(share: &str) -> String {
-    format!("revocations/shares/{share}")
-}
-
 /// Marks the share revoked, then deletes everything made for it. Safe to
 /// repeat: every worker does it when a policy update revokes a share.
 pub async fn revoke_share(store: &impl Store, share: &str) -> Result<Revoked, StoreError> {
-    crate::storage::check_key(&marker_key(share))?;
+    crate::storage::check_key(&layout::revocation_marker(share))?;
     let marker = PutOptions {
         content_type: "text/plain".into(),
         ..PutOptions::default()
     };
-    store.put(&marker_key(share), b"revoked".to_vec(), marker).await?;
+    store
+        .put(&layout::revocation_marker(share), b"revoked".to_vec(), marker)
+        .await?;
     let keys = store.list(&share_prefix(share)).await?;
     for key in &keys {
         store.delete(key).await?;
@@ -60,7 +54,7 @@ pub async fn revoke_share(store: &impl Store, share: &str) -> Result<Revoked, St
 
 /// Whether a revoke message has been seen for `share`.
 pub async fn is_revoked(store: &impl Store, share: &str) -> Result<bool, StoreError> {
-    Ok(store.head(&marker_key(share)).await?.is_some())
+    Ok(store.head(&layout::revocation_marker(share)).await?.is_some())
 }
 
 /// Shares revoked in `new` that were not in `old` (every revoked share

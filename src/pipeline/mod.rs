@@ -1,36 +1,44 @@
-//! One job, top to bottom: parse → (remembered?) → decide → (cache?) →
-//! render → store → sign → (publish) → answer. The CLI and the worker both
-//! call [`Pipeline::run_job`]; nothing else orchestrates.
+//! The executor: one job, top to bottom, for the worker and the CLI alike.
+//!
+//! ```text
+//! remembered? (only for a repeat) → facts → plan (pure) → for each target:
+//!   cache check → render on the pool → store → sign → (publish) → answer → remember
+//! ```
+//!
+//! Everything decided is decided by [`crate::plan`]; this file only reads,
+//! runs the engines on their pools and writes.
 
-mod memo;
-mod placement;
+mod engines;
+mod facts;
 mod publish;
+mod recent;
 mod sources;
-mod video;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::error::{Coded, Disposition};
-use crate::job::{Job, JobError, Media, Principal, Purpose, Rendition};
-use crate::policy::{Decision, Delivery, Policy, Query, Rule, resolve};
-use crate::rendition::{self, EngineLimits, OutputFormat, RenderError, Rendered, Size, Spec};
+use crate::job::Job;
+use crate::layout;
+use crate::plan::{self, Facts, Make, Plan, PlanError};
+use crate::policy::{Decision, Policy};
+use crate::rendition::{EngineLimits, OutputFormat, RenderError, Spec};
 use crate::result::{JobResult, RenditionRecord};
-use crate::revocation::is_revoked;
-use crate::storage::{ObjectInfo, PutOptions, Store, StoreError, content_type_of};
-use crate::video::VideoError;
-use placement::{Placement, put_options, stats};
+use crate::revocation::{RevokeMessage, revoke_share};
+use crate::storage::{RenditionMeta, Store, StoreError, content_type_of};
+use crate::video::{ProxySpec, VideoError, VideoLimits};
+use crate::work::Work;
+pub use engines::ProgressSink;
+use engines::{Engines, Made};
+pub use plan::MAX_LINK_TTL_S;
+use recent::Memory;
 pub use sources::SourceCache;
-pub use video::{ProgressSink, VideoEngine};
-
-/// The longest a link may live, whatever a job asks (7 days).
-pub const MAX_LINK_TTL_S: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Job(#[from] JobError),
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -39,41 +47,104 @@ pub enum PipelineError {
     Video(#[from] VideoError),
     #[error("source {0} does not exist")]
     MissingSource(String),
-    #[error("{0}")]
-    Unsupported(String),
+    #[error("{0} changed while it was being published")]
+    Changed(String),
+    #[error("the engine panicked: {0}")]
+    Panicked(String),
 }
 
 impl Coded for PipelineError {
     fn code(&self) -> &'static str {
         match self {
-            PipelineError::Job(e) => e.code(),
+            PipelineError::Plan(e) => e.code(),
             PipelineError::Render(e) => e.code(),
             PipelineError::Store(e) => e.code(),
             PipelineError::Video(e) => e.code(),
             PipelineError::MissingSource(_) => "missing_source",
-            PipelineError::Unsupported(_) => "unsupported_format",
+            PipelineError::Changed(_) => "storage_error",
+            PipelineError::Panicked(_) => "engine_error",
         }
     }
     fn disposition(&self) -> Disposition {
         match self {
             PipelineError::Store(e) => e.disposition(),
+            PipelineError::Changed(_) => Disposition::Retry,
             _ => Disposition::Reject,
         }
     }
 }
 
-/// What a pipeline needs: where originals come from, where renditions go,
-/// and the pool that does the CPU work.
-pub struct Pipeline<S> {
-    pub originals: S,
-    pub renditions: S,
+/// When the store is asked before work that may already be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookups {
+    /// Before every job: the remembered result and each image rendition.
+    /// For stores where a lookup is a system call (the filesystem).
+    Always,
+    /// Only when it can matter: a remembered result for redeliveries,
+    /// retries and job ids this worker answered; image renditions this
+    /// worker did not make are rendered again (same bytes, same key).
+    /// Transcodes and original copies are always looked up first. For
+    /// stores where every lookup is a network round trip (S3).
+    OnRepeat,
+}
+
+/// What a pipeline is built from (see [`crate::settings::Settings`]).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
     pub limits: EngineLimits,
-    pub pool: Arc<rayon::ThreadPool>,
+    /// Threads of the image pool.
+    pub render_threads: usize,
     /// The operator's cap on link lifetimes (at most [`MAX_LINK_TTL_S`]).
     pub max_link_ttl_s: u64,
-    pub sources: SourceCache,
-    /// Transcodes and posters run here, never on `pool`.
-    pub video: VideoEngine,
+    /// Bytes of recently read originals kept.
+    pub source_cache_bytes: usize,
+    /// Transcodes at once (threads of the video pool).
+    pub video_threads: usize,
+    pub video_limits: VideoLimits,
+    pub lookups: Lookups,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            limits: EngineLimits::default(),
+            render_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_link_ttl_s: MAX_LINK_TTL_S,
+            source_cache_bytes: 256 << 20,
+            video_threads: 1,
+            video_limits: VideoLimits::default(),
+            lookups: Lookups::Always,
+        }
+    }
+}
+
+/// Where originals come from, where renditions go, the pools that do the
+/// CPU work, and what this worker remembers between jobs.
+pub struct Pipeline<S> {
+    originals: S,
+    renditions: S,
+    config: PipelineConfig,
+    engines: Engines,
+    sources: SourceCache,
+    memory: Memory,
+    logo: facts::LogoCache,
+}
+
+/// How a piece of work reached this worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub now: DateTime<Utc>,
+    /// The broker delivered it before, or it is a retry: it may have an answer already.
+    pub repeat: bool,
+}
+
+impl Arrival {
+    pub fn now() -> Arrival {
+        Arrival {
+            now: Utc::now(),
+            repeat: false,
+        }
+    }
 }
 
 /// A job's answer, and whether it is final.
@@ -94,51 +165,81 @@ impl Outcome {
             replayed: false,
         }
     }
+
+    fn failed(job_id: &str, version: u64, decision: Option<Decision>, e: &PipelineError) -> Outcome {
+        Outcome {
+            retry: e.disposition() == Disposition::Retry,
+            ..Outcome::final_(JobResult::failed(job_id, version, decision, e))
+        }
+    }
 }
 
 impl<S: Store> Pipeline<S> {
-    /// Runs one job and always answers: bad input becomes a `failed` result.
-    pub async fn run(&self, policy: &Policy, bytes: &[u8], now: DateTime<Utc>) -> JobResult {
-        self.run_job(policy, bytes, now).await.result
+    pub fn new(originals: S, renditions: S, config: PipelineConfig) -> Pipeline<S> {
+        let engines = Engines::new(
+            config.render_threads,
+            config.video_threads,
+            config.limits,
+            config.video_limits,
+        );
+        Pipeline {
+            originals,
+            renditions,
+            sources: SourceCache::new(config.source_cache_bytes),
+            engines,
+            memory: Memory::new(),
+            logo: Default::default(),
+            config,
+        }
     }
 
-    /// Runs one job, or answers its remembered result. Final results are
-    /// remembered; transient failures are not (the retry must really run).
-    pub async fn run_job(&self, policy: &Policy, bytes: &[u8], now: DateTime<Utc>) -> Outcome {
-        self.run_job_reporting(policy, bytes, now, None).await
+    pub fn originals(&self) -> &S {
+        &self.originals
     }
 
-    /// [`Pipeline::run_job`], sending progress of long work to `progress`.
-    pub async fn run_job_reporting(
+    pub fn renditions(&self) -> &S {
+        &self.renditions
+    }
+
+    /// Runs one piece of work and always answers: bad input becomes a
+    /// `failed` result. Final results of jobs are remembered; transient
+    /// failures are not (the retry must really run).
+    pub async fn run(
         &self,
         policy: &Policy,
-        bytes: &[u8],
-        now: DateTime<Utc>,
-        progress: Option<ProgressSink>,
+        work: &Work,
+        arrival: Arrival,
+        progress: Option<&ProgressSink>,
     ) -> Outcome {
-        let job = match Job::parse(bytes) {
-            Ok(job) => job,
-            Err(e) => return Outcome::final_(JobResult::failed(&job_id_of(bytes), policy.version(), None, &e)),
+        let job = match work {
+            Work::Job(job) => job,
+            Work::Revoke(revoke) => return self.revoke(policy, revoke).await,
+            Work::Unreadable { job_id, error, .. } => {
+                return Outcome::final_(JobResult::failed(job_id, policy.version(), None, error));
+            }
         };
-        let memo = memo::memo_key(&job);
-        if let Some(result) = memo::recall(&self.renditions, &memo, &job.job_id, now).await {
+        let memo = layout::memo_key(job);
+        if self.may_be_answered(job, arrival)
+            && let Some(result) = self.recall(&memo, &job.job_id, arrival.now).await
+        {
             return Outcome {
                 replayed: true,
                 ..Outcome::final_(result)
             };
         }
-        let outcome = self.decide_and_produce(policy, &job, now, progress.as_ref()).await;
+        let outcome = self.run_job(policy, job, arrival.now, progress).await;
         if !outcome.retry
-            && let Err(e) = memo::remember(&self.renditions, &memo, &outcome.result).await
+            && let Err(e) = self.remember(&memo, &outcome.result).await
         {
-            // Without the memo a repeat re-renders nothing (cache hits); it
-            // only loses `cached: false`. Not worth failing the job for.
+            // Without the memo a repeat finds its renditions; it only
+            // loses `cached: false`. Not worth failing the job for.
             tracing::warn!(job_id = %job.job_id, error = %e, "could not remember the result");
         }
         outcome
     }
 
-    async fn decide_and_produce(
+    /// Facts → plan → make → (publish) → answer.
+    async fn run_job(
         &self,
         policy: &Policy,
         job: &Job,
@@ -146,174 +247,175 @@ impl<S: Store> Pipeline<S> {
         progress: Option<&ProgressSink>,
     ) -> Outcome {
         let version = policy.version();
-        let failed = |decision, e: &PipelineError| Outcome {
-            retry: e.disposition() == Disposition::Retry,
-            ..Outcome::final_(JobResult::failed(&job.job_id, version, decision, e))
+        let facts = match self.facts(policy, job, now).await {
+            Ok(facts) => facts,
+            Err(e) => return Outcome::failed(&job.job_id, version, None, &e),
         };
-        match self.revoked_share(job).await {
-            Ok(Some(denial)) => return Outcome::final_(JobResult::denied(&job.job_id, version, denial)),
-            Ok(None) => {}
-            Err(e) => return failed(None, &e),
-        }
-        let decision = resolve(policy, &Query::of(job, now));
-        if !decision.allowed {
-            return Outcome::final_(JobResult::denied(&job.job_id, version, decision));
-        }
-        let records = match self.produce(policy, job, &decision, now, progress).await {
+        let plan = plan::plan(policy, job, &facts);
+        let failed = |e: &PipelineError| Outcome::failed(&job.job_id, version, Some(plan.decision.clone()), e);
+        let made = match &plan.make {
+            Make::Nothing => return Outcome::final_(JobResult::denied(&job.job_id, version, plan.decision.clone())),
+            Make::Fail(e) => return failed(&e.clone().into()),
+            Make::Original => self.original(&plan).await,
+            Make::Images(spec) => self.images(&plan, spec).await,
+            Make::Poster(spec) => self.poster(&plan, spec).await,
+            Make::Proxy(spec) => self.proxy(&plan, spec, progress).await,
+        };
+        let mut records = match made {
             Ok(records) => records,
-            Err(e) => return failed(Some(decision), &e),
+            Err(e) => return failed(&e),
         };
-        // A revoke that landed while this job rendered must still win.
-        match self.revoked_share(job).await {
-            Ok(Some(denial)) => {
+        if let Some(destination) = &plan.publish
+            && let Err(e) = self.publish(destination, &plan.stem, &mut records).await
+        {
+            return failed(&e);
+        }
+        match self.revoked_meanwhile(policy, job, &plan, facts).await {
+            Ok(None) => Outcome::final_(JobResult::done(&job.job_id, version, plan.decision, records)),
+            Ok(Some(denied)) => {
                 for record in &records {
+                    self.memory.stored.remove(&record.key);
                     let _ = self.renditions.delete(&record.key).await;
                 }
-                Outcome::final_(JobResult::denied(&job.job_id, version, denial))
+                Outcome::final_(JobResult::denied(&job.job_id, version, denied.decision))
             }
-            Ok(None) => Outcome::final_(JobResult::done(&job.job_id, version, decision, records)),
-            Err(e) => failed(Some(decision), &e),
+            Err(e) => failed(&e),
         }
     }
 
-    /// A denial when a revoke message has reached the store before the
-    /// policy saying so reached this worker.
-    async fn revoked_share(&self, job: &Job) -> Result<Option<Decision>, PipelineError> {
-        let Principal::Share { share, .. } = &job.principal else {
-            return Ok(None);
-        };
-        let revoked = is_revoked(&self.renditions, share).await?;
-        Ok(revoked.then(|| Decision::deny(Rule::Share, None, format!("share {share} was revoked"))))
+    /// The stored original, byte for byte, under its own key.
+    async fn original(&self, plan: &Plan) -> Result<Vec<RenditionRecord>, PipelineError> {
+        let info = self.source_info(&plan.source).await?;
+        let key = plan.original_key(&layout::source_digest(&plan.source, &info.identity));
+        if let Some(meta) = self.lookup(&key, true).await? {
+            return self.record(&key, &meta, plan, true).await.map(|r| vec![r]);
+        }
+        let source = self.source_bytes(&plan.source, Some(&info), true).await?;
+        let meta = self.engines.describe(source.bytes.clone()).await?;
+        let bytes = Arc::try_unwrap(source.bytes).unwrap_or_else(|shared| (*shared).clone());
+        let ext = layout::extension(&plan.source);
+        self.store(&key, bytes, &meta, content_type_of(&key), &plan.filename(ext))
+            .await?;
+        self.record(&key, &meta, plan, false).await.map(|r| vec![r])
     }
 
-    async fn produce(
-        &self,
-        policy: &Policy,
-        job: &Job,
-        decision: &Decision,
-        now: DateTime<Utc>,
-        progress: Option<&ProgressSink>,
-    ) -> Result<Vec<RenditionRecord>, PipelineError> {
-        let source = self.originals.head(&job.asset.source).await?;
-        let source = source.ok_or_else(|| PipelineError::MissingSource(job.asset.source.clone()))?;
-        let ttl = job.link_ttl_s.min(self.max_link_ttl_s).min(MAX_LINK_TTL_S);
-        let expires_at = now + Duration::seconds(ttl as i64);
-        let place = Placement::of(job, &source);
-        let mut records = self.make(policy, job, decision, &place, expires_at, progress).await?;
-        if let (Purpose::Publish, Some(destination)) = (job.purpose, &job.destination) {
-            publish::publish(&self.renditions, destination, &place.stem, &mut records).await?;
-        }
-        Ok(records)
-    }
-
-    /// The original or the renditions the decision allows, stored and signed.
-    async fn make(
-        &self,
-        policy: &Policy,
-        job: &Job,
-        decision: &Decision,
-        place: &Placement,
-        expires_at: DateTime<Utc>,
-        progress: Option<&ProgressSink>,
-    ) -> Result<Vec<RenditionRecord>, PipelineError> {
-        if decision.delivery == Some(Delivery::Original) {
-            return Ok(vec![self.copy_original(job, place, expires_at).await?]);
-        }
-        let mut mark = video::watermark_of(policy, job, decision);
-        if let (Some(mark), Some(key)) = (mark.as_mut(), &policy.document().watermark.logo) {
-            mark.logo = Some(self.logo(key).await?);
-        }
-        let poster = job.request.rendition == Rendition::Poster;
-        match job.asset.media {
-            Media::Image | Media::Video if poster || job.asset.media == Media::Image => {
-                let watermark = &policy.document().watermark;
-                let spec = Spec::for_image(decision, &job.request, watermark, job.principal.recipient())
-                    .expect("an allowed decision that is not an original has image targets");
-                let spec = Spec {
-                    watermark: mark,
-                    ..spec
-                };
-                self.render_image(job, &spec, place, expires_at, poster).await
-            }
-            Media::Video => self.make_video(job, decision, mark, place, expires_at, progress).await,
-            media => Err(PipelineError::Unsupported(format!(
-                "{media:?} files are delivered whole or not at all"
-            ))),
-        }
-    }
-
-    /// Delivers the stored original, byte for byte, under its own key.
-    async fn copy_original(
-        &self,
-        job: &Job,
-        place: &Placement,
-        expires_at: DateTime<Utc>,
-    ) -> Result<RenditionRecord, PipelineError> {
-        let ext = job.asset.source.rsplit_once('.').map_or("bin", |(_, e)| e);
-        let key = format!("{}/original-{}.{ext}", place.prefix, &place.source_digest[..32]);
-        let cached = self.renditions.head(&key).await?;
-        let hit = cached.is_some();
-        let info = match cached {
-            Some(info) => info,
-            None => {
-                let bytes = self.source_bytes(job, place).await?.to_vec();
-                let options = put_options(
-                    content_type_of(&key),
-                    &place.filename(ext),
-                    stats(&bytes, image_size(&bytes), false),
-                );
-                self.put(&key, bytes, options).await?
-            }
-        };
-        self.record(&key, &info, expires_at, hit).await
-    }
-
-    async fn render_image(
-        &self,
-        job: &Job,
-        spec: &Spec,
-        place: &Placement,
-        expires_at: DateTime<Utc>,
-        poster: bool,
-    ) -> Result<Vec<RenditionRecord>, PipelineError> {
-        // Look every size up first: only the misses are rendered.
-        let mut found: Vec<Option<(String, ObjectInfo)>> = Vec::new();
-        for &size in &spec.sizes {
-            found.push(self.cached(spec, place, size).await?);
-        }
-        let missing: Vec<Size> = spec
-            .sizes
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(s, _)| *s)
-            .collect();
+    /// Image renditions: only the sizes not already stored are rendered,
+    /// all from one decode.
+    async fn images(&self, plan: &Plan, spec: &Spec) -> Result<Vec<RenditionRecord>, PipelineError> {
+        let source = self.image_source(&plan.source).await?;
+        let found = self.found_sizes(plan, spec, &source.digest).await?;
         let missing = Spec {
-            sizes: missing,
+            sizes: spec
+                .sizes
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| f.is_none())
+                .map(|(s, _)| *s)
+                .collect(),
             ..spec.clone()
         };
-        let mut made = if missing.sizes.is_empty() {
-            Vec::new()
-        } else if poster {
-            self.render_poster(self.video_source(job, place).await?, missing)
-                .await?
-        } else {
-            self.render_on_pool(self.source_bytes(job, place).await?, missing)
-                .await?
+        let made = match missing.sizes.is_empty() {
+            true => Vec::new(),
+            false => self.engines.images(source.bytes, missing).await?,
         };
+        self.deliver(plan, spec, &source.digest, found, made).await
+    }
+
+    /// A poster: a frame of the video, sized and marked by the image rules.
+    async fn poster(&self, plan: &Plan, spec: &Spec) -> Result<Vec<RenditionRecord>, PipelineError> {
+        let info = self.video_source_info(&plan.source).await?;
+        let digest = layout::source_digest(&plan.source, &info.identity);
+        let found = self.found_sizes(plan, spec, &digest).await?;
+        let missing = Spec {
+            sizes: spec
+                .sizes
+                .iter()
+                .zip(&found)
+                .filter(|(_, f)| f.is_none())
+                .map(|(s, _)| *s)
+                .collect(),
+            ..spec.clone()
+        };
+        let made = match missing.sizes.is_empty() {
+            true => Vec::new(),
+            false => {
+                let source = self.source_bytes(&plan.source, Some(&info), false).await?;
+                self.engines.poster(source.bytes, missing).await?
+            }
+        };
+        self.deliver(plan, spec, &digest, found, made).await
+    }
+
+    /// A video proxy: transcoded on the video pool unless already stored.
+    async fn proxy(
+        &self,
+        plan: &Plan,
+        spec: &ProxySpec,
+        progress: Option<&ProgressSink>,
+    ) -> Result<Vec<RenditionRecord>, PipelineError> {
+        let info = self.video_source_info(&plan.source).await?;
+        let key = plan.proxy_key(spec, &layout::source_digest(&plan.source, &info.identity));
+        if let Some(meta) = self.lookup(&key, true).await? {
+            return self.record(&key, &meta, plan, true).await.map(|r| vec![r]);
+        }
+        let source = self.source_bytes(&plan.source, Some(&info), false).await?;
+        let made = self
+            .engines
+            .proxy(source.bytes, spec.clone(), plan.job_id.clone(), progress.cloned())
+            .await?;
+        self.store(&key, made.bytes, &made.meta, "video/mp4", &plan.filename("mp4"))
+            .await?;
+        self.record(&key, &made.meta, plan, false).await.map(|r| vec![r])
+    }
+
+    /// For each size of `spec`: the key and metadata of a rendition already
+    /// stored, in any format `auto` may pick.
+    async fn found_sizes(
+        &self,
+        plan: &Plan,
+        spec: &Spec,
+        source_digest: &str,
+    ) -> Result<Vec<Option<(String, RenditionMeta)>>, PipelineError> {
+        let formats = match spec.format {
+            OutputFormat::Auto => vec![OutputFormat::Jpeg, OutputFormat::Png],
+            f => vec![f],
+        };
+        let mut found = Vec::new();
+        for &size in &spec.sizes {
+            let mut hit = None;
+            for &format in &formats {
+                let key = plan.image_key(spec, source_digest, size, format);
+                if let Some(meta) = self.lookup(&key, false).await? {
+                    hit = Some((key, meta));
+                    break;
+                }
+            }
+            found.push(hit);
+        }
+        Ok(found)
+    }
+
+    /// Stores what was made and signs a link to every size, found or made.
+    async fn deliver(
+        &self,
+        plan: &Plan,
+        spec: &Spec,
+        source_digest: &str,
+        found: Vec<Option<(String, RenditionMeta)>>,
+        mut made: Vec<Made>,
+    ) -> Result<Vec<RenditionRecord>, PipelineError> {
         let mut records = Vec::new();
         for (size, hit) in spec.sizes.iter().zip(found) {
             let record = match hit {
-                Some((key, info)) => self.record(&key, &info, expires_at, true).await?,
+                Some((key, meta)) => self.record(&key, &meta, plan, true).await?,
                 None => {
-                    let at = made.iter().position(|r| r.size == *size).expect("rendered every miss");
+                    let at = made.iter().position(|m| m.size == *size).expect("rendered every miss");
                     let out = made.swap_remove(at);
-                    let key = place.key(spec, *size, out.format);
-                    let ext = out.format.extension();
-                    let meta = stats(&out.bytes, Some((out.width, out.height)), out.watermarked);
-                    let options = put_options(out.format.content_type(), &place.filename(ext), meta);
-                    let info = self.put(&key, out.bytes, options).await?;
-                    self.record(&key, &info, expires_at, false).await?
+                    let key = plan.image_key(spec, source_digest, *size, out.format);
+                    let name = plan.filename(out.format.extension());
+                    self.store(&key, out.bytes, &out.meta, out.format.content_type(), &name)
+                        .await?;
+                    self.record(&key, &out.meta, plan, false).await?
                 }
             };
             records.push(record);
@@ -321,113 +423,120 @@ impl<S: Store> Pipeline<S> {
         Ok(records)
     }
 
-    /// Stores a new object and describes it as a later `head` would.
-    async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<ObjectInfo, PipelineError> {
-        let size = bytes.len() as u64;
-        let meta = options.meta.clone();
-        self.renditions.put(key, bytes, options).await?;
-        Ok(ObjectInfo {
-            size,
-            identity: String::new(),
-            meta,
-        })
-    }
-
-    /// A rendition already stored for this size, in any format `auto` may pick.
-    async fn cached(
+    /// Stores a new rendition and remembers that it is there.
+    async fn store(
         &self,
-        spec: &Spec,
-        place: &Placement,
-        size: Size,
-    ) -> Result<Option<(String, ObjectInfo)>, PipelineError> {
-        let formats = match spec.format {
-            OutputFormat::Auto => vec![OutputFormat::Jpeg, OutputFormat::Png],
-            f => vec![f],
-        };
-        for format in formats {
-            let key = place.key(spec, size, format);
-            if let Some(info) = self.renditions.head(&key).await? {
-                return Ok(Some((key, info)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The policy's watermark logo, read from the originals store. A logo
-    /// that is configured but missing fails the job rather than being skipped.
-    async fn logo(&self, key: &str) -> Result<Arc<image::RgbaImage>, PipelineError> {
-        let bytes = match self.originals.get(key).await {
-            Err(StoreError::NotFound(_)) => return Err(PipelineError::MissingSource(format!("watermark logo {key}"))),
-            other => other?,
-        };
-        let logo =
-            image::load_from_memory(&bytes).map_err(|e| RenderError::CorruptInput(format!("logo {key}: {e}")))?;
-        Ok(Arc::new(logo.to_rgba8()))
-    }
-
-    async fn source_bytes(&self, job: &Job, place: &Placement) -> Result<Arc<Vec<u8>>, PipelineError> {
-        if let Some(bytes) = self.sources.get(&place.source_digest) {
-            return Ok(bytes);
-        }
-        let bytes = match self.originals.get(&job.asset.source).await {
-            Err(StoreError::NotFound(key)) => return Err(PipelineError::MissingSource(key)),
-            other => Arc::new(other?),
-        };
-        self.sources.insert(&place.source_digest, bytes.clone());
-        Ok(bytes)
-    }
-
-    /// Runs the engine on the rayon pool, never on the async runtime.
-    async fn render_on_pool(&self, bytes: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Rendered>, PipelineError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let limits = self.limits;
-        self.pool.spawn(move || {
-            let _ = tx.send(rendition::render(&bytes, &spec, &limits));
-        });
-        let rendered = rx
-            .await
-            .map_err(|_| RenderError::CorruptInput("the render task panicked".into()))?;
-        Ok(rendered?)
+        key: &str,
+        bytes: Vec<u8>,
+        meta: &RenditionMeta,
+        content_type: &str,
+        filename: &str,
+    ) -> Result<(), PipelineError> {
+        let options = meta.put_options(content_type, filename);
+        self.renditions.put(key, bytes, options).await?;
+        self.memory.stored.insert(key, meta.clone());
+        Ok(())
     }
 
     async fn record(
         &self,
         key: &str,
-        info: &ObjectInfo,
-        expires_at: DateTime<Utc>,
+        meta: &RenditionMeta,
+        plan: &Plan,
         cached: bool,
     ) -> Result<RenditionRecord, PipelineError> {
-        let link = self.renditions.sign(key, expires_at).await?;
-        let meta = |k: &str| info.meta.get(k).cloned().unwrap_or_default();
+        let link = self.renditions.sign(key, plan.expires_at).await?;
         Ok(RenditionRecord {
             key: key.to_string(),
             url: link.url,
             expires_at: link.expires_at,
             content_type: content_type_of(key).to_string(),
-            width: meta("width").parse().ok(),
-            height: meta("height").parse().ok(),
-            bytes: meta("bytes").parse().unwrap_or(info.size),
-            sha256: meta("sha256"),
-            watermarked: meta("watermarked") == "true",
+            width: meta.width,
+            height: meta.height,
+            bytes: meta.bytes,
+            sha256: meta.sha256.clone(),
+            watermarked: meta.watermarked,
             cached,
             published: None,
         })
     }
+
+    /// A rendition already stored at `key`: known to this worker, or (when
+    /// `costly` to redo, or lookups are always made) found by a HEAD.
+    async fn lookup(&self, key: &str, costly: bool) -> Result<Option<RenditionMeta>, PipelineError> {
+        if let Some(meta) = self.memory.stored.get(key) {
+            return Ok(Some(meta));
+        }
+        if !costly && self.config.lookups == Lookups::OnRepeat {
+            return Ok(None);
+        }
+        let Some(info) = self.renditions.head(key).await? else {
+            return Ok(None);
+        };
+        let meta = RenditionMeta::of(&info);
+        self.memory.stored.insert(key, meta.clone());
+        Ok(Some(meta))
+    }
+
+    /// Whether this job may have been answered before.
+    fn may_be_answered(&self, job: &Job, arrival: Arrival) -> bool {
+        self.config.lookups == Lookups::Always || arrival.repeat || self.memory.answered.get(&job.job_id).is_some()
+    }
+
+    /// A video source's facts, refused before download when over the size limit.
+    async fn video_source_info(&self, key: &str) -> Result<crate::storage::ObjectInfo, PipelineError> {
+        let info = self.source_info(key).await?;
+        let max = self.config.video_limits.max_source_bytes;
+        if info.size > max {
+            let value = info.size;
+            return Err(VideoError::TooLarge {
+                what: "source bytes",
+                value,
+                max,
+            }
+            .into());
+        }
+        Ok(info)
+    }
+
+    /// A share job's plan again, once rendering is done: a revoke that
+    /// landed meanwhile still wins.
+    async fn revoked_meanwhile(
+        &self,
+        policy: &Policy,
+        job: &Job,
+        plan: &Plan,
+        facts: Facts,
+    ) -> Result<Option<Plan>, PipelineError> {
+        let Some(share) = &plan.share else { return Ok(None) };
+        if !self.share_revoked(share).await? {
+            return Ok(None);
+        }
+        let again = plan::plan(
+            policy,
+            job,
+            &Facts {
+                share_revoked: true,
+                ..facts
+            },
+        );
+        Ok((!again.decision.allowed).then_some(again))
+    }
+
+    /// Stop sharing: delete the share's renditions and mark it revoked.
+    async fn revoke(&self, policy: &Policy, revoke: &RevokeMessage) -> Outcome {
+        let version = policy.version();
+        match revoke_share(&self.renditions, &revoke.share).await {
+            Ok(revoked) => {
+                self.memory.revoked.insert(&revoke.share, ());
+                tracing::info!(share = %revoked.share, deleted = revoked.deleted, "share revoked");
+                Outcome::final_(JobResult::acknowledged(&revoke.job_id, version))
+            }
+            Err(e) => Outcome::failed(&revoke.job_id, version, None, &e.into()),
+        }
+    }
 }
 
-/// The pixel size of an image file, from its header; `None` for anything else.
-fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .ok()?
-        .into_dimensions()
-        .ok()
-}
-
-/// The job id of a job that did not parse, if it has one at all.
-fn job_id_of(bytes: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| v.get("job_id").and_then(|id| id.as_str()).map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
-}
+#[cfg(test)]
+#[path = "round_trips.rs"]
+mod round_trips;

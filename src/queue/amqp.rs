@@ -291,5 +291,6 @@ pub fn message_of(delivery: &Delivery) -> Message {
         reply_to: text(props.reply_to()),
         message_id: text(props.message_id()),
         mandatory: false,
+        redelivered: delivery.redelivered,
     }
 }

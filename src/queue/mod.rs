@@ -48,6 +48,8 @@ pub struct Message {
     /// Refuse to publish if no queue takes it (retries, dead letters, jobs);
     /// answers go out without it: a caller that went away is not our error.
     pub mandatory: bool,
+    /// The broker delivered this message before (to a worker that did not ack it).
+    pub redelivered: bool,
 }
 
 impl Message {

@@ -2,7 +2,7 @@
 //! Synchronous and CPU-bound, with no I/O: async callers run it on a rayon
 //! pool. decode → orient → colour → resize → watermark → encode.
 //!
-//! - [`spec`]: what to make, from a decision (sizes, format, watermark).
+//! - [`spec`]: what to make (sizes, format, watermark): plain values.
 //! - [`probe`]: the header check that refuses bombs before allocating.
 //! - [`decode`]: pixels in sRGB, upright, shrunk on load where JPEG allows.
 //! - [`resize`], [`watermark`], [`encode`]: one output each.
@@ -20,7 +20,7 @@ pub mod watermark;
 use rayon::prelude::*;
 
 pub use error::RenderError;
-pub use spec::{OutputFormat, Size, Spec, WatermarkSpec};
+pub use spec::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
 
 /// Caps checked from the header, before any pixel is allocated.
 #[derive(Debug, Clone, Copy)]

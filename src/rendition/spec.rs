@@ -1,13 +1,10 @@
-//! What the engine makes for a decision: sizes, format, quality, watermark.
+//! What the engine is asked to make: sizes, format, quality, watermark.
+//! Plain values: the engine knows nothing of policies or jobs.
 
 use std::sync::Arc;
 
 use image::RgbaImage;
 use sha2::{Digest, Sha256};
-
-use crate::job::{Format, Request};
-use crate::policy::document::{Watermark, WatermarkPosition};
-use crate::policy::{Decision, Delivery, Target};
 
 /// Bumped when the engine's output for the same spec changes, so cached
 /// renditions made by an older engine are not reused.
@@ -66,40 +63,49 @@ impl OutputFormat {
     }
 }
 
-/// The watermark to burn in, with `{recipient}` already filled.
+/// Where the mark sits on the picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Position {
+    /// Repeated diagonally over the whole picture.
+    #[default]
+    Tiled,
+    Center,
+    BottomRight,
+}
+
+/// A decoded logo, with the digest that names it in content addresses
+/// (computed once, not per rendition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logo {
+    pub pixels: Arc<RgbaImage>,
+    digest: String,
+}
+
+impl Logo {
+    pub fn new(pixels: RgbaImage) -> Logo {
+        let digest = hex::encode(&Sha256::digest(pixels.as_raw())[..8]);
+        Logo {
+            pixels: Arc::new(pixels),
+            digest,
+        }
+    }
+}
+
+/// The watermark to burn in: final text, opacity, place and logo.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatermarkSpec {
     pub text: String,
     pub opacity: f32,
-    pub position: WatermarkPosition,
-    /// The policy's logo, decoded, drawn before the text.
-    pub logo: Option<Arc<RgbaImage>>,
+    pub position: Position,
+    /// Drawn before the text.
+    pub logo: Option<Logo>,
 }
 
 impl WatermarkSpec {
     /// What makes two marks look different, for content addresses.
     pub fn identity(&self) -> String {
-        let logo = self
-            .logo
-            .as_ref()
-            .map(|l| hex::encode(&Sha256::digest(l.as_raw())[..8]));
+        let logo = self.logo.as_ref().map(|l| l.digest.as_str());
         format!("{}|{}|{:?}|{logo:?}", self.text, self.opacity, self.position)
-    }
-
-    /// The policy's watermark for this recipient; the default text when the
-    /// policy's is empty, so a required watermark is never skipped.
-    pub fn from_policy(w: &Watermark, recipient: &str) -> WatermarkSpec {
-        let text = if w.text.trim().is_empty() {
-            "© {recipient}"
-        } else {
-            w.text.as_str()
-        };
-        WatermarkSpec {
-            text: text.replace("{recipient}", recipient),
-            opacity: if w.opacity > 0.0 { w.opacity } else { 0.35 },
-            position: w.position,
-            logo: None,
-        }
     }
 }
 
@@ -113,38 +119,6 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The image spec for an allowed decision, or `None` when the decision
-    /// delivers the untouched original (nothing to render).
-    pub fn for_image(decision: &Decision, request: &Request, watermark: &Watermark, recipient: &str) -> Option<Spec> {
-        if !decision.allowed || decision.delivery == Some(Delivery::Original) {
-            return None;
-        }
-        let sizes = decision
-            .targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Full => Some(Size::Full),
-                Target::MaxEdge(n) | Target::MaxHeight(n) => Some(Size::LongEdge(*n)),
-                Target::Original => None,
-            })
-            .collect();
-        let format = match request.format {
-            Format::Jpeg => OutputFormat::Jpeg,
-            Format::Webp => OutputFormat::Webp,
-            Format::Png => OutputFormat::Png,
-            Format::Auto | Format::Mp4 => OutputFormat::Auto,
-        };
-        let watermark = decision
-            .watermark
-            .then(|| WatermarkSpec::from_policy(watermark, recipient));
-        Some(Spec {
-            sizes,
-            format,
-            quality: request.quality,
-            watermark,
-        })
-    }
-
     /// The content address of one output: the same source, size and look
     /// give the same key, so a repeated request is a cache hit.
     pub fn digest(&self, source_identity: &str, size: Size, format: OutputFormat) -> String {

@@ -10,7 +10,7 @@ use imageproc::drawing::{draw_text_mut, text_size};
 use imageproc::geometric_transformations::{Border, Interpolation, rotate_about_center};
 
 use super::WatermarkSpec;
-use crate::policy::document::WatermarkPosition;
+use super::spec::Position;
 
 static FONT: LazyLock<FontRef<'static>> =
     LazyLock::new(|| FontRef::try_from_slice(dejavu::sans::bold()).expect("the bundled font parses"));
@@ -86,8 +86,12 @@ pub fn apply(image: &mut DynamicImage, spec: &WatermarkSpec) {
     let (w, h) = (image.width(), image.height());
     let short = w.min(h);
     match spec.position {
-        WatermarkPosition::Tiled => {
-            let tile = diagonal(&text_tile(&spec.text, text_px(short, 0.05), spec.logo.as_deref()));
+        Position::Tiled => {
+            let tile = diagonal(&text_tile(
+                &spec.text,
+                text_px(short, 0.05),
+                spec.logo.as_ref().map(|l| &*l.pixels),
+            ));
             let (step_x, step_y) = ((tile.width() * 9 / 10).max(1), (tile.height() / 2).max(1));
             for (row, y) in (0..h + step_y).step_by(step_y as usize).enumerate() {
                 let shift = if row % 2 == 1 { step_x as i64 / 2 } else { 0 };
@@ -102,10 +106,10 @@ pub fn apply(image: &mut DynamicImage, spec: &WatermarkSpec) {
                 }
             }
         }
-        WatermarkPosition::Center => {
+        Position::Center => {
             let probe = text_size(PxScale::from(100.0), &*FONT, &spec.text).0.max(150) as f32;
             let px = (100.0 * 0.6 * w as f32 / probe).min(h as f32 * 0.15).max(12.0);
-            let tile = text_tile(&spec.text, px, spec.logo.as_deref());
+            let tile = text_tile(&spec.text, px, spec.logo.as_ref().map(|l| &*l.pixels));
             blend(
                 image,
                 &tile,
@@ -114,9 +118,9 @@ pub fn apply(image: &mut DynamicImage, spec: &WatermarkSpec) {
                 spec.opacity,
             );
         }
-        WatermarkPosition::BottomRight => {
+        Position::BottomRight => {
             let px = text_px(short, 0.04);
-            let tile = text_tile(&spec.text, px, spec.logo.as_deref());
+            let tile = text_tile(&spec.text, px, spec.logo.as_ref().map(|l| &*l.pixels));
             let margin = (px * 0.6) as i64;
             let x = i64::from(w) - i64::from(tile.width()) - margin;
             let y = i64::from(h) - i64::from(tile.height()) - margin;

@@ -29,7 +29,16 @@ pub struct Sidecar {
 }
 
 fn io(e: std::io::Error) -> StoreError {
-    StoreError::Io(e.to_string())
+    StoreError::io(e.to_string(), e)
+}
+
+/// Changes whenever the file may have: its size and modification time.
+fn identity(stat: &std::fs::Metadata) -> String {
+    let modified = stat
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    format!("{}-{}", stat.len(), modified.map_or(0, |d| d.as_nanos()))
 }
 
 impl FsStore {
@@ -83,17 +92,32 @@ impl Store for FsStore {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(e)),
         };
-        let modified = stat
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-        let identity = format!("{}-{}", stat.len(), modified.map_or(0, |d| d.as_nanos()));
         let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
         Ok(Some(ObjectInfo {
             size: stat.len(),
-            identity,
+            identity: identity(&stat),
             meta,
         }))
+    }
+
+    /// Opens the file once: its identity comes from the same handle.
+    async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
+        use tokio::io::AsyncReadExt;
+        let mut file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound(key.to_string())),
+            Err(e) => return Err(io(e)),
+        };
+        let stat = file.metadata().await.map_err(io)?;
+        let mut bytes = Vec::with_capacity(stat.len() as usize);
+        file.read_to_end(&mut bytes).await.map_err(io)?;
+        let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
+        let info = ObjectInfo {
+            size: stat.len(),
+            identity: identity(&stat),
+            meta,
+        };
+        Ok((info, bytes))
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
@@ -123,7 +147,7 @@ impl Store for FsStore {
         let signer = self
             .signer
             .as_ref()
-            .ok_or_else(|| StoreError::Io("this store signs no links".into()))?;
+            .ok_or_else(|| StoreError::failed("this store signs no links"))?;
         Ok(SignedLink {
             url: signer.sign(key, expires_at),
             expires_at,
@@ -141,7 +165,7 @@ impl Store for FsStore {
         let root = self.root.clone();
         let mut keys = tokio::task::spawn_blocking(move || walk(&root, &start))
             .await
-            .map_err(|e| StoreError::Io(e.to_string()))??;
+            .map_err(|e| StoreError::io(e.to_string(), e))??;
         keys.retain(|k| k.starts_with(prefix));
         keys.sort();
         Ok(keys)
@@ -161,8 +185,11 @@ impl Store for FsStore {
     async fn ready(&self) -> Result<(), StoreError> {
         match tokio::fs::metadata(&self.root).await {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(StoreError::Io(format!("{} is not a directory", self.root.display()))),
-            Err(e) => Err(StoreError::Io(format!("{}: {e}", self.root.display()))),
+            Ok(_) => Err(StoreError::failed(format!(
+                "{} is not a directory",
+                self.root.display()
+            ))),
+            Err(e) => Err(StoreError::io(format!("{}: {e}", self.root.display()), e)),
         }
     }
 

@@ -10,10 +10,14 @@
 pub mod fs;
 pub mod link;
 pub mod memory;
+pub mod meta;
 pub mod s3;
+
+pub use meta::RenditionMeta;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -44,7 +48,10 @@ pub struct SignedLink {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The error underneath a storage failure, shared so errors stay `Clone`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("no object at {0}")]
     NotFound(String),
@@ -52,8 +59,32 @@ pub enum StoreError {
     InvalidKey(String),
     #[error("invalid bucket name {0:?}")]
     InvalidBucket(String),
-    #[error("storage error: {0}")]
-    Io(String),
+    /// The message says what failed, with the cause's chain when that
+    /// helps an operator (`s3: dispatch failure: connection refused`).
+    #[error("storage error: {message}")]
+    Io {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+impl StoreError {
+    /// A failure with its underlying error kept as the source.
+    pub fn io(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Io {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A failure of our own making (nothing underneath).
+    pub fn failed(message: impl Into<String>) -> StoreError {
+        StoreError::Io {
+            message: message.into(),
+            source: None,
+        }
+    }
 }
 
 impl Coded for StoreError {
@@ -61,12 +92,12 @@ impl Coded for StoreError {
         match self {
             StoreError::NotFound(_) => "missing_source",
             StoreError::InvalidKey(_) | StoreError::InvalidBucket(_) => "invalid_job",
-            StoreError::Io(_) => "storage_error",
+            StoreError::Io { .. } => "storage_error",
         }
     }
     fn disposition(&self) -> Disposition {
         match self {
-            StoreError::Io(_) => Disposition::Retry,
+            StoreError::Io { .. } => Disposition::Retry,
             _ => Disposition::Reject,
         }
     }
@@ -75,6 +106,18 @@ impl Coded for StoreError {
 /// An object store. Futures are `Send` so workers can run them anywhere.
 pub trait Store: Send + Sync {
     fn get(&self, key: &str) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+    /// The object and what `head` would say of it, in one request where
+    /// the store allows (an S3 GET carries the ETag and metadata).
+    fn read(&self, key: &str) -> impl Future<Output = Result<(ObjectInfo, Vec<u8>), StoreError>> + Send {
+        async move {
+            let bytes = self.get(key).await?;
+            let info = self
+                .head(key)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+            Ok((info, bytes))
+        }
+    }
     /// `None` when there is no such object.
     fn head(&self, key: &str) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
     fn put(

@@ -165,10 +165,16 @@ impl S3Store {
 /// decided by the callers, who know which answer means it.
 fn sdk<E, R>(e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    StoreError::Io(format!("s3: {}", DisplayErrorContext(&e)))
+    StoreError::io(format!("s3: {}", DisplayErrorContext(&e)), e)
+}
+
+/// User metadata as stored (S3 lower-cases the names on the way in).
+fn user_metadata(meta: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+    meta.map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
+        .unwrap_or_default()
 }
 
 fn status_of<E, R: HasStatus>(e: &SdkError<E, R>) -> Option<u16> {
@@ -188,18 +194,28 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 
 impl Store for S3Store {
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.read(key).await?.1)
+    }
+
+    /// One GET: the body, and the ETag and metadata from its headers.
+    async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
         check_key(key)?;
         let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if status_of(&e) == Some(404) => return Err(StoreError::NotFound(key.to_string())),
             Err(e) => return Err(sdk(e)),
         };
+        let info = ObjectInfo {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            identity: out.e_tag().unwrap_or_default().to_string(),
+            meta: user_metadata(out.metadata()),
+        };
         let body = out
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Io(format!("s3 body: {e}")))?;
-        Ok(body.into_bytes().to_vec())
+            .map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
+        Ok((info, body.into_bytes().to_vec()))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
@@ -209,14 +225,10 @@ impl Store for S3Store {
             Err(e) if status_of(&e) == Some(404) => return Ok(None),
             Err(e) => return Err(sdk(e)),
         };
-        let meta: BTreeMap<String, String> = out
-            .metadata()
-            .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
-            .unwrap_or_default();
         Ok(Some(ObjectInfo {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             identity: out.e_tag().unwrap_or_default().to_string(),
-            meta,
+            meta: user_metadata(out.metadata()),
         }))
     }
 
@@ -245,7 +257,7 @@ impl Store for S3Store {
             .start_time(SystemTime::from(now))
             .expires_in(ttl.max(Duration::from_secs(1)))
             .build()
-            .map_err(|e| StoreError::Io(format!("presign: {e}")))?;
+            .map_err(|e| StoreError::io(format!("presign: {e}"), e))?;
         let get = self.client.get_object().bucket(&self.bucket).key(key);
         let request = get.presigned(config).await.map_err(sdk)?;
         Ok(SignedLink {

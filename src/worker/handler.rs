@@ -7,17 +7,16 @@ use std::time::Instant;
 
 use chrono::Utc;
 
-use crate::error::{Coded, Disposition};
 use crate::ops::{Metrics, Stage};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Arrival, Outcome, Pipeline};
 use crate::policy::CurrentPolicy;
 use crate::queue::{
     ATTEMPT_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, QueueError, RETRY_LEVEL_HEADER,
     REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology,
 };
 use crate::result::{JobResult, Status};
-use crate::revocation::{REVOKE_SCHEMA, RevokeMessage, revoke_share};
 use crate::storage::Store;
+use crate::work::Work;
 
 /// Where a job's answer goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,20 +51,18 @@ impl<S: Store> Handler<S> {
     pub async fn handle(&self, broker: &impl Publisher, message: &Message) -> Result<(), QueueError> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
-        // Read once more as plain JSON, for the log and the results' routing.
-        let job: serde_json::Value = serde_json::from_slice(&message.body).unwrap_or_default();
-        let purpose = purpose_of(message, &job);
-        let outcome = if is_revoke(message) {
-            self.revoke(message).await
-        } else {
-            self.run_reporting(broker, message, purpose).await
-        };
+        let work = Work::parse(&message.body, message.routing_key == REVOKE_ROUTING_KEY);
+        let outcome = self.run_reporting(broker, message, &work).await;
         self.metrics.observe(Stage::Pipeline, started.elapsed());
-        self.log(message, &job, &outcome, started);
+        if matches!(work, Work::Revoke(_)) && outcome.result.status == Status::Done {
+            self.metrics.revoked();
+        }
+        self.log(message, &work, &outcome, started);
         let attempt = message.attempt();
+        let purpose = work.purpose();
         match settle(outcome.retry, attempt, self.topology.max_attempts()) {
             Settlement::Reply => {
-                if unparseable(&outcome.result) {
+                if matches!(work, Work::Unreadable { .. }) {
                     self.dead_letter(broker, message, &outcome.result).await?;
                 }
                 self.reply(broker, message, &outcome, purpose).await
@@ -85,17 +82,19 @@ impl<S: Store> Handler<S> {
         }
     }
 
-    /// Runs the job while passing its progress messages on to where its
+    /// Runs the work while passing its progress messages on to where its
     /// result will go. Progress is best effort: a lost one is not an error.
-    async fn run_reporting(&self, broker: &impl Publisher, message: &Message, purpose: &str) -> Outcome {
+    async fn run_reporting(&self, broker: &impl Publisher, message: &Message, work: &Work) -> Outcome {
         let (sink, mut progress) = tokio::sync::mpsc::unbounded_channel();
         let policy = self.policy.get();
-        let run = self
-            .pipeline
-            .run_job_reporting(&policy, &message.body, Utc::now(), Some(sink));
+        let arrival = Arrival {
+            now: Utc::now(),
+            repeat: message.redelivered || message.attempt() > 1,
+        };
+        let run = async move { self.pipeline.run(&policy, work, arrival, Some(&sink)).await };
         let forward = async {
             while let Some(update) = progress.recv().await {
-                let (exchange, routing_key) = self.destination(message, &format!("{purpose}.progress"));
+                let (exchange, routing_key) = self.destination(message, &format!("{}.progress", work.purpose()));
                 let note = Message {
                     routing_key,
                     body: serde_json::to_vec(&update).expect("progress serializes"),
@@ -172,41 +171,22 @@ impl<S: Store> Handler<S> {
         Ok(())
     }
 
-    /// Stop sharing: delete the share's renditions and mark it revoked.
-    async fn revoke(&self, message: &Message) -> Outcome {
-        let version = self.policy.get().version();
-        let parsed: Result<RevokeMessage, _> = serde_json::from_slice(&message.body);
-        let revoke = match parsed {
-            Ok(r) if r.schema == REVOKE_SCHEMA => r,
-            Ok(r) => return final_failure(&r.job_id, version, format!("schema must be {REVOKE_SCHEMA}")),
-            Err(e) => return final_failure("unknown", version, format!("revoke message: {e}")),
-        };
-        match revoke_share(&self.pipeline.renditions, &revoke.share).await {
-            Ok(revoked) => {
-                self.metrics.revoked();
-                tracing::info!(share = %revoked.share, deleted = revoked.deleted, "share revoked");
-                Outcome {
-                    result: JobResult::acknowledged(&revoke.job_id, version),
-                    retry: false,
-                    replayed: false,
-                }
-            }
-            Err(e) => Outcome {
-                retry: e.disposition() == Disposition::Retry,
-                result: JobResult::failed(&revoke.job_id, version, None, &e),
-                replayed: false,
-            },
-        }
-    }
-
-    fn log(&self, message: &Message, job: &serde_json::Value, outcome: &Outcome, started: Instant) {
+    fn log(&self, message: &Message, work: &Work, outcome: &Outcome, started: Instant) {
         let result = &outcome.result;
         let reason = result.decision.as_ref().map(|d| d.reason.as_str()).unwrap_or("");
         let error = result.error.as_ref().map(|e| e.code.as_str()).unwrap_or("");
+        let (asset, principal) = match work {
+            Work::Job(job) => (
+                job.asset.id.as_str(),
+                serde_json::to_string(&job.principal).unwrap_or_default(),
+            ),
+            _ => ("", String::new()),
+        };
         tracing::info!(
             job_id = %result.job_id,
-            asset = %job["asset"]["id"].as_str().unwrap_or(""),
-            principal = %job["principal"],
+            asset,
+            principal,
+            purpose = work.purpose(),
             status = status_name(result.status),
             decision = reason,
             error,
@@ -219,16 +199,6 @@ impl<S: Store> Handler<S> {
     }
 }
 
-fn is_revoke(message: &Message) -> bool {
-    message.routing_key == REVOKE_ROUTING_KEY
-}
-
-/// A message that could not even be read as a job: it also goes to the
-/// dead letters (contract §5), where an operator can look at it.
-fn unparseable(result: &JobResult) -> bool {
-    result.decision.is_none() && result.error.as_ref().is_some_and(|e| e.code == "invalid_job")
-}
-
 /// The job as it was, for a retry or a dead letter: body, routing and
 /// correlation, without the broker's own headers.
 fn carried(message: &Message) -> Message {
@@ -236,16 +206,6 @@ fn carried(message: &Message) -> Message {
         headers: Default::default(),
         mandatory: true,
         ..message.clone()
-    }
-}
-
-fn purpose_of<'a>(message: &Message, job: &'a serde_json::Value) -> &'a str {
-    if is_revoke(message) {
-        return REVOKE_ROUTING_KEY;
-    }
-    match job["purpose"].as_str() {
-        Some(p @ ("download" | "share" | "preview" | "publish")) => p,
-        _ => "unknown",
     }
 }
 
@@ -257,21 +217,12 @@ fn status_name(status: Status) -> &'static str {
     }
 }
 
-fn final_failure(job_id: &str, version: u64, message: String) -> Outcome {
-    let error = crate::job::JobError::at("share", message);
-    Outcome {
-        result: JobResult::failed(job_id, version, None, &error),
-        retry: false,
-        replayed: false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::PipelineConfig;
     use crate::policy::Policy;
     use crate::queue::memory::MemoryBroker;
-    use crate::rendition::EngineLimits;
     use crate::storage::PutOptions;
     use crate::storage::memory::MemoryStore;
     use std::time::Duration;
@@ -282,17 +233,13 @@ mod tests {
         let hero = std::fs::read(root.join("originals/hero.jpg")).unwrap();
         let put = originals.put("originals/hero.jpg", hero, PutOptions::default());
         tokio::runtime::Handle::current().block_on(put).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let config = PipelineConfig {
+            render_threads: 1,
+            max_link_ttl_s: 900,
+            ..PipelineConfig::default()
+        };
         Handler {
-            pipeline: Arc::new(Pipeline {
-                originals,
-                renditions: MemoryStore::new(),
-                limits: EngineLimits::default(),
-                pool: Arc::new(pool),
-                max_link_ttl_s: 900,
-                sources: crate::pipeline::SourceCache::new(256 << 20),
-                video: crate::pipeline::VideoEngine::new(1, Default::default()),
-            }),
+            pipeline: Arc::new(Pipeline::new(originals, MemoryStore::new(), config)),
             policy: Arc::new(CurrentPolicy::new(Policy::load(&root.join("policy.yaml")).unwrap())),
             topology: Topology::new("", 3, Duration::from_secs(1)),
             metrics: Arc::new(Metrics::default()),

@@ -195,7 +195,7 @@ impl<S: Store + 'static> Session<'_, S> {
         let current = &self.handler.policy;
         let metrics = &self.handler.metrics;
         let applied =
-            policy_updates::apply_update(current, &pipeline.originals, &pipeline.renditions, &delivery.data).await;
+            policy_updates::apply_update(current, pipeline.originals(), pipeline.renditions(), &delivery.data).await;
         match applied {
             Ok((Update::Applied { from, to }, swept)) => {
                 metrics.policy(to, true);

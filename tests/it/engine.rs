@@ -3,8 +3,7 @@
 
 use image::{DynamicImage, GenericImageView, RgbImage};
 use rendition::error::Coded;
-use rendition::policy::document::WatermarkPosition;
-use rendition::rendition::{EngineLimits, OutputFormat, Rendered, Size, Spec, WatermarkSpec, render};
+use rendition::rendition::{EngineLimits, OutputFormat, Position, Rendered, Size, Spec, WatermarkSpec, render};
 
 use crate::common::fixture;
 
@@ -12,7 +11,7 @@ pub fn original(name: &str) -> Vec<u8> {
     std::fs::read(fixture(&format!("originals/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<WatermarkPosition>) -> Spec {
+pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<Position>) -> Spec {
     Spec {
         sizes: sizes.to_vec(),
         format,
@@ -26,7 +25,7 @@ pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<WatermarkPos
     }
 }
 
-fn one(name: &str, size: Size, format: OutputFormat, watermark: Option<WatermarkPosition>) -> Rendered {
+fn one(name: &str, size: Size, format: OutputFormat, watermark: Option<Position>) -> Rendered {
     let mut out = render(
         &original(name),
         &spec(&[size], format, watermark),
@@ -181,11 +180,7 @@ fn alpha_is_kept_in_png_and_webp_and_flattened_in_jpeg() {
 
 #[test]
 fn a_watermark_changes_the_pixels_at_every_size_and_position() {
-    for position in [
-        WatermarkPosition::Tiled,
-        WatermarkPosition::Center,
-        WatermarkPosition::BottomRight,
-    ] {
+    for position in [Position::Tiled, Position::Center, Position::BottomRight] {
         for edge in [2048, 1024, 320] {
             let size = Size::LongEdge(edge);
             let plain = decoded(&one("hero.jpg", size, OutputFormat::Png, None)).to_rgb8();
@@ -198,11 +193,7 @@ fn a_watermark_changes_the_pixels_at_every_size_and_position() {
                 .filter(|(a, b)| a.0.iter().zip(b.0).any(|(x, y)| x.abs_diff(y) > 30))
                 .count();
             let share = changed as f64 / f64::from(plain.width() * plain.height());
-            let least = if position == WatermarkPosition::Tiled {
-                0.02
-            } else {
-                0.001
-            };
+            let least = if position == Position::Tiled { 0.02 } else { 0.001 };
             assert!(
                 share > least,
                 "{position:?} at {edge}: only {:.3}% of pixels marked",
@@ -214,12 +205,7 @@ fn a_watermark_changes_the_pixels_at_every_size_and_position() {
 
 #[test]
 fn a_transparent_output_cannot_hide_the_watermark() {
-    let r = one(
-        "alpha.png",
-        Size::Full,
-        OutputFormat::Png,
-        Some(WatermarkPosition::Tiled),
-    );
+    let r = one("alpha.png", Size::Full, OutputFormat::Png, Some(Position::Tiled));
     let img = decoded(&r).to_rgba8();
     let plain = decoded(&one("alpha.png", Size::Full, OutputFormat::Png, None)).to_rgba8();
     let raised = img
@@ -253,7 +239,7 @@ fn a_download_set_comes_from_one_decode_in_every_size() {
     let sizes = [Size::LongEdge(2048), Size::LongEdge(1024), Size::LongEdge(320)];
     let out = render(
         &original("hero.jpg"),
-        &spec(&sizes, OutputFormat::Jpeg, Some(WatermarkPosition::Tiled)),
+        &spec(&sizes, OutputFormat::Jpeg, Some(Position::Tiled)),
         &EngineLimits::default(),
     )
     .unwrap();
@@ -323,12 +309,8 @@ fn red_pixels(img: &RgbImage) -> usize {
 
 #[test]
 fn a_logo_is_drawn_with_the_text_in_every_position() {
-    let logo = std::sync::Arc::new(image::load_from_memory(&original("logo.png")).unwrap().to_rgba8());
-    for position in [
-        WatermarkPosition::Tiled,
-        WatermarkPosition::Center,
-        WatermarkPosition::BottomRight,
-    ] {
+    let logo = rendition::rendition::Logo::new(image::load_from_memory(&original("logo.png")).unwrap().to_rgba8());
+    for position in [Position::Tiled, Position::Center, Position::BottomRight] {
         let mut with_logo = spec(&[Size::LongEdge(1024)], OutputFormat::Png, Some(position));
         with_logo.watermark.as_mut().unwrap().logo = Some(logo.clone());
         with_logo.watermark.as_mut().unwrap().opacity = 1.0;

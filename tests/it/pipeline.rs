@@ -2,16 +2,15 @@
 //! the engine on a rayon pool, signed links served over a real socket.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use rendition::job::Job;
-use rendition::pipeline::Pipeline;
+use rendition::pipeline::{Arrival, Pipeline, PipelineConfig};
 use rendition::policy::{Cap, Policy, Query, resolve};
-use rendition::rendition::EngineLimits;
 use rendition::result::{JobResult, Status};
 use rendition::storage::fs::FsStore;
 use rendition::storage::link::LinkSigner;
+use rendition::work::Work;
 use serde_json::Value;
 
 use crate::common::{ScenarioFile, fixture, load_policy};
@@ -19,16 +18,12 @@ use crate::common::{ScenarioFile, fixture, load_policy};
 const SECRET: &str = "test-secret";
 
 fn pipeline(store: &Path, base: &str) -> Pipeline<FsStore> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    Pipeline {
-        originals: FsStore::new(fixture(""), None),
-        renditions: FsStore::new(store, Some(LinkSigner::new(SECRET, base))),
-        limits: EngineLimits::default(),
-        pool: Arc::new(pool),
-        max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
-        sources: rendition::pipeline::SourceCache::new(256 << 20),
-        video: rendition::pipeline::VideoEngine::new(1, Default::default()),
-    }
+    let config = PipelineConfig {
+        render_threads: 2,
+        ..PipelineConfig::default()
+    };
+    let renditions = FsStore::new(store, Some(LinkSigner::new(SECRET, base)));
+    Pipeline::new(FsStore::new(fixture(""), None), renditions, config)
 }
 
 /// The same job under another id (the same id would answer from memory).
@@ -42,7 +37,8 @@ fn run(p: &Pipeline<FsStore>, policy: &Policy, job: &Value) -> JobResult {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(p.run(policy, &serde_json::to_vec(job).unwrap(), Utc::now()))
+    let work = Work::parse(&serde_json::to_vec(job).unwrap(), false);
+    rt.block_on(p.run(policy, &work, Arrival::now(), None)).result
 }
 
 fn demo_job(name: &str) -> Value {
@@ -210,6 +206,8 @@ fn the_render_command_prints_links_that_serve_the_right_files() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rendition"))
         .args([
             "render",
+            "--policy",
+            "fixtures/policy.yaml",
             "--job",
             "fixtures/demo",
             "--originals",

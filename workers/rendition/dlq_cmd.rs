@@ -12,12 +12,44 @@ use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, ROUTING_KEY_HEADER};
 use serde_json::json;
 
-use crate::worker_settings::Settings;
+use rendition::settings::Settings;
+
+/// Inspect and re-queue dead letters.
+#[derive(clap::Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    command: DlqCommand,
+    /// A TOML file with the settings; RENDITION_* variables win over it.
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum DlqCommand {
+    /// Print the dead letters (one JSON line each) without removing them.
+    List,
+    /// Re-queue dead letters to the jobs exchange, attempts counted afresh.
+    Replay {
+        #[arg(long, conflicts_with = "job_id", required_unless_present = "job_id")]
+        all: bool,
+        /// The job id of the dead letter to replay.
+        job_id: Option<String>,
+    },
+}
 
 /// Which dead letters to replay.
 pub enum Pick {
     All,
     JobId(String),
+}
+
+pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
+    match args.command {
+        DlqCommand::List => list(&settings).await,
+        DlqCommand::Replay { job_id: Some(id), .. } => replay(&settings, Pick::JobId(id)).await,
+        DlqCommand::Replay { .. } => replay(&settings, Pick::All).await,
+    }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<AmqpBroker> {
@@ -38,7 +70,7 @@ async fn take_all(channel: &Channel, queue: &str) -> anyhow::Result<Vec<Delivery
     Ok(taken)
 }
 
-pub async fn list(settings: &Settings) -> anyhow::Result<()> {
+async fn list(settings: &Settings) -> anyhow::Result<()> {
     let broker = connect(settings).await?;
     let channel = broker.channel().await?;
     let queue = settings.topology.dead_queue();
@@ -61,7 +93,7 @@ pub async fn list(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn replay(settings: &Settings, pick: Pick) -> anyhow::Result<()> {
+async fn replay(settings: &Settings, pick: Pick) -> anyhow::Result<()> {
     let broker = connect(settings).await?;
     let channel = broker.channel().await?;
     let queue = settings.topology.dead_queue();

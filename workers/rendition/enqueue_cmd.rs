@@ -14,20 +14,31 @@ use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{Message, Publisher, REVOKE_ROUTING_KEY};
 use rendition::result::JobProgress;
 use rendition::revocation::REVOKE_SCHEMA;
+use rendition::settings::Settings;
 
-use crate::settings::job_files;
-use crate::worker_settings::Settings;
+use crate::common::percentile_ms;
+use crate::job_files::job_files;
 
+/// Publish jobs to the broker; with --wait, print their results.
+#[derive(clap::Args)]
 pub struct EnqueueArgs {
-    pub config: Option<PathBuf>,
-    pub jobs: Vec<PathBuf>,
-    pub wait: bool,
-    pub timeout: Duration,
-    /// Print throughput and latency percentiles to stderr (the load figure).
-    pub stats: bool,
+    /// Job files, or directories of them.
+    #[arg(required = true)]
+    jobs: Vec<PathBuf>,
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this many seconds (exit 2).
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// With --wait: print jobs/s and latency percentiles to stderr.
+    #[arg(long, requires = "wait")]
+    stats: bool,
+    /// A TOML file with the settings; RENDITION_* variables win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
-pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
+pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref())?;
     let topology = &settings.topology;
     let broker = AmqpBroker::connect(&settings.amqp_url)
@@ -62,7 +73,7 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
     };
     let mut latencies = Vec::new();
     let mut bars = Bars::default();
-    let deadline = tokio::time::sleep(args.timeout);
+    let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
     tokio::pin!(deadline);
     while !sent.is_empty() {
         let delivery = tokio::select! {
@@ -91,7 +102,11 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<()> {
         print_stats(&mut latencies, started.elapsed());
     }
     if !sent.is_empty() {
-        bail!("{} jobs had no result within {:?}", sent.len(), args.timeout);
+        bail!(
+            "{} jobs had no result within {:?}",
+            sent.len(),
+            Duration::from_secs(args.timeout)
+        );
     }
     Ok(())
 }
@@ -147,11 +162,6 @@ fn job_id(body: &[u8], file: &Path) -> String {
             .file_stem()
             .map_or("unknown".into(), |s| s.to_string_lossy().into()),
     }
-}
-
-/// The `q` quantile of sorted latencies, in milliseconds.
-pub fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0
 }
 
 fn print_stats(latencies: &mut [Duration], elapsed: Duration) {

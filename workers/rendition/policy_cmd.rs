@@ -1,16 +1,60 @@
 //! `rendition policy check` and `rendition policy explain`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rendition::job::Job;
 use rendition::policy::document::NodeKind;
 use rendition::policy::{Policy, Query, resolve};
+use rendition::settings::Settings;
 
 use crate::exit;
 
+/// Check a policy, or explain a decision.
+#[derive(clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file and print a summary (exit 0 valid, 2 invalid).
+    Check {
+        /// A .yaml, .yml or .json policy document.
+        file: PathBuf,
+    },
+    /// Print the decision for a job as JSON (exit 0 allowed, 3 denied, 2 bad input).
+    Explain {
+        /// The policy document (default: RENDITION_POLICY).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The job message (contract §2).
+        #[arg(long)]
+        job: PathBuf,
+        /// Judge share expiry at this moment (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+pub fn run(command: PolicyCommand) -> u8 {
+    match command {
+        PolicyCommand::Check { file } => check(&file),
+        PolicyCommand::Explain { policy, job, at } => {
+            let policy = match policy.map_or_else(settings_policy, Ok) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::BAD_INPUT;
+                }
+            };
+            explain(&policy, &job, at.unwrap_or_else(Utc::now))
+        }
+    }
+}
+
+/// The policy the settings name, when no --policy is given.
+fn settings_policy() -> anyhow::Result<PathBuf> {
+    Ok(PathBuf::from(Settings::load(None)?.policy()?))
+}
+
 /// Validates a policy file and prints what it holds.
-pub fn check(file: &Path) -> u8 {
+fn check(file: &Path) -> u8 {
     let policy = match Policy::load(file) {
         Ok(policy) => policy,
         Err(e) => {
@@ -63,7 +107,7 @@ fn summary(file: &Path, policy: &Policy) -> String {
 }
 
 /// Prints the decision for one job.
-pub fn explain(policy_file: &Path, job_file: &Path, now: DateTime<Utc>) -> u8 {
+fn explain(policy_file: &Path, job_file: &Path, now: DateTime<Utc>) -> u8 {
     let policy = match Policy::load(policy_file) {
         Ok(policy) => policy,
         Err(e) => {

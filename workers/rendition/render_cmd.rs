@@ -4,49 +4,71 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rendition::job::JobError;
-use rendition::pipeline::Pipeline;
+use rendition::pipeline::{Arrival, Pipeline};
 use rendition::policy::Policy;
-use rendition::rendition::EngineLimits;
 use rendition::result::JobResult;
+use rendition::settings::{RawSettings, Settings, StoreSetting, link_signer};
 use rendition::storage::fs::FsStore;
+use rendition::work::Work;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::settings;
+use crate::job_files::job_files;
 
+/// Run jobs end to end on the embedded default (fs store, signed local links).
+#[derive(clap::Args)]
 pub struct RenderArgs {
-    pub policy: PathBuf,
-    pub jobs: Vec<PathBuf>,
-    pub store: String,
-    pub originals: Option<PathBuf>,
-    pub link_base: String,
-    pub concurrency: usize,
+    /// The policy document (default: RENDITION_POLICY).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Job files, or directories of them.
+    #[arg(long = "job", required = true, num_args = 1..)]
+    jobs: Vec<PathBuf>,
+    /// Where renditions are stored: fs:DIR or DIR (default: RENDITION_STORE, else fs:./rendition-data).
+    #[arg(long)]
+    store: Option<String>,
+    /// Where sources are read (ODIR/<asset.source>); default: the store.
+    #[arg(long)]
+    originals: Option<PathBuf>,
+    /// The base of the links printed (where `rendition serve` listens).
+    #[arg(long)]
+    link_base: Option<String>,
+    /// Jobs in flight at once (default: RENDITION_CONCURRENCY, else the cores).
+    #[arg(long)]
+    concurrency: Option<u16>,
+    /// A TOML file with the settings; RENDITION_* variables win over it, flags over both.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
-pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
-    let policy = Arc::new(Policy::load(&args.policy).with_context(|| args.policy.display().to_string())?);
-    let dir = settings::store_dir(&args.store)?;
-    let files = settings::job_files(&args.jobs)?;
-    let signer = settings::link_signer(&dir, &args.link_base, None)?;
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("render-{i}"))
-        .build()?;
-    let pipeline = Arc::new(Pipeline {
-        originals: FsStore::new(args.originals.unwrap_or_else(|| dir.clone()), None),
-        renditions: FsStore::new(dir, Some(signer)),
-        limits: EngineLimits::default(),
-        pool: Arc::new(pool),
-        max_link_ttl_s: rendition::pipeline::MAX_LINK_TTL_S,
-        sources: rendition::pipeline::SourceCache::new(256 << 20),
-        video: rendition::pipeline::VideoEngine::new(1, Default::default()),
-    });
+pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
+    let mut raw = RawSettings::load(args.config.as_deref())?;
+    raw.policy = args.policy.or(raw.policy);
+    raw.store = args.store.or(raw.store);
+    raw.originals_dir = args.originals;
+    raw.link_base = args.link_base.or(raw.link_base);
+    raw.concurrency = args.concurrency.or(raw.concurrency);
+    let settings = Settings::validate(raw)?;
+    let policy_file = settings.policy()?;
+    let policy = Arc::new(Policy::load(policy_file.as_ref()).with_context(|| policy_file.to_string())?);
+    let StoreSetting::Fs {
+        dir,
+        originals,
+        link_secret,
+        link_base,
+    } = &settings.store
+    else {
+        bail!("this command runs on the filesystem store (fs:DIR); RENDITION_STORE=s3 is for `rendition worker`");
+    };
+    let files = job_files(&args.jobs)?;
+    let signer = link_signer(dir, link_base, link_secret.as_deref())?;
+    let (originals, renditions) = (FsStore::new(originals, None), FsStore::new(dir, Some(signer)));
+    let pipeline = Arc::new(Pipeline::new(originals, renditions, settings.pipeline_config()));
     let progress = progress_bar(files.len() as u64);
-    let slots = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let slots = Arc::new(Semaphore::new(usize::from(settings.concurrency)));
     let mut running = JoinSet::new();
     for file in files {
         let (pipeline, policy, slots) = (pipeline.clone(), policy.clone(), slots.clone());
@@ -54,7 +76,7 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
         running.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("the semaphore stays open");
             match tokio::fs::read(&file).await {
-                Ok(bytes) => run_showing_progress(&pipeline, &policy, &bytes, &bar).await,
+                Ok(bytes) => run_showing_progress(&pipeline, &policy, &Work::parse(&bytes, false), &bar).await,
                 Err(e) => unreadable(&file, &e, policy.version()),
             }
         });
@@ -72,11 +94,11 @@ pub async fn render(args: RenderArgs) -> anyhow::Result<()> {
 async fn run_showing_progress(
     pipeline: &Pipeline<FsStore>,
     policy: &Policy,
-    bytes: &[u8],
+    work: &Work,
     bar: &ProgressBar,
 ) -> JobResult {
     let (sink, mut updates) = tokio::sync::mpsc::unbounded_channel();
-    let run = pipeline.run_job_reporting(policy, bytes, chrono::Utc::now(), Some(sink));
+    let run = async move { pipeline.run(policy, work, Arrival::now(), Some(&sink)).await };
     let show = async {
         while let Some(update) = updates.recv().await {
             bar.set_message(format!("{}: {}", update.job_id, update.describe()));
@@ -90,10 +112,7 @@ fn unreadable(file: &std::path::Path, e: &std::io::Error, version: u64) -> JobRe
     let id = file
         .file_stem()
         .map_or("unknown".into(), |s| s.to_string_lossy().into_owned());
-    let error = JobError {
-        field: "job".into(),
-        message: format!("cannot read {}: {e}", file.display()),
-    };
+    let error = JobError::at("job", format!("cannot read {}: {e}", file.display()));
     JobResult::failed(&id, version, None, &error)
 }
 

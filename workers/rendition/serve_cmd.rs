@@ -1,18 +1,46 @@
 //! `rendition serve`: the signed-link server for the filesystem store.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use rendition::settings::{RawSettings, Settings, StoreSetting, link_signer};
 use rendition::storage::fs::FsStore;
 
-use crate::settings;
+/// Serve signed local links (403 when tampered or expired).
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The store: fs:DIR or DIR (default: RENDITION_STORE, else fs:./rendition-data).
+    #[arg(long)]
+    store: Option<String>,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// The base of the links (default: RENDITION_LINK_BASE).
+    #[arg(long)]
+    link_base: Option<String>,
+    /// A TOML file with the settings; RENDITION_* variables win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
 
-pub async fn serve(store: &str, addr: SocketAddr, link_base: &str) -> anyhow::Result<()> {
-    let dir = settings::store_dir(store)?;
-    let signer = settings::link_signer(&dir, link_base, None)?;
-    let listener = tokio::net::TcpListener::bind(addr)
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut raw = RawSettings::load(args.config.as_deref())?;
+    raw.store = args.store.or(raw.store);
+    raw.link_base = args.link_base.or(raw.link_base);
+    let settings = Settings::validate(raw)?;
+    let StoreSetting::Fs {
+        dir,
+        link_secret,
+        link_base,
+        ..
+    } = &settings.store
+    else {
+        bail!("serve is for the filesystem store (fs:DIR); S3 serves its own presigned links");
+    };
+    let signer = link_signer(dir, link_base, link_secret.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
         .await
-        .with_context(|| format!("binding {addr}"))?;
+        .with_context(|| format!("binding {}", args.addr))?;
     eprintln!(
         "serving signed links for {} on http://{}",
         dir.display(),

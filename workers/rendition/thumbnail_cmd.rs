@@ -1,27 +1,37 @@
 //! `rendition thumbnail`: one image through the engine, no policy, no store
 //! (the same shape as `vipsthumbnail`, so the two can be timed alike).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use rendition::policy::document::WatermarkPosition;
-use rendition::rendition::{EngineLimits, OutputFormat, Size, Spec, WatermarkSpec, render};
+use rendition::rendition::{EngineLimits, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec, render};
 
+use crate::common::sized;
+
+/// Render one image file to one or more sizes (no policy, no store).
+#[derive(clap::Args)]
 pub struct ThumbnailArgs {
-    pub input: PathBuf,
-    pub sizes: Vec<u32>,
-    pub output: PathBuf,
-    pub quality: u8,
-    pub watermark: Option<String>,
-    /// A PNG drawn before the watermark text.
-    pub logo: Option<PathBuf>,
+    input: PathBuf,
+    /// Long edges, e.g. 2048 or 2048,1024,320.
+    #[arg(long = "size", value_delimiter = ',', required = true)]
+    sizes: Vec<u32>,
+    #[arg(short, long)]
+    output: PathBuf,
+    #[arg(long, default_value_t = 85)]
+    quality: u8,
+    /// Burn in this text, tiled.
+    #[arg(long)]
+    watermark: Option<String>,
+    /// With --watermark: a PNG logo drawn before the text.
+    #[arg(long, requires = "watermark")]
+    logo: Option<PathBuf>,
 }
 
 /// Writes `OUTPUT` for one size, or `OUTPUT-<size>.jpg` for several.
-pub fn thumbnail(args: ThumbnailArgs) -> anyhow::Result<()> {
+pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
     let source = std::fs::read(&args.input).with_context(|| args.input.display().to_string())?;
     let logo = match &args.logo {
-        Some(path) => Some(std::sync::Arc::new(
+        Some(path) => Some(Logo::new(
             image::open(path)
                 .with_context(|| path.display().to_string())?
                 .to_rgba8(),
@@ -35,7 +45,7 @@ pub fn thumbnail(args: ThumbnailArgs) -> anyhow::Result<()> {
         watermark: args.watermark.map(|text| WatermarkSpec {
             text,
             opacity: 0.35,
-            position: WatermarkPosition::Tiled,
+            position: Position::Tiled,
             logo,
         }),
     };
@@ -49,11 +59,4 @@ pub fn thumbnail(args: ThumbnailArgs) -> anyhow::Result<()> {
         std::fs::write(&path, &out.bytes).with_context(|| path.display().to_string())?;
     }
     Ok(())
-}
-
-pub fn sized(output: &Path, size: u32) -> PathBuf {
-    let stem = output
-        .file_stem()
-        .map_or("out".into(), |s| s.to_string_lossy().into_owned());
-    output.with_file_name(format!("{stem}-{size}.jpg"))
 }

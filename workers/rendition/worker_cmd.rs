@@ -1,15 +1,15 @@
 //! `rendition worker`: load settings, build the context, run, drain on
 //! SIGTERM (or Ctrl-C), exit 0.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use rendition::ops::Metrics;
 use rendition::ops::http::{BrokerFlag, Readiness};
-use rendition::pipeline::{Pipeline, VideoEngine};
+use rendition::pipeline::Pipeline;
 use rendition::policy::CurrentPolicy;
-use rendition::rendition::EngineLimits;
+use rendition::settings::{Settings, StoreSetting, link_signer};
 use rendition::storage::Store;
 use rendition::storage::fs::FsStore;
 use rendition::storage::s3::S3Store;
@@ -17,23 +17,30 @@ use rendition::worker::policy_updates::{load_policy, sweep_all};
 use rendition::worker::{Handler, WorkerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::settings::link_signer;
-use crate::worker_settings::{Settings, StoreSetting};
+/// Consume the broker's job queues (contract §5) with the settings of §6.
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// A TOML file with the settings; RENDITION_* variables win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
 
-pub async fn worker(config: Option<&Path>) -> anyhow::Result<()> {
-    let settings = Settings::load(config)?;
+pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
     init_logs(settings.json_logs);
     tracing::info!(settings = %settings.describe(), "starting");
+    settings.policy()?;
     match settings.store.clone() {
         StoreSetting::Fs {
             dir,
+            originals,
             link_secret,
             link_base,
         } => {
             std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
-            let signer = link_signer(&dir, &link_base, link_secret)?;
-            let originals = FsStore::new(&dir, None);
-            run(settings, originals, FsStore::new(&dir, Some(signer))).await
+            let signer = link_signer(&dir, &link_base, link_secret.as_deref())?;
+            let originals = FsStore::new(&originals, None);
+            serve(settings, originals, FsStore::new(&dir, Some(signer))).await
         }
         StoreSetting::S3 {
             config,
@@ -45,15 +52,17 @@ pub async fn worker(config: Option<&Path>) -> anyhow::Result<()> {
             if let Err(e) = renditions.ensure_bucket().await {
                 tracing::warn!(error = %e, "could not check or create the renditions bucket");
             }
-            run(settings, originals, renditions).await
+            serve(settings, originals, renditions).await
         }
     }
 }
 
-async fn run<S: Store + Clone + 'static>(settings: Settings, originals: S, renditions: S) -> anyhow::Result<()> {
-    let policy = load_policy(&settings.policy, &originals)
+/// Builds the context from the settings and runs until SIGTERM has drained it.
+async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, renditions: S) -> anyhow::Result<()> {
+    let source = settings.policy()?;
+    let policy = load_policy(source, &originals)
         .await
-        .with_context(|| format!("loading the policy from {}", settings.policy))?;
+        .with_context(|| format!("loading the policy from {source}"))?;
     let swept = sweep_all(&policy, &renditions).await?;
     tracing::info!(
         version = policy.version(),
@@ -62,20 +71,7 @@ async fn run<S: Store + Clone + 'static>(settings: Settings, originals: S, rendi
     );
     let metrics = Arc::new(Metrics::default());
     metrics.set_policy_version(policy.version());
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores)
-        .thread_name(|i| format!("render-{i}"))
-        .build()?;
-    let pipeline = Pipeline {
-        originals,
-        renditions: renditions.clone(),
-        limits: EngineLimits::default(),
-        pool: Arc::new(pool),
-        max_link_ttl_s: settings.max_link_ttl_s,
-        sources: rendition::pipeline::SourceCache::new(256 << 20),
-        video: VideoEngine::new(usize::from(settings.video_concurrency), settings.video_limits),
-    };
+    let pipeline = Pipeline::new(originals, renditions.clone(), settings.pipeline_config());
     let handler = Arc::new(Handler {
         pipeline: Arc::new(pipeline),
         policy: Arc::new(CurrentPolicy::new(policy)),

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::thumbnail_cmd::sized;
+use crate::common::sized;
 
 /// Wall seconds and peak RSS (KiB) of one run.
 #[derive(Default, Clone, Copy)]
@@ -152,7 +152,23 @@ impl Tally {
     }
 }
 
-pub fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
+/// Compare this engine with vipsthumbnail and ImageMagick (see scripts/bench).
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// A directory of large JPEG photographs.
+    #[arg(long)]
+    images: PathBuf,
+    #[arg(long, default_value = "target/bench-out")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    bench(&args.images, &args.out, args.repeat)
+}
+
+fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
     let mut photos: Vec<PathBuf> = std::fs::read_dir(images)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
@@ -164,7 +180,11 @@ pub fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
     // vipsthumbnail resolves a relative -o against the input's directory.
     let tools = Tools {
-        us: std::env::current_exe()?.display().to_string(),
+        // The production program, built beside this one.
+        us: std::env::current_exe()?
+            .with_file_name("rendition")
+            .display()
+            .to_string(),
         out: std::fs::canonicalize(out)?,
     };
     println!(

@@ -13,31 +13,41 @@ use futures_util::StreamExt;
 use lapin::options::BasicAckOptions;
 use rayon::prelude::*;
 use rendition::job::Job;
-use rendition::policy::{Policy, Query, resolve};
+use rendition::plan::{Facts, LogoFact, MAX_LINK_TTL_S, Make, plan};
+use rendition::policy::Policy;
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{Message, Publisher};
 use rendition::rendition::{EngineLimits, Spec, render};
 use rendition::result::{JobProgress, JobResult, Status};
+use rendition::settings::{Settings, StoreSetting};
 use rendition::storage::s3::S3Store;
 use rendition::storage::{PutOptions, Store};
 use serde_json::json;
 
-use crate::worker_settings::{Settings, StoreSetting};
+use crate::common::percentile_ms;
 
+/// The load figure: jobs through the broker to running workers, against
+/// the bare engine on the same renditions (see scripts/load).
+#[derive(clap::Args)]
 pub struct LoadArgs {
-    pub config: Option<PathBuf>,
-    pub images: Vec<PathBuf>,
-    pub jobs: usize,
+    /// Source images, uploaded to the originals bucket.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    #[arg(long, default_value_t = 2000)]
+    jobs: usize,
+    /// A TOML file with the settings; RENDITION_* variables win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
-pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref())?;
     let StoreSetting::S3 { config, originals, .. } = &settings.store else {
         bail!("the load figure runs against S3: set RENDITION_STORE=s3");
     };
     let originals = S3Store::new(config, originals)?;
     originals.ensure_bucket().await?;
-    let policy = Policy::load(Path::new(&settings.policy)).context("the policy")?;
+    let policy = Policy::load(Path::new(settings.policy()?)).context("the policy")?;
     let mut sources = Vec::new();
     for path in &args.images {
         let key = format!("load/{}", path.file_name().unwrap().to_string_lossy());
@@ -53,7 +63,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     eprintln!("bare engine: {engine:.1} renditions/s (all cores, no queue, no storage)");
     let (rate, mut latencies, failed) = through_the_broker(&settings, &jobs).await?;
     latencies.sort();
-    let at = |q| crate::enqueue_cmd::percentile_ms(&latencies, q);
+    let at = |q| percentile_ms(&latencies, q);
     println!("| jobs | workers' jobs/s | engine renditions/s | ratio | p50 ms | p99 ms | failed |");
     println!("|---|---|---|---|---|---|---|");
     println!(
@@ -92,17 +102,17 @@ fn load_job(nonce: &str, i: usize, sources: &[(String, Arc<Vec<u8>>)]) -> Job {
 /// pool as large as the machine.
 fn engine_rate(policy: &Policy, jobs: &[Job], sources: &[(String, Arc<Vec<u8>>)]) -> anyhow::Result<f64> {
     let bytes: HashMap<&str, &Arc<Vec<u8>>> = sources.iter().map(|(k, b)| (k.as_str(), b)).collect();
-    let now = chrono::Utc::now();
+    let facts = Facts {
+        now: chrono::Utc::now(),
+        max_link_ttl_s: MAX_LINK_TTL_S,
+        share_revoked: false,
+        logo: LogoFact::None,
+    };
     let work: Vec<(Spec, &Arc<Vec<u8>>)> = jobs
         .iter()
-        .map(|job| {
-            let decision = resolve(policy, &Query::of(job, now));
-            let watermark = &policy.document().watermark;
-            let spec = Spec::for_image(&decision, &job.request, watermark, job.principal.recipient());
-            (
-                spec.expect("load jobs are allowed renditions"),
-                bytes[job.asset.source.as_str()],
-            )
+        .map(|job| match plan(policy, job, &facts).make {
+            Make::Images(spec) => (spec, bytes[job.asset.source.as_str()]),
+            other => panic!("load jobs are allowed image renditions, not {other:?}"),
         })
         .collect();
     let limits = EngineLimits::default();

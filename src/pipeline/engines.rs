@@ -1,0 +1,207 @@
+//! The CPU work of a job, off the async runtime: image renders, posters and
+//! transcodes on their own rayon pools, and every hash of what they made
+//! computed there too. A panic in engine code becomes an `engine_error`
+//! answer for that job, never a dead worker.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::PipelineError;
+use crate::rendition::{self, EngineLimits, OutputFormat, Size, Spec, decode::Picture};
+use crate::result::JobProgress;
+use crate::storage::RenditionMeta;
+use crate::video::{self, ProxySpec, VideoError, VideoLimits};
+
+/// Where a job's progress messages go, if anywhere.
+pub type ProgressSink = UnboundedSender<JobProgress>;
+
+/// One output, encoded and described, ready to store.
+pub(super) struct Made {
+    pub(super) size: Size,
+    pub(super) format: OutputFormat,
+    pub(super) bytes: Vec<u8>,
+    pub(super) meta: RenditionMeta,
+}
+
+pub(super) struct Engines {
+    images: rayon::ThreadPool,
+    video: rayon::ThreadPool,
+    pub(super) limits: EngineLimits,
+    pub(super) video_limits: VideoLimits,
+}
+
+impl Engines {
+    pub(super) fn new(
+        threads: usize,
+        video_threads: usize,
+        limits: EngineLimits,
+        video_limits: VideoLimits,
+    ) -> Engines {
+        let pool = |threads: usize, name: &'static str| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.max(1))
+                .thread_name(move |i| format!("{name}-{i}"))
+                .panic_handler(|_| tracing::error!("a pool task panicked outside a job"))
+                .build()
+                .expect("a rayon pool starts")
+        };
+        Engines {
+            images: pool(threads, "render"),
+            video: pool(video_threads, "video"),
+            limits,
+            video_limits,
+        }
+    }
+
+    /// Every size of `spec` from one decode of `source`.
+    pub(super) async fn images(&self, source: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Made>, PipelineError> {
+        let limits = self.limits;
+        on_pool(&self.images, move || {
+            let rendered = rendition::render(&source, &spec, &limits)?;
+            Ok(rendered.into_iter().map(made).collect())
+        })
+        .await
+    }
+
+    /// The original as it is, described (size from its header, sha256).
+    pub(super) async fn describe(&self, source: Arc<Vec<u8>>) -> Result<RenditionMeta, PipelineError> {
+        on_pool(&self.images, move || {
+            let (width, height) = image_size(&source).unzip();
+            Ok(RenditionMeta {
+                bytes: source.len() as u64,
+                sha256: sha256(&source),
+                width,
+                height,
+                watermarked: false,
+            })
+        })
+        .await
+    }
+
+    /// Whether `bytes` still are what `sha256` names (a check before publishing).
+    pub(super) async fn matches(&self, bytes: Arc<Vec<u8>>, sha: String) -> Result<bool, PipelineError> {
+        on_pool(&self.images, move || Ok(sha256(&bytes) == sha)).await
+    }
+
+    /// A poster frame, then the image rules, on the video pool.
+    pub(super) async fn poster(&self, source: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Made>, PipelineError> {
+        let (video_limits, limits) = (self.video_limits, self.limits);
+        on_pool(&self.video, move || {
+            in_temp_file(&source, |input, _| {
+                let frame = video::poster(input, None, &video_limits)?;
+                let picture = Picture {
+                    image: image::DynamicImage::ImageRgb8(frame),
+                    credits: Default::default(),
+                };
+                let rendered = rendition::render_picture(&picture, &spec, &limits)?;
+                Ok(rendered.into_iter().map(made).collect())
+            })
+        })
+        .await
+    }
+
+    /// A watermarked H.264/AAC proxy, reporting progress to `sink`.
+    pub(super) async fn proxy(
+        &self,
+        source: Arc<Vec<u8>>,
+        spec: ProxySpec,
+        job_id: String,
+        sink: Option<ProgressSink>,
+    ) -> Result<Made, PipelineError> {
+        let limits = self.video_limits;
+        on_pool(&self.video, move || {
+            in_temp_file(&source, |input, dir| {
+                let output = dir.join("proxy.mp4");
+                let mut report = |p: video::Progress| {
+                    if let Some(sink) = &sink {
+                        let _ = sink.send(JobProgress::new(&job_id, p.percent, p.frames, p.fps));
+                    }
+                };
+                let done = video::transcode(input, &output, &spec, &limits, &mut report)?;
+                let bytes =
+                    std::fs::read(&output).map_err(|e| VideoError::Engine(format!("reading the proxy: {e}")))?;
+                let meta = RenditionMeta {
+                    bytes: bytes.len() as u64,
+                    sha256: sha256(&bytes),
+                    width: Some(done.width),
+                    height: Some(done.height),
+                    watermarked: done.watermarked,
+                };
+                Ok(Made {
+                    size: Size::Full,
+                    format: OutputFormat::Auto,
+                    bytes,
+                    meta,
+                })
+            })
+        })
+        .await
+    }
+}
+
+/// Runs `work` on `pool` and waits for it without blocking the runtime. A
+/// panic is caught on the pool thread and answered as an error.
+async fn on_pool<T: Send + 'static>(
+    pool: &rayon::ThreadPool,
+    work: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
+) -> Result<T, PipelineError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    pool.spawn(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            Err(PipelineError::Panicked(message))
+        });
+        let _ = tx.send(outcome);
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(PipelineError::Panicked("the pool dropped the task".into())))
+}
+
+/// FFmpeg reads files: the source goes to a temporary directory that is
+/// removed when `work` returns, whatever it returns.
+fn in_temp_file<T>(
+    source: &[u8],
+    work: impl FnOnce(&Path, &Path) -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    let dir = tempfile::tempdir().map_err(|e| VideoError::Engine(format!("temporary directory: {e}")))?;
+    let input = dir.path().join("source");
+    std::fs::write(&input, source).map_err(|e| VideoError::Engine(format!("temporary file: {e}")))?;
+    work(&input, dir.path())
+}
+
+fn made(r: rendition::Rendered) -> Made {
+    let meta = RenditionMeta {
+        bytes: r.bytes.len() as u64,
+        sha256: sha256(&r.bytes),
+        width: Some(r.width),
+        height: Some(r.height),
+        watermarked: r.watermarked,
+    };
+    Made {
+        size: r.size,
+        format: r.format,
+        bytes: r.bytes,
+        meta,
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The pixel size of an image file, from its header; `None` for anything else.
+fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}

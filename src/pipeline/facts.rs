@@ -1,0 +1,147 @@
+//! The reads a job needs: what the planner must be told (a share's
+//! revocation marker, the policy's logo), the remembered result of a
+//! repeated job, and the original's bytes. Each asks the store only when
+//! this worker's memory cannot answer.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use super::{Pipeline, PipelineError};
+use crate::job::{Job, Principal};
+use crate::layout;
+use crate::plan::{Facts, LogoFact};
+use crate::policy::Policy;
+use crate::rendition::{Logo, RenderError};
+use crate::result::JobResult;
+use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
+
+/// A source's bytes and what names their content.
+pub(super) struct Source {
+    /// [`layout::source_digest`]: key and identity.
+    pub(super) digest: String,
+    pub(super) bytes: Arc<Vec<u8>>,
+}
+
+/// The policy's logo, decoded once per policy version.
+#[derive(Default)]
+pub(super) struct LogoCache(Mutex<Option<(u64, String, Logo)>>);
+
+impl<S: Store> Pipeline<S> {
+    /// What the planner needs to know that only the stores can tell.
+    pub(super) async fn facts(&self, policy: &Policy, job: &Job, now: DateTime<Utc>) -> Result<Facts, PipelineError> {
+        let share_revoked = match &job.principal {
+            Principal::Share { share, .. } => self.share_revoked(share).await?,
+            _ => false,
+        };
+        Ok(Facts {
+            now,
+            max_link_ttl_s: self.config.max_link_ttl_s,
+            share_revoked,
+            logo: self.logo(policy).await?,
+        })
+    }
+
+    /// Whether a revoke message has been seen for `share`. A revocation is
+    /// final, so once seen it is never asked again.
+    pub(super) async fn share_revoked(&self, share: &str) -> Result<bool, PipelineError> {
+        if self.memory.revoked.get(share).is_some() {
+            return Ok(true);
+        }
+        let revoked = crate::revocation::is_revoked(&self.renditions, share).await?;
+        if revoked {
+            self.memory.revoked.insert(share, ());
+        }
+        Ok(revoked)
+    }
+
+    async fn logo(&self, policy: &Policy) -> Result<LogoFact, PipelineError> {
+        let Some(key) = &policy.document().watermark.logo else {
+            return Ok(LogoFact::None);
+        };
+        let version = policy.version();
+        if let Some((v, k, logo)) = &*self.logo.0.lock().unwrap_or_else(|e| e.into_inner())
+            && (*v, k) == (version, key)
+        {
+            return Ok(LogoFact::Found(logo.clone()));
+        }
+        let bytes = match self.originals.get(key).await {
+            Err(StoreError::NotFound(_)) => return Ok(LogoFact::Missing(key.clone())),
+            other => other?,
+        };
+        let decoded =
+            image::load_from_memory(&bytes).map_err(|e| RenderError::CorruptInput(format!("logo {key}: {e}")))?;
+        let logo = Logo::new(decoded.to_rgba8());
+        *self.logo.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, key.clone(), logo.clone()));
+        Ok(LogoFact::Found(logo))
+    }
+
+    /// The result remembered for this job, unless one of its links has
+    /// expired (then the job runs again: its renditions are found, its
+    /// links new).
+    pub(super) async fn recall(&self, memo: &str, job_id: &str, now: DateTime<Utc>) -> Option<JobResult> {
+        let bytes = self.renditions.get(memo).await.ok()?;
+        let result: JobResult = serde_json::from_slice(&bytes).ok()?;
+        let fresh = result.renditions.iter().all(|r| r.expires_at > now);
+        (result.job_id == job_id && fresh).then_some(result)
+    }
+
+    pub(super) async fn remember(&self, memo: &str, result: &JobResult) -> Result<(), StoreError> {
+        let options = PutOptions {
+            content_type: "application/json".into(),
+            ..PutOptions::default()
+        };
+        let bytes = serde_json::to_vec(result).expect("a result serializes");
+        self.renditions.put(memo, bytes, options).await?;
+        self.memory.answered.insert(&result.job_id, ());
+        Ok(())
+    }
+
+    /// What the originals store says of a source, without its bytes.
+    pub(super) async fn source_info(&self, key: &str) -> Result<ObjectInfo, PipelineError> {
+        let info = self.originals.head(key).await?;
+        info.ok_or_else(|| PipelineError::MissingSource(key.to_string()))
+    }
+
+    /// An image source in one request: the bytes this worker read before
+    /// if a HEAD says they are still current, else one GET.
+    pub(super) async fn image_source(&self, key: &str) -> Result<Source, PipelineError> {
+        let known = match self.sources.get(key) {
+            Some(_) => Some(self.source_info(key).await?),
+            None => None,
+        };
+        self.source_bytes(key, known.as_ref(), true).await
+    }
+
+    /// A source's bytes: from the cache when `known` (a HEAD just made)
+    /// matches what was cached, else read (and kept if `keep` and small
+    /// enough; videos are not kept: one would evict every image).
+    pub(super) async fn source_bytes(
+        &self,
+        key: &str,
+        known: Option<&ObjectInfo>,
+        keep: bool,
+    ) -> Result<Source, PipelineError> {
+        if let (Some(info), Some(cached)) = (known, self.sources.get(key))
+            && cached.identity == info.identity
+        {
+            let digest = layout::source_digest(key, &info.identity);
+            return Ok(Source {
+                digest,
+                bytes: cached.bytes,
+            });
+        }
+        let (info, bytes) = match self.originals.read(key).await {
+            Err(StoreError::NotFound(_)) => return Err(PipelineError::MissingSource(key.to_string())),
+            other => other?,
+        };
+        let bytes = Arc::new(bytes);
+        if keep {
+            self.sources.insert(key, &info.identity, bytes.clone());
+        }
+        Ok(Source {
+            digest: layout::source_digest(key, &info.identity),
+            bytes,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! The planner: everything a job will do, decided before any of it is done.
+//!
+//! `plan(policy, job, facts) -> Plan` is pure: no I/O, no clock. The facts
+//! are what I/O had to find out first (a share's revocation marker, the
+//! policy's logo) and the time. The plan holds the decision (every denial
+//! included), what to make as plain engine specs with the watermark built
+//! once, where it goes, how long its links live and where it is published.
+//! The executor ([`crate::pipeline`]) only carries it out.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::error::{Coded, Disposition};
+use crate::job::{Destination, Format, Job, Media, Principal, Purpose, Rendition};
+use crate::layout;
+use crate::policy::document::{Watermark, WatermarkPosition};
+use crate::policy::{Decision, Delivery, Policy, Query, Rule, Target, resolve};
+use crate::rendition::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
+use crate::video::ProxySpec;
+
+/// The longest a link may live, whatever a job asks (7 days, SigV4's limit).
+pub const MAX_LINK_TTL_S: u64 = 7 * 24 * 3600;
+
+/// What the planner is told.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub now: DateTime<Utc>,
+    /// The operator's cap on link lifetimes.
+    pub max_link_ttl_s: u64,
+    /// A revoke message for the job's share has reached the store.
+    pub share_revoked: bool,
+    pub logo: LogoFact,
+}
+
+/// The policy's watermark logo, as the originals store had it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogoFact {
+    /// The policy names no logo.
+    None,
+    Found(Logo),
+    /// The policy names this key and nothing is there.
+    Missing(String),
+}
+
+/// Everything one job will do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub job_id: String,
+    pub policy_version: u64,
+    pub decision: Decision,
+    pub make: Make,
+    /// The original's key in the originals store.
+    pub source: String,
+    /// The folder the renditions go in ([`layout::rendition_prefix`]).
+    pub prefix: String,
+    /// The asset's file name without its extension (downloads are saved as
+    /// `{stem}.{ext}`).
+    pub stem: String,
+    pub expires_at: DateTime<Utc>,
+    /// Where a `publish` job copies what it was allowed.
+    pub publish: Option<Destination>,
+    /// The job is a share's: the revocation marker is checked again after
+    /// rendering, so a revoke that landed meanwhile still wins.
+    pub share: Option<String>,
+}
+
+/// What to make.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Make {
+    /// Denied: nothing is read or written.
+    Nothing,
+    /// The stored original, byte for byte.
+    Original,
+    /// Image renditions of an image source.
+    Images(Spec),
+    /// A frame of a video, then the image rules.
+    Poster(Spec),
+    /// A video proxy.
+    Proxy(ProxySpec),
+    /// Allowed, but cannot be made: the job fails with this error.
+    Fail(PlanError),
+}
+
+/// Why an allowed plan cannot be carried out. Never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("source watermark logo {0} does not exist")]
+    MissingLogo(String),
+    #[error("{0} are delivered whole or not at all")]
+    WholeOnly(&'static str),
+}
+
+impl Coded for PlanError {
+    fn code(&self) -> &'static str {
+        match self {
+            PlanError::MissingLogo(_) => "missing_source",
+            PlanError::WholeOnly(_) => "unsupported_format",
+        }
+    }
+    fn disposition(&self) -> Disposition {
+        Disposition::Reject
+    }
+}
+
+/// Decides everything about `job`.
+pub fn plan(policy: &Policy, job: &Job, facts: &Facts) -> Plan {
+    let decision = decide(policy, job, facts);
+    let make = if decision.allowed {
+        what_to_make(policy, job, &decision, &facts.logo)
+    } else {
+        Make::Nothing
+    };
+    let ttl = job.link_ttl_s.min(facts.max_link_ttl_s).min(MAX_LINK_TTL_S);
+    let name = job.asset.filename.as_deref().unwrap_or(&job.asset.source);
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let share = match &job.principal {
+        Principal::Share { share, .. } => Some(share.clone()),
+        _ => None,
+    };
+    Plan {
+        job_id: job.job_id.clone(),
+        policy_version: policy.version(),
+        make,
+        source: job.asset.source.clone(),
+        prefix: layout::rendition_prefix(job),
+        stem: base.rsplit_once('.').map_or(base, |(s, _)| s).to_string(),
+        expires_at: facts.now + Duration::seconds(ttl as i64),
+        publish: (job.purpose == Purpose::Publish && decision.allowed)
+            .then(|| job.destination.clone())
+            .flatten(),
+        share,
+        decision,
+    }
+}
+
+/// The resolver's decision, unless the share was revoked by a message the
+/// policy has not caught up with yet.
+fn decide(policy: &Policy, job: &Job, facts: &Facts) -> Decision {
+    match &job.principal {
+        Principal::Share { share, .. } if facts.share_revoked => {
+            Decision::deny(Rule::Share, None, format!("share {share} was revoked"))
+        }
+        _ => resolve(policy, &Query::of(job, facts.now)),
+    }
+}
+
+fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, logo: &LogoFact) -> Make {
+    if decision.delivery == Some(Delivery::Original) {
+        return Make::Original;
+    }
+    let watermark = if decision.watermark {
+        match watermark(&policy.document().watermark, job.principal.recipient(), logo) {
+            Ok(mark) => Some(mark),
+            Err(e) => return Make::Fail(e),
+        }
+    } else {
+        None
+    };
+    match (job.asset.media, &job.request.rendition) {
+        (Media::Image, _) => Make::Images(image_spec(decision, job, watermark)),
+        (Media::Video, Rendition::Poster) => Make::Poster(image_spec(decision, job, watermark)),
+        (Media::Video, _) => Make::Proxy(ProxySpec {
+            max_height: match decision.targets.first() {
+                Some(Target::MaxHeight(n)) => Some(*n),
+                _ => None,
+            },
+            watermark,
+        }),
+        (media, _) => Make::Fail(PlanError::WholeOnly(media.plural())),
+    }
+}
+
+fn image_spec(decision: &Decision, job: &Job, watermark: Option<WatermarkSpec>) -> Spec {
+    let sizes = decision
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Full => Some(Size::Full),
+            Target::MaxEdge(n) | Target::MaxHeight(n) => Some(Size::LongEdge(*n)),
+            Target::Original => None,
+        })
+        .collect();
+    let format = match job.request.format {
+        Format::Jpeg => OutputFormat::Jpeg,
+        Format::Webp => OutputFormat::Webp,
+        Format::Png => OutputFormat::Png,
+        Format::Auto | Format::Mp4 => OutputFormat::Auto,
+    };
+    Spec {
+        sizes,
+        format,
+        quality: job.request.quality,
+        watermark,
+    }
+}
+
+/// The policy's watermark for this recipient; the default text when the
+/// policy's is empty, so a required watermark is never skipped.
+pub fn watermark(w: &Watermark, recipient: &str, logo: &LogoFact) -> Result<WatermarkSpec, PlanError> {
+    let text = if w.text.trim().is_empty() {
+        "© {recipient}"
+    } else {
+        w.text.as_str()
+    };
+    let logo = match logo {
+        LogoFact::None => None,
+        LogoFact::Found(logo) => Some(logo.clone()),
+        LogoFact::Missing(key) => return Err(PlanError::MissingLogo(key.clone())),
+    };
+    Ok(WatermarkSpec {
+        text: text.replace("{recipient}", recipient),
+        opacity: if w.opacity > 0.0 { w.opacity } else { 0.35 },
+        position: match w.position {
+            WatermarkPosition::Tiled => Position::Tiled,
+            WatermarkPosition::Center => Position::Center,
+            WatermarkPosition::BottomRight => Position::BottomRight,
+        },
+        logo,
+    })
+}
+
+impl Plan {
+    /// Where one image rendition of this plan is stored, for a source whose
+    /// content is named by `source_digest` ([`layout::source_digest`]).
+    pub fn image_key(&self, spec: &Spec, source_digest: &str, size: Size, format: OutputFormat) -> String {
+        let digest = spec.digest(source_digest, size, format);
+        layout::rendition_key(&self.prefix, &digest, format.extension())
+    }
+
+    /// Where the original is stored when handed out whole.
+    pub fn original_key(&self, source_digest: &str) -> String {
+        layout::original_key(&self.prefix, source_digest, layout::extension(&self.source))
+    }
+
+    /// Where a video proxy is stored.
+    pub fn proxy_key(&self, spec: &ProxySpec, source_digest: &str) -> String {
+        layout::rendition_key(&self.prefix, &spec.digest(source_digest), "mp4")
+    }
+
+    /// The file name a download of a rendition with `ext` is saved as.
+    pub fn filename(&self, ext: &str) -> String {
+        format!("{}.{ext}", self.stem)
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,508 @@
+//! Operator settings (contract §6), read in this one place, once: a TOML
+//! file (`--config`) overlaid by `RENDITION_*` (and the standard `AWS_*`)
+//! environment variables, overlaid by command-line flags, validated into
+//! [`Settings`], logged redacted. [`Settings`] builds the pipeline's
+//! configuration; `render`, `serve` and `worker` all start from it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig};
+use crate::queue::{JobQueue, Topology};
+use crate::storage::link::LinkSigner;
+use crate::storage::s3::{DEFAULT_MULTIPART_THRESHOLD, S3Config};
+use crate::video::VideoLimits;
+
+/// A setting that cannot be used, named as the operator wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{name} {message}")]
+    Invalid { name: String, message: String },
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn invalid(name: &str, message: impl std::fmt::Display) -> SettingsError {
+    SettingsError::Invalid {
+        name: name.to_string(),
+        message: message.to_string(),
+    }
+}
+
+macro_rules! bail {
+    ($name:expr, $($fmt:tt)+) => {
+        return Err(invalid($name, format!($($fmt)+)))
+    };
+}
+
+/// The file's keys are the variables' names without `RENDITION_`, lower
+/// case. Command-line flags set the same fields before validation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub amqp_url: Option<String>,
+    pub policy: Option<String>,
+    pub store: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_path_style: Option<bool>,
+    pub s3_access_key: Option<String>,
+    pub s3_secret_key: Option<String>,
+    pub s3_multipart_threshold: Option<usize>,
+    pub originals_bucket: Option<String>,
+    pub renditions_bucket: Option<String>,
+    pub link_secret: Option<String>,
+    pub link_base: Option<String>,
+    pub concurrency: Option<u16>,
+    pub http_addr: Option<String>,
+    pub queue_prefix: Option<String>,
+    pub queues: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub retry_base_ms: Option<u64>,
+    pub drain_timeout_s: Option<u64>,
+    pub max_link_ttl_s: Option<u64>,
+    pub log_format: Option<String>,
+    pub video_concurrency: Option<u16>,
+    pub video_deadline_s: Option<u64>,
+    pub video_max_duration_s: Option<u64>,
+    pub store_lookups: Option<String>,
+    /// Where `render` reads originals from (a flag, not a variable).
+    #[serde(skip)]
+    pub originals_dir: Option<PathBuf>,
+    /// The standard AWS variables, the fallback for the S3 keys.
+    #[serde(skip)]
+    aws: AwsEnv,
+}
+
+#[derive(Debug, Default)]
+struct AwsEnv {
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+}
+
+#[derive(Clone)]
+pub enum StoreSetting {
+    Fs {
+        dir: PathBuf,
+        /// Where sources are read: `dir` unless `render --originals` says.
+        originals: PathBuf,
+        link_secret: Option<String>,
+        link_base: String,
+    },
+    S3 {
+        config: S3Config,
+        originals: String,
+        renditions: String,
+    },
+}
+
+impl std::fmt::Debug for StoreSetting {
+    // Never print the link secret (settings are logged at start).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSetting::Fs {
+                dir,
+                originals,
+                link_secret,
+                link_base,
+            } => f
+                .debug_struct("Fs")
+                .field("dir", dir)
+                .field("originals", originals)
+                .field("link_secret", &link_secret.as_ref().map(|_| "<redacted>"))
+                .field("link_base", link_base)
+                .finish(),
+            StoreSetting::S3 {
+                config,
+                originals,
+                renditions,
+            } => f
+                .debug_struct("S3")
+                .field("config", config)
+                .field("originals", originals)
+                .field("renditions", renditions)
+                .finish(),
+        }
+    }
+}
+
+/// Everything the commands need, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub amqp_url: String,
+    /// A policy file or `s3://bucket/key`; no default ([`Settings::policy`]).
+    pub policy: Option<String>,
+    pub store: StoreSetting,
+    pub concurrency: u16,
+    pub http_addr: SocketAddr,
+    pub topology: Topology,
+    pub queues: Vec<JobQueue>,
+    pub drain_timeout: Duration,
+    pub max_link_ttl_s: u64,
+    pub json_logs: bool,
+    /// Transcodes at once (the video pool's threads).
+    pub video_concurrency: u16,
+    pub video_limits: VideoLimits,
+    pub lookups: Lookups,
+}
+
+/// Sets each named field from `RENDITION_{FIELD}` when that is set.
+macro_rules! overlay {
+    ($raw:ident, $($field:ident),+) => {
+        $(
+            let name = concat!("RENDITION_", stringify!($field)).to_ascii_uppercase();
+            if let Some(value) = env_value(&name)? {
+                $raw.$field = Some(value);
+            }
+        )+
+    };
+}
+
+fn env_value<T: FromStr>(name: &str) -> Result<Option<T>, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse() {
+            Ok(value) => Ok(Some(value)),
+            Err(e) => bail!(name, "is {v:?}: {e}"),
+        },
+        _ => Ok(None),
+    }
+}
+
+impl RawSettings {
+    /// The file (if any), then the environment over it.
+    pub fn load(config: Option<&Path>) -> Result<RawSettings, SettingsError> {
+        let file = |source: Box<dyn std::error::Error + Send + Sync>| SettingsError::File {
+            path: config.unwrap_or(Path::new("")).to_path_buf(),
+            source,
+        };
+        let mut raw = match config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| file(e.into()))?;
+                toml::from_str(&text).map_err(|e| file(e.into()))?
+            }
+            None => RawSettings::default(),
+        };
+        overlay!(
+            raw,
+            amqp_url,
+            policy,
+            store,
+            s3_endpoint,
+            s3_region,
+            s3_path_style,
+            s3_access_key,
+            s3_secret_key,
+            s3_multipart_threshold,
+            originals_bucket,
+            renditions_bucket,
+            link_secret,
+            link_base,
+            concurrency,
+            http_addr,
+            queue_prefix,
+            queues,
+            max_attempts,
+            retry_base_ms,
+            drain_timeout_s,
+            max_link_ttl_s,
+            log_format,
+            video_concurrency,
+            video_deadline_s,
+            video_max_duration_s,
+            store_lookups
+        );
+        raw.aws = AwsEnv {
+            access_key_id: env_value("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: env_value("AWS_SECRET_ACCESS_KEY")?,
+            session_token: env_value("AWS_SESSION_TOKEN")?,
+        };
+        Ok(raw)
+    }
+}
+
+impl Settings {
+    /// The file (if any), then the environment, then defaults.
+    pub fn load(config: Option<&Path>) -> Result<Settings, SettingsError> {
+        Settings::validate(RawSettings::load(config)?)
+    }
+
+    pub fn validate(raw: RawSettings) -> Result<Settings, SettingsError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let concurrency = raw.concurrency.unwrap_or(cores as u16);
+        if concurrency == 0 {
+            bail!("RENDITION_CONCURRENCY", "must be at least 1");
+        }
+        let http_addr = raw.http_addr.as_deref().unwrap_or("127.0.0.1:9464");
+        let http_addr = http_addr
+            .parse()
+            .map_err(|e| invalid("RENDITION_HTTP_ADDR", format!("is {http_addr:?}: {e}")))?;
+        let max_attempts = raw.max_attempts.unwrap_or(5);
+        if !(1..=16).contains(&max_attempts) {
+            bail!("RENDITION_MAX_ATTEMPTS", "must be 1 to 16, not {max_attempts}");
+        }
+        let base = Duration::from_millis(raw.retry_base_ms.unwrap_or(1000));
+        let prefix = raw.queue_prefix.clone().unwrap_or_default();
+        let video_concurrency = raw.video_concurrency.unwrap_or(1);
+        if video_concurrency == 0 {
+            bail!("RENDITION_VIDEO_CONCURRENCY", "must be at least 1");
+        }
+        let json_logs = match raw.log_format.as_deref().unwrap_or("text") {
+            "text" => false,
+            "json" => true,
+            other => bail!("RENDITION_LOG_FORMAT", "must be text or json, not {other:?}"),
+        };
+        let store = store_setting(&raw)?;
+        Ok(Settings {
+            amqp_url: raw
+                .amqp_url
+                .clone()
+                .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            policy: raw.policy.clone().filter(|p| !p.trim().is_empty()),
+            lookups: lookups(raw.store_lookups.as_deref(), &store)?,
+            store,
+            concurrency,
+            http_addr,
+            topology: Topology::new(&prefix, max_attempts, base),
+            queues: queues(raw.queues.as_deref())?,
+            drain_timeout: Duration::from_secs(raw.drain_timeout_s.unwrap_or(30)),
+            max_link_ttl_s: raw.max_link_ttl_s.unwrap_or(MAX_LINK_TTL_S).min(MAX_LINK_TTL_S),
+            json_logs,
+            video_concurrency,
+            video_limits: video_limits(&raw)?,
+        })
+    }
+
+    /// The policy to load; a command that decides anything stops here
+    /// without one rather than fall back on a sample.
+    pub fn policy(&self) -> Result<&str, SettingsError> {
+        self.policy.as_deref().ok_or_else(|| {
+            invalid(
+                "RENDITION_POLICY",
+                "is not set: name the policy file (or s3://bucket/key) with RENDITION_POLICY, `policy` in the \
+                 --config file, or --policy",
+            )
+        })
+    }
+
+    /// What the pipeline is built from.
+    pub fn pipeline_config(&self) -> PipelineConfig {
+        PipelineConfig {
+            max_link_ttl_s: self.max_link_ttl_s,
+            video_threads: usize::from(self.video_concurrency),
+            video_limits: self.video_limits,
+            lookups: self.lookups,
+            ..PipelineConfig::default()
+        }
+    }
+
+    /// One line per setting for the start-up log; secrets are redacted.
+    pub fn describe(&self) -> String {
+        let amqp = redact_url(&self.amqp_url);
+        format!(
+            "amqp_url={amqp} policy={:?} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
+             max_attempts={} retry_delays={:?} drain_timeout={:?} max_link_ttl_s={} video_concurrency={} \
+             video_deadline={:?} video_max_duration_s={} store_lookups={:?}",
+            self.policy,
+            self.store,
+            self.concurrency,
+            self.http_addr,
+            self.topology.prefix,
+            self.queues,
+            self.topology.max_attempts(),
+            self.topology.retry_delays,
+            self.drain_timeout,
+            self.max_link_ttl_s,
+            self.video_concurrency,
+            self.video_limits.deadline,
+            self.video_limits.max_duration_s,
+            self.lookups
+        )
+    }
+}
+
+fn video_limits(raw: &RawSettings) -> Result<VideoLimits, SettingsError> {
+    let defaults = VideoLimits::default();
+    let deadline = raw.video_deadline_s.map_or(defaults.deadline, Duration::from_secs);
+    if deadline.is_zero() {
+        bail!("RENDITION_VIDEO_DEADLINE_S", "must be at least 1");
+    }
+    Ok(VideoLimits {
+        deadline,
+        max_duration_s: raw.video_max_duration_s.map_or(defaults.max_duration_s, |s| s as f64),
+        ..defaults
+    })
+}
+
+/// `always` on the filesystem (a lookup is a system call), `on_repeat` on
+/// S3 (a lookup is a round trip); see [`Lookups`].
+fn lookups(setting: Option<&str>, store: &StoreSetting) -> Result<Lookups, SettingsError> {
+    match (setting, store) {
+        (Some("always"), _) | (None, StoreSetting::Fs { .. }) => Ok(Lookups::Always),
+        (Some("on_repeat"), _) | (None, StoreSetting::S3 { .. }) => Ok(Lookups::OnRepeat),
+        (Some(other), _) => bail!("RENDITION_STORE_LOOKUPS", "must be always or on_repeat, not {other:?}"),
+    }
+}
+
+fn store_setting(raw: &RawSettings) -> Result<StoreSetting, SettingsError> {
+    let store = raw.store.as_deref().unwrap_or("fs:./rendition-data");
+    if store != "s3" {
+        let dir = store_dir(store)?;
+        return Ok(StoreSetting::Fs {
+            originals: raw.originals_dir.clone().unwrap_or_else(|| dir.clone()),
+            dir,
+            link_secret: raw.link_secret.clone(),
+            link_base: raw.link_base.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+        });
+    }
+    // Explicit settings, else the standard AWS variables.
+    let access_key = raw.s3_access_key.clone().or_else(|| raw.aws.access_key_id.clone());
+    let secret_key = raw.s3_secret_key.clone().or_else(|| raw.aws.secret_access_key.clone());
+    let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
+        bail!(
+            "RENDITION_STORE",
+            "is s3, which needs RENDITION_S3_ACCESS_KEY and RENDITION_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        );
+    };
+    let endpoint = raw.s3_endpoint.clone();
+    let config = S3Config {
+        path_style: raw.s3_path_style.unwrap_or(endpoint.is_some()),
+        endpoint,
+        region: raw.s3_region.clone().unwrap_or_else(|| "us-east-1".into()),
+        access_key,
+        secret_key,
+        session_token: raw.aws.session_token.clone(),
+        multipart_threshold: raw.s3_multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD),
+    };
+    Ok(StoreSetting::S3 {
+        config,
+        originals: raw.originals_bucket.clone().unwrap_or_else(|| "originals".into()),
+        renditions: raw.renditions_bucket.clone().unwrap_or_else(|| "renditions".into()),
+    })
+}
+
+/// `fs:DIR` or a plain directory.
+fn store_dir(store: &str) -> Result<PathBuf, SettingsError> {
+    Ok(PathBuf::from(store.strip_prefix("fs:").unwrap_or(store)))
+}
+
+/// The link secret of a filesystem store: the configured one, else the one
+/// kept in the store (`DIR/.link-secret`), else a new one saved there, so
+/// that `render`, `serve` and fs workers over the same store agree.
+pub fn link_signer(dir: &Path, base_url: &str, configured: Option<&str>) -> Result<LinkSigner, SettingsError> {
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+        return Ok(LinkSigner::new(secret, base_url));
+    }
+    let path = dir.join(".link-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(LinkSigner::new(secret.trim(), base_url));
+    }
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let saved = std::fs::create_dir_all(dir).and_then(|()| write_private(&path, &secret));
+    saved.map_err(|e| SettingsError::File {
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    tracing::warn!(path = %path.display(), "RENDITION_LINK_SECRET is not set; generated one and kept it here");
+    eprintln!(
+        "warning: RENDITION_LINK_SECRET is not set; generated one and kept it in {}",
+        path.display()
+    );
+    Ok(LinkSigner::new(secret, base_url))
+}
+
+fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(secret.as_bytes())
+}
+
+fn queues(list: Option<&str>) -> Result<Vec<JobQueue>, SettingsError> {
+    let Some(list) = list else {
+        return Ok(JobQueue::ALL.to_vec());
+    };
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match JobQueue::parse(name) {
+            Some(q) => out.push(q),
+            None => bail!(
+                "RENDITION_QUEUES",
+                "names an unknown queue {name:?} (image, video, publish)"
+            ),
+        }
+    }
+    if out.is_empty() {
+        bail!("RENDITION_QUEUES", "names no queue");
+    }
+    Ok(out)
+}
+
+/// `amqp://user:***@host…`
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_and_secrets() {
+        assert_eq!(redact_url("amqp://guest:pw@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
+        assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
+        let raw = RawSettings {
+            store: Some("s3".into()),
+            s3_access_key: Some("AK".into()),
+            s3_secret_key: Some("sekrit".into()),
+            amqp_url: Some("amqp://u:pw@h/%2f".into()),
+            ..RawSettings::default()
+        };
+        let text = Settings::validate(raw).unwrap().describe();
+        assert!(!text.contains("sekrit") && !text.contains("pw@"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<RawSettings>("amqp_ur = 'x'").is_err());
+        let bad = |raw: RawSettings| Settings::validate(raw).is_err();
+        assert!(bad(RawSettings {
+            queues: Some("image,vidoe".into()),
+            ..RawSettings::default()
+        }));
+        assert!(bad(RawSettings {
+            concurrency: Some(0),
+            ..RawSettings::default()
+        }));
+        assert!(bad(RawSettings {
+            log_format: Some("xml".into()),
+            ..RawSettings::default()
+        }));
+        let file: RawSettings = toml::from_str("queues = 'video'\nmax_attempts = 3\n").unwrap();
+        let settings = Settings::validate(file).unwrap();
+        assert_eq!(settings.queues, [JobQueue::Video]);
+        assert_eq!(settings.topology.max_attempts(), 3);
+    }
+}

@@ -1,0 +1,50 @@
+//! `rendition-bench`: the benchmarks and the load figure, kept out of the
+//! production program. Each prints figures beside its anchor (libvips'
+//! `vipsthumbnail`, the `ffmpeg` CLI, the bare engine) from the same run.
+
+mod bench_cmd;
+mod bench_video_cmd;
+#[path = "../common.rs"]
+mod common;
+mod load_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rendition-bench",
+    version,
+    about = "Benchmarks and the load figure for rendition"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Bench(bench_cmd::BenchArgs),
+    BenchVideo(bench_video_cmd::BenchVideoArgs),
+    Load(load_cmd::LoadArgs),
+}
+
+fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Command::Bench(args) => bench_cmd::run(&args),
+        Command::BenchVideo(args) => bench_video_cmd::run(&args),
+        Command::Load(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(load_cmd::run(args)),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
