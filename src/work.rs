@@ -8,7 +8,7 @@ use crate::revocation::{REVOKE_SCHEMA, RevokeMessage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
-    Job(Job),
+    Job(Box<Job>),
     /// Stop sharing (contract §4).
     Revoke(RevokeMessage),
     /// Not a job we can run: answered `failed` (`invalid_job`) and
@@ -37,7 +37,7 @@ impl Work {
             };
         }
         match Job::parse(body) {
-            Ok(job) => Work::Job(job),
+            Ok(job) => Work::Job(Box::new(job)),
             Err(error) => unreadable(body, error, false),
         }
     }

@@ -69,8 +69,7 @@ impl<S: Store> Pipeline<S> {
             Err(StoreError::NotFound(_)) => return Ok(LogoFact::Missing(key.clone())),
             other => other?,
         };
-        let decoded =
-            image::load_from_memory(&bytes).map_err(|e| RenderError::CorruptInput(format!("logo {key}: {e}")))?;
+        let decoded = image::load_from_memory(&bytes).map_err(|e| RenderError::codec(format!("logo {key}: {e}"), e))?;
         let logo = Logo::new(decoded.to_rgba8());
         *self.logo.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, key.clone(), logo.clone()));
         Ok(LogoFact::Found(logo))

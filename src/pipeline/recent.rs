@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use crate::storage::RenditionMeta;
 
+/// Entries with when they were made, and keys in the order they came.
+type Entries<V> = (HashMap<String, (Instant, V)>, VecDeque<String>);
+
 /// A bounded map; inserting past `capacity` forgets the oldest key, and
 /// an entry older than `max_age` is not believed any more.
 pub(super) struct Recent<V> {
     capacity: usize,
     max_age: Duration,
-    inner: Mutex<(HashMap<String, (Instant, V)>, VecDeque<String>)>,
+    inner: Mutex<Entries<V>>,
 }
 
 impl<V: Clone> Recent<V> {

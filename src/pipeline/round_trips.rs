@@ -161,7 +161,7 @@ async fn denials_read_no_source_and_write_only_the_memo() {
 
 fn job_of(work: &Work) -> Job {
     match work {
-        Work::Job(job) => job.clone(),
+        Work::Job(job) => (**job).clone(),
         other => panic!("{other:?}"),
     }
 }

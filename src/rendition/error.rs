@@ -1,16 +1,27 @@
 //! What can go wrong inside the engine; all of it is the input's fault,
 //! so nothing here is retried.
 
+use std::sync::Arc;
+
 use crate::error::{Coded, Disposition};
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
     #[error("unsupported format: {0}")]
     UnsupportedFormat(String),
     #[error("too large: {what} is {value}, the limit is {max}")]
     TooLarge { what: &'static str, value: u64, max: u64 },
+    /// What we found wrong ourselves.
     #[error("corrupt input: {0}")]
     CorruptInput(String),
+    /// A decoder, encoder or colour transform refused the bytes; its own
+    /// error is kept as the source.
+    #[error("corrupt input: {message}")]
+    Codec {
+        message: String,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Coded for RenderError {
@@ -18,7 +29,7 @@ impl Coded for RenderError {
         match self {
             RenderError::UnsupportedFormat(_) => "unsupported_format",
             RenderError::TooLarge { .. } => "too_large",
-            RenderError::CorruptInput(_) => "corrupt_input",
+            RenderError::CorruptInput(_) | RenderError::Codec { .. } => "corrupt_input",
         }
     }
     fn disposition(&self) -> Disposition {
@@ -27,7 +38,16 @@ impl Coded for RenderError {
 }
 
 impl RenderError {
-    pub(crate) fn corrupt(e: impl std::fmt::Display) -> RenderError {
-        RenderError::CorruptInput(e.to_string())
+    /// A codec's error, kept as the source.
+    pub(crate) fn corrupt(e: impl std::error::Error + Send + Sync + 'static) -> RenderError {
+        RenderError::codec(e.to_string(), e)
+    }
+
+    /// A codec's error with what we were doing.
+    pub(crate) fn codec(message: String, e: impl std::error::Error + Send + Sync + 'static) -> RenderError {
+        RenderError::Codec {
+            message,
+            source: Arc::new(e),
+        }
     }
 }

@@ -43,7 +43,7 @@ pub fn resize(picture: &Picture, width: u32, height: u32) -> Result<DynamicImage
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     RESIZER
         .with(|r| r.borrow_mut().resize(src, &mut dst, &options))
-        .map_err(|e| RenderError::CorruptInput(format!("resize: {e}")))?;
+        .map_err(|e| RenderError::codec(format!("resize: {e}"), e))?;
     Ok(dst)
 }
 
