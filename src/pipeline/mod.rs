@@ -304,19 +304,9 @@ impl<S: Store> Pipeline<S> {
     async fn images(&self, plan: &Plan, spec: &Spec) -> Result<Vec<RenditionRecord>, PipelineError> {
         let source = self.image_source(&plan.source).await?;
         let found = self.found_sizes(plan, spec, &source.digest).await?;
-        let missing = Spec {
-            sizes: spec
-                .sizes
-                .iter()
-                .zip(&found)
-                .filter(|(_, f)| f.is_none())
-                .map(|(s, _)| *s)
-                .collect(),
-            ..spec.clone()
-        };
-        let made = match missing.sizes.is_empty() {
-            true => Vec::new(),
-            false => self.engines.images(source.bytes, missing).await?,
+        let made = match missing(spec, &found) {
+            None => Vec::new(),
+            Some(missing) => self.engines.images(source.bytes, missing).await?,
         };
         self.deliver(plan, spec, &source.digest, found, made).await
     }
@@ -326,19 +316,9 @@ impl<S: Store> Pipeline<S> {
         let info = self.video_source_info(&plan.source).await?;
         let digest = layout::source_digest(&plan.source, &info.identity);
         let found = self.found_sizes(plan, spec, &digest).await?;
-        let missing = Spec {
-            sizes: spec
-                .sizes
-                .iter()
-                .zip(&found)
-                .filter(|(_, f)| f.is_none())
-                .map(|(s, _)| *s)
-                .collect(),
-            ..spec.clone()
-        };
-        let made = match missing.sizes.is_empty() {
-            true => Vec::new(),
-            false => {
+        let made = match missing(spec, &found) {
+            None => Vec::new(),
+            Some(missing) => {
                 let source = self.source_bytes(&plan.source, Some(&info), false).await?;
                 self.engines.poster(source.bytes, missing).await?
             }
@@ -535,6 +515,18 @@ impl<S: Store> Pipeline<S> {
             Err(e) => Outcome::failed(&revoke.job_id, version, None, &e.into()),
         }
     }
+}
+
+/// The part of `spec` not `found` in the store; `None` when all was found.
+fn missing(spec: &Spec, found: &[Option<(String, RenditionMeta)>]) -> Option<Spec> {
+    let sizes: Vec<_> = spec
+        .sizes
+        .iter()
+        .zip(found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(s, _)| *s)
+        .collect();
+    (!sizes.is_empty()).then(|| Spec { sizes, ..spec.clone() })
 }
 
 #[cfg(test)]
