@@ -16,6 +16,7 @@ use crate::queue::{JobQueue, Topology};
 use crate::storage::link::LinkSigner;
 use crate::storage::s3::{DEFAULT_MULTIPART_THRESHOLD, S3Config};
 use crate::video::VideoLimits;
+use crate::worker::WorkerConfig;
 
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +305,16 @@ impl Settings {
             video_limits: self.video_limits,
             lookups: self.lookups,
             ..PipelineConfig::default()
+        }
+    }
+
+    /// What the consume loop is built from.
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig {
+            amqp_url: self.amqp_url.clone(),
+            queues: self.queues.clone(),
+            concurrency: self.concurrency,
+            drain_timeout: self.drain_timeout,
         }
     }
 

@@ -22,16 +22,30 @@ pub enum VideoError {
     /// the machine's fault, reported rather than retried forever.
     #[error("video engine: {0}")]
     Engine(String),
+    /// FFmpeg could not read the source; its error is kept as the source.
+    #[error("corrupt input: {doing}: {source}")]
+    Unreadable {
+        doing: String,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
+    /// FFmpeg refused our own setup; its error is kept as the source.
+    #[error("video engine: {doing}: {source}")]
+    Ffmpeg {
+        doing: String,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
 }
 
 impl Coded for VideoError {
     fn code(&self) -> &'static str {
         match self {
             VideoError::NotVideo(_) | VideoError::UnsupportedCodec(_) => "unsupported_format",
-            VideoError::Corrupt(_) => "corrupt_input",
+            VideoError::Corrupt(_) | VideoError::Unreadable { .. } => "corrupt_input",
             VideoError::TooLarge { .. } => "too_large",
             VideoError::Deadline(_) => "deadline_exceeded",
-            VideoError::Engine(_) => "engine_error",
+            VideoError::Engine(_) | VideoError::Ffmpeg { .. } => "engine_error",
         }
     }
     fn disposition(&self) -> Disposition {
@@ -42,11 +56,17 @@ impl Coded for VideoError {
 impl VideoError {
     /// An FFmpeg failure in our own setup, with what we were doing.
     pub(crate) fn engine(doing: &str) -> impl Fn(ffmpeg_next::Error) -> VideoError + '_ {
-        move |e| VideoError::Engine(format!("{doing}: {e}"))
+        move |source| VideoError::Ffmpeg {
+            doing: doing.to_string(),
+            source,
+        }
     }
 
     /// An FFmpeg failure reading the source, with what we were doing.
     pub(crate) fn corrupt(doing: &str) -> impl Fn(ffmpeg_next::Error) -> VideoError + '_ {
-        move |e| VideoError::Corrupt(format!("{doing}: {e}"))
+        move |source| VideoError::Unreadable {
+            doing: doing.to_string(),
+            source,
+        }
     }
 }

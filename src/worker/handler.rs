@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use crate::ops::{Metrics, Stage};
 use crate::pipeline::{Arrival, Outcome, Pipeline};
-use crate::policy::CurrentPolicy;
+use crate::policy::{CurrentPolicy, Policy};
 use crate::queue::{
     ATTEMPT_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, QueueError, RETRY_LEVEL_HEADER,
     REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology,
@@ -48,6 +48,15 @@ pub struct Handler<S> {
 }
 
 impl<S: Store> Handler<S> {
+    pub fn new(pipeline: Pipeline<S>, policy: Policy, topology: Topology, metrics: Arc<Metrics>) -> Handler<S> {
+        Handler {
+            pipeline: Arc::new(pipeline),
+            policy: Arc::new(CurrentPolicy::new(policy)),
+            topology,
+            metrics,
+        }
+    }
+
     pub async fn handle(&self, broker: &impl Publisher, message: &Message) -> Result<(), QueueError> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
@@ -221,7 +230,6 @@ fn status_name(status: Status) -> &'static str {
 mod tests {
     use super::*;
     use crate::pipeline::PipelineConfig;
-    use crate::policy::Policy;
     use crate::queue::memory::MemoryBroker;
     use crate::storage::PutOptions;
     use crate::storage::memory::MemoryStore;
@@ -238,12 +246,12 @@ mod tests {
             max_link_ttl_s: 900,
             ..PipelineConfig::default()
         };
-        Handler {
-            pipeline: Arc::new(Pipeline::new(originals, MemoryStore::new(), config)),
-            policy: Arc::new(CurrentPolicy::new(Policy::load(&root.join("policy.yaml")).unwrap())),
-            topology: Topology::new("", 3, Duration::from_secs(1)),
-            metrics: Arc::new(Metrics::default()),
-        }
+        Handler::new(
+            Pipeline::new(originals, MemoryStore::new(), config),
+            Policy::load(&root.join("policy.yaml")).unwrap(),
+            Topology::new("", 3, Duration::from_secs(1)),
+            Arc::new(Metrics::default()),
+        )
     }
 
     fn job_message(reply_to: Option<&str>) -> Message {

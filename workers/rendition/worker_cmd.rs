@@ -8,13 +8,12 @@ use anyhow::Context;
 use rendition::ops::Metrics;
 use rendition::ops::http::{BrokerFlag, Readiness};
 use rendition::pipeline::Pipeline;
-use rendition::policy::CurrentPolicy;
 use rendition::settings::{Settings, StoreSetting, link_signer};
 use rendition::storage::Store;
 use rendition::storage::fs::FsStore;
 use rendition::storage::s3::S3Store;
+use rendition::worker::Handler;
 use rendition::worker::policy_updates::{load_policy, sweep_all};
-use rendition::worker::{Handler, WorkerConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Consume the broker's job queues (contract §5) with the settings of §6.
@@ -72,12 +71,12 @@ async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, ren
     let metrics = Arc::new(Metrics::default());
     metrics.set_policy_version(policy.version());
     let pipeline = Pipeline::new(originals, renditions.clone(), settings.pipeline_config());
-    let handler = Arc::new(Handler {
-        pipeline: Arc::new(pipeline),
-        policy: Arc::new(CurrentPolicy::new(policy)),
-        topology: settings.topology.clone(),
-        metrics: metrics.clone(),
-    });
+    let handler = Arc::new(Handler::new(
+        pipeline,
+        policy,
+        settings.topology.clone(),
+        metrics.clone(),
+    ));
     let connected = Arc::new(BrokerFlag::default());
     let readiness = Arc::new(Ready {
         connected: connected.clone(),
@@ -91,13 +90,7 @@ async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, ren
     let http = tokio::spawn(rendition::ops::http::run(listener, metrics, readiness, async {
         let _ = http_stopped.await;
     }));
-    let config = WorkerConfig {
-        amqp_url: settings.amqp_url.clone(),
-        queues: settings.queues.clone(),
-        concurrency: settings.concurrency,
-        drain_timeout: settings.drain_timeout,
-    };
-    rendition::worker::run(config, handler, connected, terminated()).await;
+    rendition::worker::run(settings.worker_config(), handler, connected, terminated()).await;
     let _ = stop_http.send(());
     let _ = http.await;
     tracing::info!("stopped");
