@@ -4,6 +4,7 @@
 //! this worker's memory cannot answer.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -15,6 +16,11 @@ use crate::policy::Policy;
 use crate::rendition::{Logo, RenderError};
 use crate::result::JobResult;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
+
+/// How long an original read (or checked) by this worker is used without
+/// asking the store again. Originals are rarely replaced in place; one that
+/// is gets new renditions (under its new identity) within this time.
+pub(super) const SOURCE_TRUST: Duration = Duration::from_secs(30);
 
 /// A source's bytes and what names their content.
 pub(super) struct Source {
@@ -102,10 +108,18 @@ impl<S: Store> Pipeline<S> {
         info.ok_or_else(|| PipelineError::MissingSource(key.to_string()))
     }
 
-    /// An image source in one request: the bytes this worker read before
-    /// if a HEAD says they are still current, else one GET.
+    /// An image source in at most one request: bytes this worker read or
+    /// checked less than [`SOURCE_TRUST`] ago as they are; older ones if a
+    /// HEAD says they are still current; else one GET.
     pub(super) async fn image_source(&self, key: &str) -> Result<Source, PipelineError> {
         let known = match self.sources.get(key) {
+            Some(cached) if cached.checked.elapsed() < SOURCE_TRUST => {
+                let digest = layout::source_digest(key, &cached.identity);
+                return Ok(Source {
+                    digest,
+                    bytes: cached.bytes,
+                });
+            }
             Some(_) => Some(self.source_info(key).await?),
             None => None,
         };
@@ -124,6 +138,7 @@ impl<S: Store> Pipeline<S> {
         if let (Some(info), Some(cached)) = (known, self.sources.get(key))
             && cached.identity == info.identity
         {
+            self.sources.confirmed(key);
             let digest = layout::source_digest(key, &info.identity);
             return Ok(Source {
                 digest,
