@@ -303,7 +303,7 @@ impl<S: Store> Pipeline<S> {
     /// all from one decode.
     async fn images(&self, plan: &Plan, spec: &Spec) -> Result<Vec<RenditionRecord>, PipelineError> {
         let source = self.image_source(&plan.source).await?;
-        let found = self.found_sizes(plan, spec, &source.digest).await?;
+        let found = self.found_sizes(plan, spec, &source.digest, false).await?;
         let made = match missing(spec, &found) {
             None => Vec::new(),
             Some(missing) => self.engines.images(source.bytes, missing).await?,
@@ -315,7 +315,8 @@ impl<S: Store> Pipeline<S> {
     async fn poster(&self, plan: &Plan, spec: &Spec) -> Result<Vec<RenditionRecord>, PipelineError> {
         let info = self.video_source_info(&plan.source).await?;
         let digest = layout::source_digest(&plan.source, &info.identity);
-        let found = self.found_sizes(plan, spec, &digest).await?;
+        // A poster decodes video: worth a lookup first.
+        let found = self.found_sizes(plan, spec, &digest, true).await?;
         let made = match missing(spec, &found) {
             None => Vec::new(),
             Some(missing) => {
@@ -349,12 +350,13 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// For each size of `spec`: the key and metadata of a rendition already
-    /// stored, in any format `auto` may pick.
+    /// stored, in any format `auto` may pick ([`Pipeline::lookup`]).
     async fn found_sizes(
         &self,
         plan: &Plan,
         spec: &Spec,
         source_digest: &str,
+        costly: bool,
     ) -> Result<Vec<Option<(String, RenditionMeta)>>, PipelineError> {
         let formats = match spec.format {
             OutputFormat::Auto => vec![OutputFormat::Jpeg, OutputFormat::Png],
@@ -365,7 +367,7 @@ impl<S: Store> Pipeline<S> {
             let mut hit = None;
             for &format in &formats {
                 let key = plan.image_key(spec, source_digest, size, format);
-                if let Some(meta) = self.lookup(&key, false).await? {
+                if let Some(meta) = self.lookup(&key, costly).await? {
                     hit = Some((key, meta));
                     break;
                 }
