@@ -14,7 +14,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use super::{JobQueue, Message, Publisher, QueueError, RETRY_LEVEL_HEADER, Topology};
 
 fn broker(e: lapin::Error) -> QueueError {
-    QueueError(e.to_string())
+    e.into()
 }
 
 /// One connection: a confirming channel for publishing, and a channel per
@@ -220,8 +220,8 @@ impl Publisher for AmqpBroker {
             .await
             .map_err(broker)?;
         match confirm.await.map_err(broker)? {
-            Confirmation::Nack(_) => Err(QueueError(format!("the broker refused a message for {exchange}"))),
-            Confirmation::Ack(Some(_)) => Err(QueueError(format!(
+            Confirmation::Nack(_) => Err(QueueError::new(format!("the broker refused a message for {exchange}"))),
+            Confirmation::Ack(Some(_)) => Err(QueueError::new(format!(
                 "no queue takes {exchange} / {}",
                 message.routing_key
             ))),

@@ -26,7 +26,7 @@ impl MemoryBroker {
 impl Publisher for MemoryBroker {
     async fn publish(&self, exchange: &str, message: &Message) -> Result<(), QueueError> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(QueueError("connection lost".into()));
+            return Err(QueueError::new("connection lost"));
         }
         self.published
             .lock()

@@ -23,9 +23,32 @@ pub const ROUTING_KEY_HEADER: &str = "x-original-routing-key";
 /// Routing key of a revoke message (an addition to §5's keys).
 pub const REVOKE_ROUTING_KEY: &str = "revoke";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("broker: {0}")]
-pub struct QueueError(pub String);
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("broker: {message}")]
+pub struct QueueError {
+    pub message: String,
+    /// The AMQP client's own error, when there is one.
+    #[source]
+    pub source: Option<std::sync::Arc<lapin::Error>>,
+}
+
+impl QueueError {
+    pub fn new(message: impl Into<String>) -> QueueError {
+        QueueError {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+impl From<lapin::Error> for QueueError {
+    fn from(e: lapin::Error) -> QueueError {
+        QueueError {
+            message: e.to_string(),
+            source: Some(std::sync::Arc::new(e)),
+        }
+    }
+}
 
 impl Coded for QueueError {
     fn code(&self) -> &'static str {

@@ -117,16 +117,16 @@ impl<S: Store + 'static> Session<'_, S> {
                 _ = shutdown.as_mut() => break Ok(()),
                 delivery = jobs.next() => match delivery {
                     Some(Ok(delivery)) => { tasks.spawn(self.job_task(delivery)); }
-                    Some(Err(e)) => break Err(QueueError(e.to_string())),
-                    None => break Err(QueueError("the broker closed the consumer".into())),
+                    Some(Err(e)) => break Err(QueueError::from(e)),
+                    None => break Err(QueueError::new("the broker closed the consumer")),
                 },
                 update = updates.next() => match update {
                     Some(Ok(delivery)) => self.policy_update(delivery).await,
-                    Some(Err(e)) => break Err(QueueError(e.to_string())),
-                    None => break Err(QueueError("the broker closed the policy subscription".into())),
+                    Some(Err(e)) => break Err(QueueError::from(e)),
+                    None => break Err(QueueError::new("the broker closed the policy subscription")),
                 },
                 _ = tick.tick() => if !self.broker.is_connected() {
-                    break Err(QueueError("connection lost".into()));
+                    break Err(QueueError::new("connection lost"));
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
