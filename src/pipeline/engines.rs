@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::PipelineError;
-use crate::rendition::{self, EngineLimits, OutputFormat, Size, Spec, decode::Picture};
+use crate::rendition::{self, EngineLimits, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
 use crate::storage::RenditionMeta;
 use crate::video::{self, ProxySpec, VideoError, VideoLimits};
@@ -78,6 +78,16 @@ impl Engines {
                 height,
                 watermarked: false,
             })
+        })
+        .await
+    }
+
+    /// The policy's logo, decoded and named (once per policy version).
+    pub(super) async fn logo(&self, bytes: Vec<u8>, key: String) -> Result<Logo, PipelineError> {
+        on_pool(&self.images, move || {
+            let decoded =
+                image::load_from_memory(&bytes).map_err(|e| RenderError::codec(format!("logo {key}: {e}"), e))?;
+            Ok(Logo::new(decoded.to_rgba8()))
         })
         .await
     }

@@ -13,7 +13,7 @@ use crate::job::{Job, Principal};
 use crate::layout;
 use crate::plan::{Facts, LogoFact};
 use crate::policy::Policy;
-use crate::rendition::{Logo, RenderError};
+use crate::rendition::Logo;
 use crate::result::JobResult;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
 
@@ -75,8 +75,7 @@ impl<S: Store> Pipeline<S> {
             Err(StoreError::NotFound(_)) => return Ok(LogoFact::Missing(key.clone())),
             other => other?,
         };
-        let decoded = image::load_from_memory(&bytes).map_err(|e| RenderError::codec(format!("logo {key}: {e}"), e))?;
-        let logo = Logo::new(decoded.to_rgba8());
+        let logo = self.engines.logo(bytes, key.clone()).await?;
         *self.logo.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, key.clone(), logo.clone()));
         Ok(LogoFact::Found(logo))
     }
