@@ -1,17 +1,22 @@
 //! Restarting RabbitMQ mid-run. A test binary of its own: cargo runs test
 //! binaries one after another, so no other test sees the broker go away.
+//! Like `services`, it needs the real services and is left out of a plain
+//! `cargo test` (`test = false`); scripts/test runs it.
 
+#[allow(dead_code)] // the other binaries use the rest
+#[path = "common/mod.rs"]
+mod common;
 #[allow(dead_code)] // the worker tests use the rest
-#[path = "it/services.rs"]
-mod services;
+#[path = "services/lab.rs"]
+mod lab;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lab::{Lab, job};
 use rendition::result::{JobResult, Status};
 use serde_json::json;
-use services::{Lab, job};
 
 fn rabbitmqctl(args: &[&str]) {
     let status = Command::new("rabbitmqctl")

@@ -1,4 +1,4 @@
-//! Helpers shared by the suite: fixture paths and the scenario table.
+//! Helpers shared by the pure suite: fixture paths and the scenario table.
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +7,10 @@ use rendition::policy::Policy;
 use serde::Deserialize;
 use serde_json::Value;
 
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
-}
+#[path = "../common/mod.rs"]
+mod shared;
+
+pub use shared::{fixture, mean_diff};
 
 pub fn repo_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(name)

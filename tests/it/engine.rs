@@ -5,7 +5,7 @@ use image::{DynamicImage, GenericImageView, RgbImage};
 use rendition::error::Coded;
 use rendition::rendition::{EngineLimits, OutputFormat, Position, Rendered, Size, Spec, WatermarkSpec, render};
 
-use crate::common::fixture;
+use crate::common::{fixture, mean_diff};
 
 pub fn original(name: &str) -> Vec<u8> {
     std::fs::read(fixture(&format!("originals/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -37,18 +37,6 @@ fn one(name: &str, size: Size, format: OutputFormat, watermark: Option<Position>
 
 fn decoded(r: &Rendered) -> DynamicImage {
     image::load_from_memory(&r.bytes).expect("outputs decode")
-}
-
-/// Mean absolute difference per channel, 0–255.
-pub fn mean_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / a.as_raw().len() as f64
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! The integration suite: one test binary, a module per concern.
+//! The pure integration suite: a module per concern, none of which needs
+//! RabbitMQ or an S3 server, so a plain `cargo test` runs it anywhere. The
+//! tests on the real services are the `services` and `restart` binaries.
 
 mod cli;
 mod common;
@@ -7,6 +9,4 @@ mod pipeline;
 mod properties;
 mod scenarios;
 mod schema;
-mod services;
 mod video;
-mod worker;

@@ -8,7 +8,7 @@ use rendition::storage::{PutOptions, Store};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::services::{Lab, job};
+use crate::lab::{Lab, job};
 
 const MINUTE: Duration = Duration::from_secs(60);
 

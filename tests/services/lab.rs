@@ -4,7 +4,7 @@
 //! Without the services' settings the tests fail; they never skip.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -19,6 +19,8 @@ use rendition::result::{JobProgress, JobResult};
 use rendition::storage::s3::{S3Config, S3Store};
 use rendition::storage::{PutOptions, Store};
 use serde_json::Value;
+
+use crate::common::fixture;
 
 pub const ORIGINALS: [&str; 12] = [
     "hero.jpg",
@@ -357,10 +359,6 @@ impl Drop for Worker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
 /// The demo policy, with share expiry moved far out so the tests do not

@@ -1,0 +1,11 @@
+//! The worker on the real services: RabbitMQ and s3s-fs, as
+//! `scripts/services` starts them. Left out of a plain `cargo test`
+//! (`test = false` in Cargo.toml); `scripts/test` starts the services and
+//! runs it with `cargo test --test services`. Without the services' settings
+//! the tests fail; they never skip.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod lab;
+mod video;
+mod worker;
