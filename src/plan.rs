@@ -36,6 +36,10 @@ pub struct Facts {
 pub enum LogoFact {
     /// The policy names no logo.
     None,
+    /// The policy names a logo this worker has not read yet: a plan that
+    /// draws it says so ([`PlanError::LogoUnread`]) and is made again once
+    /// it is read.
+    Unread,
     Found(Logo),
     /// The policy names this key and nothing is there.
     Missing(String),
@@ -87,6 +91,9 @@ pub enum PlanError {
     MissingLogo(String),
     #[error("{0} are delivered whole or not at all")]
     WholeOnly(&'static str),
+    /// Not an answer: the executor reads the logo and plans again.
+    #[error("the watermark logo has not been read")]
+    LogoUnread,
 }
 
 impl Coded for PlanError {
@@ -94,6 +101,7 @@ impl Coded for PlanError {
         match self {
             PlanError::MissingLogo(_) => "missing_source",
             PlanError::WholeOnly(_) => "unsupported_format",
+            PlanError::LogoUnread => "engine_error",
         }
     }
     fn disposition(&self) -> Disposition {
@@ -205,6 +213,7 @@ pub fn watermark(w: &Watermark, recipient: &str, logo: &LogoFact) -> Result<Wate
         LogoFact::None => None,
         LogoFact::Found(logo) => Some(logo.clone()),
         LogoFact::Missing(key) => return Err(PlanError::MissingLogo(key.clone())),
+        LogoFact::Unread => return Err(PlanError::LogoUnread),
     };
     Ok(WatermarkSpec {
         text: text.replace("{recipient}", recipient),
@@ -219,6 +228,11 @@ pub fn watermark(w: &Watermark, recipient: &str, logo: &LogoFact) -> Result<Wate
 }
 
 impl Plan {
+    /// The plan would draw the policy's logo, which has not been read yet.
+    pub fn needs_logo(&self) -> bool {
+        matches!(self.make, Make::Fail(PlanError::LogoUnread))
+    }
+
     /// Where one image rendition of this plan is stored, for a source whose
     /// content is named by `source_digest` ([`layout::source_digest`]).
     pub fn image_key(&self, spec: &Spec, source_digest: &str, size: Size, format: OutputFormat) -> String {

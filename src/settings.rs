@@ -45,8 +45,9 @@ macro_rules! bail {
 }
 
 /// The file's keys are the variables' names without `RENDITION_`, lower
-/// case. Command-line flags set the same fields before validation.
-#[derive(Debug, Default, Deserialize)]
+/// case. Command-line flags set the same fields before validation. No
+/// `Debug`: it holds secrets; [`Settings::describe`] prints them redacted.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSettings {
     pub amqp_url: Option<String>,
@@ -83,7 +84,7 @@ pub struct RawSettings {
     aws: AwsEnv,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct AwsEnv {
     access_key_id: Option<String>,
     secret_access_key: Option<String>,

@@ -4,11 +4,10 @@
 //! this worker's memory cannot answer.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Pipeline, PipelineError};
+use super::{Lookups, Pipeline, PipelineError};
 use crate::job::{Job, Principal};
 use crate::layout;
 use crate::plan::{Facts, LogoFact};
@@ -16,11 +15,6 @@ use crate::policy::Policy;
 use crate::rendition::Logo;
 use crate::result::JobResult;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
-
-/// How long an original read (or checked) by this worker is used without
-/// asking the store again. Originals are rarely replaced in place; one that
-/// is gets new renditions (under its new identity) within this time.
-pub(super) const SOURCE_TRUST: Duration = Duration::from_secs(30);
 
 /// A source's bytes and what names their content.
 pub(super) struct Source {
@@ -44,7 +38,7 @@ impl<S: Store> Pipeline<S> {
             now,
             max_link_ttl_s: self.config.max_link_ttl_s,
             share_revoked,
-            logo: self.logo(policy).await?,
+            logo: self.known_logo(policy),
         })
     }
 
@@ -61,22 +55,29 @@ impl<S: Store> Pipeline<S> {
         Ok(revoked)
     }
 
-    async fn logo(&self, policy: &Policy) -> Result<LogoFact, PipelineError> {
+    /// The policy's logo as far as this worker knows it, without I/O.
+    fn known_logo(&self, policy: &Policy) -> LogoFact {
+        let Some(key) = &policy.document().watermark.logo else {
+            return LogoFact::None;
+        };
+        match &*self.logo.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((version, k, logo)) if (*version, k) == (policy.version(), key) => LogoFact::Found(logo.clone()),
+            _ => LogoFact::Unread,
+        }
+    }
+
+    /// Reads and decodes the policy's logo (on the pool), once per policy
+    /// version; only a plan that draws it asks.
+    pub(super) async fn read_logo(&self, policy: &Policy) -> Result<LogoFact, PipelineError> {
         let Some(key) = &policy.document().watermark.logo else {
             return Ok(LogoFact::None);
         };
-        let version = policy.version();
-        if let Some((v, k, logo)) = &*self.logo.0.lock().unwrap_or_else(|e| e.into_inner())
-            && (*v, k) == (version, key)
-        {
-            return Ok(LogoFact::Found(logo.clone()));
-        }
         let bytes = match self.originals.get(key).await {
             Err(StoreError::NotFound(_)) => return Ok(LogoFact::Missing(key.clone())),
             other => other?,
         };
         let logo = self.engines.logo(bytes, key.clone()).await?;
-        *self.logo.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, key.clone(), logo.clone()));
+        *self.logo.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((policy.version(), key.clone(), logo.clone()));
         Ok(LogoFact::Found(logo))
     }
 
@@ -104,43 +105,39 @@ impl<S: Store> Pipeline<S> {
     /// What the originals store says of a source, without its bytes.
     pub(super) async fn source_info(&self, key: &str) -> Result<ObjectInfo, PipelineError> {
         let info = self.originals.head(key).await?;
-        info.ok_or_else(|| PipelineError::MissingSource(key.to_string()))
+        let info = info.ok_or_else(|| PipelineError::MissingSource(key.to_string()))?;
+        self.memory.sources.insert(key, info.identity.clone());
+        Ok(info)
     }
 
-    /// An image source in at most one request: bytes this worker read or
-    /// checked less than [`SOURCE_TRUST`] ago as they are; older ones if a
-    /// HEAD says they are still current; else one GET.
-    pub(super) async fn image_source(&self, key: &str) -> Result<Source, PipelineError> {
-        let known = match self.sources.get(key) {
-            Some(cached) if cached.checked.elapsed() < SOURCE_TRUST => {
-                let digest = layout::source_digest(key, &cached.identity);
-                return Ok(Source {
-                    digest,
-                    bytes: cached.bytes,
-                });
-            }
-            Some(_) => Some(self.source_info(key).await?),
-            None => None,
-        };
-        self.source_bytes(key, known.as_ref(), true).await
+    /// The identity of an image source without reading it: as this worker
+    /// read or checked it less than `SOURCE_TRUST` ago, else from a HEAD
+    /// when the store is asked anyway ([`Lookups::Always`]) or the bytes are
+    /// at hand to be reused; `None` when only reading it will tell.
+    pub(super) async fn source_identity(&self, key: &str) -> Result<Option<String>, PipelineError> {
+        if let Some(identity) = self.memory.sources.get(key) {
+            return Ok(Some(identity));
+        }
+        if self.config.lookups == Lookups::Always || self.sources.get(key).is_some() {
+            return Ok(Some(self.source_info(key).await?.identity));
+        }
+        Ok(None)
     }
 
-    /// A source's bytes: from the cache when `known` (a HEAD just made)
-    /// matches what was cached, else read (and kept if `keep` and small
-    /// enough; videos are not kept: one would evict every image).
+    /// A source's bytes: from the cache when they have the `known`
+    /// identity, else one GET (kept if `keep` and small enough; videos are
+    /// not kept: one would evict every image).
     pub(super) async fn source_bytes(
         &self,
         key: &str,
-        known: Option<&ObjectInfo>,
+        known: Option<&str>,
         keep: bool,
     ) -> Result<Source, PipelineError> {
-        if let (Some(info), Some(cached)) = (known, self.sources.get(key))
-            && cached.identity == info.identity
+        if let (Some(identity), Some(cached)) = (known, self.sources.get(key))
+            && cached.identity == identity
         {
-            self.sources.confirmed(key);
-            let digest = layout::source_digest(key, &info.identity);
             return Ok(Source {
-                digest,
+                digest: layout::source_digest(key, identity),
                 bytes: cached.bytes,
             });
         }
@@ -152,6 +149,7 @@ impl<S: Store> Pipeline<S> {
         if keep {
             self.sources.insert(key, &info.identity, bytes.clone());
         }
+        self.memory.sources.insert(key, info.identity.clone());
         Ok(Source {
             digest: layout::source_digest(key, &info.identity),
             bytes,

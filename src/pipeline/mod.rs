@@ -26,7 +26,7 @@ use crate::policy::{Decision, Policy};
 use crate::rendition::{EngineLimits, OutputFormat, RenderError, Spec};
 use crate::result::{JobResult, RenditionRecord};
 use crate::revocation::{RevokeMessage, revoke_share};
-use crate::storage::{RenditionMeta, Store, StoreError, content_type_of};
+use crate::storage::{ObjectInfo, RenditionMeta, Store, StoreError, content_type_of};
 use crate::video::{ProxySpec, VideoError, VideoLimits};
 use crate::work::Work;
 pub use engines::ProgressSink;
@@ -47,7 +47,7 @@ pub enum PipelineError {
     Video(#[from] VideoError),
     #[error("source {0} does not exist")]
     MissingSource(String),
-    #[error("{0} changed while it was being published")]
+    #[error("storage error: {0} changed or vanished while it was being published")]
     Changed(String),
     #[error("the engine panicked: {0}")]
     Panicked(String),
@@ -247,11 +247,19 @@ impl<S: Store> Pipeline<S> {
         progress: Option<&ProgressSink>,
     ) -> Outcome {
         let version = policy.version();
-        let facts = match self.facts(policy, job, now).await {
+        let mut facts = match self.facts(policy, job, now).await {
             Ok(facts) => facts,
             Err(e) => return Outcome::failed(&job.job_id, version, None, &e),
         };
-        let plan = plan::plan(policy, job, &facts);
+        let mut plan = plan::plan(policy, job, &facts);
+        if plan.needs_logo() {
+            // Only a plan that draws the logo reads it (once per policy version).
+            match self.read_logo(policy).await {
+                Ok(logo) => facts.logo = logo,
+                Err(e) => return Outcome::failed(&job.job_id, version, Some(plan.decision), &e),
+            }
+            plan = plan::plan(policy, job, &facts);
+        }
         let failed = |e: &PipelineError| Outcome::failed(&job.job_id, version, Some(plan.decision.clone()), e);
         let made = match &plan.make {
             Make::Nothing => return Outcome::final_(JobResult::denied(&job.job_id, version, plan.decision.clone())),
@@ -290,7 +298,7 @@ impl<S: Store> Pipeline<S> {
         if let Some(meta) = self.lookup(&key, true).await? {
             return self.record(&key, &meta, plan, true).await.map(|r| vec![r]);
         }
-        let source = self.source_bytes(&plan.source, Some(&info), true).await?;
+        let source = self.source_bytes(&plan.source, Some(&info.identity), true).await?;
         let meta = self.engines.describe(source.bytes.clone()).await?;
         let bytes = Arc::try_unwrap(source.bytes).unwrap_or_else(|shared| (*shared).clone());
         let ext = layout::extension(&plan.source);
@@ -300,10 +308,25 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// Image renditions: only the sizes not already stored are rendered,
-    /// all from one decode.
+    /// all from one decode; the original is read only when one is missing.
     async fn images(&self, plan: &Plan, spec: &Spec) -> Result<Vec<RenditionRecord>, PipelineError> {
-        let source = self.image_source(&plan.source).await?;
-        let found = self.found_sizes(plan, spec, &source.digest, false).await?;
+        let known = self.source_identity(&plan.source).await?;
+        let mut found = match &known {
+            Some(identity) => {
+                let digest = layout::source_digest(&plan.source, identity);
+                let found = self.found_sizes(plan, spec, &digest, false).await?;
+                if missing(spec, &found).is_none() {
+                    return self.deliver(plan, spec, &digest, found, Vec::new()).await;
+                }
+                found
+            }
+            None => vec![None; spec.sizes.len()],
+        };
+        let source = self.source_bytes(&plan.source, known.as_deref(), true).await?;
+        if known.is_none_or(|identity| layout::source_digest(&plan.source, &identity) != source.digest) {
+            // Read just now (or changed since it was known): look again under its identity.
+            found = self.found_sizes(plan, spec, &source.digest, false).await?;
+        }
         let made = match missing(spec, &found) {
             None => Vec::new(),
             Some(missing) => self.engines.images(source.bytes, missing).await?,
@@ -313,14 +336,15 @@ impl<S: Store> Pipeline<S> {
 
     /// A poster: a frame of the video, sized and marked by the image rules.
     async fn poster(&self, plan: &Plan, spec: &Spec) -> Result<Vec<RenditionRecord>, PipelineError> {
-        let info = self.video_source_info(&plan.source).await?;
+        let info = self.source_info(&plan.source).await?;
         let digest = layout::source_digest(&plan.source, &info.identity);
         // A poster decodes video: worth a lookup first.
         let found = self.found_sizes(plan, spec, &digest, true).await?;
         let made = match missing(spec, &found) {
             None => Vec::new(),
             Some(missing) => {
-                let source = self.source_bytes(&plan.source, Some(&info), false).await?;
+                self.check_video_size(&info)?;
+                let source = self.source_bytes(&plan.source, Some(&info.identity), false).await?;
                 self.engines.poster(source.bytes, missing).await?
             }
         };
@@ -334,12 +358,13 @@ impl<S: Store> Pipeline<S> {
         spec: &ProxySpec,
         progress: Option<&ProgressSink>,
     ) -> Result<Vec<RenditionRecord>, PipelineError> {
-        let info = self.video_source_info(&plan.source).await?;
+        let info = self.source_info(&plan.source).await?;
         let key = plan.proxy_key(spec, &layout::source_digest(&plan.source, &info.identity));
         if let Some(meta) = self.lookup(&key, true).await? {
             return self.record(&key, &meta, plan, true).await.map(|r| vec![r]);
         }
-        let source = self.source_bytes(&plan.source, Some(&info), false).await?;
+        self.check_video_size(&info)?;
+        let source = self.source_bytes(&plan.source, Some(&info.identity), false).await?;
         let made = self
             .engines
             .proxy(source.bytes, spec.clone(), plan.job_id.clone(), progress.cloned())
@@ -443,14 +468,17 @@ impl<S: Store> Pipeline<S> {
         })
     }
 
-    /// A rendition already stored at `key`: known to this worker, or (when
-    /// `costly` to redo, or lookups are always made) found by a HEAD.
+    /// A rendition already stored at `key`. With [`Lookups::Always`] a HEAD
+    /// says; with [`Lookups::OnRepeat`] this worker's memory, then a HEAD
+    /// only when the work is `costly` to redo.
     async fn lookup(&self, key: &str, costly: bool) -> Result<Option<RenditionMeta>, PipelineError> {
-        if let Some(meta) = self.memory.stored.get(key) {
-            return Ok(Some(meta));
-        }
-        if !costly && self.config.lookups == Lookups::OnRepeat {
-            return Ok(None);
+        if self.config.lookups == Lookups::OnRepeat {
+            if let Some(meta) = self.memory.stored.get(key) {
+                return Ok(Some(meta));
+            }
+            if !costly {
+                return Ok(None);
+            }
         }
         let Some(info) = self.renditions.head(key).await? else {
             return Ok(None);
@@ -465,9 +493,8 @@ impl<S: Store> Pipeline<S> {
         self.config.lookups == Lookups::Always || arrival.repeat || self.memory.answered.get(&job.job_id).is_some()
     }
 
-    /// A video source's facts, refused before download when over the size limit.
-    async fn video_source_info(&self, key: &str) -> Result<crate::storage::ObjectInfo, PipelineError> {
-        let info = self.source_info(key).await?;
+    /// A video is refused before download when over the size limit.
+    fn check_video_size(&self, info: &ObjectInfo) -> Result<(), PipelineError> {
         let max = self.config.video_limits.max_source_bytes;
         if info.size > max {
             let value = info.size;
@@ -478,7 +505,7 @@ impl<S: Store> Pipeline<S> {
             }
             .into());
         }
-        Ok(info)
+        Ok(())
     }
 
     /// A share job's plan again, once rendering is done: a revoke that

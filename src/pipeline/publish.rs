@@ -7,7 +7,7 @@ use super::{Pipeline, PipelineError};
 use crate::job::Destination;
 use crate::layout;
 use crate::result::RenditionRecord;
-use crate::storage::{PutOptions, Store, check_key, content_type_of};
+use crate::storage::{PutOptions, Store, StoreError, check_key, content_type_of};
 
 impl<S: Store> Pipeline<S> {
     /// Copies each record's object to `destination` and notes where it
@@ -22,7 +22,15 @@ impl<S: Store> Pipeline<S> {
         let target = self.renditions.bucket(&destination.bucket)?;
         let single = records.len() == 1;
         for record in records.iter_mut() {
-            let bytes = Arc::new(self.renditions.get(&record.key).await?);
+            let bytes = match self.renditions.get(&record.key).await {
+                // Deleted since it was made or found (a lifecycle rule): forget
+                // it, so the retry makes it again.
+                Err(StoreError::NotFound(key)) => {
+                    self.memory.stored.remove(&key);
+                    return Err(PipelineError::Changed(key));
+                }
+                other => Arc::new(other?),
+            };
             if !self.engines.matches(bytes.clone(), record.sha256.clone()).await? {
                 return Err(PipelineError::Changed(record.key.clone()));
             }

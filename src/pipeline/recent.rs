@@ -63,7 +63,16 @@ pub(super) struct Memory {
     pub(super) stored: Recent<RenditionMeta>,
     /// Shares whose revocation marker was seen (a revocation is final).
     pub(super) revoked: Recent<()>,
+    /// The identity each original had when this worker last read or
+    /// checked it, believed for [`SOURCE_TRUST`].
+    pub(super) sources: Recent<String>,
 }
+
+/// How long an original read (or checked) by this worker is taken as it
+/// was without asking the store again. Originals are rarely replaced in
+/// place; one that is gets new renditions (under its new identity) within
+/// this time.
+pub(super) const SOURCE_TRUST: Duration = Duration::from_secs(30);
 
 const FOREVER: Duration = Duration::from_secs(u64::MAX / 4);
 
@@ -73,6 +82,7 @@ impl Memory {
             answered: Recent::new(100_000, FOREVER),
             stored: Recent::new(100_000, Duration::from_secs(3600)),
             revoked: Recent::new(10_000, FOREVER),
+            sources: Recent::new(100_000, SOURCE_TRUST),
         }
     }
 }

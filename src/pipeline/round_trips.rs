@@ -130,12 +130,13 @@ async fn with_lookups_always_the_store_is_asked_first() {
     let p = pipeline(Lookups::Always).await;
     run(&p, &job("j-1", "u-ben", 640), false).await;
     let n = requests(&p);
-    // memo GET (miss), source GET, rendition HEAD (miss), rendition PUT, memo PUT.
+    // As before this issue: memo GET (miss), source HEAD, rendition HEAD
+    // (miss), source GET, rendition PUT, memo PUT.
     assert_eq!(
         n,
         Requests {
             get: 2,
-            head: 1,
+            head: 2,
             put: 2,
             ..Requests::default()
         },
@@ -164,4 +165,41 @@ fn job_of(work: &Work) -> Job {
         Work::Job(job) => (**job).clone(),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_logo_is_read_only_by_jobs_that_draw_it_and_once_per_policy_version() {
+    let p = pipeline(Lookups::OnRepeat).await;
+    let mut doc = policy().document().clone();
+    doc.watermark.logo = Some("originals/logo.png".into());
+    let with_logo = Policy::from_document(doc).unwrap();
+    let arrival = Arrival {
+        now: Utc::now(),
+        repeat: false,
+    };
+    let plain = p.run(&with_logo, &job("j-1", "u-ben", 640), arrival, None).await;
+    assert_eq!(
+        plain.result.status,
+        crate::result::Status::Done,
+        "no mark, no logo needed"
+    );
+    assert_eq!(requests(&p).total(), 3, "the missing logo was not even asked for");
+    let marked = p.run(&with_logo, &job("j-2", "u-cleo", 640), arrival, None).await;
+    assert_eq!(marked.result.error.unwrap().code, "missing_source");
+
+    let logo = fixture("originals/logo.png");
+    p.originals
+        .put("originals/logo.png", logo, PutOptions::default())
+        .await
+        .unwrap();
+    requests(&p);
+    let marked = p.run(&with_logo, &job("j-3", "u-cleo", 640), arrival, None).await;
+    assert!(marked.result.renditions[0].watermarked);
+    assert_eq!(
+        requests(&p).get,
+        1,
+        "the logo read once (the source was read moments ago)"
+    );
+    p.run(&with_logo, &job("j-4", "u-cleo", 320), arrival, None).await;
+    assert_eq!(requests(&p).get, 0, "the decoded logo is kept for this policy version");
 }

@@ -5,15 +5,12 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-/// A source's bytes, the identity they were read with, and when the store
-/// last confirmed that identity.
+/// A source's bytes and the identity they were read with.
 #[derive(Debug, Clone)]
 pub struct Cached {
     pub identity: String,
     pub bytes: Arc<Vec<u8>>,
-    pub checked: Instant,
 }
 
 pub struct SourceCache {
@@ -39,14 +36,6 @@ impl SourceCache {
         Some(cached)
     }
 
-    /// The store confirmed that `key` still has the identity it was read with.
-    pub fn confirmed(&self, key: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, cached)) = entries.iter_mut().find(|(k, _)| k == key) {
-            cached.checked = Instant::now();
-        }
-    }
-
     /// Sources larger than a quarter of the budget are not kept: one huge
     /// original should not flush every other.
     pub fn insert(&self, key: &str, identity: &str, bytes: Arc<Vec<u8>>) {
@@ -56,15 +45,7 @@ impl SourceCache {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|(k, _)| k != key);
         let identity = identity.to_string();
-        let checked = Instant::now();
-        entries.push_back((
-            key.to_string(),
-            Cached {
-                identity,
-                bytes,
-                checked,
-            },
-        ));
+        entries.push_back((key.to_string(), Cached { identity, bytes }));
         let mut total: usize = entries.iter().map(|(_, c)| c.bytes.len()).sum();
         while total > self.budget {
             let Some((_, dropped)) = entries.pop_front() else { break };
