@@ -215,3 +215,32 @@ fn image_size(bytes: &[u8]) -> Option<(u32, u32)> {
         .into_dimensions()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Coded;
+
+    #[tokio::test]
+    async fn a_panic_on_the_pool_is_an_engine_error_and_the_pool_lives_on() {
+        let engines = Engines::new(1, 1, EngineLimits::default(), VideoLimits::default());
+        let panicked = on_pool(&engines.images, || -> Result<(), PipelineError> {
+            panic!("a decoder bug")
+        })
+        .await;
+        let error = panicked.unwrap_err();
+        assert_eq!(error.code(), "engine_error");
+        assert!(error.to_string().contains("a decoder bug"), "{error}");
+        // The same one-thread pool still runs work.
+        let hero = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/originals/hero.jpg")).unwrap();
+        let spec = Spec {
+            sizes: vec![Size::LongEdge(64)],
+            format: OutputFormat::Jpeg,
+            quality: 80,
+            watermark: None,
+        };
+        let made = engines.images(Arc::new(hero), spec).await.unwrap();
+        assert_eq!(made[0].meta.width, Some(64));
+        assert_eq!(made[0].meta.sha256, sha256(&made[0].bytes));
+    }
+}
