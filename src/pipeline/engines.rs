@@ -28,6 +28,8 @@ pub(super) struct Made {
 }
 
 pub(super) struct Engines {
+    /// Renders, posters and transcodes started (tests count them).
+    pub(super) started: std::sync::atomic::AtomicUsize,
     images: rayon::ThreadPool,
     video: rayon::ThreadPool,
     pub(super) limits: EngineLimits,
@@ -50,6 +52,7 @@ impl Engines {
                 .expect("a rayon pool starts")
         };
         Engines {
+            started: Default::default(),
             images: pool(threads, "render"),
             video: pool(video_threads, "video"),
             limits,
@@ -57,8 +60,13 @@ impl Engines {
         }
     }
 
+    fn count(&self) {
+        self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Every size of `spec` from one decode of `source`.
     pub(super) async fn images(&self, source: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Made>, PipelineError> {
+        self.count();
         let limits = self.limits;
         on_pool(&self.images, move || {
             let rendered = rendition::render(&source, &spec, &limits)?;
@@ -99,6 +107,7 @@ impl Engines {
 
     /// A poster frame, then the image rules, on the video pool.
     pub(super) async fn poster(&self, source: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Made>, PipelineError> {
+        self.count();
         let (video_limits, limits) = (self.video_limits, self.limits);
         on_pool(&self.video, move || {
             in_temp_file(&source, |input, _| {
@@ -122,6 +131,7 @@ impl Engines {
         job_id: String,
         sink: Option<ProgressSink>,
     ) -> Result<Made, PipelineError> {
+        self.count();
         let limits = self.video_limits;
         on_pool(&self.video, move || {
             in_temp_file(&source, |input, dir| {

@@ -45,6 +45,11 @@ fn job(id: &str, user: &str, max_edge: u32) -> Work {
     Work::parse(body.as_bytes(), false)
 }
 
+/// Renders (and transcodes) started so far.
+fn renders(p: &Pipeline<MemoryStore>) -> usize {
+    p.engines.started.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn requests(p: &Pipeline<MemoryStore>) -> Requests {
     let (o, r) = (p.originals.requests(), p.renditions.requests());
     p.originals.reset_requests();
@@ -77,9 +82,11 @@ async fn a_fresh_image_job_costs_three_requests_and_a_repeat_renders_nothing() {
     assert_eq!((n.get, n.put), (1, 2), "source read; rendition and memo written: {n:?}");
 
     // The same job id again: the remembered answer, nothing rendered or written.
+    assert_eq!(renders(&p), 1);
     let again = run(&p, &job("j-1", "u-ben", 640), false).await;
     assert!(again.replayed);
     assert_eq!(again.result, fresh.result);
+    assert_eq!(renders(&p), 1, "a repeat renders nothing");
     assert_eq!(requests(&p).put, 0, "a repeat writes nothing");
 
     // Redelivered to a worker that never saw it: the memo is read.
@@ -112,6 +119,7 @@ async fn the_same_rendition_for_another_job_is_found_not_rendered() {
     requests(&p);
     let hit = run(&p, &job("j-2", "u-ben", 640), false).await;
     assert!(hit.result.renditions[0].cached, "known to this worker");
+    assert_eq!(renders(&p), 1, "found, not rendered");
     let n = requests(&p);
     // The source was read moments ago and the rendition stored here: only
     // the memo is written.
