@@ -33,7 +33,7 @@ pub use engines::ProgressSink;
 use engines::{Engines, Made};
 pub use plan::MAX_LINK_TTL_S;
 use recent::Memory;
-pub use sources::SourceCache;
+use sources::SourceCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

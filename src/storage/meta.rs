@@ -51,15 +51,6 @@ impl RenditionMeta {
             meta: self.to_pairs(),
         }
     }
-
-    /// What a later `head` of the object stored with these options says.
-    pub fn info(&self) -> ObjectInfo {
-        ObjectInfo {
-            size: self.bytes,
-            identity: String::new(),
-            meta: self.to_pairs(),
-        }
-    }
 }
 
 #[cfg(test)]
