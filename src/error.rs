@@ -16,3 +16,12 @@ pub trait Coded {
     fn code(&self) -> &'static str;
     fn disposition(&self) -> Disposition;
 }
+
+/// What a caught panic said, for the log and the error message.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -17,6 +17,7 @@ use crate::storage::link::LinkSigner;
 use crate::storage::s3::{DEFAULT_MULTIPART_THRESHOLD, S3Config};
 use crate::video::VideoLimits;
 use crate::worker::WorkerConfig;
+use crate::worker::handler::STORAGE_WAIT;
 
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ pub struct RawSettings {
     pub max_attempts: Option<u32>,
     pub retry_base_ms: Option<u64>,
     pub drain_timeout_s: Option<u64>,
+    pub storage_wait_s: Option<u64>,
     pub max_link_ttl_s: Option<u64>,
     pub log_format: Option<String>,
     pub video_concurrency: Option<u16>,
@@ -149,6 +151,8 @@ pub struct Settings {
     pub topology: Topology,
     pub queues: Vec<JobQueue>,
     pub drain_timeout: Duration,
+    /// How long a job waits out unreachable stores before its usual retry.
+    pub storage_wait: Duration,
     pub max_link_ttl_s: u64,
     pub json_logs: bool,
     /// Transcodes at once (the video pool's threads).
@@ -218,6 +222,7 @@ impl RawSettings {
             max_attempts,
             retry_base_ms,
             drain_timeout_s,
+            storage_wait_s,
             max_link_ttl_s,
             log_format,
             video_concurrency,
@@ -279,6 +284,7 @@ impl Settings {
             topology: Topology::new(&prefix, max_attempts, base),
             queues: queues(raw.queues.as_deref())?,
             drain_timeout: Duration::from_secs(raw.drain_timeout_s.unwrap_or(30)),
+            storage_wait: raw.storage_wait_s.map_or(STORAGE_WAIT, Duration::from_secs),
             max_link_ttl_s: raw.max_link_ttl_s.unwrap_or(MAX_LINK_TTL_S).min(MAX_LINK_TTL_S),
             json_logs,
             video_concurrency,
@@ -324,7 +330,7 @@ impl Settings {
         let amqp = redact_url(&self.amqp_url);
         format!(
             "amqp_url={amqp} policy={:?} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
-             max_attempts={} retry_delays={:?} drain_timeout={:?} max_link_ttl_s={} video_concurrency={} \
+             max_attempts={} retry_delays={:?} drain_timeout={:?} storage_wait={:?} max_link_ttl_s={} video_concurrency={} \
              video_deadline={:?} video_max_duration_s={} store_lookups={:?}",
             self.policy,
             self.store,
@@ -335,6 +341,7 @@ impl Settings {
             self.topology.max_attempts(),
             self.topology.retry_delays,
             self.drain_timeout,
+            self.storage_wait,
             self.max_link_ttl_s,
             self.video_concurrency,
             self.video_limits.deadline,

@@ -53,6 +53,10 @@ pub struct Metrics {
     policy_updates: AtomicU64,
     policy_rejected: AtomicU64,
     policy_version: AtomicU64,
+    engine_panics: AtomicU64,
+    task_panics: AtomicU64,
+    storage_outages: AtomicU64,
+    storage_paused: AtomicI64,
     in_flight: AtomicI64,
     stages: Mutex<[Histogram; 3]>,
 }
@@ -88,6 +92,21 @@ impl Metrics {
         } else {
             self.policy_rejected.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    /// A panic caught on an engine pool (the job was answered `engine_error`).
+    pub fn engine_panicked(&self) {
+        self.engine_panics.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A panic caught in a job's async task (the delivery was nacked).
+    pub fn task_panicked(&self) {
+        self.task_panics.fetch_add(1, Ordering::Relaxed);
+    }
+    /// The stores stopped answering (`true`) or answer again (`false`).
+    pub fn storage_paused(&self, paused: bool) {
+        if paused {
+            self.storage_outages.fetch_add(1, Ordering::Relaxed);
+        }
+        self.storage_paused.store(paused as i64, Ordering::Relaxed);
     }
     pub fn set_policy_version(&self, version: u64) {
         self.policy_version.store(version, Ordering::Relaxed);
@@ -137,6 +156,21 @@ impl Metrics {
             ),
             ("rendition_revocations_total", "Shares revoked.", &self.revocations),
             (
+                "rendition_engine_panics_total",
+                "Panics caught in engine work (answered engine_error).",
+                &self.engine_panics,
+            ),
+            (
+                "rendition_task_panics_total",
+                "Panics caught in a job's task (delivery nacked).",
+                &self.task_panics,
+            ),
+            (
+                "rendition_storage_outages_total",
+                "Times the stores stopped answering and the worker paused.",
+                &self.storage_outages,
+            ),
+            (
                 "rendition_policy_updates_total",
                 "Policy updates applied.",
                 &self.policy_updates,
@@ -160,6 +194,11 @@ impl Metrics {
                 "rendition_policy_version",
                 "Policy version in force.",
                 get(&self.policy_version) as i64,
+            ),
+            (
+                "rendition_storage_paused",
+                "1 while the stores are unreachable and no new job is taken.",
+                self.storage_paused.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, n) in gauges {

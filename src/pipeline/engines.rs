@@ -11,10 +11,15 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::PipelineError;
+use crate::error::panic_message;
 use crate::rendition::{self, EngineLimits, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
 use crate::storage::RenditionMeta;
 use crate::video::{self, ProxySpec, VideoError, VideoLimits};
+
+/// Sources that start so make the image engine panic (unit tests only).
+#[cfg(test)]
+pub(crate) const PANIC_TRIGGER: &[u8] = b"rendition-test:panic";
 
 /// Where a job's progress messages go, if anywhere.
 pub type ProgressSink = UnboundedSender<JobProgress>;
@@ -69,6 +74,10 @@ impl Engines {
         self.count();
         let limits = self.limits;
         on_pool(&self.images, move || {
+            #[cfg(test)]
+            if source.starts_with(PANIC_TRIGGER) {
+                panic!("an injected engine panic");
+            }
             let rendered = rendition::render(&source, &spec, &limits)?;
             Ok(rendered.into_iter().map(made).collect())
         })
@@ -171,14 +180,8 @@ async fn on_pool<T: Send + 'static>(
 ) -> Result<T, PipelineError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     pool.spawn(move || {
-        let outcome = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            Err(PipelineError::Panicked(message))
-        });
+        let outcome = catch_unwind(AssertUnwindSafe(work))
+            .unwrap_or_else(|panic| Err(PipelineError::Panicked(panic_message(&*panic))));
         let _ = tx.send(outcome);
     });
     rx.await

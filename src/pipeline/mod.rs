@@ -29,6 +29,8 @@ use crate::revocation::{RevokeMessage, revoke_share};
 use crate::storage::{ObjectInfo, RenditionMeta, Store, StoreError, content_type_of};
 use crate::video::{ProxySpec, VideoError, VideoLimits};
 use crate::work::Work;
+#[cfg(test)]
+pub(crate) use engines::PANIC_TRIGGER;
 pub use engines::ProgressSink;
 use engines::{Engines, Made};
 pub use plan::MAX_LINK_TTL_S;
@@ -155,6 +157,8 @@ pub struct Outcome {
     pub retry: bool,
     /// The result was remembered from an earlier delivery of the same job.
     pub replayed: bool,
+    /// Engine code panicked (caught on its pool; answered `engine_error`).
+    pub panicked: bool,
 }
 
 impl Outcome {
@@ -163,12 +167,14 @@ impl Outcome {
             result,
             retry: false,
             replayed: false,
+            panicked: false,
         }
     }
 
     fn failed(job_id: &str, version: u64, decision: Option<Decision>, e: &PipelineError) -> Outcome {
         Outcome {
             retry: e.disposition() == Disposition::Retry,
+            panicked: matches!(e, PipelineError::Panicked(_)),
             ..Outcome::final_(JobResult::failed(job_id, version, decision, e))
         }
     }

@@ -11,7 +11,10 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
-use super::{JobQueue, Message, Publisher, QueueError, RETRY_LEVEL_HEADER, Topology};
+use super::{
+    DEATH_COUNT_HEADER, DEATH_QUEUE_HEADER, DEATH_REASON_HEADER, DEATH_ROUTING_KEY_HEADER, JobQueue, Message,
+    Publisher, QueueError, RETRY_LEVEL_HEADER, Topology,
+};
 
 fn broker(e: lapin::Error) -> QueueError {
     e.into()
@@ -264,23 +267,21 @@ fn properties_of(message: &Message) -> BasicProperties {
     props
 }
 
-/// What we need of a delivery. Headers we did not set (x-death…) are kept
-/// when they are text or numbers.
+/// What we need of a delivery. Headers we did not set are kept when they
+/// are text or numbers; RabbitMQ's `x-death` list (why the broker itself
+/// dead-lettered it) is read into [`DEATH_REASON_HEADER`] and its kin.
 pub fn message_of(delivery: &Delivery) -> Message {
     let props = &delivery.properties;
     let text = |s: &Option<ShortString>| s.as_ref().map(|s| s.as_str().to_string());
     let mut headers = BTreeMap::new();
     if let Some(table) = props.headers() {
         for (k, v) in table {
-            let value = match v {
-                AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-                AMQPValue::ShortString(s) => s.as_str().to_string(),
-                AMQPValue::LongInt(n) => n.to_string(),
-                AMQPValue::LongLongInt(n) => n.to_string(),
-                AMQPValue::LongUInt(n) => n.to_string(),
-                _ => continue,
-            };
-            headers.insert(k.as_str().to_string(), value);
+            if let Some(value) = scalar(v) {
+                headers.insert(k.as_str().to_string(), value);
+            }
+        }
+        if let Some(AMQPValue::FieldArray(deaths)) = table.inner().get("x-death") {
+            headers.extend(death_headers(deaths.as_slice()));
         }
     }
     Message {
@@ -293,4 +294,37 @@ pub fn message_of(delivery: &Delivery) -> Message {
         mandatory: false,
         redelivered: delivery.redelivered,
     }
+}
+
+fn scalar(value: &AMQPValue) -> Option<String> {
+    Some(match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        _ => return None,
+    })
+}
+
+/// The newest `x-death` entry (RabbitMQ puts it first): reason, queue,
+/// how many times, and the routing key the job was first sent with.
+fn death_headers(deaths: &[AMQPValue]) -> Vec<(String, String)> {
+    let Some(AMQPValue::FieldTable(death)) = deaths.first() else {
+        return Vec::new();
+    };
+    let field = |name: &str| death.inner().get(name).and_then(scalar);
+    let routing_key = match death.inner().get("routing-keys") {
+        Some(AMQPValue::FieldArray(keys)) => keys.as_slice().first().and_then(scalar),
+        _ => None,
+    };
+    [
+        (DEATH_REASON_HEADER, field("reason")),
+        (DEATH_QUEUE_HEADER, field("queue")),
+        (DEATH_COUNT_HEADER, field("count")),
+        (DEATH_ROUTING_KEY_HEADER, routing_key),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_string(), value?)))
+    .collect()
 }

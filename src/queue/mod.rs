@@ -20,6 +20,12 @@ pub const RETRY_LEVEL_HEADER: &str = "rendition-retry-level";
 pub const ERROR_CODE_HEADER: &str = "x-error-code";
 pub const ERROR_MESSAGE_HEADER: &str = "x-error-message";
 pub const ROUTING_KEY_HEADER: &str = "x-original-routing-key";
+/// Read from RabbitMQ's `x-death` on a message the broker dead-lettered
+/// itself (e.g. `delivery_limit`: every worker that took it died first).
+pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+pub const DEATH_QUEUE_HEADER: &str = "x-death-queue";
+pub const DEATH_COUNT_HEADER: &str = "x-death-count";
+pub const DEATH_ROUTING_KEY_HEADER: &str = "x-death-routing-key";
 /// Routing key of a revoke message (an addition to §5's keys).
 pub const REVOKE_ROUTING_KEY: &str = "revoke";
 
@@ -86,6 +92,44 @@ impl Message {
             .and_then(|a| a.parse().ok())
             .unwrap_or(1)
             .max(1)
+    }
+}
+
+/// Why a message is in the dead-letter queue, from our headers (the worker
+/// dead-lettered it) or RabbitMQ's `x-death` (the broker did).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeathNote {
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// Where the job was first sent (what a replay publishes it under).
+    pub routing_key: Option<String>,
+}
+
+impl Message {
+    pub fn death_note(&self) -> DeathNote {
+        let header = |name: &str| self.header(name).map(str::to_string);
+        if self.header(ERROR_CODE_HEADER).is_some() || self.header(DEATH_REASON_HEADER).is_none() {
+            return DeathNote {
+                code: header(ERROR_CODE_HEADER),
+                message: header(ERROR_MESSAGE_HEADER),
+                routing_key: header(ROUTING_KEY_HEADER),
+            };
+        }
+        let reason = self.header(DEATH_REASON_HEADER).unwrap_or_default();
+        let queue = self.header(DEATH_QUEUE_HEADER).unwrap_or("its queue");
+        let why = match reason {
+            "delivery_limit" => {
+                "every worker that took it stopped before answering it (a crash, a kill or running out of memory)"
+            }
+            "rejected" => "a worker gave it up without answering (a task that panicked on two deliveries)",
+            "expired" => "it waited longer than the queue's time to live",
+            _ => "the broker gave it up",
+        };
+        DeathNote {
+            code: Some(reason.to_string()),
+            message: Some(format!("RabbitMQ dead-lettered it from {queue} ({reason}): {why}")),
+            routing_key: header(DEATH_ROUTING_KEY_HEADER),
+        }
     }
 }
 
@@ -211,6 +255,29 @@ mod tests {
         assert_eq!(ms, [500, 1000, 2000]);
         assert_eq!(t.max_attempts(), 4);
         assert!(Topology::new("", 1, Duration::from_secs(1)).retry_delays.is_empty());
+    }
+
+    #[test]
+    fn a_dead_letter_says_why_from_our_headers_or_the_broker_s() {
+        let mut ours = Message::default();
+        ours.headers.insert(ERROR_CODE_HEADER.into(), "storage_error".into());
+        ours.headers.insert(ROUTING_KEY_HEADER.into(), "publish".into());
+        let note = ours.death_note();
+        assert_eq!(note.code.as_deref(), Some("storage_error"));
+        assert_eq!(note.routing_key.as_deref(), Some("publish"));
+        let mut theirs = Message::default();
+        theirs
+            .headers
+            .insert(DEATH_REASON_HEADER.into(), "delivery_limit".into());
+        theirs
+            .headers
+            .insert(DEATH_QUEUE_HEADER.into(), "rendition.jobs.image".into());
+        theirs.headers.insert(DEATH_ROUTING_KEY_HEADER.into(), "image".into());
+        let note = theirs.death_note();
+        assert_eq!(note.code.as_deref(), Some("delivery_limit"));
+        assert!(note.message.unwrap().contains("rendition.jobs.image"));
+        assert_eq!(note.routing_key.as_deref(), Some("image"));
+        assert_eq!(Message::default().death_note().code, None);
     }
 
     #[test]

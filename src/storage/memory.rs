@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -16,6 +16,8 @@ type Entry = (Vec<u8>, PutOptions, u64);
 pub struct MemoryStore {
     objects: Mutex<HashMap<String, Entry>>,
     counts: [AtomicUsize; 5],
+    /// When set, every request fails as an unreachable server's would.
+    pub down: AtomicBool,
 }
 
 /// Requests made of a store, by kind. Signing is local work, not a request.
@@ -62,8 +64,17 @@ impl MemoryStore {
         self.counts.iter().for_each(|c| c.store(0, Ordering::SeqCst));
     }
 
-    fn count(&self, kind: usize) {
+    /// Counts a request; fails it while the store is down.
+    fn count(&self, kind: usize) -> Result<(), StoreError> {
         self.counts[kind].fetch_add(1, Ordering::SeqCst);
+        self.answering()
+    }
+
+    fn answering(&self) -> Result<(), StoreError> {
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(StoreError::failed("memory store: connection refused")),
+            false => Ok(()),
+        }
     }
 
     pub fn keys(&self) -> Vec<String> {
@@ -87,14 +98,14 @@ impl Store for MemoryStore {
     }
 
     async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
-        self.count(GET);
+        self.count(GET)?;
         let objects = self.objects.lock().unwrap();
         let (bytes, options, generation) = objects.get(key).ok_or_else(|| StoreError::NotFound(key.to_string()))?;
         Ok((info(bytes, options, *generation), bytes.clone()))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        self.count(HEAD);
+        self.count(HEAD)?;
         let objects = self.objects.lock().unwrap();
         Ok(objects
             .get(key)
@@ -103,7 +114,7 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
         check_key(key)?;
-        self.count(PUT);
+        self.count(PUT)?;
         let mut objects = self.objects.lock().unwrap();
         let generation = objects.get(key).map_or(0, |(_, _, g)| g + 1);
         objects.insert(key.to_string(), (bytes, options, generation));
@@ -119,14 +130,18 @@ impl Store for MemoryStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.count(LIST);
+        self.count(LIST)?;
         Ok(self.keys().into_iter().filter(|k| k.starts_with(prefix)).collect())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.count(DELETE);
+        self.count(DELETE)?;
         self.objects.lock().unwrap().remove(key);
         Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.answering()
     }
 
     /// A fresh, empty store: in-memory buckets share nothing.

@@ -3,10 +3,11 @@
 //! only when this returns `Ok`, i.e. once the broker confirmed the answer.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::outage::StorageGate;
 use crate::ops::{Metrics, Stage};
 use crate::pipeline::{Arrival, Outcome, Pipeline};
 use crate::policy::{CurrentPolicy, Policy};
@@ -45,7 +46,12 @@ pub struct Handler<S> {
     pub policy: Arc<CurrentPolicy>,
     pub topology: Topology,
     pub metrics: Arc<Metrics>,
+    /// Whether the stores answer; see [`super::outage`].
+    pub storage: StorageGate,
 }
+
+/// How long a job waits out a storage outage unless told otherwise.
+pub const STORAGE_WAIT: Duration = Duration::from_secs(300);
 
 impl<S: Store> Handler<S> {
     pub fn new(pipeline: Pipeline<S>, policy: Policy, topology: Topology, metrics: Arc<Metrics>) -> Handler<S> {
@@ -54,15 +60,23 @@ impl<S: Store> Handler<S> {
             policy: Arc::new(CurrentPolicy::new(policy)),
             topology,
             metrics,
+            storage: StorageGate::new(STORAGE_WAIT),
         }
+    }
+
+    /// The longest a job waits for unreachable stores before its usual retry.
+    pub fn with_storage_wait(mut self, wait: Duration) -> Handler<S> {
+        self.storage = StorageGate::new(wait);
+        self
     }
 
     pub async fn handle(&self, broker: &impl Publisher, message: &Message) -> Result<(), QueueError> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
         let work = Work::parse(&message.body, message.routing_key == REVOKE_ROUTING_KEY);
-        let outcome = self.run_reporting(broker, message, &work).await;
+        let outcome = self.run_through_outages(broker, message, &work).await;
         self.metrics.observe(Stage::Pipeline, started.elapsed());
+        self.note_engine_panic(&outcome);
         if matches!(work, Work::Revoke(_)) && outcome.result.status == Status::Done {
             self.metrics.revoked();
         }
@@ -88,6 +102,61 @@ impl<S: Store> Handler<S> {
                 self.dead_letter(broker, message, &outcome.result).await?;
                 self.reply(broker, message, &outcome, purpose).await
             }
+        }
+    }
+
+    /// Runs the work; a storage failure while the stores do not answer is
+    /// waited out (within the gate's wait) and the work run again, so an
+    /// outage costs no attempt.
+    async fn run_through_outages(&self, broker: &impl Publisher, message: &Message, work: &Work) -> Outcome {
+        let deadline = Instant::now() + self.storage.wait;
+        loop {
+            let outcome = self.run_reporting(broker, message, work).await;
+            let on_storage = outcome.result.error.as_ref().is_some_and(|e| e.code == "storage_error");
+            let waited_out = outcome.retry && on_storage && self.outlast_outage(deadline).await;
+            if !waited_out {
+                return outcome;
+            }
+            tracing::info!(job_id = work.job_id(), "storage is back: running the job again");
+        }
+    }
+
+    /// After a storage failure: `true` when the stores did not answer and
+    /// answer again before `deadline`; `false` when they answered at once
+    /// (a passing fault: the usual retry) or never came back in time.
+    async fn outlast_outage(&self, deadline: Instant) -> bool {
+        match self.probe_stores().await {
+            Ok(()) => {
+                self.storage.up(&self.metrics);
+                return false;
+            }
+            Err(why) => self.storage.down(&self.metrics, &why),
+        }
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if self.storage.changed_or(self.storage.probe_every.min(left)).await || self.probe_stores().await.is_ok() {
+                self.storage.up(&self.metrics);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Both stores answer (bucket or directory there) within 5 s.
+    pub async fn probe_stores(&self) -> Result<(), String> {
+        let (originals, renditions) = (self.pipeline.originals(), self.pipeline.renditions());
+        let both = async { tokio::try_join!(originals.ready(), renditions.ready()) };
+        match tokio::time::timeout(Duration::from_secs(5), both).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer in 5 s".into()),
+        }
+    }
+
+    /// An engine panic was answered `engine_error`: log it loudly and count it.
+    fn note_engine_panic(&self, outcome: &Outcome) {
+        if let Some(error) = outcome.result.error.as_ref().filter(|_| outcome.panicked) {
+            self.metrics.engine_panicked();
+            tracing::error!(job_id = %outcome.result.job_id, panic = %error.message, "the engine panicked; the job failed");
         }
     }
 
@@ -130,7 +199,7 @@ impl<S: Store> Handler<S> {
 
     /// The result to `reply_to` (with the correlation id), else to the
     /// results exchange under `purpose.status`.
-    async fn reply(
+    pub(super) async fn reply(
         &self,
         broker: &impl Publisher,
         message: &Message,
@@ -159,7 +228,7 @@ impl<S: Store> Handler<S> {
         Ok(())
     }
 
-    async fn dead_letter(
+    pub(super) async fn dead_letter(
         &self,
         broker: &impl Publisher,
         message: &Message,
@@ -233,6 +302,7 @@ mod tests {
     use crate::queue::memory::MemoryBroker;
     use crate::storage::PutOptions;
     use crate::storage::memory::MemoryStore;
+    use crate::worker::supervise::Verdict;
     use std::time::Duration;
 
     fn handler() -> Handler<MemoryStore> {
@@ -240,6 +310,9 @@ mod tests {
         let originals = MemoryStore::new();
         let hero = std::fs::read(root.join("originals/hero.jpg")).unwrap();
         let put = originals.put("originals/hero.jpg", hero, PutOptions::default());
+        tokio::runtime::Handle::current().block_on(put).unwrap();
+        let poison = crate::pipeline::PANIC_TRIGGER.to_vec();
+        let put = originals.put("originals/poison.jpg", poison, PutOptions::default());
         tokio::runtime::Handle::current().block_on(put).unwrap();
         let config = PipelineConfig {
             render_threads: 1,
@@ -300,6 +373,140 @@ mod tests {
         let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
         broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
         assert!(handler.handle(&broker, &job_message(None)).await.is_err());
+    }
+
+    fn job_from(id: &str, source: &str) -> Message {
+        let mut job: serde_json::Value = serde_json::from_slice(&job_message(None).body).unwrap();
+        job["job_id"] = id.into();
+        job["asset"]["source"] = source.into();
+        Message {
+            body: serde_json::to_vec(&job).unwrap(),
+            ..job_message(None)
+        }
+    }
+
+    fn answer(sent: &[(String, Message)]) -> JobResult {
+        serde_json::from_slice(&sent.last().unwrap().1.body).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_engine_panic_fails_its_job_is_counted_and_the_next_job_runs() {
+        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+        let poison = job_from("poison-1", "originals/poison.jpg");
+        let verdict = handler
+            .supervise(&broker, &poison, handler.handle(&broker, &poison))
+            .await;
+        assert_eq!(verdict, Verdict::Ack, "answered, so acked");
+        let failed = answer(&broker.take());
+        assert_eq!(failed.status, Status::Failed);
+        let error = failed.error.unwrap();
+        assert_eq!(error.code, "engine_error");
+        assert!(error.message.contains("an injected engine panic"), "{}", error.message);
+        let metrics = handler.metrics.render();
+        assert!(metrics.contains("rendition_engine_panics_total 1\n"), "{metrics}");
+        assert!(
+            metrics.contains("rendition_task_panics_total 0\n"),
+            "caught on the pool"
+        );
+
+        let next = job_from("after-poison", "originals/hero.jpg");
+        assert_eq!(
+            handler.supervise(&broker, &next, handler.handle(&broker, &next)).await,
+            Verdict::Ack
+        );
+        let done = answer(&broker.take());
+        assert_eq!(done.status, Status::Done, "{done:?}");
+        assert_eq!(done.renditions[0].width, Some(2048));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_task_panic_requeues_once_then_dead_letters_with_the_reason() {
+        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+        let first = job_from("task-panic", "originals/hero.jpg");
+        let panics = || async { panic!("a bug in the task") };
+        assert_eq!(handler.supervise(&broker, &first, panics()).await, Verdict::Requeue);
+        assert!(broker.take().is_empty(), "nothing answered: the job goes back");
+        let again = Message {
+            redelivered: true,
+            ..first.clone()
+        };
+        assert_eq!(handler.supervise(&broker, &again, panics()).await, Verdict::Ack);
+        let sent = broker.take();
+        assert_eq!(sent[0].1.routing_key, "rendition.dead");
+        assert_eq!(sent[0].1.header(ERROR_CODE_HEADER), Some("engine_error"));
+        assert!(
+            sent[0]
+                .1
+                .header(ERROR_MESSAGE_HEADER)
+                .unwrap()
+                .contains("a bug in the task")
+        );
+        let failed = answer(&sent);
+        assert_eq!((failed.job_id.as_str(), failed.status), ("task-panic", Status::Failed));
+        assert!(handler.metrics.render().contains("rendition_task_panics_total 2\n"));
+        // Could the dead letter not be sent, the broker is left to dead-letter it.
+        broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(handler.supervise(&broker, &again, panics()).await, Verdict::Reject);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_storage_outage_is_waited_out_without_spending_an_attempt() {
+        let mut handler = tokio::task::block_in_place(handler);
+        handler.storage.probe_every = Duration::from_millis(20);
+        let handler = Arc::new(handler);
+        let broker = Arc::new(MemoryBroker::new());
+        let store_down = |down: bool| {
+            let renditions = handler.pipeline.renditions();
+            renditions.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        };
+        store_down(true);
+        let job = job_from("through-outage", "originals/hero.jpg");
+        let running = tokio::spawn({
+            let (handler, broker) = (handler.clone(), broker.clone());
+            async move { handler.handle(&*broker, &job).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!running.is_finished(), "the job waits for the store");
+        assert!(!handler.storage.is_up(), "no new jobs are taken");
+        assert!(handler.metrics.render().contains("rendition_storage_paused 1\n"));
+        store_down(false);
+        running.await.unwrap().unwrap();
+        let sent = broker.take();
+        assert_eq!(sent.len(), 1, "one answer, no retry: {sent:?}");
+        assert_eq!(answer(&sent).status, Status::Done);
+        assert!(handler.storage.is_up());
+        let metrics = handler.metrics.render();
+        assert!(metrics.contains("rendition_retries_total 0\n"), "{metrics}");
+        assert!(metrics.contains("rendition_storage_outages_total 1\n"), "{metrics}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_outage_longer_than_the_wait_takes_the_usual_retry() {
+        let handler = tokio::task::block_in_place(handler).with_storage_wait(Duration::from_millis(50));
+        let broker = MemoryBroker::new();
+        handler
+            .pipeline
+            .renditions()
+            .down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        handler
+            .handle(&broker, &job_from("long-outage", "originals/hero.jpg"))
+            .await
+            .unwrap();
+        let sent = broker.take();
+        assert_eq!(sent[0].0, "rendition.retry", "{sent:?}");
+        assert_eq!(sent[0].1.header(ATTEMPT_HEADER), Some("2"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unconfirmed_answer_requeues() {
+        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+        broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        let job = job_message(None);
+        assert_eq!(
+            handler.supervise(&broker, &job, handler.handle(&broker, &job)).await,
+            Verdict::Requeue
+        );
     }
 
     #[test]

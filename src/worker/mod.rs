@@ -8,7 +8,9 @@
 //!   on shutdown.
 
 pub mod handler;
+pub mod outage;
 pub mod policy_updates;
+pub mod supervise;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
+use supervise::Verdict;
 use tokio::task::JoinSet;
 
 pub use handler::Handler;
@@ -112,10 +115,15 @@ impl<S: Store + 'static> Session<'_, S> {
         tracing::info!(queues = ?self.config.queues, prefetch = self.config.concurrency, "consuming");
         let mut tasks = JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut storage = self.handler.storage.subscribe();
         let ended = loop {
+            // While the stores do not answer, deliveries wait (prefetched,
+            // unacked) and the jobs in flight wait for the stores.
+            let storage_up = self.handler.storage.is_up();
             tokio::select! {
                 _ = shutdown.as_mut() => break Ok(()),
-                delivery = jobs.next() => match delivery {
+                Ok(()) = storage.changed() => {}
+                delivery = jobs.next(), if storage_up => match delivery {
                     Some(Ok(delivery)) => { tasks.spawn(self.job_task(delivery)); }
                     Some(Err(e)) => break Err(QueueError::from(e)),
                     None => break Err(QueueError::new("the broker closed the consumer")),
@@ -174,19 +182,18 @@ impl<S: Store + 'static> Session<'_, S> {
                     .metrics
                     .observe(Stage::QueueWait, Duration::from_secs(now.saturating_sub(*sent)));
             }
-            match handler.handle(&*broker, &message).await {
-                Ok(()) => {
-                    let _ = delivery.ack(BasicAckOptions::default()).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not answer; the job goes back to the queue");
-                    let requeue = BasicNackOptions {
-                        requeue: true,
+            let handling = handler.handle(&*broker, &message);
+            let _ = match handler.supervise(&*broker, &message, handling).await {
+                Verdict::Ack => delivery.ack(BasicAckOptions::default()).await,
+                verdict => {
+                    let requeue = verdict == Verdict::Requeue;
+                    let options = BasicNackOptions {
+                        requeue,
                         ..BasicNackOptions::default()
                     };
-                    let _ = delivery.nack(requeue).await;
+                    delivery.nack(options).await
                 }
-            }
+            };
         }
     }
 

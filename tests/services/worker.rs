@@ -328,3 +328,56 @@ fn large_objects_go_up_in_parts_and_keep_their_headers() {
         Err(rendition::storage::StoreError::NotFound(_))
     ));
 }
+
+/// A job that takes down every worker that takes it (a native decoder's
+/// segfault cannot be caught): each stand-in worker here takes it and drops
+/// its connection without an answer, as a crashed process does. The
+/// broker's delivery limit dead-letters it; `dlq list` says why; replayed
+/// to a real worker it is answered.
+#[test]
+fn a_job_that_crashes_every_worker_is_dead_lettered_by_the_broker_and_listed_with_why() {
+    use lapin::options::BasicGetOptions;
+    let lab = Lab::new("crash");
+    lab.send(&job("2-collaborator-2048", "crasher"));
+    let queue = lab.topology.job_queue(rendition::queue::JobQueue::Image);
+    let mut deliveries = 0;
+    lab.rt.block_on(async {
+        let deadline = std::time::Instant::now() + MINUTE;
+        while std::time::Instant::now() < deadline {
+            let broker = rendition::queue::amqp::AmqpBroker::connect(&lab.amqp_url)
+                .await
+                .unwrap();
+            let channel = broker.channel().await.unwrap();
+            let got = channel
+                .basic_get(queue.as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap();
+            // Gone without ack: the broker counts a delivery and takes it back.
+            broker.close().await;
+            match got {
+                Some(_) => deliveries += 1,
+                None if deliveries > lab.topology.delivery_limit as usize => break,
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    assert_eq!(
+        deliveries,
+        lab.topology.delivery_limit as usize + 1,
+        "delivered until the limit"
+    );
+    let (ok, listing) = lab.dlq(&["list"]);
+    assert!(ok);
+    let dead: Vec<Value> = listing.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(dead.len(), 1, "{listing}");
+    assert_eq!(dead[0]["job_id"], "crasher", "{listing}");
+    assert_eq!(dead[0]["error"]["code"], "delivery_limit", "{listing}");
+    let why = dead[0]["error"]["message"].as_str().unwrap();
+    assert!(why.contains(&queue), "{why}");
+    assert_eq!(dead[0]["routing_key"], "image", "{listing}");
+
+    let _worker = lab.worker(&[]);
+    let (ok, _) = lab.dlq(&["replay", "crasher"]);
+    assert!(ok);
+    assert_eq!(lab.reply().status, Status::Done);
+}

@@ -4,8 +4,10 @@
 
 mod bench_cmd;
 mod bench_video_cmd;
+mod chaos_cmd;
 #[path = "../common.rs"]
 mod common;
+mod disrupt;
 mod load_cmd;
 
 use std::process::ExitCode;
@@ -28,17 +30,21 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
     BenchVideo(bench_video_cmd::BenchVideoArgs),
     Load(load_cmd::LoadArgs),
+    Chaos(chaos_cmd::ChaosArgs),
 }
 
 fn main() -> ExitCode {
-    let outcome = match Cli::parse().command {
-        Command::Bench(args) => bench_cmd::run(&args),
-        Command::BenchVideo(args) => bench_video_cmd::run(&args),
-        Command::Load(args) => tokio::runtime::Builder::new_multi_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("a tokio runtime")
-            .block_on(load_cmd::run(args)),
+    };
+    let outcome = match Cli::parse().command {
+        Command::Bench(args) => bench_cmd::run(&args),
+        Command::BenchVideo(args) => bench_video_cmd::run(&args),
+        Command::Load(args) => runtime().block_on(load_cmd::run(args)),
+        Command::Chaos(args) => runtime().block_on(chaos_cmd::run(args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use rendition::queue::amqp::{AmqpBroker, message_of};
-use rendition::queue::{ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, ROUTING_KEY_HEADER};
+use rendition::queue::{Message, Publisher};
 use serde_json::json;
 
 use rendition::settings::Settings;
@@ -78,11 +78,14 @@ async fn list(settings: &Settings) -> anyhow::Result<()> {
     for delivery in &dead {
         let m = message_of(delivery);
         let body: serde_json::Value = serde_json::from_slice(&m.body).unwrap_or_else(|_| json!(lossy(&m.body)));
+        let why = m.death_note();
+        // A job the broker gave up on carries the broker's delivery count.
+        let deliveries = m.header("x-delivery-count").and_then(|n| n.parse::<u32>().ok());
         let line = json!({
             "job_id": m.message_id.clone().or_else(|| body["job_id"].as_str().map(str::to_string)),
-            "routing_key": m.header(ROUTING_KEY_HEADER),
-            "attempts": m.attempt(),
-            "error": { "code": m.header(ERROR_CODE_HEADER), "message": m.header(ERROR_MESSAGE_HEADER) },
+            "routing_key": why.routing_key,
+            "attempts": deliveries.map_or(m.attempt(), |n| n.max(m.attempt())),
+            "error": { "code": why.code, "message": why.message },
             "job": body,
         });
         println!("{line}");
@@ -105,7 +108,7 @@ async fn replay(settings: &Settings, pick: Pick) -> anyhow::Result<()> {
         }
         // A fresh start: attempts count again from one.
         let again = Message {
-            routing_key: dead.header(ROUTING_KEY_HEADER).unwrap_or("image").to_string(),
+            routing_key: dead.death_note().routing_key.unwrap_or_else(|| "image".into()),
             headers: Default::default(),
             mandatory: true,
             ..dead

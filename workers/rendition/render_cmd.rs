@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use futures_util::FutureExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rendition::error::panic_message;
 use rendition::job::JobError;
-use rendition::pipeline::{Arrival, Pipeline};
+use rendition::pipeline::{Arrival, Pipeline, PipelineError};
 use rendition::policy::Policy;
 use rendition::result::JobResult;
 use rendition::settings::{RawSettings, Settings, StoreSetting, link_signer};
@@ -75,14 +77,24 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         let bar = progress.clone();
         running.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("the semaphore stays open");
-            match tokio::fs::read(&file).await {
-                Ok(bytes) => run_showing_progress(&pipeline, &policy, &Work::parse(&bytes, false), &bar).await,
-                Err(e) => unreadable(&file, &e, policy.version()),
-            }
+            let bytes = match tokio::fs::read(&file).await {
+                Ok(bytes) => bytes,
+                Err(e) => return unreadable(&file, &e, policy.version()),
+            };
+            // A panic outside the engine pools fails this job, not the batch.
+            let work = Work::parse(&bytes, false);
+            let run = std::panic::AssertUnwindSafe(run_showing_progress(&pipeline, &policy, &work, &bar));
+            run.catch_unwind().await.unwrap_or_else(|panic| {
+                let error = PipelineError::Panicked(panic_message(&*panic));
+                JobResult::failed(work.job_id(), policy.version(), None, &error)
+            })
         });
     }
     while let Some(done) = running.join_next().await {
-        let result = done.context("a job task panicked")?;
+        let Ok(result) = done else {
+            progress.suspend(|| eprintln!("a job task stopped without a result"));
+            continue;
+        };
         progress.inc(1);
         progress.suspend(|| println!("{}", serde_json::to_string(&result).expect("a result serializes")));
     }

@@ -3,17 +3,20 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use rendition::ops::Metrics;
 use rendition::ops::http::{BrokerFlag, Readiness};
 use rendition::pipeline::Pipeline;
+use rendition::policy::Policy;
+use rendition::revocation::Revoked;
 use rendition::settings::{Settings, StoreSetting, link_signer};
 use rendition::storage::Store;
 use rendition::storage::fs::FsStore;
 use rendition::storage::s3::S3Store;
 use rendition::worker::Handler;
-use rendition::worker::policy_updates::{load_policy, sweep_all};
+use rendition::worker::policy_updates::{UpdateError, load_policy, sweep_all};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Consume the broker's job queues (contract §5) with the settings of §6.
@@ -59,10 +62,9 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 /// Builds the context from the settings and runs until SIGTERM has drained it.
 async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, renditions: S) -> anyhow::Result<()> {
     let source = settings.policy()?;
-    let policy = load_policy(source, &originals)
-        .await
-        .with_context(|| format!("loading the policy from {source}"))?;
-    let swept = sweep_all(&policy, &renditions).await?;
+    let Some((policy, swept)) = until_stores_answer(source, &originals, &renditions).await? else {
+        return Ok(());
+    };
     tracing::info!(
         version = policy.version(),
         revoked_shares = swept.len(),
@@ -71,16 +73,14 @@ async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, ren
     let metrics = Arc::new(Metrics::default());
     metrics.set_policy_version(policy.version());
     let pipeline = Pipeline::new(originals, renditions.clone(), settings.pipeline_config());
-    let handler = Arc::new(Handler::new(
-        pipeline,
-        policy,
-        settings.topology.clone(),
-        metrics.clone(),
-    ));
+    let handler = Handler::new(pipeline, policy, settings.topology.clone(), metrics.clone())
+        .with_storage_wait(settings.storage_wait);
+    let handler = Arc::new(handler);
     let connected = Arc::new(BrokerFlag::default());
     let readiness = Arc::new(Ready {
         connected: connected.clone(),
         store: renditions,
+        storage: handler.storage.subscribe(),
     });
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
@@ -97,6 +97,41 @@ async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, ren
     Ok(())
 }
 
+/// Loads the policy and sweeps revoked shares. A worker (re)started during
+/// a storage outage waits for the stores instead of exiting; a bad policy
+/// stops it at once. `None` when told to stop while waiting.
+async fn until_stores_answer<S: Store>(
+    source: &str,
+    originals: &S,
+    renditions: &S,
+) -> anyhow::Result<Option<(Policy, Vec<Revoked>)>> {
+    let mut backoff = Duration::from_millis(500);
+    let mut stop = std::pin::pin!(terminated());
+    loop {
+        let loaded = match load_policy(source, originals).await {
+            Ok(policy) => sweep_all(&policy, renditions)
+                .await
+                .map(|swept| (policy, swept))
+                .map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        match loaded {
+            Ok(loaded) => return Ok(Some(loaded)),
+            Err(e @ UpdateError::Policy(_)) => {
+                return Err(e).with_context(|| format!("loading the policy from {source}"));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "the stores do not answer yet")
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
 /// SIGTERM (what orchestrators send) or SIGINT.
 async fn terminated() {
     let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
@@ -109,6 +144,8 @@ async fn terminated() {
 struct Ready<S> {
     connected: Arc<BrokerFlag>,
     store: S,
+    /// Down while a storage outage pauses the worker.
+    storage: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<S: Store + 'static> Readiness for Ready<S> {
@@ -116,6 +153,9 @@ impl<S: Store + 'static> Readiness for Ready<S> {
         self.connected.get()
     }
     async fn store_reachable(&self) -> Result<(), String> {
+        if !*self.storage.borrow() {
+            return Err("unreachable: no new jobs are taken until it answers".into());
+        }
         self.store.ready().await.map_err(|e| e.to_string())
     }
 }
