@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use supervise::Verdict;
@@ -201,8 +201,15 @@ impl<S: Store + 'static> Session<'_, S> {
         let pipeline = &self.handler.pipeline;
         let current = &self.handler.policy;
         let metrics = &self.handler.metrics;
-        let applied =
-            policy_updates::apply_update(current, pipeline.originals(), pipeline.renditions(), &delivery.data).await;
+        // Untrusted documents: a panic in parsing or validating one refuses
+        // the update; it must not end the consume loop.
+        let update = policy_updates::apply_update(current, pipeline.originals(), pipeline.renditions(), &delivery.data);
+        let Ok(applied) = std::panic::AssertUnwindSafe(update).catch_unwind().await else {
+            metrics.policy(0, false);
+            tracing::error!("a policy update panicked; the policy in force stays");
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            return;
+        };
         match applied {
             Ok((Update::Applied { from, to }, swept)) => {
                 metrics.policy(to, true);
