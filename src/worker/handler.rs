@@ -141,6 +141,15 @@ impl<S: Store> Handler<S> {
         false
     }
 
+    /// While the gate is down, probes the stores and lifts it when they
+    /// answer: the consume loop calls this each second, so the worker
+    /// resumes even when no job is left waiting (each gave up on its wait).
+    pub async fn recheck_storage(&self) {
+        if !self.storage.is_up() && self.probe_stores().await.is_ok() {
+            self.storage.up(&self.metrics);
+        }
+    }
+
     /// Both stores answer (bucket or directory there) within 5 s.
     pub async fn probe_stores(&self) -> Result<(), String> {
         let (originals, renditions) = (self.pipeline.originals(), self.pipeline.renditions());
@@ -496,6 +505,16 @@ mod tests {
         let sent = broker.take();
         assert_eq!(sent[0].0, "rendition.retry", "{sent:?}");
         assert_eq!(sent[0].1.header(ATTEMPT_HEADER), Some("2"));
+        // No job waits any more, yet the worker resumes once the store answers.
+        handler.recheck_storage().await;
+        assert!(!handler.storage.is_up(), "still down");
+        handler
+            .pipeline
+            .renditions()
+            .down
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        handler.recheck_storage().await;
+        assert!(handler.storage.is_up(), "the consume loop's check lifted the pause");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -133,9 +133,12 @@ impl<S: Store + 'static> Session<'_, S> {
                     Some(Err(e)) => break Err(QueueError::from(e)),
                     None => break Err(QueueError::new("the broker closed the policy subscription")),
                 },
-                _ = tick.tick() => if !self.broker.is_connected() {
-                    break Err(QueueError::new("connection lost"));
-                },
+                _ = tick.tick() => {
+                    if !self.broker.is_connected() {
+                        break Err(QueueError::new("connection lost"));
+                    }
+                    self.handler.recheck_storage().await;
+                }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         };
