@@ -37,6 +37,8 @@
 //! ```
 
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod job;
 pub mod layout;
 pub mod ops;

@@ -5,6 +5,7 @@
 mod cli;
 mod common;
 mod engine;
+mod fuzz_corpus;
 mod pipeline;
 mod properties;
 mod scenarios;

@@ -1,0 +1,361 @@
+//! The fuzz targets' bodies (fuzz/, `scripts/fuzz`), kept in the library so
+//! that tests/it/fuzz_corpus.rs replays the committed corpus and every past
+//! crasher on stable through exactly the same code.
+//!
+//! Each function takes arbitrary bytes to a production entry point. An `Err`
+//! is a fine answer to garbage; a panic means the code under test panicked or
+//! an answer broke an invariant checked here.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::job::{Asset, Format, Job, Media, OnExceed, Principal, Purpose, Rendition, Request};
+use crate::policy::document::{Collection, InheritMode, PolicyDocument, ShareKind, Visibility};
+use crate::policy::{Decision, Delivery, DocFormat, DownloadLimits, Limit, Policy, Query, Target, resolve};
+use crate::rendition::{EngineLimits, OutputFormat, Position, Size, Spec, WatermarkSpec};
+use crate::video::{Deadline, VideoLimits};
+use crate::work::Work;
+
+/// A delivery body, read as a job and as a revoke. A job that parses must
+/// pass its own checks, survive a JSON round trip, and get a decision from
+/// the fixture policy that keeps the resolver's invariants.
+pub fn job(bytes: &[u8]) {
+    for revoke in [false, true] {
+        let work = Work::parse(bytes, revoke);
+        let _ = (work.job_id(), work.purpose());
+        let Work::Job(job) = work else { continue };
+        job.check().expect("a parsed job passes its own checks");
+        let json = serde_json::to_vec(&job).expect("a job serializes");
+        assert_eq!(
+            Job::parse(&json).as_ref(),
+            Ok(&*job),
+            "a job survives a JSON round trip"
+        );
+        let policy = fixture_policy();
+        let q = Query::of(&job, now());
+        check(policy.document(), &index(policy.document()), &q, &resolve(policy, &q));
+    }
+}
+
+/// A policy document, read as JSON and as YAML. One that validates must
+/// survive a JSON round trip deciding the same, and every decision asked of
+/// it (its own nodes, users, shares; every media and request kind) keeps the
+/// invariants.
+pub fn policy(bytes: &[u8]) {
+    let Ok(text) = std::str::from_utf8(bytes) else { return };
+    for format in [DocFormat::Json, DocFormat::Yaml] {
+        let Ok(policy) = Policy::parse(text, format) else {
+            continue;
+        };
+        let doc = policy.document();
+        let json = serde_json::to_string(doc).expect("a policy serializes");
+        let again = Policy::parse(&json, DocFormat::Json).expect("a valid policy survives a JSON round trip");
+        let nodes = index(doc);
+        asks(doc, &nodes, |q| {
+            let d = resolve(&policy, q);
+            check(doc, &nodes, q, &d);
+            assert_eq!(resolve(&again, q), d, "the round trip decides the same");
+        });
+    }
+}
+
+/// An original, through the whole image engine with the production limits
+/// (a bomb must be refused from its header, not allocated), to small
+/// outputs. Whatever renders has the asked size and decodes again.
+pub fn image(bytes: &[u8]) {
+    // Vary format and watermark by the input itself, so a unit always runs
+    // the same way.
+    use OutputFormat::{Auto, Jpeg, Png, Webp};
+    let watermark = (bytes.len() % 2 == 1).then(|| WatermarkSpec {
+        text: "© fuzz".into(),
+        opacity: 0.35,
+        position: [Position::Tiled, Position::Center, Position::BottomRight][bytes.len() % 3],
+        logo: None,
+    });
+    let spec = Spec {
+        sizes: vec![Size::LongEdge(64), Size::LongEdge(17)],
+        format: [Auto, Jpeg, Png, Webp][bytes.len() / 2 % 4],
+        quality: 80,
+        watermark,
+    };
+    let Ok(out) = crate::rendition::render(bytes, &spec, &EngineLimits::default()) else {
+        return;
+    };
+    assert_eq!(out.len(), spec.sizes.len());
+    for (r, size) in out.iter().zip(&spec.sizes) {
+        let edge = size.long_edge().expect("sized outputs");
+        assert!(r.width >= 1 && r.height >= 1 && r.width.max(r.height) <= edge);
+        let back = ::image::load_from_memory(&r.bytes).expect("an output decodes");
+        assert_eq!((back.width(), back.height()), (r.width, r.height));
+    }
+}
+
+/// A video source, opened as the pipeline opens one: from a file (in
+/// /dev/shm when there is one) with the production limits and a deadline.
+/// Whatever opens is within the limits.
+pub fn video_probe(bytes: &[u8]) {
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir());
+    let dir = dir.expect("a temporary directory");
+    let path = dir.path().join("source");
+    std::fs::write(&path, bytes).expect("a temporary file");
+    let limits = VideoLimits {
+        deadline: Duration::from_secs(10),
+        ..VideoLimits::default()
+    };
+    let Ok((_input, source)) = crate::video::probe::open(&path, &limits, Deadline::after(limits.deadline)) else {
+        return;
+    };
+    let (w, h) = source.upright();
+    assert!(w >= 1 && h >= 1 && source.quarter_turns < 4);
+    assert!(u64::from(w) * u64::from(h) <= limits.max_source_pixels);
+    assert!(
+        (0.0..=limits.max_duration_s).contains(&source.duration_s),
+        "duration {} passed the limit",
+        source.duration_s
+    );
+    assert!(source.frames_expected() <= limits.max_frames);
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-06-01T00:00:00Z".parse().expect("a timestamp")
+}
+
+fn fixture_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        Policy::parse(include_str!("../fixtures/policy.yaml"), DocFormat::Yaml).expect("the fixture policy")
+    })
+}
+
+/// Questions derived from the document: a few of its nodes and one unknown,
+/// its users, its shares with the right and a wrong e-mail, a password,
+/// anonymous; each with a few media/request pairs, rotating purpose,
+/// `on_exceed`, restricted and generated.
+fn asks(doc: &PolicyDocument, nodes: &Nodes, mut each: impl FnMut(&Query)) {
+    let mut ids: Vec<&str> = nodes.keys().copied().collect();
+    ids.sort_unstable();
+    ids.truncate(3);
+    ids.push("zz-not-a-node");
+    let mut principals: Vec<Principal> = doc.users.keys().take(2).map(|u| Principal::User(u.clone())).collect();
+    principals.push(Principal::User("zz-not-a-user".into()));
+    if let Some(s) = doc.shares.first() {
+        for email in [s.email.to_ascii_uppercase(), "zz@example.com".into()] {
+            principals.push(Principal::Share {
+                share: s.id.clone(),
+                email,
+            });
+        }
+    }
+    principals.push(Principal::Password {
+        collection: ids[0].to_string(),
+    });
+    principals.push(Principal::Anonymous);
+    let requests = [
+        (Media::Image, Rendition::Original),
+        (Media::Image, Rendition::MaxEdge(1024)),
+        (Media::Image, Rendition::Set(vec![64, 40_000])),
+        (Media::Image, Rendition::Proxy),
+        (Media::Video, Rendition::MaxHeight(720)),
+        (Media::Video, Rendition::Poster),
+        (Media::Video, Rendition::Proxy),
+        (Media::Audio, Rendition::Original),
+        (Media::Other, Rendition::Proxy),
+    ];
+    let purposes = [Purpose::Download, Purpose::Share, Purpose::Preview, Purpose::Publish];
+    let mut k = 0usize;
+    for id in &ids {
+        for principal in &principals {
+            for j in 0..4 {
+                k += 1;
+                let (media, rendition) = &requests[(k + j * 2) % requests.len()];
+                let asset = Asset {
+                    id: "a-1".into(),
+                    collection: id.to_string(),
+                    media: *media,
+                    source: "a/1".into(),
+                    restricted: k % 5 == 0,
+                    generated: k % 3 == 0,
+                    filename: None,
+                };
+                let on_exceed = if k % 7 < 2 { OnExceed::Deny } else { OnExceed::Clamp };
+                let request = Request {
+                    rendition: rendition.clone(),
+                    format: Format::Auto,
+                    quality: 85,
+                    on_exceed,
+                };
+                let q = Query {
+                    purpose: purposes[k % 4],
+                    principal,
+                    asset: &asset,
+                    request: &request,
+                    now: now(),
+                };
+                each(&q);
+            }
+        }
+    }
+}
+
+/// Every node by id, with its parent's id: the document read naively, not
+/// through the resolver's precomputed tree.
+type Nodes<'a> = HashMap<&'a str, (&'a Collection, Option<&'a str>)>;
+
+fn index(doc: &PolicyDocument) -> Nodes<'_> {
+    fn walk<'a>(list: &'a [Collection], parent: Option<&'a str>, out: &mut Nodes<'a>) {
+        for c in list {
+            out.insert(&c.id, (c, parent.or(c.parent.as_deref())));
+            walk(&c.children, Some(&c.id), out);
+        }
+    }
+    let mut out = HashMap::new();
+    walk(&doc.collections, None, &mut out);
+    out
+}
+
+fn mode(nodes: &Nodes, id: &str) -> InheritMode {
+    let (c, parent) = nodes[id];
+    c.inherit.unwrap_or(if parent.is_none() {
+        InheritMode::Native
+    } else {
+        InheritMode::Inherit
+    })
+}
+
+/// The largest limit any principal could get at `id`, and the nearest
+/// native node at or above it (whose visibility applies).
+fn reach<'a>(nodes: &Nodes<'a>, id: &'a str, media: Media) -> (Limit, &'a str) {
+    let (mut best, mut at) = (Limit::None, id);
+    loop {
+        let (c, parent) = nodes[at];
+        match mode(nodes, at) {
+            InheritMode::Native => {
+                return (
+                    best.max(c.download.unwrap_or(DownloadLimits::NOTHING).for_media(media)),
+                    at,
+                );
+            }
+            InheritMode::InheritAndNative => best = best.max(c.download.map_or(Limit::None, |d| d.for_media(media))),
+            InheritMode::Inherit => {}
+        }
+        at = parent.expect("a top-level node is native");
+    }
+}
+
+fn is_within(nodes: &Nodes, id: &str, top: &str) -> bool {
+    let mut at = Some(id);
+    while let Some(n) = at {
+        if n == top {
+            return true;
+        }
+        at = nodes[n].1;
+    }
+    false
+}
+
+/// The invariants of tests/it/properties/invariants.rs, on one decision.
+fn check(doc: &PolicyDocument, nodes: &Nodes, q: &Query, d: &Decision) {
+    let limit = d.limit.map_or(Limit::None, |c| c.as_limit());
+    let media = q.limit_media();
+    let why = &d.reason;
+    if d.allowed {
+        assert!(
+            limit != Limit::None && !d.targets.is_empty() && d.delivery.is_some(),
+            "{why}"
+        );
+    } else {
+        assert!(
+            d.limit.is_none() && d.targets.is_empty() && d.delivery.is_none() && !d.watermark,
+            "{why}"
+        );
+        assert!(d.reason.starts_with("denied: "), "{why}");
+    }
+    for t in &d.targets {
+        assert!(t.as_limit() <= limit, "target {t:?} above {limit:?}: {why}");
+        if *t == Target::Original {
+            assert!(
+                limit == Limit::Original && !d.watermark && d.delivery == Some(Delivery::Original),
+                "{why}"
+            );
+        }
+    }
+    assert!(
+        !(d.allowed && q.request.on_exceed == OnExceed::Deny && d.clamped),
+        "deny clamped: {why}"
+    );
+    if !nodes.contains_key(q.asset.collection.as_str()) {
+        return assert!(!d.allowed, "unknown collection admitted: {why}");
+    }
+    let user = match q.principal {
+        Principal::User(u) => doc.users.get(u),
+        _ => None,
+    };
+    if user.is_some_and(|u| doc.roles[&u.role].staff) {
+        let no_proxy = q.request.rendition == Rendition::Proxy && matches!(media, Media::Audio | Media::Other);
+        return assert!(d.allowed || no_proxy, "staff denied: {why}");
+    }
+    let (largest, native) = reach(nodes, &q.asset.collection, media);
+    if nodes[native].0.visibility == Some(Visibility::OwnerOnly) {
+        assert!(!d.allowed, "owner_only admitted a non-staff principal: {why}");
+    }
+    if !d.allowed {
+        return;
+    }
+    assert!(limit <= largest, "above the collection limit: {why}");
+    if let Some(role) = d.role.as_ref().map(|r| &doc.roles[r]) {
+        if let Some(ceiling) = role.download.filter(|_| !role.staff) {
+            assert!(limit <= ceiling.for_media(media), "above the role ceiling: {why}");
+        }
+        assert!(!role.watermark || d.watermark, "watermark role unmarked: {why}");
+    }
+    if d.delivery == Some(Delivery::Proxy) {
+        assert!(
+            limit <= doc.proxy.as_limits().for_media(media) && d.watermark,
+            "proxy too large or unmarked: {why}"
+        );
+    }
+    if let (Principal::User(u), Some(user)) = (q.principal, user) {
+        let named = |c: &Collection| {
+            let inv = c.invited.iter();
+            inv.filter(|i| i.user.as_deref() == Some(u) || i.group.as_ref().is_some_and(|g| user.groups.contains(g)))
+                .all(|i| doc.roles[&i.role].watermark)
+        };
+        if doc.roles[&user.role].watermark && nodes.values().all(|(c, _)| named(c)) {
+            assert!(d.watermark, "a user with only watermark roles unmarked: {why}");
+        }
+    }
+    if let Principal::Share { share, email } = q.principal {
+        let s = doc
+            .shares
+            .iter()
+            .find(|s| &s.id == share)
+            .expect("an admitted share exists");
+        assert!(
+            !s.revoked && s.verified && s.expires_at.is_none_or(|at| at > q.now),
+            "{why}"
+        );
+        assert!(s.email.eq_ignore_ascii_case(email), "{why}");
+        assert!(
+            s.scope.iter().any(|top| is_within(nodes, &q.asset.collection, top)),
+            "outside scope: {why}"
+        );
+        if s.kind == ShareKind::Proxy {
+            assert!(
+                d.delivery == Some(Delivery::Proxy) && d.watermark && limit < Limit::Original,
+                "{why}"
+            );
+        }
+    }
+    if q.asset.restricted {
+        let user = user.unwrap_or_else(|| panic!("restricted asset to a non-user: {why}"));
+        assert!(
+            user.manage_restricted
+                .unwrap_or(doc.roles[&user.role].manage_restricted),
+            "{why}"
+        );
+    }
+}
