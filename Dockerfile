@@ -1,6 +1,15 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build of the `rendition` program on Debian bookworm.
-# Not built in this repository's CI (no Docker engine there): reviewed by hand.
+# CI has no Docker engine, so scripts/check-image checks this file without
+# one: it reads the runtime stage's packages, COPYs, ENV, USER and RUN lines
+# from here, builds that root filesystem with mmdebstrap (bookworm minbase)
+# and, in it with chroot as the rendition user, runs `rendition --version`,
+# `ldd` (no library missing), the demo render (3 jobs done into
+# RENDITION_STORE), a video proxy and poster, `policy check`, and the worker
+# (HEALTHCHECK passes, SIGTERM exits 0). Of the build stage it replays the
+# dependency stub (cargo accepts the manifest; the targets it builds exist)
+# and checks that every file the sources include at compile time is COPYed
+# in. It does not run this build stage's compile itself.
 
 FROM rust:1-bookworm AS build
 # libjpeg-turbo 3 is built from source (cmake, nasm); Little CMS comes from
@@ -19,15 +28,21 @@ RUN mkdir -p src workers/rendition \
  && echo "fn main() {}" > workers/rendition/main.rs \
  && cargo build --release --locked --bin rendition \
  && rm -rf src workers
+# src/fuzzing.rs embeds the fixture policy (include_str!).
+COPY fixtures/policy.yaml fixtures/policy.yaml
 COPY src src
 COPY workers workers
 RUN touch src/lib.rs workers/rendition/main.rs \
  && cargo build --release --locked --bin rendition
 
 FROM debian:bookworm-slim
+# What the binary links (`ldd`, checked by scripts/check-image): FFmpeg's
+# codec, format, filter, scaling and resampling libraries and Little CMS;
+# libjpeg-turbo, libwebp and aws-lc are linked in statically. No libavdevice
+# (ffmpeg-next's `device` feature is off).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends liblcms2-2 ca-certificates \
-      libavcodec59 libavformat59 libavutil57 libswscale6 libavfilter8 libavdevice59 libswresample4 \
+      libavcodec59 libavformat59 libavutil57 libswscale6 libavfilter8 libswresample4 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin rendition
 WORKDIR /app

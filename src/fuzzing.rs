@@ -177,8 +177,8 @@ fn asks(doc: &PolicyDocument, nodes: &Nodes, mut each: impl FnMut(&Query)) {
                     collection: id.to_string(),
                     media: *media,
                     source: "a/1".into(),
-                    restricted: k % 5 == 0,
-                    generated: k % 3 == 0,
+                    restricted: k.is_multiple_of(5),
+                    generated: k.is_multiple_of(3),
                     filename: None,
                 };
                 let on_exceed = if k % 7 < 2 { OnExceed::Deny } else { OnExceed::Clamp };

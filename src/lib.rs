@@ -11,6 +11,7 @@
 //! - [`plan`]: (policy, job, facts) → [`plan::Plan`]: the decision, what to
 //!   make as plain engine specs, where, with which watermark, until when.
 //! - [`layout`]: every object key. [`error`]: stable codes, retry or reject.
+//! - [`priority`]: interactive before bulk, without starving bulk.
 //!
 //! CPU (synchronous, on rayon pools; knows no policy, job or store):
 //! - [`rendition`]: the image engine. [`video`]: the FFmpeg engine.
@@ -45,6 +46,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod priority;
 pub mod queue;
 pub mod rendition;
 pub mod result;

@@ -14,6 +14,7 @@ use crate::job::{Destination, Format, Job, Media, Principal, Purpose, Rendition}
 use crate::layout;
 use crate::policy::document::{Watermark, WatermarkPosition};
 use crate::policy::{Decision, Delivery, Policy, Query, Rule, Target, resolve};
+use crate::priority::Priority;
 use crate::rendition::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
 use crate::video::ProxySpec;
 
@@ -65,6 +66,8 @@ pub struct Plan {
     /// The job is a share's: the revocation marker is checked again after
     /// rendering, so a revoke that landed meanwhile still wins.
     pub share: Option<String>,
+    /// Which lane its engine work waits in.
+    pub priority: Priority,
 }
 
 /// What to make.
@@ -137,6 +140,7 @@ pub fn plan(policy: &Policy, job: &Job, facts: &Facts) -> Plan {
             .flatten(),
         share,
         decision,
+        priority: job.priority(),
     }
 }
 

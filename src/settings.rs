@@ -1,8 +1,10 @@
 //! Operator settings (contract §6), read in this one place, once: a TOML
-//! file (`--config`) overlaid by `RENDITION_*` (and the standard `AWS_*`)
-//! environment variables, overlaid by command-line flags, validated into
+//! file (`--config`) overlaid by `RENDITION_*` environment variables,
+//! overlaid by command-line flags, validated into
 //! [`Settings`], logged redacted. [`Settings`] builds the pipeline's
-//! configuration; `render`, `serve` and `worker` all start from it.
+//! configuration; `render`, `serve` and `worker` all start from it. The
+//! standard `AWS_*` variables and files are aws-config's to read
+//! ([`S3Config`]), so they mean here what they mean to every AWS tool.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use serde::Deserialize;
 use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig};
 use crate::queue::{JobQueue, Topology};
 use crate::storage::link::LinkSigner;
-use crate::storage::s3::{DEFAULT_MULTIPART_THRESHOLD, S3Config};
+use crate::storage::s3::{DEFAULT_MULTIPART_THRESHOLD, S3Config, StaticKeys};
 use crate::video::VideoLimits;
 use crate::worker::WorkerConfig;
 use crate::worker::handler::STORAGE_WAIT;
@@ -81,16 +83,6 @@ pub struct RawSettings {
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
-    /// The standard AWS variables, the fallback for the S3 keys.
-    #[serde(skip)]
-    aws: AwsEnv,
-}
-
-#[derive(Default)]
-struct AwsEnv {
-    access_key_id: Option<String>,
-    secret_access_key: Option<String>,
-    session_token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -230,11 +222,6 @@ impl RawSettings {
             video_max_duration_s,
             store_lookups
         );
-        raw.aws = AwsEnv {
-            access_key_id: env_value("AWS_ACCESS_KEY_ID")?,
-            secret_access_key: env_value("AWS_SECRET_ACCESS_KEY")?,
-            session_token: env_value("AWS_SESSION_TOKEN")?,
-        };
         Ok(raw)
     }
 }
@@ -385,23 +372,26 @@ fn store_setting(raw: &RawSettings) -> Result<StoreSetting, SettingsError> {
             link_base: raw.link_base.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into()),
         });
     }
-    // Explicit settings, else the standard AWS variables.
-    let access_key = raw.s3_access_key.clone().or_else(|| raw.aws.access_key_id.clone());
-    let secret_key = raw.s3_secret_key.clone().or_else(|| raw.aws.secret_access_key.clone());
-    let (Some(access_key), Some(secret_key)) = (access_key, secret_key) else {
-        bail!(
-            "RENDITION_STORE",
-            "is s3, which needs RENDITION_S3_ACCESS_KEY and RENDITION_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-        );
+    // Keys in the settings win; without them, aws-config's chain
+    // (`AWS_*` variables, profiles, web identity, ECS, instance metadata).
+    let keys = match (raw.s3_access_key.clone(), raw.s3_secret_key.clone()) {
+        (Some(access_key), Some(secret_key)) => Some(StaticKeys {
+            access_key,
+            secret_key,
+            session_token: None,
+        }),
+        (None, None) => None,
+        _ => bail!(
+            "RENDITION_S3_ACCESS_KEY",
+            "and RENDITION_S3_SECRET_KEY go together: set both, or neither to use the AWS credential chain"
+        ),
     };
     let endpoint = raw.s3_endpoint.clone();
     let config = S3Config {
         path_style: raw.s3_path_style.unwrap_or(endpoint.is_some()),
         endpoint,
-        region: raw.s3_region.clone().unwrap_or_else(|| "us-east-1".into()),
-        access_key,
-        secret_key,
-        session_token: raw.aws.session_token.clone(),
+        region: raw.s3_region.clone(),
+        keys,
         multipart_threshold: raw.s3_multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD),
     };
     Ok(StoreSetting::S3 {
@@ -504,6 +494,22 @@ mod tests {
     }
 
     #[test]
+    fn s3_without_keys_leaves_credentials_and_region_to_the_aws_chain() {
+        let raw = RawSettings {
+            store: Some("s3".into()),
+            ..RawSettings::default()
+        };
+        let Settings {
+            store: StoreSetting::S3 { config, .. },
+            ..
+        } = Settings::validate(raw).unwrap()
+        else {
+            panic!("an S3 store")
+        };
+        assert_eq!((config.keys, config.region), (None, None));
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<RawSettings>("amqp_ur = 'x'").is_err());
         let bad = |raw: RawSettings| Settings::validate(raw).is_err();
@@ -517,6 +523,11 @@ mod tests {
         }));
         assert!(bad(RawSettings {
             log_format: Some("xml".into()),
+            ..RawSettings::default()
+        }));
+        assert!(bad(RawSettings {
+            store: Some("s3".into()),
+            s3_access_key: Some("AK".into()),
             ..RawSettings::default()
         }));
         let file: RawSettings = toml::from_str("queues = 'video'\nmax_attempts = 3\n").unwrap();

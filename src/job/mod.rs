@@ -10,6 +10,7 @@ mod request;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Coded, Disposition};
+pub use crate::priority::Priority;
 
 pub use principal::Principal;
 pub use request::{Format, OnExceed, Rendition, Request};
@@ -38,6 +39,9 @@ pub struct Job {
     /// Where a `publish` job copies to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Destination>,
+    /// Which lane the job runs in; [`Job::priority`] gives the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
 }
 
 fn default_link_ttl() -> u64 {
@@ -51,6 +55,30 @@ pub enum Purpose {
     Share,
     Preview,
     Publish,
+}
+
+impl Job {
+    /// The job's own `priority`, else by purpose: someone waits for a
+    /// download, a preview or a share; nobody for a publish run.
+    pub fn priority(&self) -> Priority {
+        self.priority.unwrap_or(match self.purpose {
+            Purpose::Publish => Priority::Bulk,
+            Purpose::Download | Purpose::Share | Purpose::Preview => Priority::Interactive,
+        })
+    }
+
+    /// Contract §5's routing key: the media, or `publish`; prefixed with
+    /// the priority when that is not the key's usual lane (`bulk.image`).
+    pub fn routing_key(&self) -> String {
+        let base = match (self.purpose, self.asset.media) {
+            (Purpose::Publish, _) => "publish",
+            (_, Media::Image) => "image",
+            (_, Media::Video) => "video",
+            (_, Media::Audio) => "audio",
+            (_, Media::Other) => "other",
+        };
+        crate::queue::lane_key(base, self.priority())
+    }
 }
 
 impl Purpose {

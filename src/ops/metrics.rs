@@ -46,6 +46,7 @@ pub struct Metrics {
     denied: AtomicU64,
     failed: AtomicU64,
     retries: AtomicU64,
+    moves: AtomicU64,
     dead_letters: AtomicU64,
     replays: AtomicU64,
     cache_hits: AtomicU64,
@@ -69,6 +70,9 @@ impl Metrics {
             Status::Failed => &self.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn moved(&self) {
+        self.moves.fetch_add(1, Ordering::Relaxed);
     }
     pub fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -139,6 +143,11 @@ impl Metrics {
         }
         let counters = [
             ("rendition_retries_total", "Jobs sent to a retry queue.", &self.retries),
+            (
+                "rendition_lane_moves_total",
+                "Jobs re-sent to the lane of their priority (sent under the other lane's key).",
+                &self.moves,
+            ),
             (
                 "rendition_dead_letters_total",
                 "Jobs sent to the dead-letter queue.",

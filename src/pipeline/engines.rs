@@ -3,15 +3,17 @@
 //! computed there too. A panic in engine code becomes an `engine_error`
 //! answer for that job, never a dead worker.
 
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::PipelineError;
 use crate::error::panic_message;
+use crate::priority::{Priority, Turns};
 use crate::rendition::{self, EngineLimits, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
 use crate::storage::RenditionMeta;
@@ -35,8 +37,8 @@ pub(super) struct Made {
 pub(super) struct Engines {
     /// Renders, posters and transcodes started (tests count them).
     pub(super) started: std::sync::atomic::AtomicUsize,
-    images: rayon::ThreadPool,
-    video: rayon::ThreadPool,
+    images: LanePool,
+    video: LanePool,
     pub(super) limits: EngineLimits,
     pub(super) video_limits: VideoLimits,
 }
@@ -48,13 +50,14 @@ impl Engines {
         limits: EngineLimits,
         video_limits: VideoLimits,
     ) -> Engines {
-        let pool = |threads: usize, name: &'static str| {
-            rayon::ThreadPoolBuilder::new()
+        let pool = |threads: usize, name: &'static str| LanePool {
+            threads: rayon::ThreadPoolBuilder::new()
                 .num_threads(threads.max(1))
                 .thread_name(move |i| format!("{name}-{i}"))
                 .panic_handler(|_| tracing::error!("a pool task panicked outside a job"))
                 .build()
-                .expect("a rayon pool starts")
+                .expect("a rayon pool starts"),
+            waiting: Arc::default(),
         };
         Engines {
             started: Default::default(),
@@ -70,10 +73,15 @@ impl Engines {
     }
 
     /// Every size of `spec` from one decode of `source`.
-    pub(super) async fn images(&self, source: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Made>, PipelineError> {
+    pub(super) async fn images(
+        &self,
+        source: Arc<Vec<u8>>,
+        spec: Spec,
+        priority: Priority,
+    ) -> Result<Vec<Made>, PipelineError> {
         self.count();
         let limits = self.limits;
-        on_pool(&self.images, move || {
+        on_pool(&self.images, priority, move || {
             #[cfg(test)]
             if source.starts_with(PANIC_TRIGGER) {
                 panic!("an injected engine panic");
@@ -85,8 +93,12 @@ impl Engines {
     }
 
     /// The original as it is, described (size from its header, sha256).
-    pub(super) async fn describe(&self, source: Arc<Vec<u8>>) -> Result<RenditionMeta, PipelineError> {
-        on_pool(&self.images, move || {
+    pub(super) async fn describe(
+        &self,
+        source: Arc<Vec<u8>>,
+        priority: Priority,
+    ) -> Result<RenditionMeta, PipelineError> {
+        on_pool(&self.images, priority, move || {
             let (width, height) = image_size(&source).unzip();
             Ok(RenditionMeta {
                 bytes: source.len() as u64,
@@ -101,7 +113,8 @@ impl Engines {
 
     /// The policy's logo, decoded and named (once per policy version).
     pub(super) async fn logo(&self, bytes: Vec<u8>, key: String) -> Result<Logo, PipelineError> {
-        on_pool(&self.images, move || {
+        // Once per policy version, and every job waits for it.
+        on_pool(&self.images, Priority::Interactive, move || {
             let decoded =
                 image::load_from_memory(&bytes).map_err(|e| RenderError::codec(format!("logo {key}: {e}"), e))?;
             Ok(Logo::new(decoded.to_rgba8()))
@@ -110,15 +123,25 @@ impl Engines {
     }
 
     /// Whether `bytes` still are what `sha256` names (a check before publishing).
-    pub(super) async fn matches(&self, bytes: Arc<Vec<u8>>, sha: String) -> Result<bool, PipelineError> {
-        on_pool(&self.images, move || Ok(sha256(&bytes) == sha)).await
+    pub(super) async fn matches(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        sha: String,
+        priority: Priority,
+    ) -> Result<bool, PipelineError> {
+        on_pool(&self.images, priority, move || Ok(sha256(&bytes) == sha)).await
     }
 
     /// A poster frame, then the image rules, on the video pool.
-    pub(super) async fn poster(&self, source: Arc<Vec<u8>>, spec: Spec) -> Result<Vec<Made>, PipelineError> {
+    pub(super) async fn poster(
+        &self,
+        source: Arc<Vec<u8>>,
+        spec: Spec,
+        priority: Priority,
+    ) -> Result<Vec<Made>, PipelineError> {
         self.count();
         let (video_limits, limits) = (self.video_limits, self.limits);
-        on_pool(&self.video, move || {
+        on_pool(&self.video, priority, move || {
             in_temp_file(&source, |input, _| {
                 let frame = video::poster(input, None, &video_limits)?;
                 let picture = Picture {
@@ -139,10 +162,11 @@ impl Engines {
         spec: ProxySpec,
         job_id: String,
         sink: Option<ProgressSink>,
+        priority: Priority,
     ) -> Result<Made, PipelineError> {
         self.count();
         let limits = self.video_limits;
-        on_pool(&self.video, move || {
+        on_pool(&self.video, priority, move || {
             in_temp_file(&source, |input, dir| {
                 let output = dir.join("proxy.mp4");
                 let mut report = |p: video::Progress| {
@@ -172,18 +196,72 @@ impl Engines {
     }
 }
 
+/// A rayon pool whose waiting work leaves in [`Turns`] order: every spawn
+/// runs the task whose turn it is when a thread takes it, not the one it
+/// was spawned with, so an interactive render queued behind a bulk
+/// backlog is the next to start.
+struct LanePool {
+    threads: rayon::ThreadPool,
+    waiting: Arc<Mutex<Waiting>>,
+}
+
+type Task = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Waiting {
+    interactive: VecDeque<Task>,
+    bulk: VecDeque<Task>,
+    turns: Turns,
+}
+
+impl Waiting {
+    fn next(&mut self) -> Option<Task> {
+        let (interactive, bulk) = (!self.interactive.is_empty(), !self.bulk.is_empty());
+        match self
+            .turns
+            .pick(|p| if p == Priority::Interactive { interactive } else { bulk })?
+        {
+            Priority::Interactive => self.interactive.pop_front(),
+            Priority::Bulk => self.bulk.pop_front(),
+        }
+    }
+}
+
+impl LanePool {
+    /// One task in, one run out: each spawn takes exactly one waiting task.
+    fn spawn(&self, priority: Priority, task: Task) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match priority {
+            Priority::Interactive => waiting.interactive.push_back(task),
+            Priority::Bulk => waiting.bulk.push_back(task),
+        }
+        drop(waiting);
+        let waiting = Arc::clone(&self.waiting);
+        self.threads.spawn(move || {
+            let next = waiting.lock().unwrap_or_else(|e| e.into_inner()).next();
+            if let Some(task) = next {
+                task();
+            }
+        });
+    }
+}
+
 /// Runs `work` on `pool` and waits for it without blocking the runtime. A
 /// panic is caught on the pool thread and answered as an error.
 async fn on_pool<T: Send + 'static>(
-    pool: &rayon::ThreadPool,
+    pool: &LanePool,
+    priority: Priority,
     work: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
 ) -> Result<T, PipelineError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    pool.spawn(move || {
-        let outcome = catch_unwind(AssertUnwindSafe(work))
-            .unwrap_or_else(|panic| Err(PipelineError::Panicked(panic_message(&*panic))));
-        let _ = tx.send(outcome);
-    });
+    pool.spawn(
+        priority,
+        Box::new(move || {
+            let outcome = catch_unwind(AssertUnwindSafe(work))
+                .unwrap_or_else(|panic| Err(PipelineError::Panicked(panic_message(&*panic))));
+            let _ = tx.send(outcome);
+        }),
+    );
     rx.await
         .unwrap_or_else(|_| Err(PipelineError::Panicked("the pool dropped the task".into())))
 }
@@ -237,9 +315,11 @@ mod tests {
     #[tokio::test]
     async fn a_panic_on_the_pool_is_an_engine_error_and_the_pool_lives_on() {
         let engines = Engines::new(1, 1, EngineLimits::default(), VideoLimits::default());
-        let panicked = on_pool(&engines.images, || -> Result<(), PipelineError> {
-            panic!("a decoder bug")
-        })
+        let panicked = on_pool(
+            &engines.images,
+            Priority::Interactive,
+            || -> Result<(), PipelineError> { panic!("a decoder bug") },
+        )
         .await;
         let error = panicked.unwrap_err();
         assert_eq!(error.code(), "engine_error");
@@ -252,7 +332,7 @@ mod tests {
             quality: 80,
             watermark: None,
         };
-        let made = engines.images(Arc::new(hero), spec).await.unwrap();
+        let made = engines.images(Arc::new(hero), spec, Priority::Bulk).await.unwrap();
         assert_eq!(made[0].meta.width, Some(64));
         assert_eq!(made[0].meta.sha256, sha256(&made[0].bytes));
     }

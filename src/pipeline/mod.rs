@@ -280,7 +280,7 @@ impl<S: Store> Pipeline<S> {
             Err(e) => return failed(&e),
         };
         if let Some(destination) = &plan.publish
-            && let Err(e) = self.publish(destination, &plan.stem, &mut records).await
+            && let Err(e) = self.publish(destination, &plan, &mut records).await
         {
             return failed(&e);
         }
@@ -305,7 +305,7 @@ impl<S: Store> Pipeline<S> {
             return self.record(&key, &meta, plan, true).await.map(|r| vec![r]);
         }
         let source = self.source_bytes(&plan.source, Some(&info.identity), true).await?;
-        let meta = self.engines.describe(source.bytes.clone()).await?;
+        let meta = self.engines.describe(source.bytes.clone(), plan.priority).await?;
         let bytes = Arc::try_unwrap(source.bytes).unwrap_or_else(|shared| (*shared).clone());
         let ext = layout::extension(&plan.source);
         self.store(&key, bytes, &meta, content_type_of(&key), &plan.filename(ext))
@@ -335,7 +335,7 @@ impl<S: Store> Pipeline<S> {
         }
         let made = match missing(spec, &found) {
             None => Vec::new(),
-            Some(missing) => self.engines.images(source.bytes, missing).await?,
+            Some(missing) => self.engines.images(source.bytes, missing, plan.priority).await?,
         };
         self.deliver(plan, spec, &source.digest, found, made).await
     }
@@ -351,7 +351,7 @@ impl<S: Store> Pipeline<S> {
             Some(missing) => {
                 self.check_video_size(&info)?;
                 let source = self.source_bytes(&plan.source, Some(&info.identity), false).await?;
-                self.engines.poster(source.bytes, missing).await?
+                self.engines.poster(source.bytes, missing, plan.priority).await?
             }
         };
         self.deliver(plan, spec, &digest, found, made).await
@@ -373,7 +373,13 @@ impl<S: Store> Pipeline<S> {
         let source = self.source_bytes(&plan.source, Some(&info.identity), false).await?;
         let made = self
             .engines
-            .proxy(source.bytes, spec.clone(), plan.job_id.clone(), progress.cloned())
+            .proxy(
+                source.bytes,
+                spec.clone(),
+                plan.job_id.clone(),
+                progress.cloned(),
+                plan.priority,
+            )
             .await?;
         self.store(&key, made.bytes, &made.meta, "video/mp4", &plan.filename("mp4"))
             .await?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::{Pipeline, PipelineError};
 use crate::job::Destination;
 use crate::layout;
+use crate::plan::Plan;
 use crate::result::RenditionRecord;
 use crate::storage::{PutOptions, Store, StoreError, check_key, content_type_of};
 
@@ -16,7 +17,7 @@ impl<S: Store> Pipeline<S> {
     pub(super) async fn publish(
         &self,
         destination: &Destination,
-        stem: &str,
+        plan: &Plan,
         records: &mut [RenditionRecord],
     ) -> Result<(), PipelineError> {
         let target = self.renditions.bucket(&destination.bucket)?;
@@ -31,10 +32,14 @@ impl<S: Store> Pipeline<S> {
                 }
                 other => Arc::new(other?),
             };
-            if !self.engines.matches(bytes.clone(), record.sha256.clone()).await? {
+            if !self
+                .engines
+                .matches(bytes.clone(), record.sha256.clone(), plan.priority)
+                .await?
+            {
                 return Err(PipelineError::Changed(record.key.clone()));
             }
-            let name = published_name(stem, record, single);
+            let name = published_name(&plan.stem, record, single);
             let key = layout::published_key(&destination.prefix, &name);
             check_key(&key)?;
             let options = PutOptions {

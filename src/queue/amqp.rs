@@ -12,7 +12,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
 use super::{
-    DEATH_COUNT_HEADER, DEATH_QUEUE_HEADER, DEATH_REASON_HEADER, DEATH_ROUTING_KEY_HEADER, JobQueue, Message,
+    DEATH_COUNT_HEADER, DEATH_QUEUE_HEADER, DEATH_REASON_HEADER, DEATH_ROUTING_KEY_HEADER, JobQueue, Message, Priority,
     Publisher, QueueError, RETRY_LEVEL_HEADER, Topology,
 };
 
@@ -79,8 +79,8 @@ impl AmqpBroker {
             .await?;
         let dead = topology.dead_queue();
         self.queue(&dead, quorum()).await?;
-        for queue in JobQueue::ALL {
-            let name = topology.job_queue(queue);
+        for (queue, priority) in JobQueue::ALL.into_iter().flat_map(|q| Priority::ALL.map(|p| (q, p))) {
+            let name = topology.lane_queue(queue, priority);
             let mut args = quorum();
             // A message that keeps killing workers goes to the dead letters.
             args.insert(
@@ -90,11 +90,11 @@ impl AmqpBroker {
             args.insert("x-dead-letter-exchange".into(), string(""));
             args.insert("x-dead-letter-routing-key".into(), string(&dead));
             self.queue(&name, args).await?;
-            for key in queue.routing_keys() {
+            for key in queue.lane_routing_keys(priority) {
                 ch.queue_bind(
                     name.as_str().into(),
                     jobs.as_str().into(),
-                    (*key).into(),
+                    key.as_str().into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Coded, Disposition};
+pub use crate::priority::Priority;
 
 /// Header: how many times this job has been tried (1 on first delivery).
 pub const ATTEMPT_HEADER: &str = "x-rendition-attempt";
@@ -171,6 +172,55 @@ impl JobQueue {
             JobQueue::Publish => &["publish"],
         }
     }
+
+    /// The lane its keys without a prefix go to (contract §5's queue).
+    pub fn usual_priority(&self) -> Priority {
+        usual_priority(self.routing_keys()[0])
+    }
+
+    /// The keys bound to one lane: the usual lane takes the plain keys
+    /// (revokes too) and `{priority}.{key}`; the other lane only
+    /// `{priority}.{key}` (`bulk.image`, `interactive.publish`).
+    pub fn lane_routing_keys(&self, priority: Priority) -> Vec<String> {
+        let mut keys = Vec::new();
+        for key in self.routing_keys() {
+            if priority == self.usual_priority() {
+                keys.push(key.to_string());
+            }
+            if *key != REVOKE_ROUTING_KEY {
+                keys.push(format!("{}.{key}", priority.as_str()));
+            }
+        }
+        keys
+    }
+}
+
+fn usual_priority(base_key: &str) -> Priority {
+    match base_key {
+        "publish" => Priority::Bulk,
+        _ => Priority::Interactive,
+    }
+}
+
+/// The routing key that puts `base_key` (`image`, `publish`…) in the lane
+/// of `priority`: the plain key when that is its usual lane.
+pub fn lane_key(base_key: &str, priority: Priority) -> String {
+    if priority == usual_priority(base_key) {
+        base_key.to_string()
+    } else {
+        format!("{}.{base_key}", priority.as_str())
+    }
+}
+
+/// The lane a routing key names, and the key without its prefix.
+pub fn lane_of(routing_key: &str) -> (Priority, &str) {
+    match routing_key.split_once('.') {
+        Some((prefix, base)) => match Priority::parse(prefix) {
+            Some(priority) => (priority, base),
+            None => (usual_priority(routing_key), routing_key),
+        },
+        None => (usual_priority(routing_key), routing_key),
+    }
 }
 
 /// The names of contract §5, with an optional prefix (several environments
@@ -206,6 +256,15 @@ impl Topology {
     }
     pub fn job_queue(&self, queue: JobQueue) -> String {
         self.name(&format!("rendition.jobs.{}", queue.name()))
+    }
+    /// A lane of a job queue: contract §5's queue for its usual priority,
+    /// `rendition.jobs.{queue}.{priority}` for the other.
+    pub fn lane_queue(&self, queue: JobQueue, priority: Priority) -> String {
+        if priority == queue.usual_priority() {
+            self.job_queue(queue)
+        } else {
+            self.name(&format!("rendition.jobs.{}.{}", queue.name(), priority.as_str()))
+        }
     }
     /// A headers exchange in front of the delay queues: it keeps the job's
     /// routing key, so the delay queue dead-letters it back to its queue.
@@ -246,6 +305,51 @@ mod tests {
         assert_eq!(t.retry_queue(1), "rendition.retry.1");
         let staged = Topology::new("staging.", 4, Duration::from_secs(1));
         assert_eq!(staged.jobs_exchange(), "staging.rendition.jobs");
+    }
+
+    #[test]
+    fn each_queue_has_a_second_lane_and_keys_name_their_lane() {
+        let t = Topology::new("", 4, Duration::from_secs(1));
+        assert_eq!(
+            t.lane_queue(JobQueue::Image, Priority::Interactive),
+            "rendition.jobs.image"
+        );
+        assert_eq!(
+            t.lane_queue(JobQueue::Image, Priority::Bulk),
+            "rendition.jobs.image.bulk"
+        );
+        assert_eq!(
+            t.lane_queue(JobQueue::Publish, Priority::Bulk),
+            "rendition.jobs.publish"
+        );
+        assert_eq!(
+            t.lane_queue(JobQueue::Publish, Priority::Interactive),
+            "rendition.jobs.publish.interactive"
+        );
+        assert_eq!(lane_key("image", Priority::Interactive), "image");
+        assert_eq!(lane_key("image", Priority::Bulk), "bulk.image");
+        assert_eq!(lane_key("publish", Priority::Interactive), "interactive.publish");
+        assert_eq!(lane_of("bulk.video"), (Priority::Bulk, "video"));
+        assert_eq!(lane_of("publish"), (Priority::Bulk, "publish"));
+        assert_eq!(lane_of("interactive.publish"), (Priority::Interactive, "publish"));
+        assert_eq!(lane_of("revoke"), (Priority::Interactive, "revoke"));
+        // Every key a job can be sent with is bound to exactly one lane.
+        for queue in JobQueue::ALL {
+            for base in queue.routing_keys() {
+                for priority in Priority::ALL {
+                    if *base == REVOKE_ROUTING_KEY && priority == Priority::Bulk {
+                        continue; // revokes have one lane
+                    }
+                    let key = lane_key(base, priority);
+                    let bound: Vec<_> = JobQueue::ALL
+                        .into_iter()
+                        .flat_map(|q| Priority::ALL.map(|p| (q, p)))
+                        .filter(|(q, p)| q.lane_routing_keys(*p).contains(&key))
+                        .collect();
+                    assert_eq!(bound, [(queue, priority)], "{key}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn rgb_to_srgb(pixels: &mut [u8], channels: usize, icc: &[u8]) {
 /// (Adobe APP14) stores inverted values. With no usable CMYK profile a
 /// plain conversion is used: colours are plausible, not exact.
 pub fn cmyk_to_srgb(cmyk: &[u8], icc: Option<&[u8]>, inverted: bool) -> Result<Vec<u8>, RenderError> {
-    if cmyk.len() % 4 != 0 {
+    if !cmyk.len().is_multiple_of(4) {
         return Err(RenderError::CorruptInput("CMYK buffer of odd length".into()));
     }
     let mut rgb = vec![0u8; cmyk.len() / 4 * 3];

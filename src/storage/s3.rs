@@ -5,9 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use aws_config::SdkConfig;
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, Credentials, ProvideCredentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    SharedCredentialsProvider,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -23,54 +28,93 @@ pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 const MIN_PART: usize = 5 * 1024 * 1024;
 
 /// Where the server is and who we are to it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Config {
     /// `None`: AWS itself, by region.
     pub endpoint: Option<String>,
-    pub region: String,
+    /// `None`: the AWS region chain (`AWS_REGION`, the profile, and on AWS
+    /// the instance metadata), else `us-east-1`.
+    pub region: Option<String>,
     /// Bucket in the path (`host/bucket/key`), as most self-hosted servers want.
     pub path_style: bool,
-    pub access_key: String,
-    pub secret_key: String,
-    pub session_token: Option<String>,
+    /// `None`: the AWS credential chain ([`S3Config::credentials`]).
+    pub keys: Option<StaticKeys>,
     pub multipart_threshold: usize,
 }
 
-impl std::fmt::Debug for S3Config {
+/// Keys given in the settings; they win over every other source.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticKeys {
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for StaticKeys {
     // Never print the secret (settings are logged at start).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("path_style", &self.path_style)
+        f.debug_struct("StaticKeys")
             .field("access_key", &self.access_key)
             .field("secret_key", &"<redacted>")
-            .field("multipart_threshold", &self.multipart_threshold)
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
 
+impl S3Config {
+    /// Where the credentials come from, for the start-up log.
+    pub fn credentials(&self) -> &'static str {
+        match self.keys {
+            Some(_) => "static keys from the settings",
+            None => "the AWS chain: environment, profile files, web identity, ECS container, EC2 instance metadata",
+        }
+    }
+
+    /// The SDK's shared configuration: the static keys if set, else
+    /// aws-config's default credential chain (resolved on first use and
+    /// refreshed before expiry); the region likewise. Against a self-hosted
+    /// endpoint the region chain skips the instance metadata (it is not on
+    /// AWS, and the lookup would stall start-up).
+    async fn sdk_config(&self) -> SdkConfig {
+        let region = match (&self.region, &self.endpoint) {
+            (Some(region), _) => RegionProviderChain::first_try(Region::new(region.clone())),
+            (None, None) => RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION)),
+            (None, Some(_)) => RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+                .or_else(ProfileFileRegionProvider::new())
+                .or_else(Region::new(DEFAULT_REGION)),
+        };
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+        if let Some(keys) = &self.keys {
+            loader = loader.credentials_provider(Credentials::new(
+                &keys.access_key,
+                &keys.secret_key,
+                keys.session_token.clone(),
+                None,
+                "rendition-settings",
+            ));
+        }
+        loader.load().await
+    }
+}
+
+const DEFAULT_REGION: &str = "us-east-1";
+
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
+    /// The chain the client signs with, asked once at start-up.
+    credentials: Option<SharedCredentialsProvider>,
     bucket: String,
     multipart_threshold: usize,
 }
 
 impl S3Store {
-    pub fn new(config: &S3Config, bucket: &str) -> Result<S3Store, StoreError> {
+    /// A store on `bucket`, with credentials and region resolved as
+    /// [`S3Config`] says. More buckets share the client: [`Store::bucket`].
+    pub async fn connect(config: &S3Config, bucket: &str) -> Result<S3Store, StoreError> {
         check_bucket(bucket)?;
-        let credentials = Credentials::new(
-            &config.access_key,
-            &config.secret_key,
-            config.session_token.clone(),
-            None,
-            "rendition-settings",
-        );
-        let mut builder = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .credentials_provider(credentials)
+        let sdk = config.sdk_config().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(config.path_style)
             // Every rendition is hashed once already (its sha256 is in its
             // metadata and the result); a CRC per request on top costs CPU on
@@ -82,9 +126,25 @@ impl S3Store {
         }
         Ok(S3Store {
             client: Client::from_conf(builder.build()),
+            credentials: sdk.credentials_provider(),
             bucket: bucket.to_string(),
             multipart_threshold: config.multipart_threshold.max(MIN_PART),
         })
+    }
+
+    /// Asks the credential chain once (start-up), so that a worker with no
+    /// usable credentials says so plainly instead of failing every job.
+    pub async fn check_credentials(&self) -> Result<(), StoreError> {
+        let Some(provider) = &self.credentials else {
+            return Err(StoreError::failed("no S3 credentials provider is configured"));
+        };
+        match provider.provide_credentials().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(StoreError::io(
+                format!("no S3 credentials: {}", DisplayErrorContext(&e)),
+                e,
+            )),
+        }
     }
 
     pub fn bucket_name(&self) -> &str {
@@ -318,13 +378,19 @@ mod tests {
     fn debug_output_hides_the_secret() {
         let config = S3Config {
             endpoint: None,
-            region: "us-east-1".into(),
+            region: None,
             path_style: true,
-            access_key: "AK".into(),
-            secret_key: "very-secret".into(),
-            session_token: None,
+            keys: Some(StaticKeys {
+                access_key: "AK".into(),
+                secret_key: "very-secret".into(),
+                session_token: Some("token-secret".into()),
+            }),
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
         };
-        assert!(!format!("{config:?}").contains("very-secret"));
+        let text = format!("{config:?}");
+        assert!(
+            text.contains("AK") && !text.contains("very-secret") && !text.contains("token-secret"),
+            "{text}"
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::pipeline::{Arrival, Outcome, Pipeline};
 use crate::policy::{CurrentPolicy, Policy};
 use crate::queue::{
     ATTEMPT_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, QueueError, RETRY_LEVEL_HEADER,
-    REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology,
+    REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology, lane_key, lane_of,
 };
 use crate::result::{JobResult, Status};
 use crate::storage::Store;
@@ -74,6 +74,9 @@ impl<S: Store> Handler<S> {
         let _in_flight = self.metrics.in_flight();
         let started = Instant::now();
         let work = Work::parse(&message.body, message.routing_key == REVOKE_ROUTING_KEY);
+        if let Some(key) = wrong_lane(message, &work) {
+            return self.move_to_lane(broker, message, key).await;
+        }
         let outcome = self.run_through_outages(broker, message, &work).await;
         self.metrics.observe(Stage::Pipeline, started.elapsed());
         self.note_engine_panic(&outcome);
@@ -103,6 +106,23 @@ impl<S: Store> Handler<S> {
                 self.reply(broker, message, &outcome, purpose).await
             }
         }
+    }
+
+    /// Re-sends the job under its lane's key (confirmed before the ack,
+    /// so it is never lost; its attempt count goes with it).
+    async fn move_to_lane(&self, broker: &impl Publisher, message: &Message, key: String) -> Result<(), QueueError> {
+        let mut moved = carried(message);
+        moved.headers.extend(
+            message
+                .headers
+                .get_key_value(ATTEMPT_HEADER)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        tracing::info!(from = %message.routing_key, to = %key, "job moved to its priority's lane");
+        moved.routing_key = key;
+        broker.publish(&self.topology.jobs_exchange(), &moved).await?;
+        self.metrics.moved();
+        Ok(())
     }
 
     /// Runs the work; a storage failure while the stores do not answer is
@@ -286,6 +306,15 @@ impl<S: Store> Handler<S> {
     }
 }
 
+/// The routing key of the job's own lane, when it came in on the other:
+/// upstream may send a bulk job under the plain key (`image`), and the
+/// broker cannot read `priority` from the body.
+fn wrong_lane(message: &Message, work: &Work) -> Option<String> {
+    let Work::Job(job) = work else { return None };
+    let (lane, base) = lane_of(&message.routing_key);
+    (lane != job.priority()).then(|| lane_key(base, job.priority()))
+}
+
 /// The job as it was, for a retry or a dead letter: body, routing and
 /// correlation, without the broker's own headers.
 fn carried(message: &Message) -> Message {
@@ -359,6 +388,32 @@ mod tests {
         assert_eq!(sent[1].0, "rendition.results");
         assert_eq!(sent[1].1.routing_key, "download.done");
         assert_eq!(sent[0].1.body, sent[1].1.body, "the same job id: the same result");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_job_sent_to_the_other_lane_moves_to_its_own_unrun_with_its_attempts() {
+        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+        let mut job: serde_json::Value = serde_json::from_slice(&job_message(None).body).unwrap();
+        job["priority"] = "bulk".into();
+        let mut bulk = Message {
+            body: serde_json::to_vec(&job).unwrap(),
+            ..job_message(Some("amq.gen-1"))
+        };
+        bulk.headers.insert(ATTEMPT_HEADER.into(), "2".into());
+        handler.handle(&broker, &bulk).await.unwrap();
+        let sent = broker.take();
+        assert_eq!(sent.len(), 1, "moved, not answered");
+        assert_eq!(
+            (sent[0].0.as_str(), sent[0].1.routing_key.as_str()),
+            ("rendition.jobs", "bulk.image")
+        );
+        assert_eq!(sent[0].1.attempt(), 2);
+        assert_eq!(sent[0].1.reply_to.as_deref(), Some("amq.gen-1"));
+        assert!(sent[0].1.mandatory, "a move no queue takes is an error, not a loss");
+        // On its lane it runs.
+        handler.handle(&broker, &sent[0].1).await.unwrap();
+        let answer: JobResult = serde_json::from_slice(&broker.take()[0].1.body).unwrap();
+        assert_eq!(answer.status, Status::Done);
     }
 
     #[tokio::test(flavor = "multi_thread")]

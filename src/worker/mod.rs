@@ -3,11 +3,13 @@
 //! (at-least-once; `job_id` makes repeats harmless).
 //!
 //! - [`handler`]: one delivery → reply, retry or dead letter.
+//! - [`lanes`]: which delivery starts next (interactive before bulk).
 //! - [`policy_updates`]: policy documents from the fanout exchange.
 //! - [`run`]: connect (and reconnect with backoff), declare, consume, drain
 //!   on shutdown.
 
 pub mod handler;
+pub mod lanes;
 pub mod outage;
 pub mod policy_updates;
 pub mod supervise;
@@ -23,12 +25,13 @@ use supervise::Verdict;
 use tokio::task::JoinSet;
 
 pub use handler::Handler;
+use lanes::{Lanes, Slot};
 
 use crate::ops::Stage;
 use crate::ops::http::BrokerFlag;
 use crate::policy::Update;
 use crate::queue::amqp::{AmqpBroker, message_of};
-use crate::queue::{JobQueue, QueueError};
+use crate::queue::{JobQueue, Priority, QueueError};
 use crate::storage::Store;
 
 #[derive(Debug, Clone)]
@@ -36,7 +39,8 @@ pub struct WorkerConfig {
     pub amqp_url: String,
     /// Which job queues this worker takes (image and video pools can differ).
     pub queues: Vec<JobQueue>,
-    /// Prefetch per queue: jobs in flight at once.
+    /// Jobs in flight at once per queue (both lanes together); also each
+    /// lane's prefetch.
     pub concurrency: u16,
     /// How long SIGTERM waits for jobs in flight.
     pub drain_timeout: Duration,
@@ -103,13 +107,18 @@ impl<S: Store + 'static> Session<'_, S> {
     ) -> Result<(), QueueError> {
         let topology = &self.handler.topology;
         self.broker.declare(topology).await?;
+        // Both lanes of each queue, each with its own prefetch window.
         let mut consumers = Vec::new();
+        let mut lanes = Vec::new();
         for queue in &self.config.queues {
-            let name = topology.job_queue(*queue);
-            consumers.push(self.broker.consume(&name, self.config.concurrency).await?);
+            let [interactive, bulk] = Priority::ALL.map(|p| topology.lane_queue(*queue, p));
+            let interactive = self.broker.consume(&interactive, self.config.concurrency).await?;
+            let bulk = self.broker.consume(&bulk, self.config.concurrency).await?;
+            lanes.push((interactive.1.clone(), bulk.1.clone()));
+            consumers.extend([interactive, bulk]);
         }
         let (_policy_channel, mut updates) = self.broker.private_queue(Some(&topology.policy_exchange())).await?;
-        let mut jobs = futures_util::stream::select_all(consumers.iter().map(|(_, c)| c.clone()));
+        let mut jobs = Lanes::new(lanes, usize::from(self.config.concurrency));
         self.connected.set(true);
         *backoff = Duration::from_millis(200);
         tracing::info!(queues = ?self.config.queues, prefetch = self.config.concurrency, "consuming");
@@ -124,8 +133,8 @@ impl<S: Store + 'static> Session<'_, S> {
                 _ = shutdown.as_mut() => break Ok(()),
                 Ok(()) = storage.changed() => {}
                 delivery = jobs.next(), if storage_up => match delivery {
-                    Some(Ok(delivery)) => { tasks.spawn(self.job_task(delivery)); }
-                    Some(Err(e)) => break Err(QueueError::from(e)),
+                    Some((Ok(delivery), _, slot)) => { tasks.spawn(self.job_task(delivery, slot)); }
+                    Some((Err(e), _, _)) => break Err(QueueError::from(e)),
                     None => break Err(QueueError::new("the broker closed the consumer")),
                 },
                 update = updates.next() => match update {
@@ -174,10 +183,12 @@ impl<S: Store + 'static> Session<'_, S> {
         tracing::info!("drained");
     }
 
-    fn job_task(&self, delivery: Delivery) -> impl Future<Output = ()> + Send + 'static {
+    /// The job's task holds its `slot` until it has acked or nacked.
+    fn job_task(&self, delivery: Delivery, slot: Slot) -> impl Future<Output = ()> + Send + 'static {
         let handler = Arc::clone(self.handler);
         let broker = Arc::clone(self.broker);
         async move {
+            let _slot = slot;
             let message = message_of(&delivery);
             if let Some(sent) = delivery.properties.timestamp() {
                 let now = chrono::Utc::now().timestamp().max(0) as u64;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod deploy;
 mod engine;
 mod fuzz_corpus;
 mod pipeline;

@@ -132,7 +132,19 @@ fn odd_value() -> impl Strategy<Value = Value> {
         Just(Value::Bool(false)),
         prop::sample::select(vec![-1i64, 0, 1, 3, 100, 101, 2048, 65_536]).prop_map(Value::from),
         prop::sample::select(vec![
-            "", "x", "image", "video", "proxy", "poster", "original", "a/b", "../x", "s3://b/k", "publish"
+            "",
+            "x",
+            "image",
+            "video",
+            "proxy",
+            "poster",
+            "original",
+            "a/b",
+            "../x",
+            "s3://b/k",
+            "publish",
+            "bulk",
+            "interactive"
         ])
         .prop_map(Value::from),
         Just(serde_json::json!({})),

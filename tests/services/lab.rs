@@ -16,7 +16,7 @@ use lapin::{Channel, Consumer};
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{JobQueue, Message, Publisher, Topology};
 use rendition::result::{JobProgress, JobResult};
-use rendition::storage::s3::{S3Config, S3Store};
+use rendition::storage::s3::{S3Config, S3Store, StaticKeys};
 use rendition::storage::{PutOptions, Store};
 use serde_json::Value;
 
@@ -46,12 +46,19 @@ fn setting(name: &str) -> String {
 pub fn s3_config() -> S3Config {
     S3Config {
         endpoint: Some(setting("RENDITION_TEST_S3_ENDPOINT")),
-        region: "us-east-1".into(),
+        region: Some("us-east-1".into()),
         path_style: true,
+        keys: Some(test_keys()),
+        multipart_threshold: 5 * 1024 * 1024,
+    }
+}
+
+/// The keys s3s-fs was started with.
+pub fn test_keys() -> StaticKeys {
+    StaticKeys {
         access_key: setting("RENDITION_TEST_S3_ACCESS_KEY"),
         secret_key: setting("RENDITION_TEST_S3_SECRET_KEY"),
         session_token: None,
-        multipart_threshold: 5 * 1024 * 1024,
     }
 }
 
@@ -83,9 +90,9 @@ impl Lab {
         let name = format!("t{}-{short}", std::process::id());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let s3 = s3_config();
-        let originals = S3Store::new(&s3, &format!("{name}-orig")).unwrap();
-        let renditions = S3Store::new(&s3, &format!("{name}-rend")).unwrap();
-        rt.block_on(async {
+        let (originals, renditions) = rt.block_on(async {
+            let originals = S3Store::connect(&s3, &format!("{name}-orig")).await.unwrap();
+            let renditions = originals.bucket(&format!("{name}-rend")).unwrap();
             originals.ensure_bucket().await.unwrap();
             renditions.ensure_bucket().await.unwrap();
             for file in ORIGINALS {
@@ -96,6 +103,7 @@ impl Lab {
                     .await
                     .unwrap();
             }
+            (originals, renditions)
         });
         let dir = tempfile::tempdir().unwrap();
         let policy_path = dir.path().join("policy.yaml");
@@ -233,6 +241,18 @@ impl Lab {
     /// Starts `rendition worker` on this lab's queues and buckets; returns
     /// once its `/readyz` answers 200.
     pub fn worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let keys = self.s3.keys.as_ref().expect("the lab has keys");
+        let mut env = vec![
+            ("RENDITION_S3_ACCESS_KEY", keys.access_key.as_str()),
+            ("RENDITION_S3_SECRET_KEY", keys.secret_key.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        self.worker_without_keys(&env)
+    }
+
+    /// Starts a worker that is given no S3 keys: it finds its credentials
+    /// through the AWS chain (`extra` says where: a profile, an IMDS…).
+    pub fn worker_without_keys(&self, extra: &[(&str, &str)]) -> Worker {
         let http = free_addr();
         let log = std::fs::File::create(self.dir.path().join(format!("worker-{}.log", http.port()))).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_rendition"));
@@ -244,8 +264,6 @@ impl Lab {
             .env("RENDITION_POLICY", &self.policy_path)
             .env("RENDITION_STORE", "s3")
             .env("RENDITION_S3_ENDPOINT", self.s3.endpoint.as_deref().unwrap())
-            .env("RENDITION_S3_ACCESS_KEY", &self.s3.access_key)
-            .env("RENDITION_S3_SECRET_KEY", &self.s3.secret_key)
             .env("RENDITION_ORIGINALS_BUCKET", self.originals.bucket_name())
             .env("RENDITION_RENDITIONS_BUCKET", self.renditions.bucket_name())
             .env("RENDITION_QUEUE_PREFIX", &self.topology.prefix)

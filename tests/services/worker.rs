@@ -130,7 +130,7 @@ fn poison_messages_are_dead_lettered_while_other_jobs_flow() {
 
     // Once the bucket is repaired, replaying the dead letter finishes the job.
     std::fs::remove_file(&blocker).unwrap();
-    let target = rendition::storage::s3::S3Store::new(&lab.s3, &out).unwrap();
+    let target = lab.originals.bucket(&out).unwrap();
     lab.rt.block_on(target.ensure_bucket()).unwrap();
     let (ok, _) = lab.dlq(&["replay", "to-nowhere"]);
     assert!(ok);

@@ -79,7 +79,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         .endpoint
         .clone()
         .context("chaos needs RENDITION_S3_ENDPOINT (it stops that server)")?;
-    let originals = S3Store::new(config, originals)?;
+    let originals = S3Store::connect(config, originals).await?;
     originals.ensure_bucket().await?;
     let mut keys = Vec::new();
     for path in &args.images {

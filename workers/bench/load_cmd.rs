@@ -45,7 +45,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let StoreSetting::S3 { config, originals, .. } = &settings.store else {
         bail!("the load figure runs against S3: set RENDITION_STORE=s3");
     };
-    let originals = S3Store::new(config, originals)?;
+    let originals = S3Store::connect(config, originals).await?;
     originals.ensure_bucket().await?;
     let policy = Policy::load(Path::new(settings.policy()?)).context("the policy")?;
     let mut sources = Vec::new();

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lapin::options::BasicAckOptions;
+use rendition::job::Job;
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{Message, Publisher, REVOKE_ROUTING_KEY};
 use rendition::result::JobProgress;
@@ -138,20 +139,17 @@ impl Bars {
     }
 }
 
-/// Where the job goes: contract §5's routing keys.
+/// Where the job goes: contract §5's routing keys, in its priority's lane.
 fn routing_key(body: &[u8]) -> String {
+    if let Ok(job) = Job::parse(body) {
+        return job.routing_key();
+    }
     let job: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     if job["schema"] == REVOKE_SCHEMA {
         return REVOKE_ROUTING_KEY.into();
     }
-    if job["purpose"] == "publish" {
-        return "publish".into();
-    }
-    match job["asset"]["media"].as_str() {
-        Some(media @ ("image" | "video" | "audio" | "other")) => media.into(),
-        // Unreadable jobs still get an answer (`invalid_job`) from a worker.
-        _ => "image".into(),
-    }
+    // Unreadable jobs still get an answer (`invalid_job`) from a worker.
+    "image".into()
 }
 
 fn job_id(body: &[u8], file: &Path) -> String {
@@ -186,13 +184,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_by_media_purpose_and_revoke() {
-        let job = |media: &str, purpose: &str| {
-            format!(r#"{{"purpose":"{purpose}","asset":{{"media":"{media}"}}}}"#).into_bytes()
+    fn routes_by_media_purpose_priority_and_revoke() {
+        let job = |media: &str, purpose: &str, priority: Option<&str>| {
+            let mut job = serde_json::json!({
+                "schema": "rendition.job/v1", "job_id": "j", "purpose": purpose,
+                "principal": {"user": "u"},
+                "asset": {"id": "a", "collection": "c", "media": media, "source": "o/a"},
+                "request": {"rendition": "original"},
+            });
+            if purpose == "publish" {
+                job["destination"] = serde_json::json!({"bucket": "b"});
+            }
+            if let Some(p) = priority {
+                job["priority"] = p.into();
+            }
+            serde_json::to_vec(&job).unwrap()
         };
-        assert_eq!(routing_key(&job("video", "download")), "video");
-        assert_eq!(routing_key(&job("audio", "share")), "audio");
-        assert_eq!(routing_key(&job("image", "publish")), "publish");
+        assert_eq!(routing_key(&job("video", "download", None)), "video");
+        assert_eq!(routing_key(&job("audio", "share", None)), "audio");
+        assert_eq!(routing_key(&job("image", "publish", None)), "publish");
+        assert_eq!(routing_key(&job("image", "download", Some("bulk"))), "bulk.image");
+        assert_eq!(
+            routing_key(&job("image", "publish", Some("interactive"))),
+            "interactive.publish"
+        );
         assert_eq!(
             routing_key(br#"{"schema":"rendition.revoke/v1","share":"s"}"#),
             "revoke"

@@ -49,8 +49,12 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             originals,
             renditions,
         } => {
-            let originals = S3Store::new(&config, &originals)?;
-            let renditions = S3Store::new(&config, &renditions)?;
+            tracing::info!(region = ?config.region, credentials = config.credentials(), "S3");
+            let originals = S3Store::connect(&config, &originals).await?;
+            let renditions = originals.bucket(&renditions)?;
+            if let Err(e) = originals.check_credentials().await {
+                tracing::error!(error = %e, "S3 credentials are not available yet; waiting for them with the stores");
+            }
             if let Err(e) = renditions.ensure_bucket().await {
                 tracing::warn!(error = %e, "could not check or create the renditions bucket");
             }

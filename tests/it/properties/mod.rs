@@ -160,7 +160,7 @@ fn tighten(doc: &PolicyDocument, pick: usize, cut: &DownloadLimits) -> PolicyDoc
         other: d.other && cut.other,
     };
     let n = count_nodes(&doc.collections);
-    if pick % 2 == 0 {
+    if pick.is_multiple_of(2) {
         let role = doc.roles.values_mut().nth(pick / 2 % ROLES.len()).unwrap();
         role.download = Some(role.download.as_ref().map_or(*cut, lower));
     } else {
