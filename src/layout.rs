@@ -8,7 +8,8 @@
 //! ├── renditions/shares/{share}/{asset}/…                the same, made for a share
 //! ├── renditions/shares/{share}/results/{job}.json       a share job's remembered result
 //! ├── results/{job}.json                                 every other remembered result
-//! └── revocations/shares/{share}                         "this share was revoked"
+//! ├── revocations/shares/{share}                         "this share was revoked"
+//! └── audit/date={YYYY-MM-DD}/{job}.jsonl                one audit record per answered job
 //! publish destination bucket
 //! └── {destination.prefix}/{stem}[-{w}x{h}].{ext}        published copies
 //! ```
@@ -25,6 +26,21 @@ use crate::job::{Job, Principal};
 /// Where everything made for `share` is stored.
 pub fn share_prefix(share: &str) -> String {
     format!("renditions/shares/{share}/")
+}
+
+/// Where the audit trail lives (outside every share's prefix: revoking a
+/// share must not erase who received what).
+pub const AUDIT_PREFIX: &str = "audit/";
+
+/// One day's partition of the audit trail (Hive style, for query engines).
+pub fn audit_day_prefix(day: chrono::NaiveDate) -> String {
+    format!("{AUDIT_PREFIX}date={}/", day.format("%Y-%m-%d"))
+}
+
+/// A job's audit record: named by its id, so a repeat replaces it.
+pub fn audit_key(day: chrono::NaiveDate, job_id: &str) -> String {
+    let digest = hex::encode(Sha256::digest(job_id.as_bytes()));
+    format!("{}{}.jsonl", audit_day_prefix(day), &digest[..32])
 }
 
 /// The marker a revoke message leaves behind.

@@ -12,6 +12,8 @@
 //!   make as plain engine specs, where, with which watermark, until when.
 //! - [`layout`]: every object key. [`error`]: stable codes, retry or reject.
 //! - [`priority`]: interactive before bulk, without starving bulk.
+//! - [`audit`]: one record per answered job: who received what, under
+//!   which policy version (written to the store, read back by the CLI).
 //!
 //! CPU (synchronous, on rayon pools; knows no policy, job or store):
 //! - [`rendition`]: the image engine. [`video`]: the FFmpeg engine.
@@ -34,9 +36,11 @@
 //!        plan()              PURE: decision, denial, specs, keys, expiry, publish
 //!        for each target:    lookup → render on the pool (+sha256) → put → sign
 //!        publish             (publish jobs: copy to the destination bucket)
-//!        answer + remember   (JobResult → reply_to / results exchange → ack)
+//!        answer + remember   (JobResult, remembered with when it was made)
+//!   └► audit record         (store, then the audit exchange) → reply → ack
 //! ```
 
+pub mod audit;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -80,6 +80,7 @@ pub struct RawSettings {
     pub video_deadline_s: Option<u64>,
     pub video_max_duration_s: Option<u64>,
     pub store_lookups: Option<String>,
+    pub worker_id: Option<String>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -151,6 +152,8 @@ pub struct Settings {
     pub video_concurrency: u16,
     pub video_limits: VideoLimits,
     pub lookups: Lookups,
+    /// Names this process in audit records (default: host name and pid).
+    pub worker_id: String,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -220,10 +223,23 @@ impl RawSettings {
             video_concurrency,
             video_deadline_s,
             video_max_duration_s,
-            store_lookups
+            store_lookups,
+            worker_id
         );
         Ok(raw)
     }
+}
+
+/// `{host}-{pid}`: the host name is the pod's name on Kubernetes, and the
+/// pid tells two workers on one host apart.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}", std::process::id())
 }
 
 impl Settings {
@@ -276,6 +292,11 @@ impl Settings {
             json_logs,
             video_concurrency,
             video_limits: video_limits(&raw)?,
+            worker_id: raw
+                .worker_id
+                .clone()
+                .filter(|w| !w.trim().is_empty())
+                .unwrap_or_else(default_worker_id),
         })
     }
 
@@ -318,7 +339,7 @@ impl Settings {
         format!(
             "amqp_url={amqp} policy={:?} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
              max_attempts={} retry_delays={:?} drain_timeout={:?} storage_wait={:?} max_link_ttl_s={} video_concurrency={} \
-             video_deadline={:?} video_max_duration_s={} store_lookups={:?}",
+             video_deadline={:?} video_max_duration_s={} store_lookups={:?} worker_id={:?}",
             self.policy,
             self.store,
             self.concurrency,
@@ -333,7 +354,8 @@ impl Settings {
             self.video_concurrency,
             self.video_limits.deadline,
             self.video_limits.max_duration_s,
-            self.lookups
+            self.lookups,
+            self.worker_id
         )
     }
 }

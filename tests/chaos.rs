@@ -73,6 +73,11 @@ fn kills_a_broker_restart_and_a_storage_outage_lose_nothing_and_dead_letter_noth
     assert_eq!(n("lost"), 0, "{summary}\n{}", worker_logs());
     assert_eq!(n("done"), 300, "every job done: {summary}");
     assert_eq!(n("dead_letters"), 0, "{summary}");
+    assert_eq!(
+        n("audit_records"),
+        300,
+        "one audit record per job, repeats included: {summary}"
+    );
     assert_eq!(n("duplicates_same_content"), n("duplicates"), "{summary}");
     assert_eq!(
         (n("kills"), n("storage_outages"), n("broker_restarts")),

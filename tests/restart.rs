@@ -89,4 +89,5 @@ fn a_broker_restart_loses_no_job_and_upstream_sees_each_answer_once() {
     }
     eprintln!("{after_restart} jobs were run after the restart");
     assert!(after_restart > 0, "the restart came mid-run, not after it");
+    lab.check_audit();
 }

@@ -16,6 +16,9 @@ use crate::rendition::Logo;
 use crate::result::JobResult;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
 
+/// The remembered result's metadata field: when the answer was made.
+const ANSWERED_AT: &str = "answered-at";
+
 /// A source's bytes and what names their content.
 pub(super) struct Source {
     /// [`layout::source_digest`]: key and identity.
@@ -84,16 +87,29 @@ impl<S: Store> Pipeline<S> {
     /// The result remembered for this job, unless one of its links has
     /// expired (then the job runs again: its renditions are found, its
     /// links new).
-    pub(super) async fn recall(&self, memo: &str, job_id: &str, now: DateTime<Utc>) -> Option<JobResult> {
-        let bytes = self.renditions.get(memo).await.ok()?;
+    pub(super) async fn recall(
+        &self,
+        memo: &str,
+        job_id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<(JobResult, DateTime<Utc>)> {
+        let (info, bytes) = self.renditions.read(memo).await.ok()?;
         let result: JobResult = serde_json::from_slice(&bytes).ok()?;
         let fresh = result.renditions.iter().all(|r| r.expires_at > now);
-        (result.job_id == job_id && fresh).then_some(result)
+        // A memo from before answers carried their time: now will do.
+        let answered_at = info.meta.get(ANSWERED_AT).and_then(|t| t.parse().ok()).unwrap_or(now);
+        (result.job_id == job_id && fresh).then_some((result, answered_at))
     }
 
-    pub(super) async fn remember(&self, memo: &str, result: &JobResult) -> Result<(), StoreError> {
+    pub(super) async fn remember(
+        &self,
+        memo: &str,
+        result: &JobResult,
+        answered_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let options = PutOptions {
             content_type: "application/json".into(),
+            meta: [(ANSWERED_AT.to_string(), answered_at.to_rfc3339())].into(),
             ..PutOptions::default()
         };
         let bytes = serde_json::to_vec(result).expect("a result serializes");

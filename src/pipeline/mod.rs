@@ -159,6 +159,9 @@ pub struct Outcome {
     pub replayed: bool,
     /// Engine code panicked (caught on its pool; answered `engine_error`).
     pub panicked: bool,
+    /// When the answer was made; a replayed answer keeps its first time,
+    /// so its audit record is the same record.
+    pub answered_at: DateTime<Utc>,
 }
 
 impl Outcome {
@@ -168,6 +171,7 @@ impl Outcome {
             retry: false,
             replayed: false,
             panicked: false,
+            answered_at: Utc::now(),
         }
     }
 
@@ -226,16 +230,17 @@ impl<S: Store> Pipeline<S> {
         };
         let memo = layout::memo_key(job);
         if self.may_be_answered(job, arrival)
-            && let Some(result) = self.recall(&memo, &job.job_id, arrival.now).await
+            && let Some((result, answered_at)) = self.recall(&memo, &job.job_id, arrival.now).await
         {
             return Outcome {
                 replayed: true,
+                answered_at,
                 ..Outcome::final_(result)
             };
         }
         let outcome = self.run_job(policy, job, arrival.now, progress).await;
         if !outcome.retry
-            && let Err(e) = self.remember(&memo, &outcome.result).await
+            && let Err(e) = self.remember(&memo, &outcome.result, outcome.answered_at).await
         {
             // Without the memo a repeat finds its renditions; it only
             // loses `cached: false`. Not worth failing the job for.

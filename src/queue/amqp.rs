@@ -75,6 +75,8 @@ impl AmqpBroker {
             .await?;
         self.exchange(&topology.policy_exchange(), ExchangeKind::Fanout, durable)
             .await?;
+        self.exchange(&topology.audit_exchange(), ExchangeKind::Topic, durable)
+            .await?;
         self.exchange(&topology.retry_exchange(), ExchangeKind::Headers, durable)
             .await?;
         let dead = topology.dead_queue();

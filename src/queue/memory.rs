@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use super::{Message, Publisher, QueueError};
+use super::{AUDIT_EXCHANGE, Message, Publisher, QueueError};
 
 #[derive(Debug, Default)]
 pub struct MemoryBroker {
@@ -17,9 +17,23 @@ impl MemoryBroker {
         MemoryBroker::default()
     }
 
-    /// `(exchange, message)` pairs, oldest first, and forgets them.
+    /// `(exchange, message)` pairs, oldest first, and forgets them; audit
+    /// records are kept apart ([`MemoryBroker::take_audit`]).
     pub fn take(&self) -> Vec<(String, Message)> {
-        std::mem::take(&mut *self.published.lock().unwrap())
+        self.take_where(|exchange| !exchange.ends_with(AUDIT_EXCHANGE))
+    }
+
+    /// What was published on the audit exchange, and forgets it.
+    pub fn take_audit(&self) -> Vec<Message> {
+        let audit = self.take_where(|exchange| exchange.ends_with(AUDIT_EXCHANGE));
+        audit.into_iter().map(|(_, m)| m).collect()
+    }
+
+    fn take_where(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, Message)> {
+        let mut published = self.published.lock().unwrap();
+        let (taken, left) = std::mem::take(&mut *published).into_iter().partition(|(x, _)| keep(x));
+        *published = left;
+        taken
     }
 }
 

@@ -223,6 +223,9 @@ pub fn lane_of(routing_key: &str) -> (Priority, &str) {
     }
 }
 
+/// The audit exchange's name without the prefix.
+pub const AUDIT_EXCHANGE: &str = "rendition.audit";
+
 /// The names of contract §5, with an optional prefix (several environments
 /// on one broker), and the retry delays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,6 +286,11 @@ impl Topology {
     pub fn policy_exchange(&self) -> String {
         self.name("rendition.policy")
     }
+    /// A topic exchange: one audit record per answered job, under
+    /// `{purpose}.{status}`; bind a queue to keep them.
+    pub fn audit_exchange(&self) -> String {
+        self.name(AUDIT_EXCHANGE)
+    }
     pub fn max_attempts(&self) -> u32 {
         self.retry_delays.len() as u32 + 1
     }
@@ -301,6 +309,7 @@ mod tests {
         assert_eq!(t.job_queue(JobQueue::Publish), "rendition.jobs.publish");
         assert_eq!(t.dead_queue(), "rendition.dead");
         assert_eq!(t.results_exchange(), "rendition.results");
+        assert_eq!(t.audit_exchange(), "rendition.audit");
         assert_eq!(t.policy_exchange(), "rendition.policy");
         assert_eq!(t.retry_queue(1), "rendition.retry.1");
         let staged = Topology::new("staging.", 4, Duration::from_secs(1));

@@ -18,6 +18,8 @@ pub struct MemoryStore {
     counts: [AtomicUsize; 5],
     /// When set, every request fails as an unreachable server's would.
     pub down: AtomicBool,
+    /// Writes under this prefix are refused (a bucket policy that forbids them).
+    pub refused: Mutex<Option<String>>,
 }
 
 /// Requests made of a store, by kind. Signing is local work, not a request.
@@ -115,6 +117,10 @@ impl Store for MemoryStore {
     async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
         check_key(key)?;
         self.count(PUT)?;
+        let refused = self.refused.lock().unwrap().clone();
+        if refused.is_some_and(|prefix| key.starts_with(&prefix)) {
+            return Err(StoreError::failed(format!("access denied: {key}")));
+        }
         let mut objects = self.objects.lock().unwrap();
         let generation = objects.get(key).map_or(0, |(_, _, g)| g + 1);
         objects.insert(key.to_string(), (bytes, options, generation));

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::outage::StorageGate;
+use crate::audit::{self, AuditRecord};
 use crate::ops::{Metrics, Stage};
 use crate::pipeline::{Arrival, Outcome, Pipeline};
 use crate::policy::{CurrentPolicy, Policy};
@@ -16,6 +17,7 @@ use crate::queue::{
     REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology, lane_key, lane_of,
 };
 use crate::result::{JobResult, Status};
+use crate::settings::default_worker_id;
 use crate::storage::Store;
 use crate::work::Work;
 
@@ -48,6 +50,8 @@ pub struct Handler<S> {
     pub metrics: Arc<Metrics>,
     /// Whether the stores answer; see [`super::outage`].
     pub storage: StorageGate,
+    /// Names this worker in audit records.
+    pub worker: String,
 }
 
 /// How long a job waits out a storage outage unless told otherwise.
@@ -61,7 +65,14 @@ impl<S: Store> Handler<S> {
             topology,
             metrics,
             storage: StorageGate::new(STORAGE_WAIT),
+            worker: default_worker_id(),
         }
+    }
+
+    /// Names this worker in audit records (default: host name and pid).
+    pub fn with_worker_id(mut self, worker: &str) -> Handler<S> {
+        self.worker = worker.to_string();
+        self
     }
 
     /// The longest a job waits for unreachable stores before its usual retry.
@@ -85,13 +96,12 @@ impl<S: Store> Handler<S> {
         }
         self.log(message, &work, &outcome, started);
         let attempt = message.attempt();
-        let purpose = work.purpose();
         match settle(outcome.retry, attempt, self.topology.max_attempts()) {
             Settlement::Reply => {
                 if matches!(work, Work::Unreadable { .. }) {
                     self.dead_letter(broker, message, &outcome.result).await?;
                 }
-                self.reply(broker, message, &outcome, purpose).await
+                self.reply(broker, message, &work, &outcome).await
             }
             Settlement::Retry { level } => {
                 let mut retry = carried(message);
@@ -103,7 +113,7 @@ impl<S: Store> Handler<S> {
             }
             Settlement::DeadLetter => {
                 self.dead_letter(broker, message, &outcome.result).await?;
-                self.reply(broker, message, &outcome, purpose).await
+                self.reply(broker, message, &work, &outcome).await
             }
         }
     }
@@ -226,18 +236,20 @@ impl<S: Store> Handler<S> {
         }
     }
 
-    /// The result to `reply_to` (with the correlation id), else to the
-    /// results exchange under `purpose.status`.
+    /// The audit record, then the result to `reply_to` (with the correlation
+    /// id), else to the results exchange under `purpose.status`.
     pub(super) async fn reply(
         &self,
         broker: &impl Publisher,
         message: &Message,
+        work: &Work,
         outcome: &Outcome,
-        purpose: &str,
     ) -> Result<(), QueueError> {
         let result = &outcome.result;
+        self.audit(broker, work, outcome).await?;
         let started = Instant::now();
-        let (exchange, routing_key) = self.destination(message, &format!("{purpose}.{}", status_name(result.status)));
+        let results_key = format!("{}.{}", work.purpose(), status_name(result.status));
+        let (exchange, routing_key) = self.destination(message, &results_key);
         let reply = Message {
             routing_key,
             body: serde_json::to_vec(result).expect("a result serializes"),
@@ -255,6 +267,25 @@ impl<S: Store> Handler<S> {
                 .cache_hits(result.renditions.iter().filter(|r| r.cached).count());
         }
         Ok(())
+    }
+
+    /// Writes the job's audit record to the renditions store and publishes
+    /// it (confirmed) on the audit exchange, before the answer and the ack:
+    /// a job whose record cannot be kept goes back to the queue.
+    async fn audit(&self, broker: &impl Publisher, work: &Work, outcome: &Outcome) -> Result<(), QueueError> {
+        let record = AuditRecord::of(work, &outcome.result, outcome.answered_at, &self.worker);
+        audit::write(self.pipeline.renditions(), work, &record)
+            .await
+            .map_err(|e| QueueError::new(format!("the audit record was not written: {e}")))?;
+        let mut body = record.to_line();
+        body.pop();
+        let published = Message {
+            routing_key: format!("{}.{}", work.purpose(), status_name(record.status)),
+            body,
+            message_id: Some(record.job_id.clone()),
+            ..Message::default()
+        };
+        broker.publish(&self.topology.audit_exchange(), &published).await
     }
 
     pub(super) async fn dead_letter(
@@ -334,262 +365,5 @@ fn status_name(status: Status) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pipeline::PipelineConfig;
-    use crate::queue::memory::MemoryBroker;
-    use crate::storage::PutOptions;
-    use crate::storage::memory::MemoryStore;
-    use crate::worker::supervise::Verdict;
-    use std::time::Duration;
-
-    fn handler() -> Handler<MemoryStore> {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-        let originals = MemoryStore::new();
-        let hero = std::fs::read(root.join("originals/hero.jpg")).unwrap();
-        let put = originals.put("originals/hero.jpg", hero, PutOptions::default());
-        tokio::runtime::Handle::current().block_on(put).unwrap();
-        let poison = crate::pipeline::PANIC_TRIGGER.to_vec();
-        let put = originals.put("originals/poison.jpg", poison, PutOptions::default());
-        tokio::runtime::Handle::current().block_on(put).unwrap();
-        let config = PipelineConfig {
-            render_threads: 1,
-            max_link_ttl_s: 900,
-            ..PipelineConfig::default()
-        };
-        Handler::new(
-            Pipeline::new(originals, MemoryStore::new(), config),
-            Policy::load(&root.join("policy.yaml")).unwrap(),
-            Topology::new("", 3, Duration::from_secs(1)),
-            Arc::new(Metrics::default()),
-        )
-    }
-
-    fn job_message(reply_to: Option<&str>) -> Message {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        Message {
-            routing_key: "image".into(),
-            body: std::fs::read(root.join("fixtures/demo/2-collaborator-2048.json")).unwrap(),
-            correlation_id: Some("c-1".into()),
-            reply_to: reply_to.map(str::to_string),
-            ..Message::default()
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn answers_go_to_reply_to_else_to_the_results_exchange() {
-        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
-        handler.handle(&broker, &job_message(Some("amq.gen-1"))).await.unwrap();
-        handler.handle(&broker, &job_message(None)).await.unwrap();
-        let sent = broker.take();
-        assert_eq!(sent.len(), 2);
-        assert_eq!((sent[0].0.as_str(), sent[0].1.routing_key.as_str()), ("", "amq.gen-1"));
-        assert_eq!(sent[0].1.correlation_id.as_deref(), Some("c-1"));
-        assert_eq!(sent[1].0, "rendition.results");
-        assert_eq!(sent[1].1.routing_key, "download.done");
-        assert_eq!(sent[0].1.body, sent[1].1.body, "the same job id: the same result");
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_job_sent_to_the_other_lane_moves_to_its_own_unrun_with_its_attempts() {
-        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
-        let mut job: serde_json::Value = serde_json::from_slice(&job_message(None).body).unwrap();
-        job["priority"] = "bulk".into();
-        let mut bulk = Message {
-            body: serde_json::to_vec(&job).unwrap(),
-            ..job_message(Some("amq.gen-1"))
-        };
-        bulk.headers.insert(ATTEMPT_HEADER.into(), "2".into());
-        handler.handle(&broker, &bulk).await.unwrap();
-        let sent = broker.take();
-        assert_eq!(sent.len(), 1, "moved, not answered");
-        assert_eq!(
-            (sent[0].0.as_str(), sent[0].1.routing_key.as_str()),
-            ("rendition.jobs", "bulk.image")
-        );
-        assert_eq!(sent[0].1.attempt(), 2);
-        assert_eq!(sent[0].1.reply_to.as_deref(), Some("amq.gen-1"));
-        assert!(sent[0].1.mandatory, "a move no queue takes is an error, not a loss");
-        // On its lane it runs.
-        handler.handle(&broker, &sent[0].1).await.unwrap();
-        let answer: JobResult = serde_json::from_slice(&broker.take()[0].1.body).unwrap();
-        assert_eq!(answer.status, Status::Done);
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn unreadable_jobs_are_answered_and_dead_lettered() {
-        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
-        let garbage = Message {
-            body: b"{ not json".to_vec(),
-            ..job_message(Some("amq.gen-1"))
-        };
-        handler.handle(&broker, &garbage).await.unwrap();
-        let sent = broker.take();
-        assert_eq!(sent[0].1.routing_key, "rendition.dead");
-        assert_eq!(sent[0].1.header(ERROR_CODE_HEADER), Some("invalid_job"));
-        assert_eq!(sent[0].1.header(ROUTING_KEY_HEADER), Some("image"));
-        let answer: JobResult = serde_json::from_slice(&sent[1].1.body).unwrap();
-        assert_eq!(answer.status, Status::Failed);
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn an_unconfirmed_answer_is_an_error_so_the_job_is_not_acked() {
-        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
-        broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
-        assert!(handler.handle(&broker, &job_message(None)).await.is_err());
-    }
-
-    fn job_from(id: &str, source: &str) -> Message {
-        let mut job: serde_json::Value = serde_json::from_slice(&job_message(None).body).unwrap();
-        job["job_id"] = id.into();
-        job["asset"]["source"] = source.into();
-        Message {
-            body: serde_json::to_vec(&job).unwrap(),
-            ..job_message(None)
-        }
-    }
-
-    fn answer(sent: &[(String, Message)]) -> JobResult {
-        serde_json::from_slice(&sent.last().unwrap().1.body).unwrap()
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn an_engine_panic_fails_its_job_is_counted_and_the_next_job_runs() {
-        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
-        let poison = job_from("poison-1", "originals/poison.jpg");
-        let verdict = handler
-            .supervise(&broker, &poison, handler.handle(&broker, &poison))
-            .await;
-        assert_eq!(verdict, Verdict::Ack, "answered, so acked");
-        let failed = answer(&broker.take());
-        assert_eq!(failed.status, Status::Failed);
-        let error = failed.error.unwrap();
-        assert_eq!(error.code, "engine_error");
-        assert!(error.message.contains("an injected engine panic"), "{}", error.message);
-        let metrics = handler.metrics.render();
-        assert!(metrics.contains("rendition_engine_panics_total 1\n"), "{metrics}");
-        assert!(
-            metrics.contains("rendition_task_panics_total 0\n"),
-            "caught on the pool"
-        );
-
-        let next = job_from("after-poison", "originals/hero.jpg");
-        assert_eq!(
-            handler.supervise(&broker, &next, handler.handle(&broker, &next)).await,
-            Verdict::Ack
-        );
-        let done = answer(&broker.take());
-        assert_eq!(done.status, Status::Done, "{done:?}");
-        assert_eq!(done.renditions[0].width, Some(2048));
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_task_panic_requeues_once_then_dead_letters_with_the_reason() {
-        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
-        let first = job_from("task-panic", "originals/hero.jpg");
-        let panics = || async { panic!("a bug in the task") };
-        assert_eq!(handler.supervise(&broker, &first, panics()).await, Verdict::Requeue);
-        assert!(broker.take().is_empty(), "nothing answered: the job goes back");
-        let again = Message {
-            redelivered: true,
-            ..first.clone()
-        };
-        assert_eq!(handler.supervise(&broker, &again, panics()).await, Verdict::Ack);
-        let sent = broker.take();
-        assert_eq!(sent[0].1.routing_key, "rendition.dead");
-        assert_eq!(sent[0].1.header(ERROR_CODE_HEADER), Some("engine_error"));
-        assert!(
-            sent[0]
-                .1
-                .header(ERROR_MESSAGE_HEADER)
-                .unwrap()
-                .contains("a bug in the task")
-        );
-        let failed = answer(&sent);
-        assert_eq!((failed.job_id.as_str(), failed.status), ("task-panic", Status::Failed));
-        assert!(handler.metrics.render().contains("rendition_task_panics_total 2\n"));
-        // Could the dead letter not be sent, the broker is left to dead-letter it.
-        broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(handler.supervise(&broker, &again, panics()).await, Verdict::Reject);
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_storage_outage_is_waited_out_without_spending_an_attempt() {
-        let mut handler = tokio::task::block_in_place(handler);
-        handler.storage.probe_every = Duration::from_millis(20);
-        let handler = Arc::new(handler);
-        let broker = Arc::new(MemoryBroker::new());
-        let store_down = |down: bool| {
-            let renditions = handler.pipeline.renditions();
-            renditions.down.store(down, std::sync::atomic::Ordering::SeqCst);
-        };
-        store_down(true);
-        let job = job_from("through-outage", "originals/hero.jpg");
-        let running = tokio::spawn({
-            let (handler, broker) = (handler.clone(), broker.clone());
-            async move { handler.handle(&*broker, &job).await }
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!running.is_finished(), "the job waits for the store");
-        assert!(!handler.storage.is_up(), "no new jobs are taken");
-        assert!(handler.metrics.render().contains("rendition_storage_paused 1\n"));
-        store_down(false);
-        running.await.unwrap().unwrap();
-        let sent = broker.take();
-        assert_eq!(sent.len(), 1, "one answer, no retry: {sent:?}");
-        assert_eq!(answer(&sent).status, Status::Done);
-        assert!(handler.storage.is_up());
-        let metrics = handler.metrics.render();
-        assert!(metrics.contains("rendition_retries_total 0\n"), "{metrics}");
-        assert!(metrics.contains("rendition_storage_outages_total 1\n"), "{metrics}");
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn an_outage_longer_than_the_wait_takes_the_usual_retry() {
-        let handler = tokio::task::block_in_place(handler).with_storage_wait(Duration::from_millis(50));
-        let broker = MemoryBroker::new();
-        handler
-            .pipeline
-            .renditions()
-            .down
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        handler
-            .handle(&broker, &job_from("long-outage", "originals/hero.jpg"))
-            .await
-            .unwrap();
-        let sent = broker.take();
-        assert_eq!(sent[0].0, "rendition.retry", "{sent:?}");
-        assert_eq!(sent[0].1.header(ATTEMPT_HEADER), Some("2"));
-        // No job waits any more, yet the worker resumes once the store answers.
-        handler.recheck_storage().await;
-        assert!(!handler.storage.is_up(), "still down");
-        handler
-            .pipeline
-            .renditions()
-            .down
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        handler.recheck_storage().await;
-        assert!(handler.storage.is_up(), "the consume loop's check lifted the pause");
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn an_unconfirmed_answer_requeues() {
-        let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
-        broker.down.store(true, std::sync::atomic::Ordering::SeqCst);
-        let job = job_message(None);
-        assert_eq!(
-            handler.supervise(&broker, &job, handler.handle(&broker, &job)).await,
-            Verdict::Requeue
-        );
-    }
-
-    #[test]
-    fn transient_failures_retry_until_the_last_attempt() {
-        assert_eq!(settle(false, 1, 3), Settlement::Reply);
-        assert_eq!(settle(false, 9, 3), Settlement::Reply);
-        assert_eq!(settle(true, 1, 3), Settlement::Retry { level: 1 });
-        assert_eq!(settle(true, 2, 3), Settlement::Retry { level: 2 });
-        assert_eq!(settle(true, 3, 3), Settlement::DeadLetter);
-        assert_eq!(settle(true, 1, 1), Settlement::DeadLetter);
-    }
-}
+#[path = "handler_tests.rs"]
+mod tests;

@@ -11,6 +11,7 @@ use futures_util::FutureExt;
 
 use super::Handler;
 use crate::error::panic_message;
+use crate::job::JobError;
 use crate::pipeline::{Outcome, PipelineError};
 use crate::queue::{Message, Publisher, QueueError, REVOKE_ROUTING_KEY};
 use crate::result::JobResult;
@@ -52,8 +53,12 @@ impl<S: Store> Handler<S> {
         self.metrics.task_panicked();
         // The parser may be what panicked: read what can be read, safely.
         let revoke = message.routing_key == REVOKE_ROUTING_KEY;
-        let work = catch_unwind(|| Work::parse(&message.body, revoke)).ok();
-        let job_id = work.as_ref().map_or("unknown", Work::job_id);
+        let work = catch_unwind(|| Work::parse(&message.body, revoke)).unwrap_or_else(|_| Work::Unreadable {
+            job_id: "unknown".into(),
+            purpose: None,
+            error: JobError::at("job", "the job parser panicked on it"),
+        });
+        let job_id = work.job_id();
         tracing::error!(
             job_id,
             panic,
@@ -69,11 +74,11 @@ impl<S: Store> Handler<S> {
             retry: false,
             replayed: false,
             panicked: true,
+            answered_at: chrono::Utc::now(),
         };
-        let purpose = work.as_ref().map_or("unknown", Work::purpose);
         let answered = async {
             self.dead_letter(broker, message, &outcome.result).await?;
-            self.reply(broker, message, &outcome, purpose).await
+            self.reply(broker, message, &work, &outcome).await
         };
         match answered.await {
             Ok(()) => Verdict::Ack,

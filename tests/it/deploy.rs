@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rendition::queue::JobQueue;
+use rendition::queue::{JobQueue, Priority};
 use rendition::settings::{RawSettings, Settings};
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -352,22 +352,12 @@ fn problems(worker: &[Value], keda: &[Value], known: &BTreeMap<String, String>) 
         if !scaled.insert(target) {
             problems.push(format!("{target} has more than one ScaledObject"));
         }
-        // The worker's own names (its prefix included), over every queue.
-        let declared: BTreeMap<String, JobQueue> =
-            JobQueue::ALL.iter().map(|&q| (s.topology.job_queue(q), q)).collect();
-        // A queue's other lanes (`rendition.jobs.image.bulk`) are its name
-        // and a suffix.
-        let queue_of = |name: &str| {
-            declared.get(name).copied().or_else(|| {
-                declared
-                    .iter()
-                    .find(|(base, _)| {
-                        name.strip_prefix(base.as_str())
-                            .is_some_and(|lane| lane.len() > 1 && lane.starts_with('.'))
-                    })
-                    .map(|(_, q)| *q)
-            })
-        };
+        // The worker's own names (its prefix included): both lanes of every queue.
+        let declared: BTreeMap<String, JobQueue> = JobQueue::ALL
+            .iter()
+            .flat_map(|&q| Priority::ALL.map(|p| (s.topology.lane_queue(q, p), q)))
+            .collect();
+        let queue_of = |name: &str| declared.get(name).copied();
         let mut triggered = BTreeSet::new();
         for trigger in object["spec"]["triggers"].as_sequence().into_iter().flatten() {
             if trigger["type"].as_str() != Some("rabbitmq") {
@@ -398,12 +388,13 @@ fn problems(worker: &[Value], keda: &[Value], known: &BTreeMap<String, String>) 
                 }
             }
         }
-        for q in &s.queues {
-            if !triggered.contains(&s.topology.job_queue(*q)) {
-                problems.push(format!(
-                    "{so}: {target} consumes {} but is not scaled on it",
-                    s.topology.job_queue(*q)
-                ));
+        for lane in s
+            .queues
+            .iter()
+            .flat_map(|&q| Priority::ALL.map(|p| s.topology.lane_queue(q, p)))
+        {
+            if !triggered.contains(&lane) {
+                problems.push(format!("{so}: {target} consumes {lane} but is not scaled on it"));
             }
         }
     }

@@ -199,34 +199,51 @@ fn get(url: &str) -> reqwest::blocking::Response {
     reqwest::blocking::get(url).unwrap()
 }
 
-#[test]
-fn the_render_command_prints_links_that_serve_the_right_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = serve(dir.path());
+/// `rendition ARGS --store DIR` from the repository root: its output lines, parsed.
+fn lines_of<T: serde::de::DeserializeOwned>(args: &[&str], store: &Path) -> Vec<T> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rendition"))
-        .args([
-            "render",
-            "--policy",
-            "fixtures/policy.yaml",
-            "--job",
-            "fixtures/demo",
-            "--originals",
-            "fixtures",
-            "--link-base",
-            &base,
-        ])
+        .args(args)
         .arg("--store")
-        .arg(dir.path())
+        .arg(store)
         .env("RENDITION_LINK_SECRET", SECRET)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let results: Vec<JobResult> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn the_render_command_prints_links_that_serve_the_right_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(dir.path());
+    let render = [
+        "render",
+        "--policy",
+        "fixtures/policy.yaml",
+        "--job",
+        "fixtures/demo",
+        "--originals",
+        "fixtures",
+        "--link-base",
+        &base,
+    ];
+    let results: Vec<JobResult> = lines_of(&render, dir.path());
+    // The same jobs again: the remembered answers, and still one audit record each.
+    let again: Vec<JobResult> = lines_of(&render, dir.path());
+    assert_eq!(again.len(), 3);
+    let trail: Vec<rendition::audit::AuditRecord> = lines_of(&["audit"], dir.path());
+    let mut ids: Vec<_> = trail.iter().map(|r| r.job_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["demo-admin-original", "demo-collaborator-2048", "demo-restricted-1024"]
+    );
+    let anna: Vec<rendition::audit::AuditRecord> = lines_of(&["audit", "--principal", "u-anna"], dir.path());
+    assert_eq!(anna.len(), 1);
+    let original = results.iter().find(|r| r.job_id == "demo-admin-original").unwrap();
+    assert_eq!(anna[0].renditions[0].sha256, original.renditions[0].sha256);
     assert_eq!(results.len(), 3);
     for result in &results {
         assert_eq!(result.status, Status::Done, "{}", result.job_id);

@@ -247,3 +247,74 @@ fn progress_messages_match_their_schema() {
         None
     );
 }
+
+/// Audit records of every kind of answer: each job fixture with each
+/// example result, a revoke, and bodies that are not jobs.
+fn audit_records() -> Vec<(String, rendition::audit::AuditRecord)> {
+    use rendition::audit::AuditRecord;
+    use rendition::work::Work;
+    let at = "2026-12-01T08:00:00Z".parse().unwrap();
+    let mut works: Vec<(String, Work)> = json_files("jobs")
+        .into_iter()
+        .map(|(name, job)| (name, Work::parse(&serde_json::to_vec(&job).unwrap(), false)))
+        .collect();
+    let revoke = br#"{"schema":"rendition.revoke/v1","job_id":"r-1","share":"s-7"}"#;
+    works.push(("revoke".into(), Work::parse(revoke, true)));
+    works.push(("not json".into(), Work::parse(b"{ nope", false)));
+    works.push((
+        "bad job".into(),
+        Work::parse(br#"{"job_id":"j","purpose":"share"}"#, false),
+    ));
+    let mut out = Vec::new();
+    for (job, work) in &works {
+        for (name, result) in json_files("results") {
+            let result: JobResult = serde_json::from_value(result).unwrap();
+            out.push((
+                format!("{job} × {name}"),
+                AuditRecord::of(work, &result, at, "pod-7-42"),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn audit_records_match_their_schema_and_read_back() {
+    use rendition::audit::AuditRecord;
+    let v = validator("audit");
+    for (name, record) in audit_records() {
+        let line = record.to_line();
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line: {name}");
+        let json: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(schema_errors(&v, &json), Vec::<String>::new(), "{name}");
+        assert_eq!(
+            serde_json::from_value::<AuditRecord>(json.clone()).unwrap(),
+            record,
+            "{name}"
+        );
+        // What the schema refuses, the reader refuses too.
+        for damage in ["worker", "time", "status"] {
+            let mut bad = json.clone();
+            bad.as_object_mut().unwrap().remove(damage);
+            assert!(!v.is_valid(&bad), "{name} without {damage} passes the schema");
+            assert!(
+                serde_json::from_value::<AuditRecord>(bad).is_err(),
+                "{name} without {damage} parses"
+            );
+        }
+        let mut extra = json.clone();
+        extra["surprise"] = true.into();
+        assert!(!v.is_valid(&extra) && serde_json::from_value::<AuditRecord>(extra).is_err());
+    }
+}
+
+#[test]
+fn the_audit_schema_describes_decisions_and_principals_as_results_and_jobs_do() {
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(repo_file(&format!("schema/{name}.schema.json"))).unwrap())
+            .unwrap()
+    };
+    let (audit, result, job) = (read("audit"), read("result"), read("job"));
+    assert_eq!(audit["$defs"]["decision"], result["$defs"]["decision"]);
+    assert_eq!(audit["$defs"]["principal"], job["properties"]["principal"]);
+}

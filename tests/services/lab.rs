@@ -3,6 +3,7 @@
 //! buckets, so tests run side by side; it removes its queues when dropped.
 //! Without the services' settings the tests fail; they never skip.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,11 +11,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
+use rendition::audit::AuditRecord;
 use rendition::queue::amqp::{AmqpBroker, message_of};
-use rendition::queue::{JobQueue, Message, Publisher, Topology};
+use rendition::queue::{JobQueue, Message, Priority, Publisher, Topology};
 use rendition::result::{JobProgress, JobResult};
 use rendition::storage::s3::{S3Config, S3Store, StaticKeys};
 use rendition::storage::{PutOptions, Store};
@@ -81,6 +85,8 @@ pub struct Lab {
     connection: Mutex<Option<Connection>>,
     /// Progress messages seen on the reply queue (correlation id, progress).
     pub progress: Mutex<Vec<(String, JobProgress)>>,
+    /// Every result read from the reply queue, for [`Lab::check_audit`].
+    answered: Mutex<Vec<JobResult>>,
 }
 
 impl Lab {
@@ -120,6 +126,7 @@ impl Lab {
             dir,
             connection: Mutex::new(None),
             progress: Mutex::new(Vec::new()),
+            answered: Mutex::new(Vec::new()),
         };
         lab.connect();
         lab
@@ -162,7 +169,8 @@ impl Lab {
         format!("{}replies", self.topology.prefix)
     }
 
-    /// Publishes a job (routing key from its media or purpose) asking for
+    /// Publishes a job (routing key from its media or purpose, and its
+    /// priority when it names one) asking for
     /// the answer on the lab's reply queue.
     pub fn send(&self, job: &Value) {
         let routing_key = match (job["purpose"].as_str(), job["asset"]["media"].as_str()) {
@@ -170,8 +178,13 @@ impl Lab {
             (_, Some(media)) => media,
             _ => "image",
         };
+        // A job that names its priority goes to that lane, as `enqueue` sends it.
+        let routing_key = match job["priority"].as_str() {
+            Some(lane) => format!("{lane}.{routing_key}"),
+            None => routing_key.to_string(),
+        };
         let id = job["job_id"].as_str().unwrap_or("unknown").to_string();
-        self.send_raw(routing_key, serde_json::to_vec(job).unwrap(), &id);
+        self.send_raw(&routing_key, serde_json::to_vec(job).unwrap(), &id);
     }
 
     pub fn send_raw(&self, routing_key: &str, body: Vec<u8>, correlation_id: &str) {
@@ -228,6 +241,7 @@ impl Lab {
                     continue;
                 }
                 let result: JobResult = serde_json::from_slice(&m.body).expect("a result");
+                self.answered.lock().unwrap().push(result.clone());
                 out.push((m.correlation_id.unwrap_or_default(), result));
             }
         });
@@ -300,20 +314,120 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The audit trail as `rendition audit ARGS` prints it from the lab's
+    /// renditions bucket.
+    pub fn audit(&self, args: &[&str]) -> Vec<AuditRecord> {
+        let keys = self.s3.keys.as_ref().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rendition"))
+            .arg("audit")
+            .args(args)
+            .env_clear()
+            .env("RENDITION_STORE", "s3")
+            .env("RENDITION_S3_ENDPOINT", self.s3.endpoint.as_deref().unwrap())
+            .env("RENDITION_S3_ACCESS_KEY", &keys.access_key)
+            .env("RENDITION_S3_SECRET_KEY", &keys.secret_key)
+            .env("RENDITION_RENDITIONS_BUCKET", self.renditions.bucket_name())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit record"))
+            .collect()
+    }
+
+    /// Every job answered on the reply queue has exactly one audit record,
+    /// saying what its answer said, and no record is of anything else.
+    pub fn check_audit(&self) {
+        let records = self.audit(&[]);
+        let answered = self.answered.lock().unwrap().clone();
+        let ids: BTreeSet<&str> = answered.iter().map(|r| r.job_id.as_str()).collect();
+        let recorded: Vec<&str> = records.iter().map(|r| r.job_id.as_str()).collect();
+        assert_eq!(
+            recorded.iter().copied().collect::<BTreeSet<_>>(),
+            ids,
+            "a record per answered job"
+        );
+        assert_eq!(recorded.len(), ids.len(), "one each, repeats included: {recorded:?}");
+        // A job answered twice (a repeat) keeps the record of one answer.
+        let shas = |r: &JobResult| r.renditions.iter().map(|h| h.sha256.clone()).collect::<BTreeSet<_>>();
+        for record in &records {
+            let handed: BTreeSet<_> = record.renditions.iter().map(|h| h.sha256.clone()).collect();
+            let same = |r: &&JobResult| {
+                (r.job_id == record.job_id && r.status == record.status)
+                    && (r.policy_version == record.policy_version && shas(r) == handed)
+            };
+            assert!(answered.iter().any(|r| same(&r)), "{record:?} says what no answer said");
+        }
+    }
+
+    /// A queue bound to the audit exchange (declared before the jobs are sent).
+    pub fn audit_queue(&self) -> String {
+        let name = format!("{}audit-tap", self.topology.prefix);
+        let guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let broker = &guard.as_ref().unwrap().broker;
+        self.rt.block_on(async {
+            let channel = broker.channel().await.unwrap();
+            let options = QueueDeclareOptions::default();
+            channel
+                .queue_declare(name.as_str().into(), options, FieldTable::default())
+                .await
+                .unwrap();
+            let exchange = self.topology.audit_exchange();
+            channel
+                .queue_bind(
+                    name.as_str().into(),
+                    exchange.as_str().into(),
+                    "#".into(),
+                    Default::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        });
+        name
+    }
+
+    /// What is in `queue` now, without waiting.
+    pub fn drain(&self, queue: &str) -> Vec<Message> {
+        let guard = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let broker = &guard.as_ref().unwrap().broker;
+        self.rt.block_on(async {
+            let channel = broker.channel().await.unwrap();
+            let mut out = Vec::new();
+            while let Some(delivery) = channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+            {
+                out.push(message_of(&delivery.delivery));
+            }
+            out
+        })
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let Some(connection) = self.connection.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
         let t = &self.topology;
-        let mut queues = vec![t.dead_queue(), self.replies_queue()];
-        queues.extend(JobQueue::ALL.map(|q| t.job_queue(q)));
+        let mut queues = vec![t.dead_queue(), self.replies_queue(), format!("{}audit-tap", t.prefix)];
+        queues.extend(
+            JobQueue::ALL
+                .into_iter()
+                .flat_map(|q| Priority::ALL.map(|p| t.lane_queue(q, p))),
+        );
         queues.extend((1..=t.retry_delays.len()).map(|l| t.retry_queue(l)));
         let exchanges = [
             t.jobs_exchange(),
             t.results_exchange(),
             t.policy_exchange(),
             t.retry_exchange(),
+            t.audit_exchange(),
         ];
         self.rt.block_on(async {
             let Ok(channel) = connection.broker.channel().await else {

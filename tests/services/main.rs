@@ -4,9 +4,11 @@
 //! runs it with `cargo test --test services`. Without the services' settings
 //! the tests fail; they never skip.
 
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod credentials;
 mod lab;
+mod priority;
 mod video;
 mod worker;

@@ -83,6 +83,7 @@ fn roles_get_what_they_may_over_presigned_links_that_the_server_checks() {
     lab.send(&job("2-collaborator-2048", "collab"));
     assert_eq!(lab.reply(), replies[1].1);
     assert_eq!(lab.rt.block_on(lab.renditions.list("renditions/")).unwrap(), before);
+    lab.check_audit();
 }
 
 #[test]
@@ -142,6 +143,7 @@ fn poison_messages_are_dead_lettered_while_other_jobs_flow() {
     assert_eq!(hex::encode(Sha256::digest(&bytes)), replayed.renditions[0].sha256);
     let (_, listing) = lab.dlq(&["list"]);
     assert_eq!(listing.lines().count(), 1, "only the garbage is left");
+    lab.check_audit();
 }
 
 #[test]
@@ -171,6 +173,7 @@ fn a_killed_worker_s_jobs_are_finished_by_another() {
             "a repeat answers the same result"
         );
     }
+    lab.check_audit();
 }
 
 /// Replies until every id in `ids` is answered (repeats are possible: a job
@@ -209,6 +212,7 @@ fn sigterm_drains_jobs_in_flight_and_exits_zero() {
     let _next = lab.worker(&[]);
     replies.extend(replies_for_all(&lab, &ids, &replies));
     assert!(replies.iter().all(|(_, r)| r.status == Status::Done));
+    lab.check_audit();
 }
 
 /// A proxy of the demo photograph for the buyer's share s-7.
@@ -248,6 +252,7 @@ fn revoking_a_share_breaks_its_links_and_denies_new_jobs() {
     let left = lab.rt.block_on(lab.renditions.list("renditions/shares/s-7/")).unwrap();
     let renditions: Vec<_> = left.iter().filter(|k| !k.contains("/results/")).collect();
     assert!(renditions.is_empty(), "only the remembered denial is left: {left:?}");
+    lab.check_audit();
 }
 
 #[test]
@@ -296,6 +301,7 @@ fn policy_updates_apply_newer_versions_and_sweep_revoked_shares() {
     assert!(metrics.contains("rendition_policy_version 43\n"), "{metrics}");
     assert!(metrics.contains("rendition_policy_rejected_total 1\n"), "{metrics}");
     assert!(worker.log_text().contains("not newer"));
+    lab.check_audit();
 }
 
 #[test]
@@ -380,4 +386,5 @@ fn a_job_that_crashes_every_worker_is_dead_lettered_by_the_broker_and_listed_wit
     let (ok, _) = lab.dlq(&["replay", "crasher"]);
     assert!(ok);
     assert_eq!(lab.reply().status, Status::Done);
+    lab.check_audit();
 }

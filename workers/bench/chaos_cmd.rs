@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
+use rendition::audit::{self, AuditQuery};
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{Message, Publisher};
 use rendition::result::{JobProgress, JobResult, Status};
@@ -72,7 +73,12 @@ struct Tally {
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let settings = Settings::load(None)?;
-    let StoreSetting::S3 { config, originals, .. } = &settings.store else {
+    let StoreSetting::S3 {
+        config,
+        originals,
+        renditions,
+    } = &settings.store
+    else {
         bail!("chaos runs against S3: set RENDITION_STORE=s3");
     };
     let endpoint = config
@@ -156,7 +162,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let logs = fleet.stop();
     let dead = dead_letters(&settings).await?;
-    let summary = summarize(&tally, args.jobs, &events, &logs, dead, seconds);
+    let mut summary = summarize(&tally, args.jobs, &events, &logs, dead, seconds);
+    // One audit record per job, whatever the workers went through.
+    let trail = audit::read(&originals.bucket(renditions)?, &AuditQuery::default()).await?;
+    summary["audit_records"] = trail.iter().filter(|r| r.job_id.contains(&nonce)).count().into();
     eprintln!("{}", table(&summary));
     println!("{summary}");
     Ok(())
@@ -351,6 +360,7 @@ fn table(s: &serde_json::Value) -> String {
         "exited_on_their_own",
         "storage_outages",
         "broker_restarts",
+        "audit_records",
         "seconds",
         "jobs_per_s",
     ];

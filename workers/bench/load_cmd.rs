@@ -20,7 +20,7 @@ use rendition::queue::{Message, Publisher};
 use rendition::rendition::{EngineLimits, Spec, render};
 use rendition::result::{JobProgress, JobResult, Status};
 use rendition::settings::{Settings, StoreSetting};
-use rendition::storage::s3::S3Store;
+use rendition::storage::s3::{S3Config, S3Store};
 use rendition::storage::{PutOptions, Store};
 use serde_json::json;
 
@@ -45,18 +45,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let StoreSetting::S3 { config, originals, .. } = &settings.store else {
         bail!("the load figure runs against S3: set RENDITION_STORE=s3");
     };
-    let originals = S3Store::connect(config, originals).await?;
-    originals.ensure_bucket().await?;
     let policy = Policy::load(Path::new(settings.policy()?)).context("the policy")?;
-    let mut sources = Vec::new();
-    for path in &args.images {
-        let key = format!("load/{}", path.file_name().unwrap().to_string_lossy());
-        let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
-        originals.put(&key, bytes.clone(), PutOptions::default()).await?;
-        sources.push((key, Arc::new(bytes)));
-    }
+    let sources = upload(config, originals, &args.images).await?;
     let nonce = format!("{:08x}", rand::random::<u32>());
-    let jobs: Vec<Job> = (0..args.jobs).map(|i| load_job(&nonce, i, &sources)).collect();
+    let jobs: Vec<Job> = (0..args.jobs).map(|i| load_job(&nonce, i, &sources, 0)).collect();
     eprintln!("{} jobs over {} images", jobs.len(), sources.len());
 
     let engine = engine_rate(&policy, &jobs, &sources)?;
@@ -80,12 +72,29 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The images, put in the originals bucket under `load/`: (key, bytes).
+pub async fn upload(config: &S3Config, bucket: &str, images: &[PathBuf]) -> anyhow::Result<Sources> {
+    let originals = S3Store::connect(config, bucket).await?;
+    originals.ensure_bucket().await?;
+    let mut sources = Vec::new();
+    for path in images {
+        let key = format!("load/{}", path.file_name().unwrap().to_string_lossy());
+        let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+        originals.put(&key, bytes.clone(), PutOptions::default()).await?;
+        sources.push((key, Arc::new(bytes)));
+    }
+    Ok(sources)
+}
+
+/// Uploaded images: (key, bytes).
+pub type Sources = Vec<(String, Arc<Vec<u8>>)>;
+
 /// Job `i`: a collaborator (2048 px cap, no watermark) asking image
-/// `i % n` at a size no other job of the run asks for it, so every job
-/// really renders (no cache hits).
-fn load_job(nonce: &str, i: usize, sources: &[(String, Arc<Vec<u8>>)]) -> Job {
+/// `i % n` at a size no other job of the run asks for it (from
+/// `first_edge` px up), so every job really renders (no cache hits).
+pub fn load_job(nonce: &str, i: usize, sources: &[(String, Arc<Vec<u8>>)], first_edge: usize) -> Job {
     let (key, _) = &sources[i % sources.len()];
-    let edge = 256 + i / sources.len();
+    let edge = 256 + first_edge + i / sources.len();
     let job = json!({
         "schema": "rendition.job/v1",
         "job_id": format!("load-{nonce}-{i}"),

@@ -9,6 +9,7 @@ mod chaos_cmd;
 mod common;
 mod disrupt;
 mod load_cmd;
+mod priority_cmd;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,7 @@ enum Command {
     BenchVideo(bench_video_cmd::BenchVideoArgs),
     Load(load_cmd::LoadArgs),
     Chaos(chaos_cmd::ChaosArgs),
+    Priority(priority_cmd::PriorityArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::BenchVideo(args) => bench_video_cmd::run(&args),
         Command::Load(args) => runtime().block_on(load_cmd::run(args)),
         Command::Chaos(args) => runtime().block_on(chaos_cmd::run(args)),
+        Command::Priority(args) => runtime().block_on(priority_cmd::run(args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! `rendition::settings`; this file only dispatches and maps outcomes to
 //! exit codes. Benchmarks and the load figure live in `rendition-bench`.
 
+mod audit_cmd;
 #[path = "../common.rs"]
 mod common;
 mod dlq_cmd;
@@ -43,6 +44,7 @@ enum Command {
     Enqueue(enqueue_cmd::EnqueueArgs),
     Dlq(dlq_cmd::DlqArgs),
     Serve(serve_cmd::ServeArgs),
+    Audit(audit_cmd::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Enqueue(args) => on_runtime(enqueue_cmd::run(args)),
         Command::Dlq(args) => on_runtime(dlq_cmd::run(args)),
         Command::Serve(args) => on_runtime(serve_cmd::run(args)),
+        Command::Audit(args) => on_runtime(audit_cmd::run(args)),
     };
     ExitCode::from(code)
 }

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rendition::audit::{self, AuditRecord};
 use rendition::error::panic_message;
 use rendition::job::JobError;
 use rendition::pipeline::{Arrival, Pipeline, PipelineError};
@@ -66,6 +68,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         bail!("this command runs on the filesystem store (fs:DIR); RENDITION_STORE=s3 is for `rendition worker`");
     };
     let files = job_files(&args.jobs)?;
+    let worker = Arc::new(settings.worker_id.clone());
     let signer = link_signer(dir, link_base, link_secret.as_deref())?;
     let (originals, renditions) = (FsStore::new(originals, None), FsStore::new(dir, Some(signer)));
     let pipeline = Arc::new(Pipeline::new(originals, renditions, settings.pipeline_config()));
@@ -73,7 +76,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(usize::from(settings.concurrency)));
     let mut running = JoinSet::new();
     for file in files {
-        let (pipeline, policy, slots) = (pipeline.clone(), policy.clone(), slots.clone());
+        let (pipeline, policy, slots, worker) = (pipeline.clone(), policy.clone(), slots.clone(), worker.clone());
         let bar = progress.clone();
         running.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("the semaphore stays open");
@@ -84,10 +87,20 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
             // A panic outside the engine pools fails this job, not the batch.
             let work = Work::parse(&bytes, false);
             let run = std::panic::AssertUnwindSafe(run_showing_progress(&pipeline, &policy, &work, &bar));
-            run.catch_unwind().await.unwrap_or_else(|panic| {
+            let (result, answered_at) = run.catch_unwind().await.unwrap_or_else(|panic| {
                 let error = PipelineError::Panicked(panic_message(&*panic));
-                JobResult::failed(work.job_id(), policy.version(), None, &error)
-            })
+                (
+                    JobResult::failed(work.job_id(), policy.version(), None, &error),
+                    Utc::now(),
+                )
+            });
+            // Answered here as by a worker: the same audit trail.
+            let record = AuditRecord::of(&work, &result, answered_at, &worker);
+            if let Err(e) = audit::write(pipeline.renditions(), &work, &record).await {
+                let error = PipelineError::Store(e);
+                return JobResult::failed(work.job_id(), policy.version(), result.decision, &error);
+            }
+            result
         });
     }
     while let Some(done) = running.join_next().await {
@@ -108,7 +121,7 @@ async fn run_showing_progress(
     policy: &Policy,
     work: &Work,
     bar: &ProgressBar,
-) -> JobResult {
+) -> (JobResult, DateTime<Utc>) {
     let (sink, mut updates) = tokio::sync::mpsc::unbounded_channel();
     let run = async move { pipeline.run(policy, work, Arrival::now(), Some(&sink)).await };
     let show = async {
@@ -117,7 +130,7 @@ async fn run_showing_progress(
         }
     };
     let (outcome, ()) = tokio::join!(run, show);
-    outcome.result
+    (outcome.result, outcome.answered_at)
 }
 
 fn unreadable(file: &std::path::Path, e: &std::io::Error, version: u64) -> JobResult {

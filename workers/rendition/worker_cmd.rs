@@ -78,7 +78,8 @@ async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, ren
     metrics.set_policy_version(policy.version());
     let pipeline = Pipeline::new(originals, renditions.clone(), settings.pipeline_config());
     let handler = Handler::new(pipeline, policy, settings.topology.clone(), metrics.clone())
-        .with_storage_wait(settings.storage_wait);
+        .with_storage_wait(settings.storage_wait)
+        .with_worker_id(&settings.worker_id);
     let handler = Arc::new(handler);
     let connected = Arc::new(BrokerFlag::default());
     let readiness = Arc::new(Ready {
