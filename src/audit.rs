@@ -1,16 +1,18 @@
-//! The audit trail: one record per answered job (done, denied or failed),
-//! saying who received what under which policy version.
+//! The audit trail: one record per answer to a job (done, denied or
+//! failed), saying who received what under which policy version.
 //!
 //! A record is written to the renditions store before the job is acked,
-//! one object per job id under `audit/date=YYYY-MM-DD/` ([`layout::audit_key`]),
+//! one object per answer under `audit/date=YYYY-MM-DD/` ([`layout::audit_key`]),
 //! and published on the `rendition.audit` exchange. S3 cannot append, so each
-//! object holds one JSON line: writing it is idempotent (a redelivered job
-//! writes the same key again, never a second record) and workers never
+//! object holds one JSON line, named by the job and by what the answer said:
+//! a redelivered job replays its remembered answer (with its first time), so
+//! it writes the same object again, never a second record, and workers never
 //! contend for a file. Query engines read the objects as JSON Lines with
 //! `date` as a Hive partition.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::job::Principal;
 use crate::layout;
@@ -33,14 +35,18 @@ pub struct AuditRecord {
     pub purpose: String,
     pub status: Status,
     /// `None` for a revoke or a job too broken to name one.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub principal: Option<Principal>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub asset: Option<String>,
     /// The share a revoke stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_share: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub decision: Option<Decision>,
     /// What was handed out.
     pub renditions: Vec<HandedOut>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub error: Option<ErrorBody>,
     pub policy_version: u64,
     /// Which worker answered ([`crate::settings::Settings::worker_id`]).
@@ -119,29 +125,52 @@ impl AuditRecord {
         line.push(b'\n');
         line
     }
+}
 
-    /// The key it is stored under.
-    pub fn key(&self, work: &Work) -> String {
-        layout::audit_key(self.time.date_naive(), &dedup_id(work))
+/// What names a record's object: the job (or, for a body that is not one,
+/// the body) and the answer, so a repeat of the same answer is the same
+/// object and a different answer to the same job id (a dead letter
+/// replayed by an operator) is a record of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditName(String);
+
+impl AuditName {
+    pub fn of(work: &Work, body: &[u8]) -> AuditName {
+        let job = match work {
+            Work::Unreadable { .. } => format!("body:{}", hex::encode(Sha256::digest(body))),
+            _ => format!("job:{}", work.job_id()),
+        };
+        AuditName(job)
+    }
+
+    fn key(&self, record: &AuditRecord, day: NaiveDate) -> String {
+        // The answer without its time or worker: a replay says the same.
+        let answer = AuditRecord {
+            time: DateTime::UNIX_EPOCH,
+            worker: String::new(),
+            ..record.clone()
+        };
+        let answer = hex::encode(Sha256::digest(answer.to_line()));
+        layout::audit_key(day, &self.0, &answer[..16])
     }
 }
 
-/// What makes two deliveries the same job for the trail: the job id, or for
-/// a body without one, the body itself.
-fn dedup_id(work: &Work) -> String {
-    match work {
-        Work::Unreadable { job_id, error, .. } if job_id == "unknown" => format!("unknown:{error}"),
-        _ => work.job_id().to_string(),
+/// Writes the record. A `repeat` delivery (redelivered, or a retry) whose
+/// answer was recorded the day before, just before midnight, writes
+/// nothing: that record stands.
+pub async fn write(store: &impl Store, record: &AuditRecord, name: &AuditName, repeat: bool) -> Result<(), StoreError> {
+    let day = record.time.date_naive();
+    if repeat
+        && let Some(yesterday) = day.checked_sub_days(Days::new(1))
+        && store.head(&name.key(record, yesterday)).await?.is_some()
+    {
+        return Ok(());
     }
-}
-
-/// Writes the record (replacing the same job's record of the same day).
-pub async fn write(store: &impl Store, work: &Work, record: &AuditRecord) -> Result<(), StoreError> {
     let options = PutOptions {
         content_type: "application/x-ndjson".into(),
         ..PutOptions::default()
     };
-    store.put(&record.key(work), record.to_line(), options).await
+    store.put(&name.key(record, day), record.to_line(), options).await
 }
 
 /// Which records [`read`] returns.
@@ -164,19 +193,21 @@ impl AuditQuery {
             && self.until.is_none_or(|t| record.time < t)
     }
 
-    /// The day partitions to list: each day from `since` to `until` (or
-    /// today), or every partition without `since`.
+    /// The day partitions to list: each day from `since` to `until` (or to
+    /// tomorrow: a worker's clock may run ahead of ours), or every
+    /// partition without `since` or for more than a month of days.
     fn prefixes(&self, today: NaiveDate) -> Vec<String> {
-        let Some(since) = self.since else {
-            return vec![layout::AUDIT_PREFIX.to_string()];
+        let whole = vec![layout::AUDIT_PREFIX.to_string()];
+        let Some(since) = self.since.map(|t| t.date_naive()) else {
+            return whole;
         };
-        let last = self.until.map_or(today, |u| u.date_naive()).max(since.date_naive());
-        since
-            .date_naive()
-            .iter_days()
-            .take_while(|d| *d <= last)
-            .map(layout::audit_day_prefix)
-            .collect()
+        let tomorrow = today.checked_add_days(Days::new(1)).unwrap_or(today);
+        let last = self.until.map_or(tomorrow, |u| u.date_naive().min(tomorrow));
+        let days: Vec<NaiveDate> = since.iter_days().take_while(|d| *d <= last).take(32).collect();
+        if days.len() > 31 {
+            return whole;
+        }
+        days.into_iter().map(layout::audit_day_prefix).collect()
     }
 }
 
@@ -222,7 +253,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_record_per_job_id_and_day_read_back_by_principal_asset_and_time() {
+    async fn one_record_per_answer_read_back_by_principal_asset_and_time() {
         let store = MemoryStore::new();
         let cases = [
             ("j-1", "alice", "a-1", "2026-11-30T23:59:00Z"),
@@ -231,47 +262,85 @@ mod tests {
         ];
         for (id, user, asset, time) in cases {
             let work = work(id, user, asset);
-            let result = JobResult::acknowledged(id, 7);
-            let record = AuditRecord::of(&work, &result, at(time), "w-1");
-            write(&store, &work, &record).await.unwrap();
-            // A redelivery writes the same record again: still one.
-            write(&store, &work, &record).await.unwrap();
+            let name = AuditName::of(&work, b"");
+            let record = AuditRecord::of(&work, &JobResult::acknowledged(id, 7), at(time), "w-1");
+            write(&store, &record, &name, false).await.unwrap();
+            // Redelivered and answered the same, later and by another worker: still one.
+            let later = AuditRecord {
+                time: at(time) + chrono::Duration::seconds(90),
+                worker: "w-2".into(),
+                ..record.clone()
+            };
+            write(&store, &later, &name, true).await.unwrap();
         }
         let all = read(&store, &AuditQuery::default()).await.unwrap();
         let ids: Vec<_> = all.iter().map(|r| r.job_id.as_str()).collect();
-        assert_eq!(ids, ["j-1", "j-2", "j-3"]);
-        assert!(store.list("audit/date=2026-11-30/").await.unwrap().len() == 1);
+        assert_eq!(
+            ids,
+            ["j-1", "j-2", "j-3"],
+            "j-1's repeat fell after midnight: still one"
+        );
+        assert_eq!(store.list("audit/date=2026-11-30/").await.unwrap().len(), 1);
 
-        let alice = AuditQuery {
-            principal: Some("alice".into()),
-            ..AuditQuery::default()
+        // A different answer to the same job id (a dead letter replayed) is its own record.
+        let work = work("j-2", "bob", "a-1");
+        let other = AuditRecord::of(
+            &work,
+            &JobResult::acknowledged("j-2", 8),
+            at("2026-12-01T10:00:00Z"),
+            "w-1",
+        );
+        write(&store, &other, &AuditName::of(&work, b""), true).await.unwrap();
+        assert_eq!(read(&store, &AuditQuery::default()).await.unwrap().len(), 4);
+
+        let query =
+            |principal: Option<&str>, asset: Option<&str>, since: Option<&str>, until: Option<&str>| AuditQuery {
+                principal: principal.map(str::to_string),
+                asset: asset.map(str::to_string),
+                since: since.map(at),
+                until: until.map(at),
+                ..AuditQuery::default()
+            };
+        let ids = |q: AuditQuery| {
+            let store = &store;
+            async move {
+                read(store, &q)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.job_id)
+                    .collect::<Vec<_>>()
+            }
         };
-        let ids: Vec<_> = read(&store, &alice)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.job_id)
-            .collect();
-        assert_eq!(ids, ["j-1", "j-3"]);
-        let since = AuditQuery {
-            asset: Some("a-1".into()),
-            since: Some(at("2026-12-01T00:00:00Z")),
-            until: Some(at("2026-12-02T00:00:00Z")),
-            ..AuditQuery::default()
-        };
-        let ids: Vec<_> = read(&store, &since)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.job_id)
-            .collect();
-        assert_eq!(ids, ["j-2"]);
+        assert_eq!(ids(query(Some("alice"), None, None, None)).await, ["j-1", "j-3"]);
+        let day = query(
+            None,
+            Some("a-1"),
+            Some("2026-12-01T00:00:00Z"),
+            Some("2026-12-02T00:00:00Z"),
+        );
+        assert_eq!(ids(day).await, ["j-2", "j-2"]);
+        let long_ago = query(None, None, Some("2000-01-01T00:00:00Z"), None);
+        assert_eq!(ids(long_ago).await.len(), 4, "a long span lists the whole trail once");
+        store.reset_requests();
+        let _ = ids(query(None, None, Some("2000-01-01T00:00:00Z"), None)).await;
+        assert_eq!(store.requests().list, 1);
+    }
+
+    #[test]
+    fn unreadable_bodies_are_named_by_their_bytes_and_jobs_by_their_id() {
+        let garbage = |body: &[u8]| AuditName::of(&Work::parse(body, false), body);
+        assert_ne!(garbage(b"{ one"), garbage(b"{ two"), "the same error, different bodies");
+        assert_eq!(garbage(b"{ one"), garbage(b"{ one"));
+        let job = work("j-1", "alice", "a-1");
+        assert_eq!(AuditName::of(&job, b"x"), AuditName::of(&job, b"y"));
+        assert_eq!(Work::parse(br#"{"job_id":" "}"#, false).job_id(), "unknown");
     }
 
     #[tokio::test]
     async fn a_line_that_is_not_a_record_is_an_error_not_a_silent_gap() {
         let store = MemoryStore::new();
-        let key = layout::audit_key(at("2026-12-01T00:00:00Z").date_naive(), "x");
+        let key = layout::audit_key(at("2026-12-01T00:00:00Z").date_naive(), "x", "0");
         store
             .put(&key, b"{\"hello\":1}\n".to_vec(), PutOptions::default())
             .await

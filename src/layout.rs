@@ -9,7 +9,7 @@
 //! ├── renditions/shares/{share}/results/{job}.json       a share job's remembered result
 //! ├── results/{job}.json                                 every other remembered result
 //! ├── revocations/shares/{share}                         "this share was revoked"
-//! └── audit/date={YYYY-MM-DD}/{job}.jsonl                one audit record per answered job
+//! └── audit/date={YYYY-MM-DD}/{job}-{answer}.jsonl       one audit record per answer
 //! publish destination bucket
 //! └── {destination.prefix}/{stem}[-{w}x{h}].{ext}        published copies
 //! ```
@@ -37,10 +37,11 @@ pub fn audit_day_prefix(day: chrono::NaiveDate) -> String {
     format!("{AUDIT_PREFIX}date={}/", day.format("%Y-%m-%d"))
 }
 
-/// A job's audit record: named by its id, so a repeat replaces it.
-pub fn audit_key(day: chrono::NaiveDate, job_id: &str) -> String {
-    let digest = hex::encode(Sha256::digest(job_id.as_bytes()));
-    format!("{}{}.jsonl", audit_day_prefix(day), &digest[..32])
+/// An answer's audit record: named by the job (`name`) and a digest of
+/// the answer, so a repeat of the same answer writes the same object.
+pub fn audit_key(day: chrono::NaiveDate, name: &str, answer_digest: &str) -> String {
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    format!("{}{}-{answer_digest}.jsonl", audit_day_prefix(day), &digest[..32])
 }
 
 /// The marker a revoke message leaves behind.

@@ -64,7 +64,8 @@ impl Work {
 /// What can still be read of a body that is not a valid job.
 fn unreadable(body: &[u8], error: JobError, revoke: bool) -> Work {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let job_id = value["job_id"].as_str().unwrap_or("unknown").to_string();
+    let job_id = value["job_id"].as_str().filter(|id| !id.trim().is_empty());
+    let job_id = job_id.unwrap_or("unknown").to_string();
     let purpose = if revoke {
         Some(REVOKE_ROUTING_KEY)
     } else {

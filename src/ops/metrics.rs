@@ -47,6 +47,7 @@ pub struct Metrics {
     failed: AtomicU64,
     retries: AtomicU64,
     moves: AtomicU64,
+    audit_failures: AtomicU64,
     dead_letters: AtomicU64,
     replays: AtomicU64,
     cache_hits: AtomicU64,
@@ -73,6 +74,9 @@ impl Metrics {
     }
     pub fn moved(&self) {
         self.moves.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn audit_failed(&self) {
+        self.audit_failures.fetch_add(1, Ordering::Relaxed);
     }
     pub fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
@@ -147,6 +151,11 @@ impl Metrics {
                 "rendition_lane_moves_total",
                 "Jobs re-sent to the lane of their priority (sent under the other lane's key).",
                 &self.moves,
+            ),
+            (
+                "rendition_audit_failures_total",
+                "Answers held back because their audit record could not be written (the job was requeued).",
+                &self.audit_failures,
             ),
             (
                 "rendition_dead_letters_total",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::outage::StorageGate;
-use crate::audit::{self, AuditRecord};
+use crate::audit::{self, AuditName, AuditRecord};
 use crate::ops::{Metrics, Stage};
 use crate::pipeline::{Arrival, Outcome, Pipeline};
 use crate::policy::{CurrentPolicy, Policy};
@@ -98,10 +98,8 @@ impl<S: Store> Handler<S> {
         let attempt = message.attempt();
         match settle(outcome.retry, attempt, self.topology.max_attempts()) {
             Settlement::Reply => {
-                if matches!(work, Work::Unreadable { .. }) {
-                    self.dead_letter(broker, message, &outcome.result).await?;
-                }
-                self.reply(broker, message, &work, &outcome).await
+                let dead = matches!(work, Work::Unreadable { .. });
+                self.answer(broker, message, &work, &outcome, dead).await
             }
             Settlement::Retry { level } => {
                 let mut retry = carried(message);
@@ -111,11 +109,27 @@ impl<S: Store> Handler<S> {
                 self.metrics.retried();
                 Ok(())
             }
-            Settlement::DeadLetter => {
-                self.dead_letter(broker, message, &outcome.result).await?;
-                self.reply(broker, message, &work, &outcome).await
-            }
+            Settlement::DeadLetter => self.answer(broker, message, &work, &outcome, true).await,
         }
+    }
+
+    /// Everything a final outcome sends, in the order that keeps it exact
+    /// across a crash: the audit record, the dead letter (if any), the
+    /// result. A record that cannot be kept sends nothing: the job goes
+    /// back to its queue unanswered.
+    pub(super) async fn answer(
+        &self,
+        broker: &impl Publisher,
+        message: &Message,
+        work: &Work,
+        outcome: &Outcome,
+        dead_letter: bool,
+    ) -> Result<(), QueueError> {
+        self.audit(broker, message, work, outcome).await?;
+        if dead_letter {
+            self.dead_letter(broker, message, &outcome.result).await?;
+        }
+        self.reply(broker, message, work, outcome).await
     }
 
     /// Re-sends the job under its lane's key (confirmed before the ack,
@@ -236,9 +250,9 @@ impl<S: Store> Handler<S> {
         }
     }
 
-    /// The audit record, then the result to `reply_to` (with the correlation
-    /// id), else to the results exchange under `purpose.status`.
-    pub(super) async fn reply(
+    /// The result to `reply_to` (with the correlation id), else to the
+    /// results exchange under `purpose.status`.
+    async fn reply(
         &self,
         broker: &impl Publisher,
         message: &Message,
@@ -246,7 +260,6 @@ impl<S: Store> Handler<S> {
         outcome: &Outcome,
     ) -> Result<(), QueueError> {
         let result = &outcome.result;
-        self.audit(broker, work, outcome).await?;
         let started = Instant::now();
         let results_key = format!("{}.{}", work.purpose(), status_name(result.status));
         let (exchange, routing_key) = self.destination(message, &results_key);
@@ -269,14 +282,30 @@ impl<S: Store> Handler<S> {
         Ok(())
     }
 
-    /// Writes the job's audit record to the renditions store and publishes
-    /// it (confirmed) on the audit exchange, before the answer and the ack:
-    /// a job whose record cannot be kept goes back to the queue.
-    async fn audit(&self, broker: &impl Publisher, work: &Work, outcome: &Outcome) -> Result<(), QueueError> {
+    /// Writes the job's audit record to the renditions store (a passing
+    /// fault is tried again twice) and publishes it, confirmed, on the
+    /// audit exchange.
+    async fn audit(
+        &self,
+        broker: &impl Publisher,
+        message: &Message,
+        work: &Work,
+        outcome: &Outcome,
+    ) -> Result<(), QueueError> {
         let record = AuditRecord::of(work, &outcome.result, outcome.answered_at, &self.worker);
-        audit::write(self.pipeline.renditions(), work, &record)
-            .await
-            .map_err(|e| QueueError::new(format!("the audit record was not written: {e}")))?;
+        let name = AuditName::of(work, &message.body);
+        let repeat = message.redelivered || message.attempt() > 1;
+        let store = self.pipeline.renditions();
+        let mut tries = 0;
+        while let Err(e) = audit::write(store, &record, &name, repeat).await {
+            tries += 1;
+            if tries == 3 {
+                tracing::error!(job_id = %record.job_id, error = %e, "the audit record was not written; the job goes back to its queue");
+                self.metrics.audit_failed();
+                return Err(QueueError::new(format!("the audit record was not written: {e}")));
+            }
+            tokio::time::sleep(Duration::from_millis(200 << (2 * tries))).await;
+        }
         let mut body = record.to_line();
         body.pop();
         let published = Message {

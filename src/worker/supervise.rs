@@ -76,11 +76,7 @@ impl<S: Store> Handler<S> {
             panicked: true,
             answered_at: chrono::Utc::now(),
         };
-        let answered = async {
-            self.dead_letter(broker, message, &outcome.result).await?;
-            self.reply(broker, message, &work, &outcome).await
-        };
-        match answered.await {
+        match self.answer(broker, message, &work, &outcome, true).await {
             Ok(()) => Verdict::Ack,
             Err(_) => Verdict::Reject,
         }

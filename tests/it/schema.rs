@@ -293,7 +293,7 @@ fn audit_records_match_their_schema_and_read_back() {
             "{name}"
         );
         // What the schema refuses, the reader refuses too.
-        for damage in ["worker", "time", "status"] {
+        for damage in ["worker", "time", "status", "principal", "asset", "decision", "error"] {
             let mut bad = json.clone();
             bad.as_object_mut().unwrap().remove(damage);
             assert!(!v.is_valid(&bad), "{name} without {damage} passes the schema");

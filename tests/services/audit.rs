@@ -57,10 +57,10 @@ fn every_answered_job_has_one_audit_record_in_the_bucket_and_on_the_exchange() {
         all.iter()
             .any(|r| r.job_id == "unknown" && r.error.as_ref().unwrap().code == "invalid_job")
     );
-    let answered_at = |id: &str| first.iter().find(|(c, _)| c == id).map(|(_, r)| r.renditions.clone());
+    let handed_out = |id: &str| first.iter().find(|(c, _)| c == id).map(|(_, r)| r.renditions.clone());
     assert_eq!(
         by_id("a-admin").renditions[0].sha256,
-        answered_at("a-admin").unwrap()[0].sha256
+        handed_out("a-admin").unwrap()[0].sha256
     );
 
     // The filters: by principal (a user, a share's recipient), asset, time.
@@ -69,9 +69,9 @@ fn every_answered_job_has_one_audit_record_in_the_bucket_and_on_the_exchange() {
     assert_eq!(ids(lab.audit(&["--principal", "s-7"])), ["a-share"]);
     let admin = ids(lab.audit(&["--principal", "u-anna", "--asset", "a-1001"]));
     assert_eq!(admin, ["a-admin"]);
-    let today = chrono::Utc::now().date_naive().to_string();
-    assert_eq!(lab.audit(&["--since", &today]).len(), 6);
-    assert!(lab.audit(&["--until", &today]).is_empty());
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    assert_eq!(lab.audit(&["--since", &hour_ago]).len(), 6);
+    assert!(lab.audit(&["--until", &hour_ago]).is_empty());
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
     assert!(lab.audit(&["--since", &tomorrow]).is_empty());
 

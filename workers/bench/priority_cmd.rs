@@ -142,6 +142,8 @@ impl Session<'_> {
         };
         let mut next = live.iter();
         let mut tick = tokio::time::interval(self.every);
+        // After a stall, keep the pace rather than send a burst.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !pending.is_empty() || next.len() > 0 {
             tokio::select! {
                 _ = tick.tick(), if next.len() > 0 => {

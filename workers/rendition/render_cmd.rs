@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rendition::audit::{self, AuditRecord};
+use rendition::audit::{self, AuditName, AuditRecord};
 use rendition::error::panic_message;
 use rendition::job::JobError;
 use rendition::pipeline::{Arrival, Pipeline, PipelineError};
@@ -80,27 +80,35 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
         let bar = progress.clone();
         running.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("the semaphore stays open");
-            let bytes = match tokio::fs::read(&file).await {
-                Ok(bytes) => bytes,
-                Err(e) => return unreadable(&file, &e, policy.version()),
+            let (work, body, result, answered_at) = match tokio::fs::read(&file).await {
+                Ok(body) => {
+                    let work = Work::parse(&body, false);
+                    let (result, answered_at) = run_one(&pipeline, &policy, &work, &bar).await;
+                    (work, body, result, answered_at)
+                }
+                Err(e) => {
+                    let (work, result) = unreadable(&file, &e, policy.version());
+                    (
+                        work,
+                        file.to_string_lossy().into_owned().into_bytes(),
+                        result,
+                        Utc::now(),
+                    )
+                }
             };
-            // A panic outside the engine pools fails this job, not the batch.
-            let work = Work::parse(&bytes, false);
-            let run = std::panic::AssertUnwindSafe(run_showing_progress(&pipeline, &policy, &work, &bar));
-            let (result, answered_at) = run.catch_unwind().await.unwrap_or_else(|panic| {
-                let error = PipelineError::Panicked(panic_message(&*panic));
-                (
-                    JobResult::failed(work.job_id(), policy.version(), None, &error),
-                    Utc::now(),
-                )
-            });
-            // Answered here as by a worker: the same audit trail.
+            // Answered here as by a worker: the same audit trail. Without its
+            // record the job fails; a later run replays the answer and records it.
             let record = AuditRecord::of(&work, &result, answered_at, &worker);
-            if let Err(e) = audit::write(pipeline.renditions(), &work, &record).await {
-                let error = PipelineError::Store(e);
-                return JobResult::failed(work.job_id(), policy.version(), result.decision, &error);
+            let name = AuditName::of(&work, &body);
+            match audit::write(pipeline.renditions(), &record, &name, false).await {
+                Ok(()) => result,
+                Err(e) => JobResult::failed(
+                    work.job_id(),
+                    policy.version(),
+                    result.decision,
+                    &PipelineError::Store(e),
+                ),
             }
-            result
         });
     }
     while let Some(done) = running.join_next().await {
@@ -113,6 +121,23 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
     Ok(())
+}
+
+/// Runs one job; a panic outside the engine pools fails this job, not the batch.
+async fn run_one(
+    pipeline: &Pipeline<FsStore>,
+    policy: &Policy,
+    work: &Work,
+    bar: &ProgressBar,
+) -> (JobResult, DateTime<Utc>) {
+    let run = std::panic::AssertUnwindSafe(run_showing_progress(pipeline, policy, work, bar));
+    run.catch_unwind().await.unwrap_or_else(|panic| {
+        let error = PipelineError::Panicked(panic_message(&*panic));
+        (
+            JobResult::failed(work.job_id(), policy.version(), None, &error),
+            Utc::now(),
+        )
+    })
 }
 
 /// Runs one job; a transcode's progress shows as the bar's message.
@@ -133,12 +158,19 @@ async fn run_showing_progress(
     (outcome.result, outcome.answered_at)
 }
 
-fn unreadable(file: &std::path::Path, e: &std::io::Error, version: u64) -> JobResult {
+/// A job file that cannot be read: answered `failed` under its file name.
+fn unreadable(file: &std::path::Path, e: &std::io::Error, version: u64) -> (Work, JobResult) {
     let id = file
         .file_stem()
         .map_or("unknown".into(), |s| s.to_string_lossy().into_owned());
     let error = JobError::at("job", format!("cannot read {}: {e}", file.display()));
-    JobResult::failed(&id, version, None, &error)
+    let result = JobResult::failed(&id, version, None, &error);
+    let work = Work::Unreadable {
+        job_id: id,
+        purpose: None,
+        error,
+    };
+    (work, result)
 }
 
 fn progress_bar(len: u64) -> ProgressBar {
