@@ -283,8 +283,8 @@ impl<S: Store> Handler<S> {
     }
 
     /// Writes the job's audit record to the renditions store (a passing
-    /// fault is tried again twice) and publishes it, confirmed, on the
-    /// audit exchange.
+    /// fault is tried again twice) and, meanwhile, publishes it (confirmed)
+    /// on the audit exchange, which is at least once anyway.
     async fn audit(
         &self,
         broker: &impl Publisher,
@@ -293,19 +293,6 @@ impl<S: Store> Handler<S> {
         outcome: &Outcome,
     ) -> Result<(), QueueError> {
         let record = AuditRecord::of(work, &outcome.result, outcome.answered_at, &self.worker);
-        let name = AuditName::of(work, &message.body);
-        let repeat = message.redelivered || message.attempt() > 1;
-        let store = self.pipeline.renditions();
-        let mut tries = 0;
-        while let Err(e) = audit::write(store, &record, &name, repeat).await {
-            tries += 1;
-            if tries == 3 {
-                tracing::error!(job_id = %record.job_id, error = %e, "the audit record was not written; the job goes back to its queue");
-                self.metrics.audit_failed();
-                return Err(QueueError::new(format!("the audit record was not written: {e}")));
-            }
-            tokio::time::sleep(Duration::from_millis(200 << (2 * tries))).await;
-        }
         let mut body = record.to_line();
         body.pop();
         let published = Message {
@@ -314,7 +301,28 @@ impl<S: Store> Handler<S> {
             message_id: Some(record.job_id.clone()),
             ..Message::default()
         };
-        broker.publish(&self.topology.audit_exchange(), &published).await
+        let (exchange, name) = (self.topology.audit_exchange(), AuditName::of(work, &message.body));
+        let (kept, published) = tokio::join!(
+            self.keep_record(&record, &name, message),
+            broker.publish(&exchange, &published)
+        );
+        kept.and(published)
+    }
+
+    async fn keep_record(&self, record: &AuditRecord, name: &AuditName, message: &Message) -> Result<(), QueueError> {
+        let repeat = message.redelivered || message.attempt() > 1;
+        let store = self.pipeline.renditions();
+        let mut tries = 0;
+        while let Err(e) = audit::write(store, record, name, repeat).await {
+            tries += 1;
+            if tries == 3 {
+                tracing::error!(job_id = %record.job_id, error = %e, "the audit record was not written; the job goes back to its queue");
+                self.metrics.audit_failed();
+                return Err(QueueError::new(format!("the audit record was not written: {e}")));
+            }
+            tokio::time::sleep(Duration::from_millis(200 << (2 * tries))).await;
+        }
+        Ok(())
     }
 
     pub(super) async fn dead_letter(
