@@ -81,6 +81,8 @@ pub struct RawSettings {
     pub video_max_duration_s: Option<u64>,
     pub store_lookups: Option<String>,
     pub worker_id: Option<String>,
+    pub video_max_source_bytes: Option<u64>,
+    pub temp_dir: Option<PathBuf>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -154,6 +156,8 @@ pub struct Settings {
     pub lookups: Lookups,
     /// Names this process in audit records (default: host name and pid).
     pub worker_id: String,
+    /// Where video sources and large originals are copied (default: the system's).
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -224,7 +228,9 @@ impl RawSettings {
             video_deadline_s,
             video_max_duration_s,
             store_lookups,
-            worker_id
+            worker_id,
+            video_max_source_bytes,
+            temp_dir
         );
         Ok(raw)
     }
@@ -297,6 +303,7 @@ impl Settings {
                 .clone()
                 .filter(|w| !w.trim().is_empty())
                 .unwrap_or_else(default_worker_id),
+            temp_dir: raw.temp_dir.clone(),
         })
     }
 
@@ -319,6 +326,7 @@ impl Settings {
             video_threads: usize::from(self.video_concurrency),
             video_limits: self.video_limits,
             lookups: self.lookups,
+            temp_dir: self.temp_dir.clone(),
             ..PipelineConfig::default()
         }
     }
@@ -369,6 +377,7 @@ fn video_limits(raw: &RawSettings) -> Result<VideoLimits, SettingsError> {
     Ok(VideoLimits {
         deadline,
         max_duration_s: raw.video_max_duration_s.map_or(defaults.max_duration_s, |s| s as f64),
+        max_source_bytes: raw.video_max_source_bytes.unwrap_or(defaults.max_source_bytes),
         ..defaults
     })
 }

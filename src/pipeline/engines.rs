@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -132,68 +132,91 @@ impl Engines {
         on_pool(&self.images, priority, move || Ok(sha256(&bytes) == sha)).await
     }
 
-    /// A poster frame, then the image rules, on the video pool.
+    /// A poster frame of the video file at `input`, then the image rules,
+    /// on the video pool.
     pub(super) async fn poster(
         &self,
-        source: Arc<Vec<u8>>,
+        input: PathBuf,
         spec: Spec,
         priority: Priority,
     ) -> Result<Vec<Made>, PipelineError> {
         self.count();
         let (video_limits, limits) = (self.video_limits, self.limits);
         on_pool(&self.video, priority, move || {
-            in_temp_file(&source, |input, _| {
-                let frame = video::poster(input, None, &video_limits)?;
-                let picture = Picture {
-                    image: image::DynamicImage::ImageRgb8(frame),
-                    credits: Default::default(),
-                };
-                let rendered = rendition::render_picture(&picture, &spec, &limits)?;
-                Ok(rendered.into_iter().map(made).collect())
-            })
+            let frame = video::poster(&input, None, &video_limits)?;
+            let picture = Picture {
+                image: image::DynamicImage::ImageRgb8(frame),
+                credits: Default::default(),
+            };
+            let rendered = rendition::render_picture(&picture, &spec, &limits)?;
+            Ok(rendered.into_iter().map(made).collect())
         })
         .await
     }
 
-    /// A watermarked H.264/AAC proxy, reporting progress to `sink`.
+    /// A watermarked H.264/AAC proxy of the file at `input`, written to
+    /// `output`, reporting progress to `sink`.
     pub(super) async fn proxy(
         &self,
-        source: Arc<Vec<u8>>,
+        (input, output): (PathBuf, PathBuf),
         spec: ProxySpec,
         job_id: String,
         sink: Option<ProgressSink>,
         priority: Priority,
-    ) -> Result<Made, PipelineError> {
+    ) -> Result<RenditionMeta, PipelineError> {
         self.count();
         let limits = self.video_limits;
         on_pool(&self.video, priority, move || {
-            in_temp_file(&source, |input, dir| {
-                let output = dir.join("proxy.mp4");
-                let mut report = |p: video::Progress| {
-                    if let Some(sink) = &sink {
-                        let _ = sink.send(JobProgress::new(&job_id, p.percent, p.frames, p.fps));
-                    }
-                };
-                let done = video::transcode(input, &output, &spec, &limits, &mut report)?;
-                let bytes =
-                    std::fs::read(&output).map_err(|e| VideoError::Engine(format!("reading the proxy: {e}")))?;
-                let meta = RenditionMeta {
-                    bytes: bytes.len() as u64,
-                    sha256: sha256(&bytes),
-                    width: Some(done.width),
-                    height: Some(done.height),
-                    watermarked: done.watermarked,
-                };
-                Ok(Made {
-                    size: Size::Full,
-                    format: OutputFormat::Auto,
-                    bytes,
-                    meta,
-                })
-            })
+            let mut report = |p: video::Progress| {
+                if let Some(sink) = &sink {
+                    let _ = sink.send(JobProgress::new(&job_id, p.percent, p.frames, p.fps));
+                }
+            };
+            let done = video::transcode(&input, &output, &spec, &limits, &mut report)?;
+            let mut meta = describe_file(&output)?;
+            (meta.width, meta.height, meta.watermarked) = (Some(done.width), Some(done.height), done.watermarked);
+            Ok(meta)
         })
         .await
     }
+
+    /// A file as it is (an original too large to hold), described: size,
+    /// sha256 and an image's pixel size, read a block at a time.
+    pub(super) async fn describe_file(
+        &self,
+        path: PathBuf,
+        priority: Priority,
+    ) -> Result<RenditionMeta, PipelineError> {
+        on_pool(&self.video, priority, move || describe_file(&path)).await
+    }
+}
+
+fn describe_file(path: &Path) -> Result<RenditionMeta, PipelineError> {
+    let failed = |e: std::io::Error| VideoError::Engine(format!("reading {}: {e}", path.display()));
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let (mut hasher, mut block, mut bytes) = (Sha256::new(), vec![0; 1 << 20], 0);
+    let mut size = None;
+    loop {
+        let n = file.read(&mut block).map_err(failed)?;
+        if n == 0 {
+            break;
+        }
+        // An image's size is in its header, which the first block holds.
+        if bytes == 0 {
+            size = image_size(&block[..n]);
+        }
+        hasher.update(&block[..n]);
+        bytes += n as u64;
+    }
+    let (width, height) = size.unzip();
+    Ok(RenditionMeta {
+        bytes,
+        sha256: hex::encode(hasher.finalize()),
+        width,
+        height,
+        watermarked: false,
+    })
 }
 
 /// A rayon pool whose waiting work leaves in [`Turns`] order: every spawn
@@ -264,18 +287,6 @@ async fn on_pool<T: Send + 'static>(
     );
     rx.await
         .unwrap_or_else(|_| Err(PipelineError::Panicked("the pool dropped the task".into())))
-}
-
-/// FFmpeg reads files: the source goes to a temporary directory that is
-/// removed when `work` returns, whatever it returns.
-fn in_temp_file<T>(
-    source: &[u8],
-    work: impl FnOnce(&Path, &Path) -> Result<T, PipelineError>,
-) -> Result<T, PipelineError> {
-    let dir = tempfile::tempdir().map_err(|e| VideoError::Engine(format!("temporary directory: {e}")))?;
-    let input = dir.path().join("source");
-    std::fs::write(&input, source).map_err(|e| VideoError::Engine(format!("temporary file: {e}")))?;
-    work(&input, dir.path())
 }
 
 fn made(r: rendition::Rendered) -> Made {

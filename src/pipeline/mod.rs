@@ -13,6 +13,7 @@ mod facts;
 mod publish;
 mod recent;
 mod sources;
+mod staging;
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use crate::policy::{Decision, Policy};
 use crate::rendition::{EngineLimits, OutputFormat, RenderError, Spec};
 use crate::result::{JobResult, RenditionRecord};
 use crate::revocation::{RevokeMessage, revoke_share};
-use crate::storage::{ObjectInfo, RenditionMeta, Store, StoreError, content_type_of};
+use crate::storage::{RenditionMeta, Store, StoreError, content_type_of};
 use crate::video::{ProxySpec, VideoError, VideoLimits};
 use crate::work::Work;
 #[cfg(test)]
@@ -53,6 +54,8 @@ pub enum PipelineError {
     Changed(String),
     #[error("the engine panicked: {0}")]
     Panicked(String),
+    #[error("not enough temporary disk: {needed} bytes needed in {dir}, {free} free")]
+    TempSpace { needed: u64, free: u64, dir: String },
 }
 
 impl Coded for PipelineError {
@@ -65,16 +68,21 @@ impl Coded for PipelineError {
             PipelineError::MissingSource(_) => "missing_source",
             PipelineError::Changed(_) => "storage_error",
             PipelineError::Panicked(_) => "engine_error",
+            PipelineError::TempSpace { .. } => "temp_space",
         }
     }
     fn disposition(&self) -> Disposition {
         match self {
             PipelineError::Store(e) => e.disposition(),
-            PipelineError::Changed(_) => Disposition::Retry,
+            PipelineError::Changed(_) | PipelineError::TempSpace { .. } => Disposition::Retry,
             _ => Disposition::Reject,
         }
     }
 }
+
+/// Originals at least this large are handed out through local disk, a
+/// chunk at a time, rather than read whole into memory.
+pub const STREAM_ORIGINALS_FROM: u64 = 32 << 20;
 
 /// When the store is asked before work that may already be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +112,8 @@ pub struct PipelineConfig {
     pub video_threads: usize,
     pub video_limits: VideoLimits,
     pub lookups: Lookups,
+    /// Where video sources are copied for FFmpeg (default: the system's).
+    pub temp_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for PipelineConfig {
@@ -116,6 +126,7 @@ impl Default for PipelineConfig {
             video_threads: 1,
             video_limits: VideoLimits::default(),
             lookups: Lookups::Always,
+            temp_dir: None,
         }
     }
 }
@@ -309,6 +320,15 @@ impl<S: Store> Pipeline<S> {
         if let Some(meta) = self.lookup(&key, true).await? {
             return self.record(&key, &meta, plan, true).await.map(|r| vec![r]);
         }
+        if info.size >= STREAM_ORIGINALS_FROM {
+            let staged = self.stage(&plan.source, &info).await?;
+            let key = plan.original_key(&layout::source_digest(&plan.source, &staged.identity));
+            let meta = self.engines.describe_file(staged.source.clone(), plan.priority).await?;
+            let (ext, content_type) = (layout::extension(&plan.source), content_type_of(&key));
+            self.store_file(&key, &staged.source, &meta, content_type, &plan.filename(ext))
+                .await?;
+            return self.record(&key, &meta, plan, false).await.map(|r| vec![r]);
+        }
         let source = self.source_bytes(&plan.source, Some(&info.identity), true).await?;
         let meta = self.engines.describe(source.bytes.clone(), plan.priority).await?;
         let bytes = Arc::try_unwrap(source.bytes).unwrap_or_else(|shared| (*shared).clone());
@@ -355,14 +375,17 @@ impl<S: Store> Pipeline<S> {
             None => Vec::new(),
             Some(missing) => {
                 self.check_video_size(&info)?;
-                let source = self.source_bytes(&plan.source, Some(&info.identity), false).await?;
-                self.engines.poster(source.bytes, missing, plan.priority).await?
+                let staged = self.stage(&plan.source, &info).await?;
+                self.engines
+                    .poster(staged.source.clone(), missing, plan.priority)
+                    .await?
             }
         };
         self.deliver(plan, spec, &digest, found, made).await
     }
 
-    /// A video proxy: transcoded on the video pool unless already stored.
+    /// A video proxy: transcoded on the video pool unless already stored,
+    /// from a local copy of the source to a local file uploaded in parts.
     async fn proxy(
         &self,
         plan: &Plan,
@@ -375,20 +398,19 @@ impl<S: Store> Pipeline<S> {
             return self.record(&key, &meta, plan, true).await.map(|r| vec![r]);
         }
         self.check_video_size(&info)?;
-        let source = self.source_bytes(&plan.source, Some(&info.identity), false).await?;
-        let made = self
+        let staged = self.stage(&plan.source, &info).await?;
+        // Named by what was copied, should it have changed since the HEAD.
+        let key = plan.proxy_key(spec, &layout::source_digest(&plan.source, &staged.identity));
+        let output = staged.output("proxy.mp4");
+        let files = (staged.source.clone(), output.clone());
+        let (job_id, sink) = (plan.job_id.clone(), progress.cloned());
+        let meta = self
             .engines
-            .proxy(
-                source.bytes,
-                spec.clone(),
-                plan.job_id.clone(),
-                progress.cloned(),
-                plan.priority,
-            )
+            .proxy(files, spec.clone(), job_id, sink, plan.priority)
             .await?;
-        self.store(&key, made.bytes, &made.meta, "video/mp4", &plan.filename("mp4"))
+        self.store_file(&key, &output, &meta, "video/mp4", &plan.filename("mp4"))
             .await?;
-        self.record(&key, &made.meta, plan, false).await.map(|r| vec![r])
+        self.record(&key, &meta, plan, false).await.map(|r| vec![r])
     }
 
     /// For each size of `spec`: the key and metadata of a rendition already
@@ -508,21 +530,6 @@ impl<S: Store> Pipeline<S> {
     /// Whether this job may have been answered before.
     fn may_be_answered(&self, job: &Job, arrival: Arrival) -> bool {
         self.config.lookups == Lookups::Always || arrival.repeat || self.memory.answered.get(&job.job_id).is_some()
-    }
-
-    /// A video is refused before download when over the size limit.
-    fn check_video_size(&self, info: &ObjectInfo) -> Result<(), PipelineError> {
-        let max = self.config.video_limits.max_source_bytes;
-        if info.size > max {
-            let value = info.size;
-            return Err(VideoError::TooLarge {
-                what: "source bytes",
-                value,
-                max,
-            }
-            .into());
-        }
-        Ok(())
     }
 
     /// A share job's plan again, once rendering is done: a revoke that

@@ -17,6 +17,7 @@ pub use meta::RenditionMeta;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -118,6 +119,28 @@ pub trait Store: Send + Sync {
             Ok((info, bytes))
         }
     }
+    /// Copies the object into the file at `to` a chunk at a time, never
+    /// whole in memory (how video sources reach FFmpeg); what `head` would
+    /// say of what was copied.
+    fn download(&self, key: &str, to: &Path) -> impl Future<Output = Result<ObjectInfo, StoreError>> + Send {
+        async move {
+            let (info, bytes) = self.read(key).await?;
+            tokio::fs::write(to, bytes).await.map_err(|e| local(to, e))?;
+            Ok(info)
+        }
+    }
+    /// Stores the file at `from` without reading it whole (S3: in parts).
+    fn upload(
+        &self,
+        key: &str,
+        from: &Path,
+        options: PutOptions,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let bytes = tokio::fs::read(from).await.map_err(|e| local(from, e))?;
+            self.put(key, bytes, options).await
+        }
+    }
     /// `None` when there is no such object.
     fn head(&self, key: &str) -> impl Future<Output = Result<Option<ObjectInfo>, StoreError>> + Send;
     fn put(
@@ -141,6 +164,11 @@ pub trait Store: Send + Sync {
     fn bucket(&self, name: &str) -> Result<Self, StoreError>
     where
         Self: Sized;
+}
+
+/// A local file (a download's target, an upload's source) failed.
+pub fn local(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::io(format!("local file {}: {e}", path.display()), e)
 }
 
 /// Bucket names as S3 allows them: 3–63 of `a-z 0-9 . -`, starting and

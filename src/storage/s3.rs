@@ -3,6 +3,7 @@
 //! tampered, expired or deleted link fails there, not in our code.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -16,11 +17,13 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use chrono::{DateTime, Utc};
 
-use super::{ObjectInfo, PutOptions, SignedLink, Store, StoreError, check_bucket, check_key, content_disposition};
+use super::{
+    ObjectInfo, PutOptions, SignedLink, Store, StoreError, check_bucket, check_key, content_disposition, local,
+};
 
 /// Objects at least this large are uploaded in parts (S3's smallest part
 /// is 5 MiB, so the threshold is also the part size).
@@ -167,7 +170,7 @@ impl S3Store {
         }
     }
 
-    async fn put_in_parts(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
+    async fn put_in_parts(&self, key: &str, body: Body<'_>, options: PutOptions) -> Result<(), StoreError> {
         let mut create = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
         create = create.content_type(options.content_type);
         if let Some(name) = &options.filename {
@@ -178,7 +181,7 @@ impl S3Store {
         }
         let upload = create.send().await.map_err(sdk)?;
         let id = upload.upload_id().unwrap_or_default().to_string();
-        match self.upload_parts(key, &id, &bytes).await {
+        match self.upload_parts(key, &id, &body).await {
             Ok(parts) => {
                 let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
                 let complete = self.client.complete_multipart_upload().bucket(&self.bucket).key(key);
@@ -199,14 +202,17 @@ impl S3Store {
         }
     }
 
-    async fn upload_parts(&self, key: &str, id: &str, bytes: &[u8]) -> Result<Vec<CompletedPart>, StoreError> {
+    /// Parts of the multipart size, one in memory at a time.
+    async fn upload_parts(&self, key: &str, id: &str, body: &Body<'_>) -> Result<Vec<CompletedPart>, StoreError> {
+        let part_size = self.multipart_threshold as u64;
         let mut parts = Vec::new();
-        for (i, chunk) in bytes.chunks(self.multipart_threshold).enumerate() {
+        for (i, offset) in (0..body.len()).step_by(part_size as usize).enumerate() {
             let number = i as i32 + 1;
+            let length = part_size.min(body.len() - offset);
             let part = self.client.upload_part().bucket(&self.bucket).key(key).upload_id(id);
             let out = part
                 .part_number(number)
-                .body(ByteStream::from(chunk.to_vec()))
+                .body(body.part(offset, length).await?)
                 .send()
                 .await
                 .map_err(sdk)?;
@@ -218,6 +224,55 @@ impl S3Store {
             );
         }
         Ok(parts)
+    }
+
+    async fn put_body(&self, key: &str, body: Body<'_>, options: PutOptions) -> Result<(), StoreError> {
+        check_key(key)?;
+        if body.len() >= self.multipart_threshold as u64 {
+            return self.put_in_parts(key, body, options).await;
+        }
+        let mut put = self.client.put_object().bucket(&self.bucket).key(key);
+        put = put.content_type(options.content_type);
+        if let Some(name) = &options.filename {
+            put = put.content_disposition(content_disposition(name));
+        }
+        for (k, v) in options.meta {
+            put = put.metadata(k, v);
+        }
+        let length = body.len();
+        put.body(body.part(0, length).await?).send().await.map_err(sdk)?;
+        Ok(())
+    }
+}
+
+/// What an object is written from: bytes in memory, or a file read a part
+/// at a time.
+enum Body<'a> {
+    Bytes(Vec<u8>),
+    File { path: &'a Path, len: u64 },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    async fn part(&self, offset: u64, length: u64) -> Result<ByteStream, StoreError> {
+        match self {
+            Body::Bytes(bytes) => Ok(ByteStream::from(
+                bytes[offset as usize..(offset + length) as usize].to_vec(),
+            )),
+            Body::File { path, .. } => ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(length))
+                .build()
+                .await
+                .map_err(|e| StoreError::io(format!("local file {}: {e}", path.display()), e)),
+        }
     }
 }
 
@@ -293,20 +348,35 @@ impl Store for S3Store {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, options: PutOptions) -> Result<(), StoreError> {
+        self.put_body(key, Body::Bytes(bytes), options).await
+    }
+
+    /// The GET's body written to the file as it arrives.
+    async fn download(&self, key: &str, to: &Path) -> Result<ObjectInfo, StoreError> {
+        use tokio::io::AsyncWriteExt;
         check_key(key)?;
-        if bytes.len() >= self.multipart_threshold {
-            return self.put_in_parts(key, bytes, options).await;
+        let mut out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if status_of(&e) == Some(404) => return Err(StoreError::NotFound(key.to_string())),
+            Err(e) => return Err(sdk(e)),
+        };
+        let info = ObjectInfo {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            identity: out.e_tag().unwrap_or_default().to_string(),
+            meta: user_metadata(out.metadata()),
+        };
+        let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
+        while let Some(chunk) = out.body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
+            file.write_all(&chunk).await.map_err(|e| local(to, e))?;
         }
-        let mut put = self.client.put_object().bucket(&self.bucket).key(key);
-        put = put.content_type(options.content_type);
-        if let Some(name) = &options.filename {
-            put = put.content_disposition(content_disposition(name));
-        }
-        for (k, v) in options.meta {
-            put = put.metadata(k, v);
-        }
-        put.body(ByteStream::from(bytes)).send().await.map_err(sdk)?;
-        Ok(())
+        file.flush().await.map_err(|e| local(to, e))?;
+        Ok(info)
+    }
+
+    async fn upload(&self, key: &str, from: &Path, options: PutOptions) -> Result<(), StoreError> {
+        let len = tokio::fs::metadata(from).await.map_err(|e| local(from, e))?.len();
+        self.put_body(key, Body::File { path: from, len }, options).await
     }
 
     async fn sign(&self, key: &str, expires_at: DateTime<Utc>) -> Result<SignedLink, StoreError> {

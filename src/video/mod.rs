@@ -32,6 +32,8 @@ pub struct VideoLimits {
     /// Width × height of the stored frames.
     pub max_source_pixels: u64,
     pub max_frames: u64,
+    /// Sources are copied to local disk a chunk at a time, so this bounds
+    /// disk, not memory; free disk is checked before each copy.
     pub max_source_bytes: u64,
     /// Wall time one job may take, decode to trailer.
     pub deadline: Duration,
@@ -43,7 +45,7 @@ impl Default for VideoLimits {
             max_duration_s: 3.0 * 3600.0,
             max_source_pixels: 8192 * 4320,
             max_frames: 3 * 3600 * 60,
-            max_source_bytes: 4 << 30,
+            max_source_bytes: 1 << 40,
             deadline: Duration::from_secs(900),
         }
     }

@@ -1,6 +1,14 @@
-//! The video engine on its own (no worker, no services): its limits.
+//! The video engine on its own (no worker, no services): its limits; and
+//! video jobs through the pipeline: local copies, cleaned up.
 
 use std::time::Duration;
+
+use rendition::pipeline::{Arrival, Pipeline, PipelineConfig};
+use rendition::result::{JobResult, Status};
+use rendition::storage::fs::FsStore;
+use rendition::storage::link::LinkSigner;
+use rendition::work::Work;
+use sha2::{Digest, Sha256};
 
 use crate::common::fixture;
 
@@ -57,4 +65,80 @@ fn the_video_engine_refuses_what_is_over_its_limits() {
     assert_eq!((made.width, made.height, made.frames), (640, 360, 75));
     assert!(!reports.is_empty() && reports[0].frames == 1);
     assert_eq!(poster(&input, Some(2.0), &defaults).unwrap().dimensions(), (1280, 720));
+}
+
+/// A video job through the pipeline on the filesystem store, with its
+/// temporary files in `temp`.
+fn video_run(temp: &std::path::Path, limits: rendition::video::VideoLimits, source: &str, id: &str) -> JobResult {
+    let store = tempfile::tempdir().unwrap();
+    let config = PipelineConfig {
+        temp_dir: Some(temp.to_path_buf()),
+        video_limits: limits,
+        ..PipelineConfig::default()
+    };
+    let renditions = FsStore::new(store.path(), Some(LinkSigner::new("s", "http://x")));
+    let pipeline = Pipeline::new(FsStore::new(fixture(""), None), renditions, config);
+    let job = serde_json::json!({
+        "schema": "rendition.job/v1", "job_id": id, "purpose": "download",
+        "principal": {"user": "u-cleo"},
+        "asset": {"id": "a-v", "collection": "g-launch", "media": "video",
+                  "source": format!("originals/video/{source}"), "filename": source},
+        "request": {"rendition": "proxy", "format": "auto"},
+    });
+    let policy = crate::common::load_policy("policy.yaml");
+    let work = Work::parse(&serde_json::to_vec(&job).unwrap(), false);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(pipeline.run(&policy, &work, Arrival::now(), None)).result;
+    if result.status == Status::Done {
+        // What was uploaded from the local file is the proxy, byte for byte.
+        let record = &result.renditions[0];
+        let stored = std::fs::read(store.path().join(&record.key)).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&stored)), record.sha256);
+        assert_eq!(stored.len() as u64, record.bytes);
+    }
+    result
+}
+
+#[test]
+fn video_sources_go_through_local_disk_and_leave_nothing_behind() {
+    use rendition::video::VideoLimits;
+    let temp = tempfile::tempdir().unwrap();
+    let left = || std::fs::read_dir(temp.path()).unwrap().count();
+    let defaults = VideoLimits::default();
+    let clip_bytes = std::fs::metadata(fixture("originals/video/clip.mp4")).unwrap().len();
+
+    let done = video_run(temp.path(), defaults, "clip.mp4", "v-done");
+    assert_eq!(done.status, Status::Done, "{done:?}");
+    assert_eq!(done.renditions[0].height, Some(540));
+    assert_eq!(left(), 0, "removed after success");
+
+    let corrupt = video_run(temp.path(), defaults, "truncated.mp4", "v-corrupt");
+    assert_eq!(corrupt.status, Status::Failed);
+    assert_eq!(left(), 0, "removed after a failure");
+
+    let late = VideoLimits {
+        deadline: Duration::ZERO,
+        ..defaults
+    };
+    let late = video_run(temp.path(), late, "clip.mp4", "v-late");
+    assert_eq!(late.error.unwrap().code, "deadline_exceeded");
+    assert_eq!(left(), 0, "removed after the deadline");
+
+    // The size cap is a setting: below the source it refuses before copying…
+    let capped = VideoLimits {
+        max_source_bytes: clip_bytes - 1,
+        ..defaults
+    };
+    let refused = video_run(temp.path(), capped, "clip.mp4", "v-capped");
+    assert_eq!(refused.error.unwrap().code, "too_large");
+    // …and a source above a lowered cap transcodes once the cap is raised.
+    let raised = VideoLimits {
+        max_source_bytes: clip_bytes,
+        ..defaults
+    };
+    assert_eq!(
+        video_run(temp.path(), raised, "clip.mp4", "v-raised").status,
+        Status::Done
+    );
+    assert_eq!(left(), 0);
 }
