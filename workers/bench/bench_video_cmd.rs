@@ -24,10 +24,19 @@ pub struct BenchVideoArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Instead: a 30 s 1080p ProRes 422 HQ master (made with the CLI's
+    /// `prores_ks`) through `rendition render` (the whole job: store,
+    /// local copy, transcode, upload) against the CLI, each in its own
+    /// process, with peak RSS from GNU time.
+    #[arg(long)]
+    master: bool,
 }
 
 pub fn run(args: &BenchVideoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
+    if args.master {
+        return crate::bench_master::run(&args.out, args.repeat.max(1));
+    }
     let clip = match &args.clip {
         Some(clip) => clip.clone(),
         None => make_clip(&args.out)?,
@@ -108,44 +117,31 @@ fn make_clip(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The anchor: the CLI doing the same work with the same settings.
-fn run_cli(clip: &Path, overlay: &Path, (w, h): (u32, u32), out: &Path) -> anyhow::Result<()> {
-    let graph = format!("[0:v]scale={w}:{h}:flags=bicubic,format=yuv420p[s];[s][1:v]overlay=format=yuv420[v]");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-        .arg(clip)
-        .arg("-i")
-        .arg(overlay)
-        .args(["-filter_complex", &graph, "-map", "[v]", "-map", "0:a?"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            X264_PRESET,
-            "-crf",
-            &X264_CRF.to_string(),
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args([
-            "-c:a",
-            "aac",
-            "-b:a",
-            &AAC_BIT_RATE.to_string(),
-            "-ar",
-            "48000",
-            "-ac",
-            "2",
-        ])
-        .args(["-movflags", "+faststart"])
-        .arg(out)
-        .status()?;
-    if !status.success() {
+fn run_cli(clip: &Path, overlay: &Path, size: (u32, u32), out: &Path) -> anyhow::Result<()> {
+    if !cli_command(clip, overlay, size, out).status()?.success() {
         bail!("the ffmpeg CLI failed");
     }
     Ok(())
 }
 
-fn straight_alpha(mut mark: image::RgbaImage) -> image::RgbaImage {
+/// The CLI's command line: scale, overlay the mark, x264 and AAC as ours.
+pub fn cli_command(clip: &Path, overlay: &Path, (w, h): (u32, u32), out: &Path) -> Command {
+    let graph = format!("[0:v]scale={w}:{h}:flags=bicubic,format=yuv420p[s];[s][1:v]overlay=format=yuv420[v]");
+    let mut command = Command::new("ffmpeg");
+    command
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(clip)
+        .arg("-i")
+        .arg(overlay)
+        .args(["-filter_complex", &graph, "-map", "[v]", "-map", "0:a?"])
+        .args(["-c:v", "libx264", "-preset", X264_PRESET, "-crf", &X264_CRF.to_string()])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", &AAC_BIT_RATE.to_string()])
+        .args(["-ar", "48000", "-ac", "2", "-movflags", "+faststart"])
+        .arg(out);
+    command
+}
+
+pub fn straight_alpha(mut mark: image::RgbaImage) -> image::RgbaImage {
     for p in mark.pixels_mut() {
         let a = u16::from(p[3]);
         for c in 0..3 {

@@ -3,6 +3,7 @@
 //! `vipsthumbnail`, the `ffmpeg` CLI, the bare engine) from the same run.
 
 mod bench_cmd;
+mod bench_master;
 mod bench_video_cmd;
 mod chaos_cmd;
 #[path = "../common.rs"]
