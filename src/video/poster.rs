@@ -34,12 +34,13 @@ pub fn poster(input: &Path, at_s: Option<f64>, limits: &VideoLimits) -> Result<R
         .map_err(VideoError::corrupt("video decoder"))?;
     let mut graph = graph::video(&decoder, &source, source.upright(), "rgb24")?;
     let mut picker = Picker::new(target, &source);
-    let mut packet = Packet::empty();
     let mut decoded = frame::Video::empty();
     let mut rgb = frame::Video::empty();
     let mut ended = false;
     while !ended {
         deadline.check()?;
+        // A fresh packet each time: a reused one leaks (see transcode).
+        let mut packet = Packet::empty();
         match packet.read(&mut ictx) {
             Ok(()) if packet.stream() != source.video_stream => continue,
             Ok(()) => decoder.send_packet(&packet),

@@ -82,9 +82,12 @@ pub fn transcode(
     octx.write_header_with(options)
         .map_err(VideoError::engine("mp4 header"))?;
     let mut meter = Meter::new(&source, limits, report);
-    let mut packet = Packet::empty();
     loop {
         deadline.check()?;
+        // A fresh packet each time: `av_read_frame` overwrites what it is
+        // given without freeing it, so a reused one leaks every packet's
+        // data (the whole source, by the end).
+        let mut packet = Packet::empty();
         match packet.read(&mut ictx) {
             Ok(()) => {}
             Err(ffmpeg_next::Error::Eof) => break,

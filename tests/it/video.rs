@@ -142,3 +142,71 @@ fn video_sources_go_through_local_disk_and_leave_nothing_behind() {
     );
     assert_eq!(left(), 0);
 }
+
+/// Peak RSS (`VmHWM`, KiB) of `rendition render` running `job` in a child process.
+fn render_peak_kib(originals: &std::path::Path, job: &serde_json::Value) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let job_file = dir.path().join("job.json");
+    std::fs::write(&job_file, serde_json::to_vec(job).unwrap()).unwrap();
+    let report = dir.path().join("time.txt");
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_rendition"))
+        .args(["render", "--policy"])
+        .arg(fixture("policy.yaml"))
+        .arg("--job")
+        .arg(&job_file)
+        .arg("--originals")
+        .arg(originals)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .output()
+        .expect("GNU time (scripts/install-deps installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"status\":\"done\""),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&report).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn a_longer_video_source_does_not_cost_more_memory() {
+    // Two ProRes masters, 2 s and 14 s (about 6 and 42 MB): the transcode
+    // must hold packets and frames, never the source, so the longer one
+    // may not raise the peak by anything like the difference.
+    let originals = tempfile::tempdir().unwrap();
+    std::fs::create_dir(originals.path().join("m")).unwrap();
+    let master = |seconds: u32| {
+        let name = format!("m/prores-{seconds}.mov");
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size=1280x720:rate=30:duration={seconds}"))
+            .args(["-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le"])
+            .arg(originals.path().join(&name))
+            .status()
+            .expect("the ffmpeg CLI (scripts/install-deps installs it)");
+        assert!(status.success());
+        let bytes = std::fs::metadata(originals.path().join(&name)).unwrap().len();
+        let job = serde_json::json!({
+            "schema": "rendition.job/v1", "job_id": format!("m-{seconds}"), "purpose": "download",
+            "principal": {"user": "u-cleo"},
+            "asset": {"id": "a-m", "collection": "g-launch", "media": "video", "source": name},
+            "request": {"rendition": "proxy", "format": "auto"},
+        });
+        (job, bytes)
+    };
+    let ((short, short_bytes), (long, long_bytes)) = (master(2), master(14));
+    let (short_peak, long_peak) = (
+        render_peak_kib(originals.path(), &short),
+        render_peak_kib(originals.path(), &long),
+    );
+    let extra_source_kib = (long_bytes - short_bytes) / 1024;
+    let growth = long_peak.saturating_sub(short_peak);
+    assert!(
+        growth < extra_source_kib / 4,
+        "peak {short_peak} KiB → {long_peak} KiB for {extra_source_kib} KiB more source"
+    );
+}
