@@ -303,7 +303,7 @@ impl Settings {
                 .clone()
                 .filter(|w| !w.trim().is_empty())
                 .unwrap_or_else(default_worker_id),
-            temp_dir: raw.temp_dir.clone(),
+            temp_dir: temp_dir(raw.temp_dir.as_deref())?,
         })
     }
 
@@ -368,6 +368,19 @@ impl Settings {
     }
 }
 
+/// A temporary directory must be there (and absolute): found missing at
+/// the first video job, every job would fail.
+fn temp_dir(dir: Option<&Path>) -> Result<Option<PathBuf>, SettingsError> {
+    let Some(dir) = dir else { return Ok(None) };
+    if !dir.is_absolute() || !dir.is_dir() {
+        bail!(
+            "RENDITION_TEMP_DIR",
+            "is {dir:?}: must be an existing directory, named by an absolute path"
+        );
+    }
+    Ok(Some(dir.to_path_buf()))
+}
+
 fn video_limits(raw: &RawSettings) -> Result<VideoLimits, SettingsError> {
     let defaults = VideoLimits::default();
     let deadline = raw.video_deadline_s.map_or(defaults.deadline, Duration::from_secs);
@@ -377,7 +390,10 @@ fn video_limits(raw: &RawSettings) -> Result<VideoLimits, SettingsError> {
     Ok(VideoLimits {
         deadline,
         max_duration_s: raw.video_max_duration_s.map_or(defaults.max_duration_s, |s| s as f64),
-        max_source_bytes: raw.video_max_source_bytes.unwrap_or(defaults.max_source_bytes),
+        max_source_bytes: match raw.video_max_source_bytes {
+            Some(0) => bail!("RENDITION_VIDEO_MAX_SOURCE_BYTES", "must be at least 1"),
+            other => other.unwrap_or(defaults.max_source_bytes),
+        },
         ..defaults
     })
 }
@@ -561,6 +577,24 @@ mod tests {
             s3_access_key: Some("AK".into()),
             ..RawSettings::default()
         }));
+        assert!(bad(RawSettings {
+            video_max_source_bytes: Some(0),
+            ..RawSettings::default()
+        }));
+        for dir in ["relative/tmp", "/no/such/dir"] {
+            assert!(bad(RawSettings {
+                temp_dir: Some(dir.into()),
+                ..RawSettings::default()
+            }));
+        }
+        let temp = std::env::temp_dir();
+        let ok = Settings::validate(RawSettings {
+            temp_dir: Some(temp.clone()),
+            video_max_source_bytes: Some(1 << 30),
+            ..RawSettings::default()
+        });
+        let ok = ok.unwrap();
+        assert_eq!((ok.temp_dir, ok.video_limits.max_source_bytes), (Some(temp), 1 << 30));
         let file: RawSettings = toml::from_str("queues = 'video'\nmax_attempts = 3\n").unwrap();
         let settings = Settings::validate(file).unwrap();
         assert_eq!(settings.queues, [JobQueue::Video]);

@@ -136,13 +136,14 @@ impl Engines {
     /// on the video pool.
     pub(super) async fn poster(
         &self,
-        input: PathBuf,
+        (input, keep): (PathBuf, Keep),
         spec: Spec,
         priority: Priority,
     ) -> Result<Vec<Made>, PipelineError> {
         self.count();
         let (video_limits, limits) = (self.video_limits, self.limits);
         on_pool(&self.video, priority, move || {
+            let _keep = keep;
             let frame = video::poster(&input, None, &video_limits)?;
             let picture = Picture {
                 image: image::DynamicImage::ImageRgb8(frame),
@@ -158,7 +159,7 @@ impl Engines {
     /// `output`, reporting progress to `sink`.
     pub(super) async fn proxy(
         &self,
-        (input, output): (PathBuf, PathBuf),
+        (input, output, keep): (PathBuf, PathBuf, Keep),
         spec: ProxySpec,
         job_id: String,
         sink: Option<ProgressSink>,
@@ -167,6 +168,7 @@ impl Engines {
         self.count();
         let limits = self.video_limits;
         on_pool(&self.video, priority, move || {
+            let _keep = keep;
             let mut report = |p: video::Progress| {
                 if let Some(sink) = &sink {
                     let _ = sink.send(JobProgress::new(&job_id, p.percent, p.frames, p.fps));
@@ -184,12 +186,19 @@ impl Engines {
     /// sha256 and an image's pixel size, read a block at a time.
     pub(super) async fn describe_file(
         &self,
-        path: PathBuf,
+        (path, keep): (PathBuf, Keep),
         priority: Priority,
     ) -> Result<RenditionMeta, PipelineError> {
-        on_pool(&self.video, priority, move || describe_file(&path)).await
+        on_pool(&self.video, priority, move || {
+            let _keep = keep;
+            describe_file(&path)
+        })
+        .await
     }
 }
+
+/// Holds a job's temporary directory while the pool works in it.
+pub(super) type Keep = Arc<tempfile::TempDir>;
 
 fn describe_file(path: &Path) -> Result<RenditionMeta, PipelineError> {
     let failed = |e: std::io::Error| VideoError::Engine(format!("reading {}: {e}", path.display()));

@@ -323,7 +323,8 @@ impl<S: Store> Pipeline<S> {
         if info.size >= STREAM_ORIGINALS_FROM {
             let staged = self.stage(&plan.source, &info).await?;
             let key = plan.original_key(&layout::source_digest(&plan.source, &staged.identity));
-            let meta = self.engines.describe_file(staged.source.clone(), plan.priority).await?;
+            let file = (staged.source.clone(), staged.keep());
+            let meta = self.engines.describe_file(file, plan.priority).await?;
             let (ext, content_type) = (layout::extension(&plan.source), content_type_of(&key));
             self.store_file(&key, &staged.source, &meta, content_type, &plan.filename(ext))
                 .await?;
@@ -376,9 +377,8 @@ impl<S: Store> Pipeline<S> {
             Some(missing) => {
                 self.check_video_size(&info)?;
                 let staged = self.stage(&plan.source, &info).await?;
-                self.engines
-                    .poster(staged.source.clone(), missing, plan.priority)
-                    .await?
+                let input = (staged.source.clone(), staged.keep());
+                self.engines.poster(input, missing, plan.priority).await?
             }
         };
         self.deliver(plan, spec, &digest, found, made).await
@@ -402,7 +402,7 @@ impl<S: Store> Pipeline<S> {
         // Named by what was copied, should it have changed since the HEAD.
         let key = plan.proxy_key(spec, &layout::source_digest(&plan.source, &staged.identity));
         let output = staged.output("proxy.mp4");
-        let files = (staged.source.clone(), output.clone());
+        let files = (staged.source.clone(), output.clone(), staged.keep());
         let (job_id, sink) = (plan.job_id.clone(), progress.cloned());
         let meta = self
             .engines

@@ -6,6 +6,7 @@
 //! failure, deadline or panic alike (it is dropped with the job's future).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tempfile::TempDir;
 
@@ -19,7 +20,9 @@ pub(super) const OUTPUT_ROOM: u64 = 256 << 20;
 
 /// A source copied to local disk, in its own directory.
 pub(super) struct Staged {
-    dir: TempDir,
+    /// Shared with the engine's work on the pool, which a dropped job
+    /// cannot stop: the directory goes when both are done with it.
+    dir: Arc<TempDir>,
     pub(super) source: PathBuf,
     /// The identity of what was copied (it may have changed since a HEAD).
     pub(super) identity: String,
@@ -29,6 +32,11 @@ impl Staged {
     /// Where to write something made from the source.
     pub(super) fn output(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Keeps the directory while held (moved into the pool's closure).
+    pub(super) fn keep(&self) -> Arc<TempDir> {
+        self.dir.clone()
     }
 }
 
@@ -47,9 +55,13 @@ impl<S: Store> Pipeline<S> {
             Err(StoreError::NotFound(_)) => return Err(PipelineError::MissingSource(key.to_string())),
             other => other?,
         };
+        if copied.identity != info.identity || copied.size != info.size {
+            // Replaced since the HEAD the limits were checked on: again, later.
+            return Err(PipelineError::Changed(key.to_string()));
+        }
         self.memory.sources.insert(key, copied.identity.clone());
         Ok(Staged {
-            dir,
+            dir: Arc::new(dir),
             source,
             identity: copied.identity,
         })
@@ -94,7 +106,7 @@ fn check_room(dir: &Path, size: u64) -> Result<(), PipelineError> {
     let stat =
         rustix::fs::statvfs(dir).map_err(|e| VideoError::Engine(format!("free space in {}: {e}", dir.display())))?;
     let block = stat.f_frsize.max(1);
-    let (total, free) = (stat.f_blocks * block, stat.f_bavail * block);
+    let (total, free) = (stat.f_blocks.saturating_mul(block), stat.f_bavail.saturating_mul(block));
     let needed = size.saturating_add(OUTPUT_ROOM);
     if needed > total {
         return Err(VideoError::TooLarge {

@@ -80,8 +80,9 @@ impl FsStore {
         }
     }
 
-    /// Writes the sidecar, then the object, each to a temporary name that
-    /// is renamed into place, so a reader never sees half an object.
+    /// Writes the object and its sidecar, each to a temporary name that is
+    /// renamed into place (the sidecar first), so a reader never sees half
+    /// an object.
     async fn commit(&self, key: &str, options: PutOptions, body: Body<'_>) -> Result<(), StoreError> {
         let path = self.path(key)?;
         if let Some(dir) = path.parent() {
@@ -96,16 +97,25 @@ impl FsStore {
         let unique = format!(".tmp-{}-{}", std::process::id(), rand::random::<u64>());
         let tmp = |p: &Path| PathBuf::from(format!("{}{unique}", p.display()));
         let side = Self::sidecar_path(&path);
-        tokio::fs::write(tmp(&side), sidecar).await.map_err(io)?;
-        tokio::fs::rename(tmp(&side), &side).await.map_err(io)?;
-        match body {
-            Body::Bytes(bytes) => tokio::fs::write(tmp(&path), bytes).await.map_err(io)?,
-            Body::File(from) => {
-                tokio::fs::copy(from, tmp(&path)).await.map_err(|e| local(from, e))?;
+        // Both written in full under temporary names first (the object may
+        // be gigabytes), then renamed; a failure leaves neither behind.
+        let written = async {
+            match body {
+                Body::Bytes(bytes) => tokio::fs::write(tmp(&path), bytes).await.map_err(io)?,
+                Body::File(from) => {
+                    tokio::fs::copy(from, tmp(&path)).await.map_err(|e| local(from, e))?;
+                }
             }
+            tokio::fs::write(tmp(&side), sidecar).await.map_err(io)?;
+            tokio::fs::rename(tmp(&side), &side).await.map_err(io)?;
+            tokio::fs::rename(tmp(&path), &path).await.map_err(io)
+        };
+        let outcome = written.await;
+        if outcome.is_err() {
+            let _ = tokio::fs::remove_file(tmp(&path)).await;
+            let _ = tokio::fs::remove_file(tmp(&side)).await;
         }
-        tokio::fs::rename(tmp(&path), &path).await.map_err(io)?;
-        Ok(())
+        outcome
     }
 }
 
@@ -158,15 +168,17 @@ impl Store for FsStore {
         self.commit(key, options, Body::Bytes(bytes)).await
     }
 
-    /// A copy of the file: the kernel moves the bytes, not this process.
+    /// A copy from one open handle (its identity from the same handle, as
+    /// `read` does), a chunk at a time.
     async fn download(&self, key: &str, to: &Path) -> Result<ObjectInfo, StoreError> {
-        let from = self.path(key)?;
-        let stat = match tokio::fs::metadata(&from).await {
-            Ok(stat) => stat,
+        let mut from = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound(key.to_string())),
             Err(e) => return Err(io(e)),
         };
-        tokio::fs::copy(&from, to).await.map_err(|e| local(to, e))?;
+        let stat = from.metadata().await.map_err(io)?;
+        let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
+        tokio::io::copy(&mut from, &mut file).await.map_err(|e| local(to, e))?;
         let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
         Ok(ObjectInfo {
             size: stat.len(),

@@ -202,9 +202,10 @@ impl S3Store {
         }
     }
 
-    /// Parts of the multipart size, one in memory at a time.
+    /// Parts of the multipart size (larger when S3's 10 000 parts would
+    /// not hold the object), one in memory at a time.
     async fn upload_parts(&self, key: &str, id: &str, body: &Body<'_>) -> Result<Vec<CompletedPart>, StoreError> {
-        let part_size = self.multipart_threshold as u64;
+        let part_size = part_size(self.multipart_threshold as u64, body.len());
         let mut parts = Vec::new();
         for (i, offset) in (0..body.len()).step_by(part_size as usize).enumerate() {
             let number = i as i32 + 1;
@@ -243,6 +244,15 @@ impl S3Store {
         put.body(body.part(0, length).await?).send().await.map_err(sdk)?;
         Ok(())
     }
+}
+
+/// S3's limit on the parts of one upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// Parts of `threshold` bytes, or larger when `len` would need more than
+/// S3's 10 000.
+fn part_size(threshold: u64, len: u64) -> u64 {
+    threshold.max(len.div_ceil(MAX_PARTS))
 }
 
 /// What an object is written from: bytes in memory, or a file read a part
@@ -443,6 +453,17 @@ impl Store for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_stay_within_s3_s_ten_thousand() {
+        let mib = 1 << 20;
+        assert_eq!(part_size(16 * mib, 6 * mib), 16 * mib);
+        for len in [16 * mib * MAX_PARTS, 16 * mib * MAX_PARTS + 1, 1 << 40, 5 << 40] {
+            let size = part_size(16 * mib, len);
+            assert!(len.div_ceil(size) <= MAX_PARTS, "{len} bytes in parts of {size}");
+            assert!(size >= 16 * mib);
+        }
+    }
 
     #[test]
     fn debug_output_hides_the_secret() {
