@@ -80,6 +80,23 @@ impl FsStore {
         }
     }
 
+    /// The object opened, with what `head` says of that very handle.
+    async fn open(&self, key: &str) -> Result<(ObjectInfo, tokio::fs::File), StoreError> {
+        let file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound(key.to_string())),
+            Err(e) => return Err(io(e)),
+        };
+        let stat = file.metadata().await.map_err(io)?;
+        let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
+        let info = ObjectInfo {
+            size: stat.len(),
+            identity: identity(&stat),
+            meta,
+        };
+        Ok((info, file))
+    }
+
     /// Writes the object and its sidecar, each to a temporary name that is
     /// renamed into place (the sidecar first), so a reader never sees half
     /// an object.
@@ -147,20 +164,9 @@ impl Store for FsStore {
     /// Opens the file once: its identity comes from the same handle.
     async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
         use tokio::io::AsyncReadExt;
-        let mut file = match tokio::fs::File::open(self.path(key)?).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound(key.to_string())),
-            Err(e) => return Err(io(e)),
-        };
-        let stat = file.metadata().await.map_err(io)?;
-        let mut bytes = Vec::with_capacity(stat.len() as usize);
+        let (info, mut file) = self.open(key).await?;
+        let mut bytes = Vec::with_capacity(info.size as usize);
         file.read_to_end(&mut bytes).await.map_err(io)?;
-        let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
-        let info = ObjectInfo {
-            size: stat.len(),
-            identity: identity(&stat),
-            meta,
-        };
         Ok((info, bytes))
     }
 
@@ -171,20 +177,10 @@ impl Store for FsStore {
     /// A copy from one open handle (its identity from the same handle, as
     /// `read` does), a chunk at a time.
     async fn download(&self, key: &str, to: &Path) -> Result<ObjectInfo, StoreError> {
-        let mut from = match tokio::fs::File::open(self.path(key)?).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound(key.to_string())),
-            Err(e) => return Err(io(e)),
-        };
-        let stat = from.metadata().await.map_err(io)?;
+        let (info, mut from) = self.open(key).await?;
         let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
         tokio::io::copy(&mut from, &mut file).await.map_err(|e| local(to, e))?;
-        let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
-        Ok(ObjectInfo {
-            size: stat.len(),
-            identity: identity(&stat),
-            meta,
-        })
+        Ok(info)
     }
 
     async fn upload(&self, key: &str, from: &Path, options: PutOptions) -> Result<(), StoreError> {

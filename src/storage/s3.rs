@@ -170,6 +170,22 @@ impl S3Store {
         }
     }
 
+    /// One GET: what `head` would say (ETag, metadata) and the body, unread.
+    async fn get_object(&self, key: &str) -> Result<(ObjectInfo, ByteStream), StoreError> {
+        check_key(key)?;
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if status_of(&e) == Some(404) => return Err(StoreError::NotFound(key.to_string())),
+            Err(e) => return Err(sdk(e)),
+        };
+        let info = ObjectInfo {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            identity: out.e_tag().unwrap_or_default().to_string(),
+            meta: user_metadata(out.metadata()),
+        };
+        Ok((info, out.body))
+    }
+
     async fn put_in_parts(&self, key: &str, body: Body<'_>, options: PutOptions) -> Result<(), StoreError> {
         let mut create = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
         create = create.content_type(options.content_type);
@@ -324,19 +340,8 @@ impl Store for S3Store {
 
     /// One GET: the body, and the ETag and metadata from its headers.
     async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
-        check_key(key)?;
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(out) => out,
-            Err(e) if status_of(&e) == Some(404) => return Err(StoreError::NotFound(key.to_string())),
-            Err(e) => return Err(sdk(e)),
-        };
-        let info = ObjectInfo {
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            identity: out.e_tag().unwrap_or_default().to_string(),
-            meta: user_metadata(out.metadata()),
-        };
-        let body = out
-            .body
+        let (info, body) = self.get_object(key).await?;
+        let body = body
             .collect()
             .await
             .map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
@@ -364,19 +369,9 @@ impl Store for S3Store {
     /// The GET's body written to the file as it arrives.
     async fn download(&self, key: &str, to: &Path) -> Result<ObjectInfo, StoreError> {
         use tokio::io::AsyncWriteExt;
-        check_key(key)?;
-        let mut out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(out) => out,
-            Err(e) if status_of(&e) == Some(404) => return Err(StoreError::NotFound(key.to_string())),
-            Err(e) => return Err(sdk(e)),
-        };
-        let info = ObjectInfo {
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            identity: out.e_tag().unwrap_or_default().to_string(),
-            meta: user_metadata(out.metadata()),
-        };
+        let (info, mut body) = self.get_object(key).await?;
         let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
-        while let Some(chunk) = out.body.next().await {
+        while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
             file.write_all(&chunk).await.map_err(|e| local(to, e))?;
         }
