@@ -141,14 +141,10 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// A source's bytes: from the cache when they have the `known`
-    /// identity, else one GET (kept if `keep` and small enough; videos are
-    /// not kept: one would evict every image).
-    pub(super) async fn source_bytes(
-        &self,
-        key: &str,
-        known: Option<&str>,
-        keep: bool,
-    ) -> Result<Source, PipelineError> {
+    /// identity, else one GET, kept when small enough. Only images and
+    /// originals under `STREAM_ORIGINALS_FROM` come here: videos go
+    /// through local disk (`staging`), so none evicts every image.
+    pub(super) async fn source_bytes(&self, key: &str, known: Option<&str>) -> Result<Source, PipelineError> {
         if let (Some(identity), Some(cached)) = (known, self.sources.get(key))
             && cached.identity == identity
         {
@@ -162,9 +158,7 @@ impl<S: Store> Pipeline<S> {
             other => other?,
         };
         let bytes = Arc::new(bytes);
-        if keep {
-            self.sources.insert(key, &info.identity, bytes.clone());
-        }
+        self.sources.insert(key, &info.identity, bytes.clone());
         self.memory.sources.insert(key, info.identity.clone());
         Ok(Source {
             digest: layout::source_digest(key, &info.identity),

@@ -330,7 +330,7 @@ impl<S: Store> Pipeline<S> {
                 .await?;
             return self.record(&key, &meta, plan, false).await.map(|r| vec![r]);
         }
-        let source = self.source_bytes(&plan.source, Some(&info.identity), true).await?;
+        let source = self.source_bytes(&plan.source, Some(&info.identity)).await?;
         let meta = self.engines.describe(source.bytes.clone(), plan.priority).await?;
         let bytes = Arc::try_unwrap(source.bytes).unwrap_or_else(|shared| (*shared).clone());
         let ext = layout::extension(&plan.source);
@@ -354,7 +354,7 @@ impl<S: Store> Pipeline<S> {
             }
             None => vec![None; spec.sizes.len()],
         };
-        let source = self.source_bytes(&plan.source, known.as_deref(), true).await?;
+        let source = self.source_bytes(&plan.source, known.as_deref()).await?;
         if known.is_none_or(|identity| layout::source_digest(&plan.source, &identity) != source.digest) {
             // Read just now (or changed since it was known): look again under its identity.
             found = self.found_sizes(plan, spec, &source.digest, false).await?;
