@@ -20,6 +20,7 @@
 //!
 //! I/O:
 //! - [`pipeline`]: the executor: one job top to bottom, for CLI and worker.
+//! - [`budget`]: the memory budget renders reserve from before decoding.
 //! - [`storage`]: the store trait (filesystem, S3, in-memory), signed links.
 //! - [`queue`], [`worker`]: RabbitMQ topology, the consumer, retries, dead
 //!   letters, policy updates. [`revocation`]: stop sharing.
@@ -41,6 +42,7 @@
 //! ```
 
 pub mod audit;
+pub mod budget;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::budget::MemoryBudget;
 use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig};
 use crate::queue::{JobQueue, Topology};
 use crate::storage::link::LinkSigner;
@@ -83,6 +84,8 @@ pub struct RawSettings {
     pub worker_id: Option<String>,
     pub video_max_source_bytes: Option<u64>,
     pub temp_dir: Option<PathBuf>,
+    /// Bytes, or with a K/M/G/T suffix ([`crate::budget::parse_bytes`]).
+    pub memory_budget: Option<String>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -158,6 +161,8 @@ pub struct Settings {
     pub worker_id: String,
     /// Where video sources and large originals are copied (default: the system's).
     pub temp_dir: Option<PathBuf>,
+    /// The process's memory budget in bytes ([`crate::budget`]).
+    pub memory_budget: u64,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -230,7 +235,8 @@ impl RawSettings {
             store_lookups,
             worker_id,
             video_max_source_bytes,
-            temp_dir
+            temp_dir,
+            memory_budget
         );
         Ok(raw)
     }
@@ -304,6 +310,7 @@ impl Settings {
                 .filter(|w| !w.trim().is_empty())
                 .unwrap_or_else(default_worker_id),
             temp_dir: temp_dir(raw.temp_dir.as_deref())?,
+            memory_budget: memory_budget(raw.memory_budget.as_deref())?,
         })
     }
 
@@ -327,6 +334,7 @@ impl Settings {
             video_limits: self.video_limits,
             lookups: self.lookups,
             temp_dir: self.temp_dir.clone(),
+            memory_budget: self.memory_budget,
             ..PipelineConfig::default()
         }
     }
@@ -347,7 +355,7 @@ impl Settings {
         format!(
             "amqp_url={amqp} policy={:?} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
              max_attempts={} retry_delays={:?} drain_timeout={:?} storage_wait={:?} max_link_ttl_s={} video_concurrency={} \
-             video_deadline={:?} video_max_duration_s={} store_lookups={:?} worker_id={:?}",
+             video_deadline={:?} video_max_duration_s={} store_lookups={:?} worker_id={:?} {}",
             self.policy,
             self.store,
             self.concurrency,
@@ -363,8 +371,25 @@ impl Settings {
             self.video_limits.deadline,
             self.video_limits.max_duration_s,
             self.lookups,
-            self.worker_id
+            self.worker_id,
+            MemoryBudget::new(self.memory_budget).describe()
         )
+    }
+}
+
+/// The budget as given, or three quarters of the machine's (or the
+/// container's) memory. Below 64 MiB nothing would fit.
+fn memory_budget(text: Option<&str>) -> Result<u64, SettingsError> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(MemoryBudget::for_this_machine().total());
+    };
+    match crate::budget::parse_bytes(text) {
+        Some(bytes) if bytes >= 64 << 20 => Ok(bytes),
+        Some(_) => bail!("RENDITION_MEMORY_BUDGET", "must be at least 64M, not {text:?}"),
+        None => bail!(
+            "RENDITION_MEMORY_BUDGET",
+            "must be bytes, or a number with K, M, G or T, not {text:?}"
+        ),
     }
 }
 

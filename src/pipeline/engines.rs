@@ -12,9 +12,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::PipelineError;
+use crate::budget::MemoryBudget;
 use crate::error::panic_message;
 use crate::priority::{Priority, Turns};
-use crate::rendition::{self, EngineLimits, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
+use crate::rendition::probe::Header;
+use crate::rendition::{self, EngineLimits, Input, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
 use crate::storage::RenditionMeta;
 use crate::video::{self, ProxySpec, VideoError, VideoLimits};
@@ -41,6 +43,51 @@ pub(super) struct Engines {
     video: LanePool,
     pub(super) limits: EngineLimits,
     pub(super) video_limits: VideoLimits,
+    pub(super) budget: MemoryBudget,
+}
+
+/// What a transcode or a poster holds at its peak (decoder, filter graph,
+/// encoder, frames), measured at about 105 MiB for a 1080p ProRes master;
+/// not probed per source.
+const PROXY_MEMORY: u64 = 160 << 20;
+const POSTER_MEMORY: u64 = 96 << 20;
+
+/// An image original: in memory, or staged in a local file.
+#[derive(Clone)]
+pub(super) enum ImageSource {
+    Bytes(Arc<Vec<u8>>),
+    /// The file, and its directory kept while the render runs.
+    File(PathBuf, #[expect(dead_code, reason = "held, never read")] Keep),
+}
+
+impl ImageSource {
+    fn input(&self) -> Input<'_> {
+        match self {
+            ImageSource::Bytes(b) => Input::Bytes(b),
+            ImageSource::File(path, _) => Input::File(path),
+        }
+    }
+
+    /// The header, read off the runtime's threads only for a file.
+    async fn probe(&self, limits: EngineLimits) -> Result<Header, PipelineError> {
+        let probed = match self {
+            ImageSource::Bytes(b) => rendition::probe::probe(b, &limits),
+            ImageSource::File(path, _) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || rendition::probe::probe_input(Input::File(&path), &limits))
+                    .await
+                    .map_err(|e| PipelineError::Panicked(e.to_string()))?
+            }
+        };
+        Ok(probed?)
+    }
+
+    fn in_memory(&self) -> u64 {
+        match self {
+            ImageSource::Bytes(b) => b.len() as u64,
+            ImageSource::File(..) => 0,
+        }
+    }
 }
 
 impl Engines {
@@ -49,6 +96,7 @@ impl Engines {
         video_threads: usize,
         limits: EngineLimits,
         video_limits: VideoLimits,
+        budget: MemoryBudget,
     ) -> Engines {
         let pool = |threads: usize, name: &'static str| LanePool {
             threads: rayon::ThreadPoolBuilder::new()
@@ -65,6 +113,7 @@ impl Engines {
             video: pool(video_threads, "video"),
             limits,
             video_limits,
+            budget,
         }
     }
 
@@ -72,21 +121,30 @@ impl Engines {
         self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Every size of `spec` from one decode of `source`.
+    /// Every size of `spec` from one decode of `source`, once the budget
+    /// has room for what the header says it will take.
     pub(super) async fn images(
         &self,
-        source: Arc<Vec<u8>>,
+        source: ImageSource,
         spec: Spec,
         priority: Priority,
     ) -> Result<Vec<Made>, PipelineError> {
         self.count();
         let limits = self.limits;
+        #[cfg(test)]
+        if let ImageSource::Bytes(b) = &source
+            && b.starts_with(PANIC_TRIGGER)
+        {
+            return on_pool(&self.images, priority, || panic!("an injected engine panic")).await;
+        }
+        let header = source.probe(limits).await?;
+        let room = self
+            .budget
+            .reserve(rendition::estimate(&header, &spec, source.in_memory()))
+            .await?;
         on_pool(&self.images, priority, move || {
-            #[cfg(test)]
-            if source.starts_with(PANIC_TRIGGER) {
-                panic!("an injected engine panic");
-            }
-            let rendered = rendition::render(&source, &spec, &limits)?;
+            let _room = room;
+            let rendered = rendition::render_probed(source.input(), &header, &spec, &limits)?;
             Ok(rendered.into_iter().map(made).collect())
         })
         .await
@@ -142,13 +200,11 @@ impl Engines {
     ) -> Result<Vec<Made>, PipelineError> {
         self.count();
         let (video_limits, limits) = (self.video_limits, self.limits);
+        let room = self.budget.reserve(POSTER_MEMORY).await?;
         on_pool(&self.video, priority, move || {
-            let _keep = keep;
+            let _hold = (keep, room);
             let frame = video::poster(&input, None, &video_limits)?;
-            let picture = Picture {
-                image: image::DynamicImage::ImageRgb8(frame),
-                credits: Default::default(),
-            };
+            let picture = Picture::new(image::DynamicImage::ImageRgb8(frame));
             let rendered = rendition::render_picture(&picture, &spec, &limits)?;
             Ok(rendered.into_iter().map(made).collect())
         })
@@ -167,8 +223,9 @@ impl Engines {
     ) -> Result<RenditionMeta, PipelineError> {
         self.count();
         let limits = self.video_limits;
+        let room = self.budget.reserve(PROXY_MEMORY).await?;
         on_pool(&self.video, priority, move || {
-            let _keep = keep;
+            let _hold = (keep, room);
             let mut report = |p: video::Progress| {
                 if let Some(sink) = &sink {
                     let _ = sink.send(JobProgress::new(&job_id, p.percent, p.frames, p.fps));
@@ -334,7 +391,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_on_the_pool_is_an_engine_error_and_the_pool_lives_on() {
-        let engines = Engines::new(1, 1, EngineLimits::default(), VideoLimits::default());
+        let engines = Engines::new(
+            1,
+            1,
+            EngineLimits::default(),
+            VideoLimits::default(),
+            MemoryBudget::new(1 << 30),
+        );
         let panicked = on_pool(
             &engines.images,
             Priority::Interactive,
@@ -352,7 +415,10 @@ mod tests {
             quality: 80,
             watermark: None,
         };
-        let made = engines.images(Arc::new(hero), spec, Priority::Bulk).await.unwrap();
+        let made = engines
+            .images(ImageSource::Bytes(Arc::new(hero)), spec, Priority::Bulk)
+            .await
+            .unwrap();
         assert_eq!(made[0].meta.width, Some(64));
         assert_eq!(made[0].meta.sha256, sha256(&made[0].bytes));
     }

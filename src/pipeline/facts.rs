@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 
 use super::{Lookups, Pipeline, PipelineError};
 use crate::job::{Job, Principal};
-use crate::layout;
 use crate::plan::{Facts, LogoFact};
 use crate::policy::Policy;
 use crate::rendition::Logo;
@@ -18,13 +17,6 @@ use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
 
 /// The remembered result's metadata field: when the answer was made.
 const ANSWERED_AT: &str = "answered-at";
-
-/// A source's bytes and what names their content.
-pub(super) struct Source {
-    /// [`layout::source_digest`]: key and identity.
-    pub(super) digest: String,
-    pub(super) bytes: Arc<Vec<u8>>,
-}
 
 /// The policy's logo, decoded once per policy version.
 #[derive(Default)]
@@ -140,18 +132,15 @@ impl<S: Store> Pipeline<S> {
         Ok(None)
     }
 
-    /// A source's bytes: from the cache when they have the `known`
-    /// identity, else one GET, kept when small enough. Only images and
-    /// originals under `STREAM_ORIGINALS_FROM` come here: videos go
-    /// through local disk (`staging`), so none evicts every image.
-    pub(super) async fn source_bytes(&self, key: &str, known: Option<&str>) -> Result<Source, PipelineError> {
+    /// An original's bytes: from the cache when they have the `known`
+    /// identity, else one GET, kept when small enough. Only originals
+    /// under `STREAM_ORIGINALS_FROM` come here (images are read by
+    /// `image_source`, videos through local disk).
+    pub(super) async fn source_bytes(&self, key: &str, known: Option<&str>) -> Result<Arc<Vec<u8>>, PipelineError> {
         if let (Some(identity), Some(cached)) = (known, self.sources.get(key))
             && cached.identity == identity
         {
-            return Ok(Source {
-                digest: layout::source_digest(key, identity),
-                bytes: cached.bytes,
-            });
+            return Ok(cached.bytes);
         }
         let (info, bytes) = match self.originals.read(key).await {
             Err(StoreError::NotFound(_)) => return Err(PipelineError::MissingSource(key.to_string())),
@@ -160,9 +149,6 @@ impl<S: Store> Pipeline<S> {
         let bytes = Arc::new(bytes);
         self.sources.insert(key, &info.identity, bytes.clone());
         self.memory.sources.insert(key, info.identity.clone());
-        Ok(Source {
-            digest: layout::source_digest(key, &info.identity),
-            bytes,
-        })
+        Ok(bytes)
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::budget::MemoryBudget;
 use crate::error::{Coded, Disposition};
 use crate::job::Job;
 use crate::layout;
@@ -106,8 +107,9 @@ pub struct PipelineConfig {
     pub render_threads: usize,
     /// The operator's cap on link lifetimes (at most [`MAX_LINK_TTL_S`]).
     pub max_link_ttl_s: u64,
-    /// Bytes of recently read originals kept.
-    pub source_cache_bytes: usize,
+    /// The process's memory budget in bytes: renders reserve from it, the
+    /// originals cache is a share of it ([`crate::budget`]).
+    pub memory_budget: u64,
     /// Transcodes at once (threads of the video pool).
     pub video_threads: usize,
     pub video_limits: VideoLimits,
@@ -122,7 +124,7 @@ impl Default for PipelineConfig {
             limits: EngineLimits::default(),
             render_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_link_ttl_s: MAX_LINK_TTL_S,
-            source_cache_bytes: 256 << 20,
+            memory_budget: MemoryBudget::for_this_machine().total(),
             video_threads: 1,
             video_limits: VideoLimits::default(),
             lookups: Lookups::Always,
@@ -197,16 +199,19 @@ impl Outcome {
 
 impl<S: Store> Pipeline<S> {
     pub fn new(originals: S, renditions: S, config: PipelineConfig) -> Pipeline<S> {
+        let budget = MemoryBudget::new(config.memory_budget);
+        let sources = SourceCache::new(usize::try_from(budget.cache_bytes()).unwrap_or(usize::MAX));
         let engines = Engines::new(
             config.render_threads,
             config.video_threads,
             config.limits,
             config.video_limits,
+            budget,
         );
         Pipeline {
             originals,
             renditions,
-            sources: SourceCache::new(config.source_cache_bytes),
+            sources,
             engines,
             memory: Memory::new(),
             logo: Default::default(),
@@ -331,8 +336,8 @@ impl<S: Store> Pipeline<S> {
             return self.record(&key, &meta, plan, false).await.map(|r| vec![r]);
         }
         let source = self.source_bytes(&plan.source, Some(&info.identity)).await?;
-        let meta = self.engines.describe(source.bytes.clone(), plan.priority).await?;
-        let bytes = Arc::try_unwrap(source.bytes).unwrap_or_else(|shared| (*shared).clone());
+        let meta = self.engines.describe(source.clone(), plan.priority).await?;
+        let bytes = Arc::try_unwrap(source).unwrap_or_else(|shared| (*shared).clone());
         let ext = layout::extension(&plan.source);
         self.store(&key, bytes, &meta, content_type_of(&key), &plan.filename(ext))
             .await?;
@@ -354,16 +359,16 @@ impl<S: Store> Pipeline<S> {
             }
             None => vec![None; spec.sizes.len()],
         };
-        let source = self.source_bytes(&plan.source, known.as_deref()).await?;
-        if known.is_none_or(|identity| layout::source_digest(&plan.source, &identity) != source.digest) {
+        let (digest, source) = self.image_source(&plan.source, known.as_deref()).await?;
+        if known.is_none_or(|identity| layout::source_digest(&plan.source, &identity) != digest) {
             // Read just now (or changed since it was known): look again under its identity.
-            found = self.found_sizes(plan, spec, &source.digest, false).await?;
+            found = self.found_sizes(plan, spec, &digest, false).await?;
         }
         let made = match missing(spec, &found) {
             None => Vec::new(),
-            Some(missing) => self.engines.images(source.bytes, missing, plan.priority).await?,
+            Some(missing) => self.engines.images(source, missing, plan.priority).await?,
         };
-        self.deliver(plan, spec, &source.digest, found, made).await
+        self.deliver(plan, spec, &digest, found, made).await
     }
 
     /// A poster: a frame of the video, sized and marked by the image rules.

@@ -2,7 +2,7 @@
 //! copied from the store into a private temporary directory a chunk at a
 //! time (never whole in memory), its proxy written beside it and uploaded
 //! from there; originals too large to hold (`STREAM_ORIGINALS_FROM`) are
-//! handed out the same way. The directory goes when the job's work does: on success,
+//! handed out and rendered the same way. The directory goes when the job's work does: on success,
 //! failure, deadline or panic alike (it is dropped with the job's future).
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use tempfile::TempDir;
 
-use super::{Pipeline, PipelineError};
+use super::engines::ImageSource;
+use super::{Pipeline, PipelineError, STREAM_ORIGINALS_FROM};
+use crate::layout;
 use crate::storage::{ObjectInfo, RenditionMeta, Store, StoreError};
 use crate::video::VideoError;
 
@@ -46,10 +48,7 @@ impl<S: Store> Pipeline<S> {
     pub(super) async fn stage(&self, key: &str, info: &ObjectInfo) -> Result<Staged, PipelineError> {
         let parent = self.config.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         check_room(&parent, info.size)?;
-        let dir = tempfile::Builder::new()
-            .prefix("rendition-")
-            .tempdir_in(&parent)
-            .map_err(|e| VideoError::Engine(format!("temporary directory in {}: {e}", parent.display())))?;
+        let dir = self.temp_dir()?;
         let source = dir.path().join("source");
         let copied = match self.originals.download(key, &source).await {
             Err(StoreError::NotFound(_)) => return Err(PipelineError::MissingSource(key.to_string())),
@@ -65,6 +64,46 @@ impl<S: Store> Pipeline<S> {
             source,
             identity: copied.identity,
         })
+    }
+
+    /// An image original and its digest: from the cache, else one GET,
+    /// kept in memory when small and copied to local disk when not, where
+    /// PNG and TIFF are decoded a strip at a time.
+    pub(super) async fn image_source(
+        &self,
+        key: &str,
+        known: Option<&str>,
+    ) -> Result<(String, ImageSource), PipelineError> {
+        if let (Some(identity), Some(cached)) = (known, self.sources.get(key))
+            && cached.identity == identity
+        {
+            return Ok((layout::source_digest(key, identity), ImageSource::Bytes(cached.bytes)));
+        }
+        let dir = self.temp_dir()?;
+        let file = dir.path().join("source");
+        let (info, bytes) = match self.originals.read_or_download(key, STREAM_ORIGINALS_FROM, &file).await {
+            Err(StoreError::NotFound(_)) => return Err(PipelineError::MissingSource(key.to_string())),
+            other => other?,
+        };
+        self.memory.sources.insert(key, info.identity.clone());
+        let digest = layout::source_digest(key, &info.identity);
+        match bytes {
+            Some(bytes) => {
+                let bytes = Arc::new(bytes);
+                self.sources.insert(key, &info.identity, bytes.clone());
+                Ok((digest, ImageSource::Bytes(bytes)))
+            }
+            None => Ok((digest, ImageSource::File(file, Arc::new(dir)))),
+        }
+    }
+
+    /// A job's own directory under the temporary one.
+    fn temp_dir(&self) -> Result<TempDir, PipelineError> {
+        let parent = self.config.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        tempfile::Builder::new()
+            .prefix("rendition-")
+            .tempdir_in(&parent)
+            .map_err(|e| VideoError::Engine(format!("temporary directory in {}: {e}", parent.display())).into())
     }
 
     /// A video is refused before download when over the size limit.

@@ -1,15 +1,15 @@
 //! Decoding to upright sRGB pixels. JPEG goes through libjpeg-turbo and is
 //! shrunk on load (DCT scaling by 1/2, 1/4 or 1/8) whenever the largest
-//! output still fits, as libvips does; the rest goes through `image`.
-
-use std::io::Cursor;
+//! output still fits, as libvips does; PNG and TIFF are box-shrunk as their
+//! rows are read ([`super::rows`]); the rest goes through `image` whole.
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
+use super::input::Input;
 use super::probe::{Header, SourceFormat};
-use super::{RenderError, color, jpeg_meta};
+use super::{RenderError, color, jpeg_meta, rows, shrink};
 
 /// Who made the picture: the only metadata kept on outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct Credits {
 }
 
 impl Credits {
-    fn from_exif(exif: Option<&[u8]>) -> Credits {
+    pub(super) fn from_exif(exif: Option<&[u8]>) -> Credits {
         let Some(tiff) = exif else { return Credits::default() };
         Credits {
             artist: jpeg_meta::ascii(tiff, 0x013B),
@@ -32,9 +32,21 @@ impl Credits {
 pub struct Picture {
     pub image: DynamicImage,
     pub credits: Credits,
+    /// The upright size of the original before any shrink on load: output
+    /// sizes are fitted to it, so a shrunk decode gives the same sizes.
+    pub full_size: (u32, u32),
 }
 
 impl Picture {
+    /// Pixels at their full size (a video frame, a logo).
+    pub fn new(image: DynamicImage) -> Picture {
+        let full_size = (image.width(), image.height());
+        Picture {
+            image,
+            credits: Credits::default(),
+            full_size,
+        }
+    }
     pub fn width(&self) -> u32 {
         self.image.width()
     }
@@ -46,17 +58,79 @@ impl Picture {
     }
 }
 
-/// Decodes `source`; `largest` is the biggest long edge any output needs
-/// (`None`: full size), which lets JPEG decode at a reduced scale.
-pub fn decode(source: &[u8], header: &Header, largest: Option<u32>) -> Result<Picture, RenderError> {
-    let (image, exif) = match header.format {
-        SourceFormat::Jpeg => decode_jpeg(source, header, largest)?,
-        _ => decode_other(source, header)?,
+/// What a decoder read, before colour and orientation are applied.
+pub(super) struct Decoded {
+    /// 8-bit grey, grey+alpha, RGB or RGBA.
+    pub(super) image: DynamicImage,
+    pub(super) icc: Option<Vec<u8>>,
+    pub(super) credits: Credits,
+    pub(super) orientation: Orientation,
+}
+
+impl Decoded {
+    /// To sRGB RGB(A), then upright.
+    fn finish(self, header: &Header) -> Picture {
+        let mut image = if self.image.color().has_alpha() {
+            DynamicImage::ImageRgba8(self.image.into_rgba8())
+        } else {
+            DynamicImage::ImageRgb8(self.image.into_rgb8())
+        };
+        if let Some(icc) = &self.icc {
+            let channels = usize::from(image.color().channel_count());
+            let pixels: &mut [u8] = match &mut image {
+                DynamicImage::ImageRgba8(i) => i,
+                DynamicImage::ImageRgb8(i) => i,
+                _ => unreachable!("converted above"),
+            };
+            color::rgb_to_srgb(pixels, channels, icc);
+        }
+        image.apply_orientation(self.orientation);
+        let turned = matches!(
+            self.orientation,
+            Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+        );
+        let full_size = if turned {
+            (header.height, header.width)
+        } else {
+            (header.width, header.height)
+        };
+        Picture {
+            image,
+            credits: self.credits,
+            full_size,
+        }
+    }
+}
+
+/// The bytes a whole-image decode may allocate: 16-bit RGBA, plus the
+/// 8-bit copy made of it.
+pub(super) fn full_decode_bytes(header: &Header) -> u64 {
+    u64::from(header.width) * u64::from(header.height) * 12 + (64 << 20)
+}
+
+/// Decodes `input`; `largest` is the biggest long edge any output needs
+/// (`None`: full size), which lets JPEG decode at a reduced scale and PNG
+/// and TIFF shrink row by row as they are read.
+pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result<Picture, RenderError> {
+    let decoded = match header.format {
+        SourceFormat::Jpeg => decode_jpeg(&input.bytes()?, header, largest)?,
+        SourceFormat::Png | SourceFormat::Tiff => match decode_rows(input, header, largest)? {
+            Some(decoded) => decoded,
+            None => decode_other(input, header)?,
+        },
+        _ => decode_other(input, header)?,
     };
-    Ok(Picture {
-        image,
-        credits: Credits::from_exif(exif.as_deref()),
-    })
+    Ok(decoded.finish(header))
+}
+
+/// PNG and TIFF through the shrinking readers, where their layout allows.
+fn decode_rows(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result<Option<Decoded>, RenderError> {
+    let factor = shrink::factor(header.long_edge(), largest);
+    let max = full_decode_bytes(header);
+    match header.format {
+        SourceFormat::Png => rows::read_png(input.open()?, factor, max),
+        _ => rows::read_tiff(input.open()?, factor, max),
+    }
 }
 
 /// The smallest DCT scale whose long edge still covers `largest`.
@@ -74,11 +148,7 @@ pub fn shrink_on_load(long_edge: u32, largest: Option<u32>) -> ScalingFactor {
     .unwrap_or(ScalingFactor::ONE)
 }
 
-fn decode_jpeg(
-    source: &[u8],
-    header: &Header,
-    largest: Option<u32>,
-) -> Result<(DynamicImage, Option<Vec<u8>>), RenderError> {
+fn decode_jpeg(source: &[u8], header: &Header, largest: Option<u32>) -> Result<Decoded, RenderError> {
     let meta = jpeg_meta::read(source);
     let mut tj = Decompressor::new().map_err(RenderError::corrupt)?;
     let h = tj.read_header(source).map_err(RenderError::corrupt)?;
@@ -98,14 +168,12 @@ fn decode_jpeg(
     };
     // libjpeg-turbo reports a truncated file as an error (a warning made fatal).
     tj.decompress(source, out).map_err(RenderError::corrupt)?;
-    let mut rgb = if cmyk {
-        color::cmyk_to_srgb(&pixels, meta.icc.as_deref(), meta.adobe)?
+    let (rgb, icc) = if cmyk {
+        // The profile was used on the way to sRGB.
+        (color::cmyk_to_srgb(&pixels, meta.icc.as_deref(), meta.adobe)?, None)
     } else {
-        pixels
+        (pixels, meta.icc)
     };
-    if !cmyk && let Some(icc) = &meta.icc {
-        color::rgb_to_srgb(&mut rgb, 3, icc);
-    }
     let image = RgbImage::from_raw(scaled.width as u32, scaled.height as u32, rgb)
         .ok_or_else(|| RenderError::CorruptInput("decoded size mismatch".into()))?;
     let orientation = meta
@@ -113,38 +181,39 @@ fn decode_jpeg(
         .as_deref()
         .and_then(jpeg_meta::orientation)
         .and_then(Orientation::from_exif);
-    let mut image = DynamicImage::ImageRgb8(image);
-    image.apply_orientation(orientation.unwrap_or(Orientation::NoTransforms));
-    Ok((image, meta.exif))
+    Ok(Decoded {
+        image: DynamicImage::ImageRgb8(image),
+        icc,
+        credits: Credits::from_exif(meta.exif.as_deref()),
+        orientation: orientation.unwrap_or(Orientation::NoTransforms),
+    })
 }
 
-fn decode_other(source: &[u8], header: &Header) -> Result<(DynamicImage, Option<Vec<u8>>), RenderError> {
-    let mut reader = ImageReader::with_format(Cursor::new(source), header.format.image_format());
+fn decode_other(input: Input<'_>, header: &Header) -> Result<Decoded, RenderError> {
+    let mut reader = ImageReader::with_format(input.open()?, header.format.image_format());
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(header.width);
     limits.max_image_height = Some(header.height);
-    // 16-bit RGBA, plus the 8-bit copy made below.
-    limits.max_alloc = Some(u64::from(header.width) * u64::from(header.height) * 12 + (64 << 20));
+    limits.max_alloc = Some(full_decode_bytes(header));
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(RenderError::corrupt)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
     let exif = decoder.exif_metadata().ok().flatten();
     let decoded = DynamicImage::from_decoder(decoder).map_err(RenderError::corrupt)?;
-    let mut image = if decoded.color().has_alpha() {
-        DynamicImage::ImageRgba8(decoded.into_rgba8())
-    } else {
-        DynamicImage::ImageRgb8(decoded.into_rgb8())
+    // 16-bit and float pictures to 8 bits now; grey stays grey until shrunk.
+    let image = match decoded {
+        i @ (DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_)) => i,
+        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.into_rgba8()),
+        other => DynamicImage::ImageRgb8(other.into_rgb8()),
     };
-    if let Some(icc) = &icc {
-        let channels = usize::from(image.color().channel_count());
-        let pixels: &mut [u8] = match &mut image {
-            DynamicImage::ImageRgba8(i) => i,
-            DynamicImage::ImageRgb8(i) => i,
-            _ => unreachable!("converted above"),
-        };
-        color::rgb_to_srgb(pixels, channels, icc);
-    }
-    image.apply_orientation(orientation);
-    Ok((image, exif))
+    Ok(Decoded {
+        image,
+        icc,
+        credits: Credits::from_exif(exif.as_deref()),
+        orientation,
+    })
 }

@@ -48,12 +48,11 @@ pub fn encode(
     }
 }
 
-/// JPEG has no alpha: composite over white.
+/// JPEG has no alpha: composite over white (one pass, no RGBA copy).
 fn flatten(image: &DynamicImage) -> std::borrow::Cow<'_, RgbImage> {
     match image {
         DynamicImage::ImageRgb8(i) => std::borrow::Cow::Borrowed(i),
-        other => {
-            let rgba = other.to_rgba8();
+        DynamicImage::ImageRgba8(rgba) => {
             let mut rgb = RgbImage::new(rgba.width(), rgba.height());
             for (src, dst) in rgba.pixels().zip(rgb.pixels_mut()) {
                 let a = u32::from(src[3]);
@@ -63,6 +62,7 @@ fn flatten(image: &DynamicImage) -> std::borrow::Cow<'_, RgbImage> {
             }
             std::borrow::Cow::Owned(rgb)
         }
+        other => std::borrow::Cow::Owned(other.to_rgb8()),
     }
 }
 

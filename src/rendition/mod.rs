@@ -4,22 +4,29 @@
 //!
 //! - [`spec`]: what to make (sizes, format, watermark): plain values.
 //! - [`probe`]: the header check that refuses bombs before allocating.
-//! - [`decode`]: pixels in sRGB, upright, shrunk on load where JPEG allows.
+//! - [`input`]: an original in memory or in a local file.
+//! - [`decode`]: pixels in sRGB, upright, shrunk on load where JPEG allows,
+//!   box-shrunk row by row for PNG and TIFF ([`shrink`]).
+//! - [`estimate`]: the memory a render will need, from the header alone.
 //! - [`resize`], [`watermark`], [`encode`]: one output each.
 
 mod color;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod input;
 mod jpeg_meta;
 pub mod probe;
 pub mod resize;
+mod rows;
+pub mod shrink;
 pub mod spec;
 pub mod watermark;
 
 use rayon::prelude::*;
 
 pub use error::RenderError;
+pub use input::Input;
 pub use spec::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
 
 /// Caps checked from the header, before any pixel is allocated.
@@ -34,7 +41,8 @@ impl Default for EngineLimits {
     fn default() -> Self {
         EngineLimits {
             max_source_pixels: 100_000_000,
-            max_source_bytes: 256 << 20,
+            // Large originals come as files, read a strip at a time.
+            max_source_bytes: 2 << 30,
             max_output_edge: 16_384,
         }
     }
@@ -54,9 +62,74 @@ pub struct Rendered {
 /// Makes every size of `spec` from one decode of `source`, in parallel.
 pub fn render(source: &[u8], spec: &Spec, limits: &EngineLimits) -> Result<Vec<Rendered>, RenderError> {
     let header = probe::probe(source, limits)?;
-    let largest = spec.sizes.iter().map(|s| s.long_edge()).max().flatten();
-    let picture = decode::decode(source, &header, largest)?;
+    render_probed(Input::Bytes(source), &header, spec, limits)
+}
+
+/// [`render`] for an original in a local file: PNG and TIFF are read a
+/// strip at a time, never whole.
+pub fn render_file(path: &std::path::Path, spec: &Spec, limits: &EngineLimits) -> Result<Vec<Rendered>, RenderError> {
+    let input = Input::File(path);
+    let header = probe::probe_input(input, limits)?;
+    render_probed(input, &header, spec, limits)
+}
+
+/// Renders an input whose header was probed already.
+pub fn render_probed(
+    input: Input<'_>,
+    header: &probe::Header,
+    spec: &Spec,
+    limits: &EngineLimits,
+) -> Result<Vec<Rendered>, RenderError> {
+    let picture = decode::decode(input, header, largest(spec))?;
     render_picture(&picture, spec, limits)
+}
+
+/// The long edge of the largest size in `spec` (`None`: full size).
+fn largest(spec: &Spec) -> Option<u32> {
+    spec.sizes.iter().map(|s| s.long_edge()).max().flatten()
+}
+
+/// The bytes a render of `spec` from an original with this `header` will
+/// hold at its peak, from the header alone: the decoded (shrunk) picture,
+/// every output being made at once with its resize and encode buffers, and
+/// the original itself when `in_memory` bytes of it are held.
+pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
+    const WORKING: u64 = 8 << 20;
+    let (w, h) = (u64::from(header.width), u64::from(header.height));
+    let pixel = u64::from(header.pixel_bytes.max(1));
+    // Converted to 8-bit RGB(A) unless decoded so.
+    let copy = if header.rgb8 { 0 } else { 4 };
+    let (decoded, decoded_h) = match (header.format, header.band_rows) {
+        (probe::SourceFormat::Jpeg, _) => {
+            let f = decode::shrink_on_load(header.long_edge(), largest(spec));
+            let (sw, sh) = (f.scale(w as usize) as u64, f.scale(h as usize) as u64);
+            (sw * sh * (pixel + copy.min(3)), sh)
+        }
+        // The shrunk picture in 8-bit RGB(A) and one band of rows as decoded.
+        (_, Some(rows)) => {
+            let k = u64::from(shrink::factor(header.long_edge(), largest(spec)));
+            let band = w * u64::from(rows.min(header.height)) * (pixel + copy);
+            (w.div_ceil(k) * h.div_ceil(k) * 4 + band, h.div_ceil(k))
+        }
+        (_, None) => (w * h * (pixel + copy), h),
+    };
+    let channels = if header.pixel_bytes % 4 == 0 && header.pixel_bytes != 0 {
+        4
+    } else {
+        3
+    };
+    let outputs: u64 = spec
+        .sizes
+        .iter()
+        .map(|&size| {
+            let (ow, oh) = resize::fit(header.width, header.height, size);
+            let (ow, oh) = (u64::from(ow), u64::from(oh));
+            // The output and its encoding, and the resizer's intermediate
+            // (output width × decoded height).
+            ow * oh * channels * 2 + ow * decoded_h * channels
+        })
+        .sum();
+    in_memory + decoded + outputs + WORKING
 }
 
 /// Makes every size of `spec` from pixels already decoded (a video's poster
@@ -71,7 +144,7 @@ pub fn render_picture(
     spec.sizes
         .par_iter()
         .map(|&size| {
-            let (w, h) = resize::fit(picture.width(), picture.height(), size);
+            let (w, h) = resize::fit_within(picture, size);
             if w.max(h) > limits.max_output_edge {
                 return Err(RenderError::TooLarge {
                     what: "output edge",
@@ -81,7 +154,7 @@ pub fn render_picture(
             }
             let mut out = resize::resize(picture, w, h)?;
             if let Some(stamp) = stamp {
-                watermark::apply(&mut out, stamp);
+                watermark::apply(out.to_mut(), stamp);
             }
             let bytes = encode::encode(&out, format, spec.quality, &picture.credits)?;
             Ok(Rendered {

@@ -1,11 +1,10 @@
 //! Reads only the header: what the source is and how big, so that a
 //! 60 000 × 60 000 PNG is refused before a byte of pixels is allocated.
 
-use std::io::Cursor;
+use image::{ImageDecoder, ImageFormat, ImageReader};
 
-use image::{ImageFormat, ImageReader};
-
-use super::{EngineLimits, RenderError};
+use super::input::Input;
+use super::{EngineLimits, RenderError, rows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -35,6 +34,14 @@ pub struct Header {
     pub format: SourceFormat,
     pub width: u32,
     pub height: u32,
+    /// Rows decoded at a time when the decoder shrinks as it reads (PNG:
+    /// 1, TIFF: a strip or a tile's height); `None`: the whole image is
+    /// decoded at once.
+    pub band_rows: Option<u32>,
+    /// Bytes per pixel as the decoder makes them (16-bit RGBA: 8; CMYK: 4).
+    pub pixel_bytes: u8,
+    /// The decoder makes 8-bit RGB or RGBA: no converted copy is needed.
+    pub rgb8: bool,
 }
 
 impl Header {
@@ -44,7 +51,13 @@ impl Header {
 }
 
 pub fn probe(source: &[u8], limits: &EngineLimits) -> Result<Header, RenderError> {
-    let bytes = source.len() as u64;
+    probe_input(Input::Bytes(source), limits)
+}
+
+/// The header of an original in memory or in a file (only its first
+/// bytes and its header are read).
+pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, RenderError> {
+    let bytes = input.len()?;
     if bytes > limits.max_source_bytes {
         return Err(RenderError::TooLarge {
             what: "source bytes",
@@ -52,7 +65,7 @@ pub fn probe(source: &[u8], limits: &EngineLimits) -> Result<Header, RenderError
             max: limits.max_source_bytes,
         });
     }
-    let format = match image::guess_format(source) {
+    let format = match image::guess_format(&input.head()?) {
         Ok(ImageFormat::Jpeg) => SourceFormat::Jpeg,
         Ok(ImageFormat::Png) => SourceFormat::Png,
         Ok(ImageFormat::WebP) => SourceFormat::Webp,
@@ -66,17 +79,26 @@ pub fn probe(source: &[u8], limits: &EngineLimits) -> Result<Header, RenderError
         }
         Err(_) => return Err(RenderError::UnsupportedFormat("not an image this engine reads".into())),
     };
-    let (width, height) = match format {
-        SourceFormat::Jpeg => {
+    let (width, height, pixel_bytes, rgb8) = match format {
+        SourceFormat::Jpeg if let Input::Bytes(source) = input => {
             let h = turbojpeg::read_header(source).map_err(RenderError::corrupt)?;
+            let cmyk = matches!(h.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK);
             (
                 u32::try_from(h.width).unwrap_or(u32::MAX),
                 u32::try_from(h.height).unwrap_or(u32::MAX),
+                if cmyk { 4 } else { 3 },
+                !cmyk,
             )
         }
-        _ => ImageReader::with_format(Cursor::new(source), format.image_format())
-            .into_dimensions()
-            .map_err(RenderError::corrupt)?,
+        _ => {
+            let decoder = ImageReader::with_format(input.open()?, format.image_format())
+                .into_decoder()
+                .map_err(RenderError::corrupt)?;
+            let (w, h) = decoder.dimensions();
+            let color = decoder.color_type();
+            let rgb8 = matches!(color, image::ColorType::Rgb8 | image::ColorType::Rgba8);
+            (w, h, color.bytes_per_pixel(), rgb8)
+        }
     };
     if width == 0 || height == 0 {
         return Err(RenderError::CorruptInput(format!("{width}×{height} pixels")));
@@ -89,5 +111,17 @@ pub fn probe(source: &[u8], limits: &EngineLimits) -> Result<Header, RenderError
             max: limits.max_source_pixels,
         });
     }
-    Ok(Header { format, width, height })
+    let band_rows = match format {
+        SourceFormat::Png => rows::png_streams(input.open()?)?.then_some(1),
+        SourceFormat::Tiff => rows::tiff_band_rows(input.open()?)?,
+        _ => None,
+    };
+    Ok(Header {
+        format,
+        width,
+        height,
+        band_rows,
+        pixel_bytes,
+        rgb8,
+    })
 }

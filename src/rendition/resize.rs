@@ -1,6 +1,7 @@
 //! Resizing with fast_image_resize (Lanczos3, SIMD), fitting the long edge
 //! inside the target and never upscaling.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
@@ -29,22 +30,32 @@ pub fn fit(width: u32, height: u32, size: Size) -> (u32, u32) {
     }
 }
 
+/// The output size for `picture`: fitted to the original's full size (so a
+/// picture shrunk on load gives the same sizes as a full decode), and
+/// never larger than the pixels at hand.
+pub fn fit_within(picture: &Picture, size: Size) -> (u32, u32) {
+    let (w, h) = fit(picture.full_size.0, picture.full_size.1, size);
+    (w.min(picture.width()), h.min(picture.height()))
+}
+
 thread_local! {
     // One resizer per rayon thread: its buffers are reused across calls.
     static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
 }
 
-pub fn resize(picture: &Picture, width: u32, height: u32) -> Result<DynamicImage, RenderError> {
+/// The picture at `width`×`height`; borrowed when it is that size already
+/// (no copy unless a watermark must be drawn on it).
+pub fn resize(picture: &Picture, width: u32, height: u32) -> Result<Cow<'_, DynamicImage>, RenderError> {
     let src = &picture.image;
     if (width, height) == (src.width(), src.height()) {
-        return Ok(src.clone());
+        return Ok(Cow::Borrowed(src));
     }
     let mut dst = DynamicImage::new(width, height, src.color());
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     RESIZER
         .with(|r| r.borrow_mut().resize(src, &mut dst, &options))
         .map_err(|e| RenderError::codec(format!("resize: {e}"), e))?;
-    Ok(dst)
+    Ok(Cow::Owned(dst))
 }
 
 #[cfg(test)]

@@ -183,6 +183,24 @@ impl Store for FsStore {
         Ok(info)
     }
 
+    async fn read_or_download(
+        &self,
+        key: &str,
+        max: u64,
+        to: &Path,
+    ) -> Result<(ObjectInfo, Option<Vec<u8>>), StoreError> {
+        use tokio::io::AsyncReadExt;
+        let (info, mut from) = self.open(key).await?;
+        if info.size < max {
+            let mut bytes = Vec::with_capacity(info.size as usize);
+            from.read_to_end(&mut bytes).await.map_err(io)?;
+            return Ok((info, Some(bytes)));
+        }
+        let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
+        tokio::io::copy(&mut from, &mut file).await.map_err(|e| local(to, e))?;
+        Ok((info, None))
+    }
+
     async fn upload(&self, key: &str, from: &Path, options: PutOptions) -> Result<(), StoreError> {
         self.commit(key, options, Body::File(from)).await
     }

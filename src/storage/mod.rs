@@ -129,6 +129,24 @@ pub trait Store: Send + Sync {
             Ok(info)
         }
     }
+    /// One GET for an object of unknown size: into memory when smaller
+    /// than `max` bytes (`Some`), else copied into the file at `to` a chunk
+    /// at a time, as `download` does (`None`).
+    fn read_or_download(
+        &self,
+        key: &str,
+        max: u64,
+        to: &Path,
+    ) -> impl Future<Output = Result<(ObjectInfo, Option<Vec<u8>>), StoreError>> + Send {
+        async move {
+            let (info, bytes) = self.read(key).await?;
+            if (bytes.len() as u64) < max {
+                return Ok((info, Some(bytes)));
+            }
+            tokio::fs::write(to, bytes).await.map_err(|e| local(to, e))?;
+            Ok((info, None))
+        }
+    }
     /// Stores the file at `from` without reading it whole (S3: in parts).
     fn upload(
         &self,

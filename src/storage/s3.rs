@@ -333,6 +333,26 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
+/// A GET's body, whole.
+async fn collect(body: ByteStream) -> Result<Vec<u8>, StoreError> {
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
+    Ok(body.into_bytes().to_vec())
+}
+
+/// A GET's body into the file at `to`, a chunk at a time.
+async fn write_body(mut body: ByteStream, to: &Path) -> Result<(), StoreError> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
+        file.write_all(&chunk).await.map_err(|e| local(to, e))?;
+    }
+    file.flush().await.map_err(|e| local(to, e))
+}
+
 impl Store for S3Store {
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         Ok(self.read(key).await?.1)
@@ -341,11 +361,7 @@ impl Store for S3Store {
     /// One GET: the body, and the ETag and metadata from its headers.
     async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
         let (info, body) = self.get_object(key).await?;
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
-        Ok((info, body.into_bytes().to_vec()))
+        Ok((info, collect(body).await?))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
@@ -368,15 +384,23 @@ impl Store for S3Store {
 
     /// The GET's body written to the file as it arrives.
     async fn download(&self, key: &str, to: &Path) -> Result<ObjectInfo, StoreError> {
-        use tokio::io::AsyncWriteExt;
-        let (info, mut body) = self.get_object(key).await?;
-        let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
-            file.write_all(&chunk).await.map_err(|e| local(to, e))?;
-        }
-        file.flush().await.map_err(|e| local(to, e))?;
+        let (info, body) = self.get_object(key).await?;
+        write_body(body, to).await?;
         Ok(info)
+    }
+
+    async fn read_or_download(
+        &self,
+        key: &str,
+        max: u64,
+        to: &Path,
+    ) -> Result<(ObjectInfo, Option<Vec<u8>>), StoreError> {
+        let (info, body) = self.get_object(key).await?;
+        if info.size < max {
+            return Ok((info, Some(collect(body).await?)));
+        }
+        write_body(body, to).await?;
+        Ok((info, None))
     }
 
     async fn upload(&self, key: &str, from: &Path, options: PutOptions) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use rendition::rendition::{EngineLimits, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec, render};
+use rendition::rendition::{EngineLimits, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec, render_file};
 
 use crate::common::sized;
 
@@ -29,7 +29,6 @@ pub struct ThumbnailArgs {
 
 /// Writes `OUTPUT` for one size, or `OUTPUT-<size>.jpg` for several.
 pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
-    let source = std::fs::read(&args.input).with_context(|| args.input.display().to_string())?;
     let logo = match &args.logo {
         Some(path) => Some(Logo::new(
             image::open(path)
@@ -49,7 +48,9 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
             logo,
         }),
     };
-    let outputs = render(&source, &spec, &EngineLimits::default())?;
+    // From the file: PNG and TIFF are read a strip at a time, never whole.
+    let outputs =
+        render_file(&args.input, &spec, &EngineLimits::default()).with_context(|| args.input.display().to_string())?;
     for (out, size) in outputs.iter().zip(&args.sizes) {
         let path = if args.sizes.len() == 1 {
             args.output.clone()

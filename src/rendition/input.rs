@@ -1,0 +1,81 @@
+//! Where an original's bytes are: in memory, or in a local file that
+//! decoders read a block at a time (a 500 MB TIFF master is never held
+//! whole: only JPEG, whose compressed data is small next to its pixels, is
+//! read into memory for libjpeg-turbo).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Read, Seek};
+use std::path::Path;
+
+use super::RenderError;
+
+/// An original to render.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+/// A buffered, seekable reader over either kind of input.
+pub trait Reader: BufRead + Seek {}
+impl<T: BufRead + Seek> Reader for T {}
+
+/// Enough of the start of a file to tell its format.
+const HEAD: usize = 64;
+
+impl<'a> Input<'a> {
+    /// The size in bytes.
+    pub fn len(&self) -> Result<u64, RenderError> {
+        match self {
+            Input::Bytes(b) => Ok(b.len() as u64),
+            Input::File(p) => Ok(std::fs::metadata(p).map_err(|e| unreadable(p, e))?.len()),
+        }
+    }
+
+    pub fn is_empty(&self) -> Result<bool, RenderError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Whether the whole input is held in memory (it counts in a job's peak).
+    pub fn in_memory(&self) -> bool {
+        matches!(self, Input::Bytes(_))
+    }
+
+    pub fn open(&self) -> Result<Box<dyn Reader + 'a>, RenderError> {
+        match *self {
+            Input::Bytes(b) => Ok(Box::new(Cursor::new(b))),
+            Input::File(p) => Ok(Box::new(BufReader::with_capacity(
+                256 << 10,
+                File::open(p).map_err(|e| unreadable(p, e))?,
+            ))),
+        }
+    }
+
+    /// The first bytes, for telling the format.
+    pub fn head(&self) -> Result<Cow<'a, [u8]>, RenderError> {
+        match *self {
+            Input::Bytes(b) => Ok(Cow::Borrowed(&b[..b.len().min(HEAD)])),
+            Input::File(p) => {
+                let mut head = Vec::with_capacity(HEAD);
+                let file = File::open(p).map_err(|e| unreadable(p, e))?;
+                file.take(HEAD as u64)
+                    .read_to_end(&mut head)
+                    .map_err(|e| unreadable(p, e))?;
+                Ok(Cow::Owned(head))
+            }
+        }
+    }
+
+    /// Every byte, in memory.
+    pub fn bytes(&self) -> Result<Cow<'a, [u8]>, RenderError> {
+        match *self {
+            Input::Bytes(b) => Ok(Cow::Borrowed(b)),
+            Input::File(p) => Ok(Cow::Owned(std::fs::read(p).map_err(|e| unreadable(p, e))?)),
+        }
+    }
+}
+
+fn unreadable(path: &Path, e: std::io::Error) -> RenderError {
+    RenderError::codec(format!("reading {}: {e}", path.display()), e)
+}
