@@ -156,7 +156,7 @@ mod tests {
         let budget = MemoryBudget::new(PROCESS_BASE + (100 << 20) + (100 << 20) / 7);
         assert!(budget.cache_bytes() > 0);
         let jobs = budget.for_jobs();
-        assert!(jobs >= 90 << 20 && jobs <= 100 << 20, "{jobs}");
+        assert!((90 << 20..=100 << 20).contains(&jobs), "{jobs}");
         let first = budget.reserve(60 << 20).await.unwrap();
         assert_eq!(budget.reserved(), 60 << 20);
         // A second 60 MiB does not fit beside the first: it waits.

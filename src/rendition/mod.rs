@@ -113,7 +113,7 @@ pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
         }
         (_, None) => (w * h * (pixel + copy), h),
     };
-    let channels = if header.pixel_bytes % 4 == 0 && header.pixel_bytes != 0 {
+    let channels = if header.pixel_bytes.is_multiple_of(4) && header.pixel_bytes != 0 {
         4
     } else {
         3

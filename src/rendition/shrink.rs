@@ -6,7 +6,7 @@
 
 /// The integer shrink that keeps the long edge at or above `largest`
 /// (1: none). The same rule as JPEG's shrink-on-load. At most
-/// [`MAX_FACTOR`], so a block's sums fit in 32 bits.
+/// [`MAX_FACTOR`]: beyond it the final resize does the rest.
 pub fn factor(long_edge: u32, largest: Option<u32>) -> u32 {
     match largest {
         Some(target) if target > 0 => (long_edge / target).clamp(1, MAX_FACTOR),
@@ -17,15 +17,18 @@ pub fn factor(long_edge: u32, largest: Option<u32>) -> u32 {
 pub const MAX_FACTOR: u32 = 1024;
 
 /// Accumulates rows of 8-bit samples into a picture `factor` times smaller
-/// (edges rounded up: a partial block is the mean of what it holds).
+/// (edges rounded up: a partial block is the mean of what it holds). With
+/// alpha (2 or 4 channels, alpha last) colours are weighted by it, as the
+/// final resize does, so transparent pixels lend no colour.
 pub struct Shrinker {
     factor: u32,
     width: u32,
     height: u32,
     channels: usize,
     out_width: u32,
-    /// Sums of the block row being filled, one per output sample.
-    sums: Vec<u32>,
+    /// Sums of the block row being filled, one per output sample
+    /// (colours times alpha when there is alpha).
+    sums: Vec<u64>,
     /// Source rows added to `sums` so far.
     rows_in_band: u32,
     rows_seen: u32,
@@ -65,10 +68,19 @@ impl Shrinker {
         if k == 1 {
             self.out.extend_from_slice(row);
         } else {
+            let alpha = c == 2 || c == 4;
             for (block, sums) in row.chunks(k * c).zip(self.sums.chunks_mut(c)) {
                 for pixel in block.chunks_exact(c) {
-                    for (s, &v) in sums.iter_mut().zip(pixel) {
-                        *s += u32::from(v);
+                    if alpha {
+                        let a = u64::from(pixel[c - 1]);
+                        for (s, &v) in sums.iter_mut().zip(&pixel[..c - 1]) {
+                            *s += u64::from(v) * a;
+                        }
+                        sums[c - 1] += a;
+                    } else {
+                        for (s, &v) in sums.iter_mut().zip(pixel) {
+                            *s += u64::from(v);
+                        }
                     }
                 }
             }
@@ -83,19 +95,30 @@ impl Shrinker {
     /// Writes the filled block row out as means, and starts the next.
     fn flush_band(&mut self) {
         let (c, k) = (self.channels, self.factor);
+        let alpha = c == 2 || c == 4;
         let full_width = self.width / k;
-        let rows = self.rows_in_band;
+        let rows = u64::from(self.rows_in_band);
         for (x, sums) in self.sums.chunks_mut(c).enumerate() {
             let cols = if (x as u32) < full_width {
                 k
             } else {
                 self.width - full_width * k
             };
-            let n = cols * rows;
-            for s in sums.iter_mut() {
-                self.out.push(((*s + n / 2) / n) as u8);
-                *s = 0;
+            let n = u64::from(cols) * rows;
+            let mean = |sum: u64, n: u64| ((sum + n / 2) / n.max(1)) as u8;
+            if alpha {
+                // Colours are sums of colour × alpha: divided by the alpha sum.
+                let a = sums[c - 1];
+                for s in &sums[..c - 1] {
+                    self.out.push(if a == 0 { 0 } else { mean(*s, a) });
+                }
+                self.out.push(mean(a, n));
+            } else {
+                for s in sums.iter() {
+                    self.out.push(mean(*s, n));
+                }
             }
+            sums.fill(0);
         }
         self.rows_in_band = 0;
     }
@@ -143,6 +166,17 @@ mod tests {
         let out = s.finish();
         // (0+10+2+12)/4=6, (20+30+22+32)/4=26, (40+42)/2=41; (100+100)/2=100, 0, 9.
         assert_eq!(out, vec![6, 26, 41, 100, 0, 9]);
+    }
+
+    #[test]
+    fn alpha_weights_the_colours() {
+        // Opaque red beside transparent green: the block is red, half transparent.
+        let mut s = Shrinker::new(2, 1, 4, 2);
+        s.push(&[255, 0, 0, 255, 0, 255, 0, 0]);
+        assert_eq!(s.finish(), vec![255, 0, 0, 128]);
+        let mut clear = Shrinker::new(2, 1, 2, 2);
+        clear.push(&[90, 0, 30, 0]);
+        assert_eq!(clear.finish(), vec![0, 0]);
     }
 
     #[test]

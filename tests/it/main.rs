@@ -7,6 +7,7 @@ mod common;
 mod deploy;
 mod engine;
 mod fuzz_corpus;
+mod memory;
 mod pipeline;
 mod properties;
 mod scenarios;

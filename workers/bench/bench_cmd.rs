@@ -5,25 +5,24 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 
 use crate::common::sized;
 
-/// Wall seconds and peak RSS (KiB) of one run.
+/// CPU seconds (user + system) and peak RSS (KiB) of one run.
 #[derive(Default, Clone, Copy)]
-struct Run {
+pub(crate) struct Run {
     secs: f64,
     rss_kib: u64,
 }
 
-/// Runs a command under GNU time for its peak RSS; one thread for all.
-fn measure(program: &str, args: &[String]) -> anyhow::Result<Run> {
+/// Runs a command under GNU time for its CPU time and peak RSS; one thread
+/// for all.
+pub(crate) fn measure(program: &str, args: &[String]) -> anyhow::Result<Run> {
     let report = tempfile::NamedTempFile::new()?;
-    let started = Instant::now();
     let status = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%U %S %M", "-o"])
         .arg(report.path())
         .arg(program)
         .args(args)
@@ -32,31 +31,31 @@ fn measure(program: &str, args: &[String]) -> anyhow::Result<Run> {
         .env("MAGICK_THREAD_LIMIT", "1")
         .status()
         .with_context(|| format!("running {program} (is GNU time installed?)"))?;
-    let secs = started.elapsed().as_secs_f64();
     if !status.success() {
         bail!("{program} {args:?} failed");
     }
-    let rss_kib = std::fs::read_to_string(report.path())?
-        .trim()
-        .lines()
-        .last()
-        .unwrap_or("0")
-        .trim()
-        .parse()?;
-    Ok(Run { secs, rss_kib })
+    let text = std::fs::read_to_string(report.path())?;
+    let fields: Vec<&str> = text.trim().lines().last().unwrap_or("").split_whitespace().collect();
+    let [user, system, rss] = fields[..] else {
+        bail!("GNU time printed {text:?}");
+    };
+    Ok(Run {
+        secs: user.parse::<f64>()? + system.parse::<f64>()?,
+        rss_kib: rss.parse()?,
+    })
 }
 
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-struct Tools {
+pub(crate) struct Tools {
     us: String,
-    out: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 impl Tools {
-    fn ours(&self, input: &Path, sizes: &[u32], watermark: bool, out: &Path) -> anyhow::Result<Run> {
+    pub(crate) fn ours(&self, input: &Path, sizes: &[u32], watermark: bool, out: &Path) -> anyhow::Result<Run> {
         let list = sizes.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         let mut args = vec![
             "thumbnail".into(),
@@ -74,7 +73,7 @@ impl Tools {
         measure(&self.us, &args)
     }
 
-    fn vips(&self, input: &Path, size: u32, out: &Path) -> anyhow::Result<Run> {
+    pub(crate) fn vips(&self, input: &Path, size: u32, out: &Path) -> anyhow::Result<Run> {
         let args = vec![
             s(input),
             "--size".into(),
@@ -104,7 +103,7 @@ impl Tools {
 }
 
 /// Mean SSIM of the luma of two same-sized images, over 8×8 windows.
-fn ssim(a: &Path, b: &Path) -> anyhow::Result<f64> {
+pub(crate) fn ssim(a: &Path, b: &Path) -> anyhow::Result<f64> {
     let (a, b) = (image::open(a)?.to_luma8(), image::open(b)?.to_luma8());
     if a.dimensions() != b.dimensions() {
         bail!("sizes differ: {:?} vs {:?}", a.dimensions(), b.dimensions());
@@ -135,14 +134,14 @@ fn ssim(a: &Path, b: &Path) -> anyhow::Result<f64> {
 }
 
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     secs: f64,
     rss_max: u64,
     count: u32,
 }
 
 impl Tally {
-    fn add(&mut self, run: Run, renditions: u32) {
+    pub(crate) fn add(&mut self, run: Run, renditions: u32) {
         self.secs += run.secs;
         self.rss_max = self.rss_max.max(run.rss_kib);
         self.count += renditions;
@@ -188,7 +187,7 @@ fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
         out: std::fs::canonicalize(out)?,
     };
     println!(
-        "{} photographs, {repeat} round(s), one thread per tool, JPEG q85\n",
+        "{} photographs, {repeat} round(s), one thread per tool, JPEG q85, speed per CPU-second\n",
         photos.len()
     );
     for p in &photos {
@@ -245,10 +244,10 @@ fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
         &vips,
         None,
     );
-    Ok(())
+    crate::bench_big::run(&tools, &photos)
 }
 
-fn report(title: &str, ours: &Tally, vips: &Tally, magick: Option<&Tally>) {
+pub(crate) fn report(title: &str, ours: &Tally, vips: &Tally, magick: Option<&Tally>) {
     println!("  {title}");
     println!(
         "    {:<16} {:>12} {:>14} {:>10} {:>10}",

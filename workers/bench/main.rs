@@ -2,6 +2,7 @@
 //! production program. Each prints figures beside its anchor (libvips'
 //! `vipsthumbnail`, the `ffmpeg` CLI, the bare engine) from the same run.
 
+mod bench_big;
 mod bench_cmd;
 mod bench_master;
 mod bench_video_cmd;
