@@ -1,9 +1,10 @@
 //! Publish-to-S3 automation: what a publish job was allowed (a rendition,
-//! or the original for "publish all") is copied to the job's destination.
+//! or the original for "publish all") is copied to the job's destination,
+//! checked against its sha256 first; large objects pass through local disk.
 
 use std::sync::Arc;
 
-use super::{Pipeline, PipelineError};
+use super::{Pipeline, PipelineError, STREAM_ORIGINALS_FROM};
 use crate::job::Destination;
 use crate::layout;
 use crate::plan::Plan;
@@ -23,22 +24,6 @@ impl<S: Store> Pipeline<S> {
         let target = self.renditions.bucket(&destination.bucket)?;
         let single = records.len() == 1;
         for record in records.iter_mut() {
-            let bytes = match self.renditions.get(&record.key).await {
-                // Deleted since it was made or found (a lifecycle rule): forget
-                // it, so the retry makes it again.
-                Err(StoreError::NotFound(key)) => {
-                    self.memory.stored.remove(&key);
-                    return Err(PipelineError::Changed(key));
-                }
-                other => Arc::new(other?),
-            };
-            if !self
-                .engines
-                .matches(bytes.clone(), record.sha256.clone(), plan.priority)
-                .await?
-            {
-                return Err(PipelineError::Changed(record.key.clone()));
-            }
             let name = published_name(&plan.stem, record, single);
             let key = layout::published_key(&destination.prefix, &name);
             check_key(&key)?;
@@ -47,8 +32,45 @@ impl<S: Store> Pipeline<S> {
                 filename: Some(name),
                 meta: [("sha256".to_string(), record.sha256.clone())].into(),
             };
-            let bytes = Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone());
-            target.put(&key, bytes, options).await?;
+            // One GET: a small rendition into memory, a large one (a proxy,
+            // an original) to the job's directory and up again in parts.
+            let dir = Arc::new(self.temp_dir()?);
+            let file = dir.path().join("published");
+            let bytes = match self
+                .renditions
+                .read_or_download(&record.key, STREAM_ORIGINALS_FROM, &file)
+                .await
+            {
+                // Deleted since it was made or found (a lifecycle rule): forget
+                // it, so the retry makes it again.
+                Err(StoreError::NotFound(key)) => {
+                    self.memory.stored.remove(&key);
+                    return Err(PipelineError::Changed(key));
+                }
+                other => other?.1,
+            };
+            let changed = || PipelineError::Changed(record.key.clone());
+            match bytes {
+                Some(bytes) => {
+                    let bytes = Arc::new(bytes);
+                    if !self
+                        .engines
+                        .matches(bytes.clone(), record.sha256.clone(), plan.priority)
+                        .await?
+                    {
+                        return Err(changed());
+                    }
+                    let bytes = Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone());
+                    target.put(&key, bytes, options).await?;
+                }
+                None => {
+                    let read = (file.clone(), dir.clone());
+                    if self.engines.describe_file(read, plan.priority).await?.sha256 != record.sha256 {
+                        return Err(changed());
+                    }
+                    target.upload(&key, &file, options).await?;
+                }
+            }
             record.published = Some(format!("s3://{}/{key}", destination.bucket));
         }
         Ok(())

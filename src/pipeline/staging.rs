@@ -98,7 +98,7 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// A job's own directory under the temporary one.
-    fn temp_dir(&self) -> Result<TempDir, PipelineError> {
+    pub(super) fn temp_dir(&self) -> Result<TempDir, PipelineError> {
         let parent = self.config.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         tempfile::Builder::new()
             .prefix("rendition-")

@@ -363,3 +363,57 @@ fn grey_and_small_images_still_render_from_files() {
     let out = render_file(&path, &spec, &EngineLimits::default()).unwrap();
     assert!(out.iter().all(|o| (o.width, o.height) == (300, 200)));
 }
+
+/// A publish of an original too large to hold passes through local disk:
+/// the copy keeps its bytes, and the job's directory is gone afterwards.
+#[test]
+fn a_large_original_is_published_through_disk_intact() {
+    use rendition::pipeline::{Arrival, Pipeline, PipelineConfig};
+    use rendition::storage::fs::FsStore;
+    use rendition::work::Work;
+    let dir = tempfile::tempdir().unwrap();
+    let (originals, store, temp) = (dir.path().join("o"), dir.path().join("r"), dir.path().join("t"));
+    for d in [&originals, &store, &temp] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // 42 MB: above the 32 MiB from which originals are not held.
+    DynamicImage::ImageRgb8(picture(4000, 3500))
+        .save(originals.join("master.bmp"))
+        .unwrap();
+    let bytes = std::fs::read(originals.join("master.bmp")).unwrap();
+    let config = PipelineConfig {
+        render_threads: 1,
+        temp_dir: Some(temp.clone()),
+        ..PipelineConfig::default()
+    };
+    let p = Pipeline::new(
+        FsStore::new(&originals, None),
+        FsStore::new(&store, Some(rendition::storage::link::LinkSigner::new("s", "http://h"))),
+        config,
+    );
+    let job = serde_json::json!({
+        "schema": "rendition.job/v1", "job_id": "pub-big", "purpose": "publish",
+        "principal": {"user": "u-anna"},
+        "asset": {"id": "a-big", "collection": "g-launch", "media": "image", "source": "master.bmp", "filename": "master.bmp"},
+        "request": {"rendition": "original"},
+        "destination": {"bucket": "press-out", "prefix": "launch/"},
+    });
+    let policy = crate::common::load_policy("policy.yaml");
+    let work = Work::parse(&serde_json::to_vec(&job).unwrap(), false);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = rt.block_on(p.run(&policy, &work, Arrival::now(), None)).result;
+    assert_eq!(result.status, rendition::result::Status::Done, "{:?}", result.error);
+    let published = result.renditions[0].published.clone().expect("published");
+    let key = published.strip_prefix("s3://press-out/").unwrap();
+    let copy = std::fs::read(store.join("press-out").join(key)).unwrap();
+    assert!(copy == bytes, "{} bytes published of {}", copy.len(), bytes.len());
+    drop(p);
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "temporary directories left"
+    );
+}
