@@ -1,5 +1,5 @@
 //! `rendition bench`, second part: big masters (a 46 MP uncompressed TIFF,
-//! a 46 MP PNG, an 80 MP JPEG, made from the largest bench photograph with
+//! a 46 MP PNG, an 80 MP JPEG, made from the most detailed bench photograph with
 //! `vips resize`) to a 2048 px JPEG, this engine against `vipsthumbnail`,
 //! each a process of its own under GNU time: CPU seconds and peak RSS.
 
@@ -19,7 +19,7 @@ const MASTERS: [(&str, f64); 3] = [
 ];
 
 pub fn run(tools: &Tools, photos: &[PathBuf]) -> anyhow::Result<()> {
-    let base = largest(photos)?;
+    let base = most_detailed(photos)?;
     println!("  big masters → 2048 px JPEG q85, made from {}", base.display());
     for (spec, megapixels) in MASTERS {
         let master = make(tools, &base, spec, megapixels)?;
@@ -40,13 +40,15 @@ pub fn run(tools: &Tools, photos: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn largest(photos: &[PathBuf]) -> anyhow::Result<PathBuf> {
+/// The photograph with the most JPEG bytes per pixel: the most detail, so
+/// the masters compress no better than real ones.
+fn most_detailed(photos: &[PathBuf]) -> anyhow::Result<PathBuf> {
     let mut best = None;
     for p in photos {
         let (w, h) = image::image_dimensions(p)?;
-        let pixels = u64::from(w) * u64::from(h);
-        if best.as_ref().is_none_or(|(n, _)| pixels > *n) {
-            best = Some((pixels, p.clone()));
+        let density = std::fs::metadata(p)?.len() as f64 / (f64::from(w) * f64::from(h));
+        if best.as_ref().is_none_or(|(d, _)| density > *d) {
+            best = Some((density, p.clone()));
         }
     }
     best.map(|(_, p)| p).context("no photographs")
