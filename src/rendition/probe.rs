@@ -14,6 +14,8 @@ pub enum SourceFormat {
     Tiff,
     Gif,
     Bmp,
+    Ico,
+    Pnm,
 }
 
 impl SourceFormat {
@@ -25,6 +27,8 @@ impl SourceFormat {
             SourceFormat::Tiff => ImageFormat::Tiff,
             SourceFormat::Gif => ImageFormat::Gif,
             SourceFormat::Bmp => ImageFormat::Bmp,
+            SourceFormat::Ico => ImageFormat::Ico,
+            SourceFormat::Pnm => ImageFormat::Pnm,
         }
     }
 }
@@ -72,6 +76,8 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
         Ok(ImageFormat::Tiff) => SourceFormat::Tiff,
         Ok(ImageFormat::Gif) => SourceFormat::Gif,
         Ok(ImageFormat::Bmp) => SourceFormat::Bmp,
+        Ok(ImageFormat::Ico) => SourceFormat::Ico,
+        Ok(ImageFormat::Pnm) => SourceFormat::Pnm,
         Ok(other) => {
             return Err(RenderError::UnsupportedFormat(format!(
                 "{other:?} sources are not read"

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod deploy;
 mod engine;
+mod formats;
 mod fuzz_corpus;
 mod memory;
 mod pipeline;
