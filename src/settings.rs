@@ -378,14 +378,15 @@ impl Settings {
 }
 
 /// The budget as given, or three quarters of the machine's (or the
-/// container's) memory. Below 64 MiB nothing would fit.
+/// container's) memory. Below 128 MiB no image would fit beside the
+/// process base and the originals cache.
 fn memory_budget(text: Option<&str>) -> Result<u64, SettingsError> {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(MemoryBudget::for_this_machine().total());
     };
     match crate::budget::parse_bytes(text) {
-        Some(bytes) if bytes >= 64 << 20 => Ok(bytes),
-        Some(_) => bail!("RENDITION_MEMORY_BUDGET", "must be at least 64M, not {text:?}"),
+        Some(bytes) if bytes >= 128 << 20 => Ok(bytes),
+        Some(_) => bail!("RENDITION_MEMORY_BUDGET", "must be at least 128M, not {text:?}"),
         None => bail!(
             "RENDITION_MEMORY_BUDGET",
             "must be bytes, or a number with K, M, G or T, not {text:?}"

@@ -15,7 +15,7 @@ use super::PipelineError;
 use crate::budget::MemoryBudget;
 use crate::error::panic_message;
 use crate::priority::{Priority, Turns};
-use crate::rendition::probe::Header;
+use crate::rendition::probe::{Header, SourceFormat};
 use crate::rendition::{self, EngineLimits, Input, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
 use crate::storage::RenditionMeta;
@@ -82,9 +82,14 @@ impl ImageSource {
         Ok(probed?)
     }
 
-    fn in_memory(&self) -> u64 {
+    /// The bytes of the original the render holds: all of them when in
+    /// memory, and a JPEG file's too (libjpeg-turbo decodes from memory).
+    fn in_memory(&self, header: &Header) -> u64 {
         match self {
             ImageSource::Bytes(b) => b.len() as u64,
+            ImageSource::File(path, _) if header.format == SourceFormat::Jpeg => {
+                std::fs::metadata(path).map_or(0, |m| m.len())
+            }
             ImageSource::File(..) => 0,
         }
     }
@@ -140,7 +145,7 @@ impl Engines {
         let header = source.probe(limits).await?;
         let room = self
             .budget
-            .reserve(rendition::estimate(&header, &spec, source.in_memory()))
+            .reserve(rendition::estimate(&header, &spec, source.in_memory(&header)))
             .await?;
         on_pool(&self.images, priority, move || {
             let _room = room;

@@ -103,7 +103,8 @@ impl<S: Store> Pipeline<S> {
         tempfile::Builder::new()
             .prefix("rendition-")
             .tempdir_in(&parent)
-            .map_err(|e| VideoError::Engine(format!("temporary directory in {}: {e}", parent.display())).into())
+            // A full or unwritable temporary disk passes: retried, as storage is.
+            .map_err(|e| crate::storage::local(&parent, e).into())
     }
 
     /// A video is refused before download when over the size limit.

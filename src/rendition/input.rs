@@ -54,12 +54,17 @@ impl<'a> Input<'a> {
 
     /// The first bytes, for telling the format.
     pub fn head(&self) -> Result<Cow<'a, [u8]>, RenderError> {
+        self.prefix(HEAD)
+    }
+
+    /// Up to `n` bytes from the start.
+    pub fn prefix(&self, n: usize) -> Result<Cow<'a, [u8]>, RenderError> {
         match *self {
-            Input::Bytes(b) => Ok(Cow::Borrowed(&b[..b.len().min(HEAD)])),
+            Input::Bytes(b) => Ok(Cow::Borrowed(&b[..b.len().min(n)])),
             Input::File(p) => {
-                let mut head = Vec::with_capacity(HEAD);
+                let mut head = Vec::with_capacity(n.min(1 << 20));
                 let file = File::open(p).map_err(|e| unreadable(p, e))?;
-                file.take(HEAD as u64)
+                file.take(n as u64)
                     .read_to_end(&mut head)
                     .map_err(|e| unreadable(p, e))?;
                 Ok(Cow::Owned(head))

@@ -54,6 +54,9 @@ impl Header {
     }
 }
 
+/// How much of a JPEG file is read for its header.
+const JPEG_HEADER_BYTES: usize = 4 << 20;
+
 pub fn probe(source: &[u8], limits: &EngineLimits) -> Result<Header, RenderError> {
     probe_input(Input::Bytes(source), limits)
 }
@@ -86,8 +89,17 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
         Err(_) => return Err(RenderError::UnsupportedFormat("not an image this engine reads".into())),
     };
     let (width, height, pixel_bytes, rgb8) = match format {
-        SourceFormat::Jpeg if let Input::Bytes(source) = input => {
-            let h = turbojpeg::read_header(source).map_err(RenderError::corrupt)?;
+        SourceFormat::Jpeg => {
+            // The markers before the first scan (EXIF, ICC, tables) are
+            // rarely more than a few hundred KiB: a file is not read whole.
+            let prefix = input.prefix(JPEG_HEADER_BYTES)?;
+            let h = match turbojpeg::read_header(&prefix) {
+                Ok(h) => h,
+                Err(_) if !input.in_memory() && input.len()? > JPEG_HEADER_BYTES as u64 => {
+                    turbojpeg::read_header(&input.bytes()?).map_err(RenderError::corrupt)?
+                }
+                Err(e) => return Err(RenderError::corrupt(e)),
+            };
             let cmyk = matches!(h.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK);
             (
                 u32::try_from(h.width).unwrap_or(u32::MAX),

@@ -109,12 +109,15 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
         }
     } else {
         // Tiles: one row of them is put together, then pushed.
-        if (row_bytes as u64).saturating_mul(u64::from(chunk_h)) > max_alloc {
+        // A band never holds more rows than the image has (tall tiles on a
+        // short image), as the memory estimate assumes.
+        let band_h = chunk_h.min(height);
+        if (row_bytes as u64).saturating_mul(u64::from(band_h)) > max_alloc {
             return Err(RenderError::CorruptInput(format!(
                 "TIFF tiles {chunk_w}×{chunk_h} are too large"
             )));
         }
-        let mut band = vec![0u8; row_bytes * chunk_h as usize];
+        let mut band = vec![0u8; row_bytes * band_h as usize];
         for band_index in 0..height.div_ceil(chunk_h.max(1)) {
             let mut rows = 0;
             for col in 0..across {
@@ -122,13 +125,13 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
                 let (w, h) = chunk_size(&tiff, index)?;
                 let samples = eight_bit(tiff.read_chunk(index).map_err(RenderError::corrupt)?)?;
                 let (x0, run) = ((col * chunk_w) as usize * channels, w as usize * channels);
-                for (y, src) in samples.chunks(run).take(h as usize).enumerate() {
+                for (y, src) in samples.chunks(run).take(h.min(band_h) as usize).enumerate() {
                     let at = y * row_bytes + x0;
                     band[at..at + src.len()].copy_from_slice(src);
                 }
                 rows = h;
             }
-            for row in band.chunks(row_bytes).take(rows as usize) {
+            for row in band.chunks(row_bytes).take(rows.min(band_h) as usize) {
                 shrinker.push(row);
             }
         }

@@ -342,7 +342,7 @@ fn the_memory_budget_holds_a_render_process_under_it() {
         );
     }
     // A budget too small for even one: too_large, naming the figures.
-    let (_, out) = render_under_budget(dir.path(), &jobs[..1], 100 << 20, "small");
+    let (_, out) = render_under_budget(dir.path(), &jobs[..1], 128 << 20, "small");
     assert!(out.contains("\"code\":\"too_large\""), "{out}");
     assert!(out.contains("RENDITION_MEMORY_BUDGET"), "{out}");
 }
@@ -416,4 +416,23 @@ fn a_large_original_is_published_through_disk_intact() {
         0,
         "temporary directories left"
     );
+}
+
+/// A JPEG file's header is read from its first bytes with libjpeg-turbo,
+/// as in memory: the same outputs either way, CMYK included.
+#[test]
+fn jpeg_files_render_as_jpeg_bytes_do() {
+    for name in ["photo.jpg", "cmyk.jpg", "orient-6.jpg"] {
+        let path = fixture(&format!("originals/{name}"));
+        let spec = Spec {
+            sizes: vec![Size::LongEdge(300)],
+            format: OutputFormat::Png,
+            quality: 80,
+            watermark: None,
+        };
+        let from_file = render_file(&path, &spec, &EngineLimits::default()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let from_bytes = rendition::rendition::render(&bytes, &spec, &EngineLimits::default()).unwrap();
+        assert_eq!(from_file[0].bytes, from_bytes[0].bytes, "{name}");
+    }
 }
