@@ -95,7 +95,7 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
             let prefix = input.prefix(JPEG_HEADER_BYTES)?;
             let h = match turbojpeg::read_header(&prefix) {
                 Ok(h) => h,
-                Err(_) if !input.in_memory() && input.len()? > JPEG_HEADER_BYTES as u64 => {
+                Err(_) if !input.in_memory() && bytes > JPEG_HEADER_BYTES as u64 => {
                     turbojpeg::read_header(&input.bytes()?).map_err(RenderError::corrupt)?
                 }
                 Err(e) => return Err(RenderError::corrupt(e)),
