@@ -195,6 +195,7 @@ fn image_spec(decision: &Decision, job: &Job, watermark: Option<WatermarkSpec>) 
         Format::Jpeg => OutputFormat::Jpeg,
         Format::Webp => OutputFormat::Webp,
         Format::Png => OutputFormat::Png,
+        Format::Avif => OutputFormat::Avif,
         Format::Auto | Format::Mp4 => OutputFormat::Auto,
     };
     Spec {

@@ -40,6 +40,7 @@ pub enum Format {
     Jpeg,
     Webp,
     Png,
+    Avif,
     Mp4,
     /// JPEG for opaque images, PNG with alpha, MP4 for video.
     #[default]

@@ -15,7 +15,7 @@ use super::PipelineError;
 use crate::budget::MemoryBudget;
 use crate::error::panic_message;
 use crate::priority::{Priority, Turns};
-use crate::rendition::probe::{Header, SourceFormat};
+use crate::rendition::probe::Header;
 use crate::rendition::{self, EngineLimits, Input, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
 use crate::storage::RenditionMeta;
@@ -83,11 +83,11 @@ impl ImageSource {
     }
 
     /// The bytes of the original the render holds: all of them when in
-    /// memory, and a JPEG file's too (libjpeg-turbo decodes from memory).
+    /// memory, and a JPEG or HEIF file's too (decoded from memory).
     fn in_memory(&self, header: &Header) -> u64 {
         match self {
             ImageSource::Bytes(b) => b.len() as u64,
-            ImageSource::File(path, _) if header.format == SourceFormat::Jpeg => {
+            ImageSource::File(path, _) if header.format.decoded_in_memory() => {
                 std::fs::metadata(path).map_or(0, |m| m.len())
             }
             ImageSource::File(..) => 0,

@@ -52,34 +52,63 @@ pub fn cmyk_to_srgb(cmyk: &[u8], icc: Option<&[u8]>, inverted: bool) -> Result<V
     if !cmyk.len().is_multiple_of(4) {
         return Err(RenderError::CorruptInput("CMYK buffer of odd length".into()));
     }
-    let mut rgb = vec![0u8; cmyk.len() / 4 * 3];
-    let profile = icc
-        .and_then(|icc| Profile::new_icc(icc).ok())
-        .filter(|p| p.color_space() == lcms2::ColorSpaceSignature::CmykData);
-    if let Some(profile) = profile {
-        let format = if inverted {
-            PixelFormat::CMYK_8_REV
-        } else {
-            PixelFormat::CMYK_8
+    Ok(CmykToSrgb::new(icc, inverted)?.convert(cmyk))
+}
+
+/// A CMYK to sRGB conversion made once and used row after row.
+pub struct CmykToSrgb {
+    transform: Option<Transform<[u8; 4], [u8; 3]>>,
+    inverted: bool,
+}
+
+impl CmykToSrgb {
+    /// From the file's CMYK profile when it has a usable one.
+    pub fn new(icc: Option<&[u8]>, inverted: bool) -> Result<CmykToSrgb, RenderError> {
+        let profile = icc
+            .and_then(|icc| Profile::new_icc(icc).ok())
+            .filter(|p| p.color_space() == lcms2::ColorSpaceSignature::CmykData);
+        let transform = match profile {
+            Some(profile) => Some(
+                Transform::new(
+                    &profile,
+                    if inverted {
+                        PixelFormat::CMYK_8_REV
+                    } else {
+                        PixelFormat::CMYK_8
+                    },
+                    &Profile::new_srgb(),
+                    PixelFormat::RGB_8,
+                    Intent::Perceptual,
+                )
+                .map_err(RenderError::corrupt)?,
+            ),
+            None => None,
         };
-        let t = Transform::<[u8; 4], [u8; 3]>::new(
-            &profile,
-            format,
-            &Profile::new_srgb(),
-            PixelFormat::RGB_8,
-            Intent::Perceptual,
-        )
-        .map_err(RenderError::corrupt)?;
-        t.transform_pixels(bytemuck::cast_slice(cmyk), bytemuck::cast_slice_mut(&mut rgb));
-        return Ok(rgb);
+        Ok(CmykToSrgb { transform, inverted })
     }
-    for (px, out) in cmyk.chunks_exact(4).zip(rgb.chunks_exact_mut(3)) {
-        // Ink amounts: inverted files store 255 for no ink.
-        let ink = |v: u8| if inverted { 255 - u32::from(v) } else { u32::from(v) };
-        let k = ink(px[3]);
-        for c in 0..3 {
-            out[c] = ((255 - ink(px[c])) * (255 - k) / 255) as u8;
+
+    /// 4 samples per pixel in, 3 out (a trailing partial pixel is dropped).
+    pub fn convert(&self, cmyk: &[u8]) -> Vec<u8> {
+        let cmyk = &cmyk[..cmyk.len() / 4 * 4];
+        let mut rgb = vec![0u8; cmyk.len() / 4 * 3];
+        if let Some(t) = &self.transform {
+            t.transform_pixels(bytemuck::cast_slice(cmyk), bytemuck::cast_slice_mut(&mut rgb));
+            return rgb;
         }
+        for (px, out) in cmyk.chunks_exact(4).zip(rgb.chunks_exact_mut(3)) {
+            // Ink amounts: inverted files store 255 for no ink.
+            let ink = |v: u8| {
+                if self.inverted {
+                    255 - u32::from(v)
+                } else {
+                    u32::from(v)
+                }
+            };
+            let k = ink(px[3]);
+            for c in 0..3 {
+                out[c] = ((255 - ink(px[c])) * (255 - k) / 255) as u8;
+            }
+        }
+        rgb
     }
-    Ok(rgb)
 }

@@ -4,12 +4,12 @@
 //! rows are read ([`super::rows`]); the rest goes through `image` whole.
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, RgbImage};
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::input::Input;
 use super::probe::{Header, SourceFormat};
-use super::{RenderError, color, jpeg_meta, rows, shrink};
+use super::{RenderError, color, heif, jpeg_meta, psd, rows, shrink};
 
 /// Who made the picture: the only metadata kept on outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,7 +113,16 @@ pub(super) fn full_decode_bytes(header: &Header) -> u64 {
 /// and TIFF shrink row by row as they are read.
 pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result<Picture, RenderError> {
     let decoded = match header.format {
-        SourceFormat::Jpeg => decode_jpeg(&input.bytes()?, header, largest)?,
+        SourceFormat::Jpeg => match decode_jpeg(&input.bytes()?, header, largest) {
+            // Junk libjpeg-turbo stops at; `image`'s decoder steps over it.
+            Err(e) if e.is_skipped_bytes_warning() => decode_other(input, header)?,
+            other => other?,
+        },
+        SourceFormat::Heif => heif::decode(&input.bytes()?)?,
+        SourceFormat::Psd => {
+            let layout = psd::layout(input)?;
+            psd::read(input, &layout, shrink::factor(header.long_edge(), largest))?
+        }
         SourceFormat::Png | SourceFormat::Tiff => match decode_rows(input, header, largest)? {
             Some(decoded) => decoded,
             None => decode_other(input, header)?,
@@ -190,17 +199,17 @@ fn decode_jpeg(source: &[u8], header: &Header, largest: Option<u32>) -> Result<D
 }
 
 fn decode_other(input: Input<'_>, header: &Header) -> Result<Decoded, RenderError> {
-    let mut reader = ImageReader::with_format(input.open()?, header.format.image_format());
+    let mut reader = header.format.image_reader(input)?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(header.width);
     limits.max_image_height = Some(header.height);
     limits.max_alloc = Some(full_decode_bytes(header));
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(RenderError::corrupt)?;
+    let mut decoder = reader.into_decoder().map_err(RenderError::from_image)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
     let exif = decoder.exif_metadata().ok().flatten();
-    let decoded = DynamicImage::from_decoder(decoder).map_err(RenderError::corrupt)?;
+    let decoded = DynamicImage::from_decoder(decoder).map_err(RenderError::from_image)?;
     // 16-bit and float pictures to 8 bits now; grey stays grey until shrunk.
     let image = match decoded {
         i @ (DynamicImage::ImageLuma8(_)

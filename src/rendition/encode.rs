@@ -1,11 +1,12 @@
-//! Encoding: JPEG with libjpeg-turbo, WebP with libwebp, PNG with `image`.
+//! Encoding: JPEG with libjpeg-turbo, WebP with libwebp, PNG with `image`,
+//! AVIF with libaom (through libheif).
 //! Outputs carry no metadata but the credits (artist, copyright) on JPEG.
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, RgbImage};
 
 use super::decode::Credits;
-use super::{OutputFormat, RenderError, jpeg_meta};
+use super::{OutputFormat, RenderError, heif, jpeg_meta};
 
 pub fn encode(
     image: &DynamicImage,
@@ -38,6 +39,12 @@ pub fn encode(
             };
             Ok(encoder.encode(f32::from(quality)).to_vec())
         }
+        OutputFormat::Avif => match image {
+            DynamicImage::ImageRgb8(i) => heif::encode_avif(i.as_raw(), w, h, false, quality),
+            DynamicImage::ImageRgba8(i) => heif::encode_avif(i.as_raw(), w, h, true, quality),
+            other if other.color().has_alpha() => heif::encode_avif(other.to_rgba8().as_raw(), w, h, true, quality),
+            other => heif::encode_avif(other.to_rgb8().as_raw(), w, h, false, quality),
+        },
         OutputFormat::Png => {
             let mut out = Vec::new();
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)

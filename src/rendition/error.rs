@@ -11,6 +11,10 @@ pub enum RenderError {
     UnsupportedFormat(String),
     #[error("too large: {what} is {value}, the limit is {max}")]
     TooLarge { what: &'static str, value: u64, max: u64 },
+    /// A decoder's own safety limit refused the file (libheif's maximum
+    /// image size, for one).
+    #[error("too large: {0}")]
+    DecoderLimit(String),
     /// What we found wrong ourselves.
     #[error("corrupt input: {0}")]
     CorruptInput(String),
@@ -28,7 +32,7 @@ impl Coded for RenderError {
     fn code(&self) -> &'static str {
         match self {
             RenderError::UnsupportedFormat(_) => "unsupported_format",
-            RenderError::TooLarge { .. } => "too_large",
+            RenderError::TooLarge { .. } | RenderError::DecoderLimit(_) => "too_large",
             RenderError::CorruptInput(_) | RenderError::Codec { .. } => "corrupt_input",
         }
     }
@@ -41,6 +45,33 @@ impl RenderError {
     /// A codec's error, kept as the source.
     pub(crate) fn corrupt(e: impl std::error::Error + Send + Sync + 'static) -> RenderError {
         RenderError::codec(e.to_string(), e)
+    }
+
+    /// libjpeg's warnings about bytes it skipped (junk before a marker, a
+    /// malformed ICC segment): the picture is whole, and a more lenient
+    /// decoder reads it. A truncated file is not among them.
+    pub(crate) fn is_skipped_bytes_warning(&self) -> bool {
+        matches!(self, RenderError::Codec { message, .. }
+            if message.contains("extraneous bytes before marker") || message.contains("bad ICC marker"))
+    }
+
+    /// An `image` decoder's error: a feature it lacks is an unsupported
+    /// format, its allocation limit a size, anything else damage.
+    pub(crate) fn from_image(e: image::ImageError) -> RenderError {
+        match e {
+            image::ImageError::Unsupported(_) => RenderError::UnsupportedFormat(e.to_string()),
+            image::ImageError::Limits(_) => RenderError::DecoderLimit(e.to_string()),
+            e => RenderError::corrupt(e),
+        }
+    }
+
+    /// The same for the `tiff` decoder.
+    pub(crate) fn from_tiff(e: tiff::TiffError) -> RenderError {
+        match e {
+            tiff::TiffError::UnsupportedError(_) => RenderError::UnsupportedFormat(format!("TIFF: {e}")),
+            tiff::TiffError::LimitsExceeded => RenderError::DecoderLimit(format!("TIFF: {e}")),
+            e => RenderError::corrupt(e),
+        }
     }
 
     /// A codec's error with what we were doing.

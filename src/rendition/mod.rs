@@ -9,14 +9,18 @@
 //!   box-shrunk row by row for PNG and TIFF ([`shrink`]).
 //! - [`estimate`]: the memory a render will need, from the header alone.
 //! - [`resize`], [`watermark`], [`encode`]: one output each.
+//! - `heif`: HEIC and AVIF in, AVIF out, through libheif; `psd`: the
+//!   composite of a Photoshop file, shrunk as it is read.
 
 mod color;
 pub mod decode;
 pub mod encode;
 pub mod error;
+mod heif;
 pub mod input;
 mod jpeg_meta;
 pub mod probe;
+mod psd;
 pub mod resize;
 mod rows;
 pub mod shrink;

@@ -3,8 +3,8 @@
 
 use image::{ImageDecoder, ImageFormat, ImageReader};
 
-use super::input::Input;
-use super::{EngineLimits, RenderError, rows};
+use super::input::{Input, Reader};
+use super::{EngineLimits, RenderError, heif, psd, rows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -16,11 +16,21 @@ pub enum SourceFormat {
     Bmp,
     Ico,
     Pnm,
+    /// Truevision TGA: no magic number, told by a plausible header.
+    Tga,
+    /// DirectDraw Surface (DXT1/3/5 textures).
+    Dds,
+    /// HEIC/HEIF and AVIF, through libheif.
+    Heif,
+    /// Photoshop PSD and PSB: the merged composite.
+    Psd,
 }
 
 impl SourceFormat {
-    pub(crate) fn image_format(self) -> ImageFormat {
-        match self {
+    /// The `image` crate's name for the formats it decodes (`None`: read
+    /// by another library).
+    pub(crate) fn image_format(self) -> Option<ImageFormat> {
+        Some(match self {
             SourceFormat::Jpeg => ImageFormat::Jpeg,
             SourceFormat::Png => ImageFormat::Png,
             SourceFormat::Webp => ImageFormat::WebP,
@@ -29,7 +39,24 @@ impl SourceFormat {
             SourceFormat::Bmp => ImageFormat::Bmp,
             SourceFormat::Ico => ImageFormat::Ico,
             SourceFormat::Pnm => ImageFormat::Pnm,
-        }
+            SourceFormat::Tga => ImageFormat::Tga,
+            SourceFormat::Dds => ImageFormat::Dds,
+            SourceFormat::Heif | SourceFormat::Psd => return None,
+        })
+    }
+
+    /// An `image` reader over `input` for this format.
+    pub(crate) fn image_reader<'a>(self, input: Input<'a>) -> Result<ImageReader<Box<dyn Reader + 'a>>, RenderError> {
+        let format = self
+            .image_format()
+            .ok_or_else(|| RenderError::UnsupportedFormat(format!("{self:?} is not read by `image`")))?;
+        Ok(ImageReader::with_format(input.open()?, format))
+    }
+
+    /// Decoded from the whole file in memory (its compressed bytes count
+    /// in the render's reservation), not read a block at a time.
+    pub fn decoded_in_memory(self) -> bool {
+        matches!(self, SourceFormat::Jpeg | SourceFormat::Heif)
     }
 }
 
@@ -72,51 +99,23 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
             max: limits.max_source_bytes,
         });
     }
-    let format = match image::guess_format(&input.head()?) {
-        Ok(ImageFormat::Jpeg) => SourceFormat::Jpeg,
-        Ok(ImageFormat::Png) => SourceFormat::Png,
-        Ok(ImageFormat::WebP) => SourceFormat::Webp,
-        Ok(ImageFormat::Tiff) => SourceFormat::Tiff,
-        Ok(ImageFormat::Gif) => SourceFormat::Gif,
-        Ok(ImageFormat::Bmp) => SourceFormat::Bmp,
-        Ok(ImageFormat::Ico) => SourceFormat::Ico,
-        Ok(ImageFormat::Pnm) => SourceFormat::Pnm,
-        Ok(other) => {
-            return Err(RenderError::UnsupportedFormat(format!(
-                "{other:?} sources are not read"
-            )));
-        }
-        Err(_) => return Err(RenderError::UnsupportedFormat("not an image this engine reads".into())),
-    };
+    let format = detect(&input.head()?)?;
     let (width, height, pixel_bytes, rgb8) = match format {
-        SourceFormat::Jpeg => {
-            // The markers before the first scan (EXIF, ICC, tables) are
-            // rarely more than a few hundred KiB: a file is not read whole.
-            let prefix = input.prefix(JPEG_HEADER_BYTES)?;
-            let h = match turbojpeg::read_header(&prefix) {
-                Ok(h) => h,
-                Err(_) if !input.in_memory() && bytes > JPEG_HEADER_BYTES as u64 => {
-                    turbojpeg::read_header(&input.bytes()?).map_err(RenderError::corrupt)?
-                }
-                Err(e) => return Err(RenderError::corrupt(e)),
-            };
-            let cmyk = matches!(h.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK);
-            (
-                u32::try_from(h.width).unwrap_or(u32::MAX),
-                u32::try_from(h.height).unwrap_or(u32::MAX),
-                if cmyk { 4 } else { 3 },
-                !cmyk,
-            )
+        SourceFormat::Jpeg => match jpeg_header(input, bytes) {
+            // Read by `image` instead (see `decode`).
+            Err(e) if e.is_skipped_bytes_warning() => image_header(format, input)?,
+            other => other?,
+        },
+        SourceFormat::Heif => {
+            let (w, h, alpha) = heif::header(&input.bytes()?)?;
+            // libheif's RGB(A) image and the copy made of it.
+            (w, h, if alpha { 4 } else { 3 }, false)
         }
-        _ => {
-            let decoder = ImageReader::with_format(input.open()?, format.image_format())
-                .into_decoder()
-                .map_err(RenderError::corrupt)?;
-            let (w, h) = decoder.dimensions();
-            let color = decoder.color_type();
-            let rgb8 = matches!(color, image::ColorType::Rgb8 | image::ColorType::Rgba8);
-            (w, h, color.bytes_per_pixel(), rgb8)
+        SourceFormat::Psd => {
+            let psd = psd::layout(input)?;
+            (psd.width, psd.height, psd.out_channels as u8, true)
         }
+        _ => image_header(format, input)?,
     };
     if width == 0 || height == 0 {
         return Err(RenderError::CorruptInput(format!("{width}×{height} pixels")));
@@ -132,6 +131,7 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
     let band_rows = match format {
         SourceFormat::Png => rows::png_streams(input.open()?)?.then_some(1),
         SourceFormat::Tiff => rows::tiff_band_rows(input.open()?)?,
+        SourceFormat::Psd => Some(1),
         _ => None,
     };
     Ok(Header {
@@ -142,4 +142,82 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
         pixel_bytes,
         rgb8,
     })
+}
+
+/// The format, told by the first bytes alone (never by a file's name).
+fn detect(head: &[u8]) -> Result<SourceFormat, RenderError> {
+    if heif::sniff(head) {
+        return Ok(SourceFormat::Heif);
+    }
+    if head.starts_with(b"8BPS") {
+        return Ok(SourceFormat::Psd);
+    }
+    Ok(match image::guess_format(head) {
+        Ok(ImageFormat::Jpeg) => SourceFormat::Jpeg,
+        Ok(ImageFormat::Png) => SourceFormat::Png,
+        Ok(ImageFormat::WebP) => SourceFormat::Webp,
+        Ok(ImageFormat::Tiff) => SourceFormat::Tiff,
+        Ok(ImageFormat::Gif) => SourceFormat::Gif,
+        Ok(ImageFormat::Bmp) => SourceFormat::Bmp,
+        Ok(ImageFormat::Ico) => SourceFormat::Ico,
+        Ok(ImageFormat::Pnm) => SourceFormat::Pnm,
+        Ok(ImageFormat::Dds) => SourceFormat::Dds,
+        Ok(other) => {
+            return Err(RenderError::UnsupportedFormat(format!(
+                "{other:?} sources are not read"
+            )));
+        }
+        Err(_) if looks_like_tga(head) => SourceFormat::Tga,
+        Err(_) => return Err(RenderError::UnsupportedFormat("not an image this engine reads".into())),
+    })
+}
+
+/// A TGA header that makes sense: a known image type, a colour map only
+/// where the type has one, a size, and a usual pixel depth. Tried last,
+/// after every format with a magic number.
+fn looks_like_tga(head: &[u8]) -> bool {
+    let Some(h) = head.get(..18) else { return false };
+    let u16le = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
+    let (map_type, image_type, map_depth, depth, descriptor) = (h[1], h[2], h[7], h[16], h[17]);
+    let mapped = matches!(image_type, 1 | 9);
+    matches!(image_type, 1 | 2 | 3 | 9 | 10 | 11)
+        && if mapped { map_type == 1 } else { map_type <= 1 }
+        && (!mapped || matches!(map_depth, 15 | 16 | 24 | 32) && u16le(5) > 0)
+        && u16le(12) > 0
+        && u16le(14) > 0
+        && matches!(depth, 8 | 15 | 16 | 24 | 32)
+        && descriptor & 0xC0 == 0
+}
+
+/// Size and pixel layout from an `image` decoder's header.
+fn image_header(format: SourceFormat, input: Input<'_>) -> Result<(u32, u32, u8, bool), RenderError> {
+    let decoder = format
+        .image_reader(input)?
+        .into_decoder()
+        .map_err(RenderError::from_image)?;
+    let (w, h) = decoder.dimensions();
+    let color = decoder.color_type();
+    let rgb8 = matches!(color, image::ColorType::Rgb8 | image::ColorType::Rgba8);
+    Ok((w, h, color.bytes_per_pixel(), rgb8))
+}
+
+/// A JPEG's size and pixel layout, from its first bytes (the markers
+/// before the first scan: EXIF, ICC, tables, rarely more than a few
+/// hundred KiB), so a file is not read whole.
+fn jpeg_header(input: Input<'_>, bytes: u64) -> Result<(u32, u32, u8, bool), RenderError> {
+    let prefix = input.prefix(JPEG_HEADER_BYTES)?;
+    let h = match turbojpeg::read_header(&prefix) {
+        Ok(h) => h,
+        Err(_) if !input.in_memory() && bytes > JPEG_HEADER_BYTES as u64 => {
+            turbojpeg::read_header(&input.bytes()?).map_err(RenderError::corrupt)?
+        }
+        Err(e) => return Err(RenderError::corrupt(e)),
+    };
+    let cmyk = matches!(h.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK);
+    Ok((
+        u32::try_from(h.width).unwrap_or(u32::MAX),
+        u32::try_from(h.height).unwrap_or(u32::MAX),
+        if cmyk { 4 } else { 3 },
+        !cmyk,
+    ))
 }

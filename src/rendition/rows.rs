@@ -16,7 +16,12 @@ use super::input::Reader;
 use super::shrink::Shrinker;
 
 /// 8-bit pixels of `channels` samples (1–4), shrunk, as an image.
-fn image_of(width: u32, height: u32, channels: usize, samples: Vec<u8>) -> Result<DynamicImage, RenderError> {
+pub(super) fn image_of(
+    width: u32,
+    height: u32,
+    channels: usize,
+    samples: Vec<u8>,
+) -> Result<DynamicImage, RenderError> {
     let wrong = || RenderError::CorruptInput("decoded size mismatch".into());
     Ok(match channels {
         1 => DynamicImage::ImageLuma8(GrayImage::from_raw(width, height, samples).ok_or_else(wrong)?),
@@ -73,12 +78,12 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
     let mut limits = TiffLimits::default();
     limits.decoding_buffer_size = usize::try_from(max_alloc).unwrap_or(usize::MAX);
     let mut tiff = TiffDecoder::new(reader)
-        .map_err(RenderError::corrupt)?
+        .map_err(RenderError::from_tiff)?
         .with_limits(limits);
     let Some(channels) = streamable(&mut tiff)? else {
         return Ok(None);
     };
-    let (width, height) = tiff.dimensions().map_err(RenderError::corrupt)?;
+    let (width, height) = tiff.dimensions().map_err(RenderError::from_tiff)?;
     let text = |tiff: &mut TiffDecoder<_>, tag| tiff.get_tag_ascii_string(tag).ok().map(|s| s.trim().to_string());
     let credits = Credits {
         artist: text(&mut tiff, Tag::Artist),
@@ -102,7 +107,7 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
         // Strips are whole rows: pushed as they come.
         for index in 0..height.div_ceil(chunk_h.max(1)) {
             let (_, h) = chunk_size(&tiff, index)?;
-            let samples = eight_bit(tiff.read_chunk(index).map_err(RenderError::corrupt)?)?;
+            let samples = eight_bit(tiff.read_chunk(index).map_err(RenderError::from_tiff)?)?;
             for row in samples.chunks(row_bytes).take(h as usize) {
                 shrinker.push(row);
             }
@@ -123,7 +128,7 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
             for col in 0..across {
                 let index = band_index * across + col;
                 let (w, h) = chunk_size(&tiff, index)?;
-                let samples = eight_bit(tiff.read_chunk(index).map_err(RenderError::corrupt)?)?;
+                let samples = eight_bit(tiff.read_chunk(index).map_err(RenderError::from_tiff)?)?;
                 let (x0, run) = ((col * chunk_w) as usize * channels, w as usize * channels);
                 for (y, src) in samples.chunks(run).take(h.min(band_h) as usize).enumerate() {
                     let at = y * row_bytes + x0;
@@ -153,7 +158,7 @@ pub fn png_streams(reader: Box<dyn Reader + '_>) -> Result<bool, RenderError> {
 /// The rows [`read_tiff`] decodes at a time for this TIFF (a strip, or a row of
 /// tiles), or `None` when it is decoded whole.
 pub fn tiff_band_rows(reader: Box<dyn Reader + '_>) -> Result<Option<u32>, RenderError> {
-    let mut tiff = TiffDecoder::new(reader).map_err(RenderError::corrupt)?;
+    let mut tiff = TiffDecoder::new(reader).map_err(RenderError::from_tiff)?;
     Ok(streamable(&mut tiff)?.map(|_| tiff.chunk_dimensions().1))
 }
 
@@ -166,7 +171,7 @@ fn streamable<R: Reader>(tiff: &mut TiffDecoder<R>) -> Result<Option<usize>, Ren
         return Ok(None);
     }
     use tiff::ColorType as C;
-    Ok(match tiff.colortype().map_err(RenderError::corrupt)? {
+    Ok(match tiff.colortype().map_err(RenderError::from_tiff)? {
         C::Gray(8 | 16) => Some(1),
         C::GrayA(8 | 16) => Some(2),
         C::RGB(8 | 16) => Some(3),

@@ -33,6 +33,8 @@ pub enum OutputFormat {
     Jpeg,
     Webp,
     Png,
+    /// AV1 in HEIF (libaom through libheif), alpha kept.
+    Avif,
     /// PNG when the picture has alpha, else JPEG.
     Auto,
 }
@@ -51,6 +53,7 @@ impl OutputFormat {
             OutputFormat::Jpeg | OutputFormat::Auto => "jpg",
             OutputFormat::Webp => "webp",
             OutputFormat::Png => "png",
+            OutputFormat::Avif => "avif",
         }
     }
 
@@ -59,6 +62,7 @@ impl OutputFormat {
             OutputFormat::Jpeg | OutputFormat::Auto => "image/jpeg",
             OutputFormat::Webp => "image/webp",
             OutputFormat::Png => "image/png",
+            OutputFormat::Avif => "image/avif",
         }
     }
 }

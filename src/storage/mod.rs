@@ -239,6 +239,8 @@ pub fn content_type_of(key: &str) -> &'static str {
         Some("jpg" | "jpeg") => "image/jpeg",
         Some("png") => "image/png",
         Some("webp") => "image/webp",
+        Some("avif") => "image/avif",
+        Some("heic" | "heif") => "image/heif",
         Some("gif") => "image/gif",
         Some("tif" | "tiff") => "image/tiff",
         Some("bmp") => "image/bmp",

@@ -7,6 +7,8 @@ mod common;
 mod deploy;
 mod engine;
 mod formats;
+mod formats_heif;
+mod formats_psd;
 mod fuzz_corpus;
 mod memory;
 mod pipeline;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use rendition::error::Coded;
 use rendition::rendition::{EngineLimits, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec, render_file};
 
 use crate::common::sized;
@@ -49,8 +50,9 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
         }),
     };
     // From the file: PNG and TIFF are read a strip at a time, never whole.
-    let outputs =
-        render_file(&args.input, &spec, &EngineLimits::default()).with_context(|| args.input.display().to_string())?;
+    // The stable code first, so scripts (scripts/corpus) can count failures.
+    let outputs = render_file(&args.input, &spec, &EngineLimits::default())
+        .map_err(|e| anyhow::anyhow!("{}: {}: {e}", e.code(), args.input.display()))?;
     for (out, size) in outputs.iter().zip(&args.sizes) {
         let path = if args.sizes.len() == 1 {
             args.output.clone()
