@@ -14,9 +14,11 @@
 FROM rust:1-bookworm AS build
 # libjpeg-turbo 3 is built from source (cmake, nasm); Little CMS comes from
 # Debian; cmake also builds aws-lc for the S3 client's TLS. ffmpeg-next links
-# Debian's FFmpeg 5.1 (bindgen needs clang).
+# Debian's FFmpeg 5.1 (bindgen needs clang); libheif (HEIC/AVIF) and libtiff
+# come from Debian too.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake nasm pkg-config liblcms2-dev \
+      libheif-dev libtiff-dev \
       clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
       libavfilter-dev libavdevice-dev libswresample-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -37,11 +39,12 @@ RUN touch src/lib.rs workers/rendition/main.rs \
 
 FROM debian:bookworm-slim
 # What the binary links (`ldd`, checked by scripts/check-image): FFmpeg's
-# codec, format, filter, scaling and resampling libraries and Little CMS;
-# libjpeg-turbo, libwebp and aws-lc are linked in statically. No libavdevice
-# (ffmpeg-next's `device` feature is off).
+# codec, format, filter, scaling and resampling libraries, Little CMS, libheif
+# (with its HEVC and AV1 codecs) and libtiff; libjpeg-turbo, libwebp and
+# aws-lc are linked in statically. No libavdevice (ffmpeg-next's `device`
+# feature is off).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends liblcms2-2 ca-certificates \
+ && apt-get install -y --no-install-recommends liblcms2-2 ca-certificates libheif1 libtiff6 \
       libavcodec59 libavformat59 libavutil57 libswscale6 libavfilter8 libswresample4 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin rendition

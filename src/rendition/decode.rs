@@ -9,7 +9,7 @@ use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::input::Input;
 use super::probe::{Header, SourceFormat};
-use super::{RenderError, color, heif, jpeg_meta, psd, rows, shrink};
+use super::{RenderError, color, heif, jpeg_meta, libtiff, psd, rows, shrink};
 
 /// Who made the picture: the only metadata kept on outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,7 +123,21 @@ pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result
             let layout = psd::layout(input)?;
             psd::read(input, &layout, shrink::factor(header.long_edge(), largest))?
         }
-        SourceFormat::Png | SourceFormat::Tiff => match decode_rows(input, header, largest)? {
+        // Shrunk as read where the `tiff` crate streams it; else libtiff
+        // (planar, YCbCr, Lab, CMYK with its profile, …); else, for what
+        // libtiff's RGBA interface refuses (floating point), `image`.
+        SourceFormat::Tiff => match decode_rows(input, header, largest) {
+            Ok(Some(decoded)) => decoded,
+            streamed => match libtiff::decode(input, full_decode_bytes(header)) {
+                Ok(decoded) => decoded,
+                // A streamable TIFF neither reads: the first reader's error.
+                Err(_) => match streamed {
+                    Err(e) => return Err(e),
+                    Ok(_) => decode_other(input, header)?,
+                },
+            },
+        },
+        SourceFormat::Png => match decode_rows(input, header, largest)? {
             Some(decoded) => decoded,
             None => decode_other(input, header)?,
         },

@@ -84,3 +84,18 @@ impl<'a> Input<'a> {
 fn unreadable(path: &Path, e: std::io::Error) -> RenderError {
     RenderError::codec(format!("reading {}: {e}", path.display()), e)
 }
+
+/// Reads into `out` until it is full or the source ends (a C library's
+/// read callback asks for exactly this); the bytes read.
+pub(super) fn read_up_to(reader: &mut dyn Reader, out: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < out.len() {
+        match reader.read(&mut out[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

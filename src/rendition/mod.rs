@@ -10,7 +10,8 @@
 //! - [`estimate`]: the memory a render will need, from the header alone.
 //! - [`resize`], [`watermark`], [`encode`]: one output each.
 //! - `heif`: HEIC and AVIF in, AVIF out, through libheif; `psd`: the
-//!   composite of a Photoshop file, shrunk as it is read.
+//!   composite of a Photoshop file, shrunk as it is read; `libtiff`: the
+//!   TIFFs the `tiff` crate cannot read.
 
 mod color;
 pub mod decode;
@@ -19,6 +20,7 @@ pub mod error;
 mod heif;
 pub mod input;
 mod jpeg_meta;
+mod libtiff;
 pub mod probe;
 mod psd;
 pub mod resize;

@@ -4,7 +4,7 @@
 use image::{ImageDecoder, ImageFormat, ImageReader};
 
 use super::input::{Input, Reader};
-use super::{EngineLimits, RenderError, heif, psd, rows};
+use super::{EngineLimits, RenderError, heif, libtiff, psd, rows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -81,6 +81,9 @@ impl Header {
     }
 }
 
+/// What libtiff may allocate at once to read a header (its directory).
+const LIBTIFF_HEADER_ALLOC: u64 = 64 << 20;
+
 /// How much of a JPEG file is read for its header.
 const JPEG_HEADER_BYTES: usize = 4 << 20;
 
@@ -115,6 +118,14 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
             let psd = psd::layout(input)?;
             (psd.width, psd.height, psd.out_channels as u8, true)
         }
+        // What the `tiff` crate cannot read, libtiff may (see `decode`).
+        SourceFormat::Tiff => match image_header(format, input) {
+            Ok(header) => header,
+            Err(_) => {
+                let (w, h) = libtiff::header(input, LIBTIFF_HEADER_ALLOC)?;
+                (w, h, 4, true)
+            }
+        },
         _ => image_header(format, input)?,
     };
     if width == 0 || height == 0 {
@@ -130,7 +141,7 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
     }
     let band_rows = match format {
         SourceFormat::Png => rows::png_streams(input.open()?)?.then_some(1),
-        SourceFormat::Tiff => rows::tiff_band_rows(input.open()?)?,
+        SourceFormat::Tiff => rows::tiff_band_rows(input.open()?).unwrap_or(None),
         SourceFormat::Psd => Some(1),
         _ => None,
     };

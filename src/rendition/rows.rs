@@ -167,7 +167,10 @@ fn streamable<R: Reader>(tiff: &mut TiffDecoder<R>) -> Result<Option<usize>, Ren
     let unsigned = |tiff: &mut TiffDecoder<R>, tag| tiff.find_tag_unsigned::<u16>(tag).ok().flatten();
     let planar = unsigned(tiff, Tag::PlanarConfiguration).unwrap_or(1);
     let sample_format = unsigned(tiff, Tag::SampleFormat).unwrap_or(1);
-    if planar != 1 || sample_format != 1 {
+    // None, LZW, Deflate (both codes), PackBits: others (JPEG, LZMA, fax)
+    // go to libtiff, whose whole-image decode the estimate must count.
+    let compression = unsigned(tiff, Tag::Compression).unwrap_or(1);
+    if planar != 1 || sample_format != 1 || ![1, 5, 8, 32946, 32773].contains(&compression) {
         return Ok(None);
     }
     use tiff::ColorType as C;

@@ -9,6 +9,7 @@ mod engine;
 mod formats;
 mod formats_heif;
 mod formats_psd;
+mod formats_tiff;
 mod fuzz_corpus;
 mod memory;
 mod pipeline;
