@@ -40,7 +40,7 @@ RUN touch src/lib.rs workers/rendition/main.rs \
 FROM debian:bookworm-slim
 # What the binary links (`ldd`, checked by scripts/check-image): FFmpeg's
 # codec, format, filter, scaling and resampling libraries, Little CMS, libheif
-# (with its HEVC and AV1 codecs) and libtiff; libjpeg-turbo, libwebp and
+# (with its HEVC and AV1 codecs) and libtiff; libjpeg-turbo, libwebp, OpenJPEG and
 # aws-lc are linked in statically. No libavdevice (ffmpeg-next's `device`
 # feature is off).
 RUN apt-get update \

@@ -11,7 +11,8 @@
 //! - [`resize`], [`watermark`], [`encode`]: one output each.
 //! - `heif`: HEIC and AVIF in, AVIF out, through libheif; `psd`: the
 //!   composite of a Photoshop file, shrunk as it is read; `libtiff`: the
-//!   TIFFs the `tiff` crate cannot read.
+//!   TIFFs the `tiff` crate cannot read; `jp2`: JPEG 2000 through OpenJPEG,
+//!   shrunk as it is decoded.
 
 mod color;
 pub mod decode;
@@ -19,6 +20,7 @@ pub mod encode;
 pub mod error;
 mod heif;
 pub mod input;
+mod jp2;
 mod jpeg_meta;
 mod libtiff;
 pub mod probe;

@@ -4,7 +4,7 @@
 use image::{ImageDecoder, ImageFormat, ImageReader};
 
 use super::input::{Input, Reader};
-use super::{EngineLimits, RenderError, heif, libtiff, psd, rows};
+use super::{EngineLimits, RenderError, heif, jp2, libtiff, psd, rows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -24,6 +24,8 @@ pub enum SourceFormat {
     Heif,
     /// Photoshop PSD and PSB: the merged composite.
     Psd,
+    /// JPEG 2000: JP2 files and bare J2K codestreams, through OpenJPEG.
+    Jp2,
 }
 
 impl SourceFormat {
@@ -41,7 +43,7 @@ impl SourceFormat {
             SourceFormat::Pnm => ImageFormat::Pnm,
             SourceFormat::Tga => ImageFormat::Tga,
             SourceFormat::Dds => ImageFormat::Dds,
-            SourceFormat::Heif | SourceFormat::Psd => return None,
+            SourceFormat::Heif | SourceFormat::Psd | SourceFormat::Jp2 => return None,
         })
     }
 
@@ -118,6 +120,11 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
             let psd = psd::layout(input)?;
             (psd.width, psd.height, psd.out_channels as u8, true)
         }
+        SourceFormat::Jp2 => {
+            let (w, h, components) = jp2::header(input)?;
+            // OpenJPEG's 32-bit samples and the 8-bit copy made of them.
+            (w, h, 4 * components.max(1), false)
+        }
         // What the `tiff` crate cannot read, libtiff may (see `decode`).
         SourceFormat::Tiff => match image_header(format, input) {
             Ok(header) => header,
@@ -162,6 +169,9 @@ fn detect(head: &[u8]) -> Result<SourceFormat, RenderError> {
     }
     if head.starts_with(b"8BPS") {
         return Ok(SourceFormat::Psd);
+    }
+    if jp2::sniff(head) {
+        return Ok(SourceFormat::Jp2);
     }
     Ok(match image::guess_format(head) {
         Ok(ImageFormat::Jpeg) => SourceFormat::Jpeg,

@@ -15,6 +15,13 @@ pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The picture the TIFF, PSD and JPEG 2000 fixtures were made from.
+pub(crate) fn composite() -> RgbaImage {
+    image::load_from_memory(&fixture("formats/layered-composite.png"))
+        .unwrap()
+        .to_rgba8()
+}
+
 /// `source` at full size, decoded back from a lossless PNG output.
 pub(crate) fn full(source: &[u8]) -> RgbaImage {
     let out = render(

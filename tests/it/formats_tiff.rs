@@ -4,18 +4,11 @@
 //! the picture they were made from, a CMYK profile applied, the first of
 //! two pages, shrinking, and hostile headers with stable codes.
 
-use image::RgbaImage;
 use rendition::rendition::probe::{SourceFormat, probe};
 use rendition::rendition::{EngineLimits, OutputFormat, Size, render};
 
 use crate::engine::spec;
-use crate::formats_heif::{code_of, distance, fixture, full};
-
-fn composite() -> RgbaImage {
-    image::load_from_memory(&fixture("formats/layered-composite.png"))
-        .unwrap()
-        .to_rgba8()
-}
+use crate::formats_heif::{code_of, composite, distance, fixture, full};
 
 #[test]
 fn planar_ycbcr_lab_cmyk_and_multipage_tiffs_match_their_source() {

@@ -8,6 +8,7 @@ mod deploy;
 mod engine;
 mod formats;
 mod formats_heif;
+mod formats_jp2;
 mod formats_psd;
 mod formats_tiff;
 mod fuzz_corpus;
