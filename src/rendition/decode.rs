@@ -9,7 +9,7 @@ use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::input::Input;
 use super::probe::{Header, SourceFormat};
-use super::{RenderError, color, heif, jp2, jpeg_meta, libtiff, psd, rows, shrink};
+use super::{RenderError, color, heif, jp2, jpeg_meta, libtiff, psd, rows, shrink, svg};
 
 /// Who made the picture: the only metadata kept on outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -120,6 +120,7 @@ pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result
         },
         SourceFormat::Heif => heif::decode(&input.bytes()?)?,
         SourceFormat::Jp2 => jp2::decode(input, header.long_edge(), largest)?,
+        SourceFormat::Svg => svg::decode(&input.bytes()?, header.long_edge(), largest)?,
         SourceFormat::Psd => {
             let layout = psd::layout(input)?;
             psd::read(input, &layout, shrink::factor(header.long_edge(), largest))?

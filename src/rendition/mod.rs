@@ -12,7 +12,8 @@
 //! - `heif`: HEIC and AVIF in, AVIF out, through libheif; `psd`: the
 //!   composite of a Photoshop file, shrunk as it is read; `libtiff`: the
 //!   TIFFs the `tiff` crate cannot read; `jp2`: JPEG 2000 through OpenJPEG,
-//!   shrunk as it is decoded.
+//!   shrunk as it is decoded; `svg`: SVG through resvg, drawn at the
+//!   output's size and sandboxed.
 
 mod color;
 pub mod decode;
@@ -29,6 +30,7 @@ pub mod resize;
 mod rows;
 pub mod shrink;
 pub mod spec;
+mod svg;
 pub mod watermark;
 
 use rayon::prelude::*;

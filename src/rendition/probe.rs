@@ -4,7 +4,7 @@
 use image::{ImageDecoder, ImageFormat, ImageReader};
 
 use super::input::{Input, Reader};
-use super::{EngineLimits, RenderError, heif, jp2, libtiff, psd, rows};
+use super::{EngineLimits, RenderError, heif, jp2, libtiff, psd, rows, svg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -26,6 +26,8 @@ pub enum SourceFormat {
     Psd,
     /// JPEG 2000: JP2 files and bare J2K codestreams, through OpenJPEG.
     Jp2,
+    /// SVG, drawn by resvg at the output's size.
+    Svg,
 }
 
 impl SourceFormat {
@@ -43,7 +45,7 @@ impl SourceFormat {
             SourceFormat::Pnm => ImageFormat::Pnm,
             SourceFormat::Tga => ImageFormat::Tga,
             SourceFormat::Dds => ImageFormat::Dds,
-            SourceFormat::Heif | SourceFormat::Psd | SourceFormat::Jp2 => return None,
+            SourceFormat::Heif | SourceFormat::Psd | SourceFormat::Jp2 | SourceFormat::Svg => return None,
         })
     }
 
@@ -58,7 +60,7 @@ impl SourceFormat {
     /// Decoded from the whole file in memory (its compressed bytes count
     /// in the render's reservation), not read a block at a time.
     pub fn decoded_in_memory(self) -> bool {
-        matches!(self, SourceFormat::Jpeg | SourceFormat::Heif)
+        matches!(self, SourceFormat::Jpeg | SourceFormat::Heif | SourceFormat::Svg)
     }
 }
 
@@ -86,6 +88,9 @@ impl Header {
 /// What libtiff may allocate at once to read a header (its directory).
 const LIBTIFF_HEADER_ALLOC: u64 = 64 << 20;
 
+/// How much of a text file is looked at for an SVG's root element.
+const SVG_SNIFF_BYTES: usize = 4096;
+
 /// How much of a JPEG file is read for its header.
 const JPEG_HEADER_BYTES: usize = 4 << 20;
 
@@ -104,7 +109,11 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
             max: limits.max_source_bytes,
         });
     }
-    let format = detect(&input.head()?)?;
+    let format = match detect(&input.head()?) {
+        // Text, told apart by a longer look.
+        Err(_) if svg::sniff(&input.prefix(SVG_SNIFF_BYTES)?) => SourceFormat::Svg,
+        other => other?,
+    };
     let (width, height, pixel_bytes, rgb8) = match format {
         SourceFormat::Jpeg => match jpeg_header(input, bytes) {
             // Read by `image` instead (see `decode`).
@@ -119,6 +128,11 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
         SourceFormat::Psd => {
             let psd = psd::layout(input)?;
             (psd.width, psd.height, psd.out_channels as u8, true)
+        }
+        SourceFormat::Svg => {
+            let (w, h) = svg::header(&input.bytes()?)?;
+            // Drawn as 8-bit RGBA.
+            (w, h, 4, true)
         }
         SourceFormat::Jp2 => {
             let (w, h, components) = jp2::header(input)?;
@@ -172,6 +186,10 @@ fn detect(head: &[u8]) -> Result<SourceFormat, RenderError> {
     }
     if jp2::sniff(head) {
         return Ok(SourceFormat::Jp2);
+    }
+    // BigTIFF, which `image` does not recognise (libtiff reads it).
+    if head.starts_with(b"II\x2B\0") || head.starts_with(b"MM\0\x2B") {
+        return Ok(SourceFormat::Tiff);
     }
     Ok(match image::guess_format(head) {
         Ok(ImageFormat::Jpeg) => SourceFormat::Jpeg,

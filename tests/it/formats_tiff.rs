@@ -11,7 +11,7 @@ use crate::engine::spec;
 use crate::formats_heif::{code_of, composite, distance, fixture, full};
 
 #[test]
-fn planar_ycbcr_lab_cmyk_and_multipage_tiffs_match_their_source() {
+fn planar_ycbcr_lab_cmyk_multipage_and_bigtiff_tiffs_match_their_source() {
     let source = composite();
     // (file, how far its encoding may drift: JPEG and 8-bit Lab are lossy)
     for (name, within) in [
@@ -20,6 +20,7 @@ fn planar_ycbcr_lab_cmyk_and_multipage_tiffs_match_their_source() {
         ("lab.tif", 2.0),
         ("cmyk.tif", 3.0),
         ("two-pages.tif", 1.0),
+        ("bigtiff.tif", 1.0),
     ] {
         let tiff = fixture(&format!("formats/{name}"));
         let header = probe(&tiff, &EngineLimits::default()).unwrap();

@@ -10,6 +10,7 @@ mod formats;
 mod formats_heif;
 mod formats_jp2;
 mod formats_psd;
+mod formats_svg;
 mod formats_tiff;
 mod fuzz_corpus;
 mod memory;
