@@ -8,7 +8,10 @@ pub fn sized(output: &Path, size: u32) -> PathBuf {
     let stem = output
         .file_stem()
         .map_or("out".into(), |s| s.to_string_lossy().into_owned());
-    output.with_file_name(format!("{stem}-{size}.jpg"))
+    let ext = output
+        .extension()
+        .map_or("jpg".into(), |e| e.to_string_lossy().into_owned());
+    output.with_file_name(format!("{stem}-{size}.{ext}"))
 }
 
 /// The `q` quantile of sorted latencies, in milliseconds.

@@ -128,11 +128,12 @@ pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result
         // Shrunk as read where the `tiff` crate streams it; else libtiff
         // (planar, YCbCr, Lab, CMYK with its profile, …); else, for what
         // libtiff's RGBA interface refuses (floating point), `image`.
+        // A TIFF the estimate took as streamed is not decoded whole.
         SourceFormat::Tiff => match decode_rows(input, header, largest) {
             Ok(Some(decoded)) => decoded,
-            streamed => match libtiff::decode(input, full_decode_bytes(header)) {
+            Err(e) if header.band_rows.is_some() => return Err(e),
+            streamed => match libtiff::decode(input, (header.width, header.height), full_decode_bytes(header)) {
                 Ok(decoded) => decoded,
-                // A streamable TIFF neither reads: the first reader's error.
                 Err(_) => match streamed {
                     Err(e) => return Err(e),
                     Ok(_) => decode_other(input, header)?,

@@ -10,7 +10,7 @@
 //! turned into 8-bit RGB(A) here.
 
 use std::ffi::{CStr, c_char, c_void};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayAlphaImage, GrayImage, RgbImage, RgbaImage};
@@ -26,6 +26,57 @@ const J2K_SIGNATURE: &[u8] = &[0xFF, 0x4F, 0xFF, 0x51];
 /// A JP2 file or a raw codestream, by its first bytes.
 pub(super) fn sniff(head: &[u8]) -> bool {
     head.starts_with(JP2_SIGNATURE) || head.starts_with(J2K_SIGNATURE)
+}
+
+/// How far into a file its codestream's SIZ marker (and a JP2 palette) is
+/// looked for.
+const LAYOUT_BYTES: usize = 1 << 20;
+/// More tiles than this and OpenJPEG's per-tile records alone (a few KiB
+/// each, made while reading the header) would be too large.
+const MAX_TILES: u64 = 16 * 1024;
+
+/// What OpenJPEG would allocate for the header, told from the SIZ marker
+/// before it is asked: at most 4 components (after a palette) and
+/// `MAX_TILES` tiles.
+fn check_layout(head: &[u8]) -> Result<(), RenderError> {
+    let find = |what: &[u8]| head.windows(what.len()).position(|w| w == what);
+    let be32 = |at: usize| {
+        head.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let be16 = |at: usize| head.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let siz = find(&[0xFF, 0x4F, 0xFF, 0x51])
+        .ok_or_else(|| RenderError::CorruptInput("JPEG 2000: no codestream header in the first MiB".into()))?
+        + 2;
+    let field = |n: usize| be32(siz + 6 + 4 * n).map(u64::from);
+    let (Some(w), Some(h), Some(x0), Some(y0), Some(tw), Some(th), Some(tx0), Some(ty0), Some(comps)) = (
+        field(0),
+        field(1),
+        field(2),
+        field(3),
+        field(4),
+        field(5),
+        field(6),
+        field(7),
+        be16(siz + 38),
+    ) else {
+        return Err(RenderError::CorruptInput("JPEG 2000: a short SIZ marker".into()));
+    };
+    if tw == 0 || th == 0 || w <= x0 || h <= y0 || tx0 > x0 || ty0 > y0 {
+        return Err(RenderError::CorruptInput(
+            "JPEG 2000: an impossible image or tile size".into(),
+        ));
+    }
+    let tiles = (w - tx0).div_ceil(tw) * (h - ty0).div_ceil(th);
+    // A palette's columns become the components.
+    let palette = find(b"pclr").and_then(|at| head.get(at + 6).copied()).map(u16::from);
+    let channels = palette.unwrap_or(comps);
+    if tiles > MAX_TILES || channels > 4 || comps > 4 {
+        return Err(RenderError::DecoderLimit(format!(
+            "JPEG 2000: {tiles} tiles, {comps} components, {channels} channels"
+        )));
+    }
+    Ok(())
 }
 
 /// What OpenJPEG reads from, and its first error.
@@ -97,9 +148,9 @@ impl Drop for Jp2<'_> {
 impl<'a> Jp2<'a> {
     /// Opens `input` and reads its header.
     fn open(input: Input<'a>) -> Result<Jp2<'a>, RenderError> {
-        let mut head = [0u8; 12];
-        let n = input.open()?.read(&mut head).unwrap_or(0);
-        let format = if head[..n].starts_with(JP2_SIGNATURE) {
+        let head = input.prefix(LAYOUT_BYTES)?;
+        check_layout(&head)?;
+        let format = if head.starts_with(JP2_SIGNATURE) {
             opj::CODEC_FORMAT::OPJ_CODEC_JP2
         } else {
             opj::CODEC_FORMAT::OPJ_CODEC_J2K
@@ -188,6 +239,11 @@ pub(super) fn decode(input: Input<'_>, long_edge: u32, largest: Option<u32>) -> 
     // SAFETY: an open codec, before decoding.
     while reduce > 0 && unsafe { opj::opj_set_decoded_resolution_factor(jp2.codec, reduce) } != 1 {
         reduce -= 1;
+    }
+    // A refused factor stays set inside OpenJPEG: put back full size.
+    // SAFETY: as above.
+    if reduce == 0 && unsafe { opj::opj_set_decoded_resolution_factor(jp2.codec, 0) } != 1 {
+        return Err(jp2.failed("resolution"));
     }
     // SAFETY: the header was read into `jp2.image`, which receives the pixels.
     let ok = unsafe {

@@ -81,6 +81,9 @@ extern "C" fn read(handle: *mut c_void, buf: *mut c_void, size: isize) -> isize 
     // `size` bytes (libtiff's contract).
     let client = unsafe { &mut *(handle as *mut Client<'_>) };
     let Ok(size) = usize::try_from(size) else { return -1 };
+    if size == 0 || buf.is_null() {
+        return 0;
+    }
     let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, size) };
     read_up_to(client.reader.as_mut(), out).map_or(-1, |n| n as isize)
 }
@@ -243,11 +246,18 @@ pub(super) fn header(input: Input<'_>, max_alloc: u64) -> Result<(u32, u32), Ren
 
 /// The first page as 8-bit RGB(A), as stored (its orientation is applied
 /// afterwards, with every other format's).
-pub(super) fn decode(input: Input<'_>, max_alloc: u64) -> Result<Decoded, RenderError> {
+pub(super) fn decode(input: Input<'_>, size: (u32, u32), max_alloc: u64) -> Result<Decoded, RenderError> {
     let tiff = Tiff::open(input, max_alloc)?;
     let (Some(w), Some(h)) = (tiff.u32_field(WIDTH), tiff.u32_field(HEIGHT)) else {
         return Err(tiff.failed("size"));
     };
+    // The size the probe checked (readers may differ over duplicate tags).
+    if (w, h) != size {
+        return Err(RenderError::CorruptInput(format!(
+            "TIFF: {w}×{h} to libtiff, {}×{} to the probe",
+            size.0, size.1
+        )));
+    }
     let stored = tiff.u16_field(ORIENTATION).unwrap_or(1);
     let orientation = Orientation::from_exif(stored as u8).unwrap_or(Orientation::NoTransforms);
     let icc = tiff.icc();
@@ -276,7 +286,7 @@ pub(super) fn decode(input: Input<'_>, max_alloc: u64) -> Result<Decoded, Render
 /// bytes); alpha comes premultiplied and is undone in place.
 fn rgba(tiff: &Tiff<'_>, w: u32, h: u32, orientation: u16) -> Result<DynamicImage, RenderError> {
     let pixels = usize::try_from(u64::from(w) * u64::from(h)).map_err(|_| tiff.failed("size"))?;
-    let mut bytes = vec![0u8; pixels * 4];
+    let mut bytes = vec![0u8; pixels.checked_mul(4).ok_or_else(|| tiff.failed("size"))?];
     // libtiff writes u32s: the allocator aligns this well beyond 4 bytes,
     // but that is checked rather than assumed.
     if bytes.as_ptr().align_offset(std::mem::align_of::<u32>()) != 0 {

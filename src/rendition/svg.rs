@@ -3,7 +3,8 @@
 //! above its own size, so a vector source costs only its output's pixels.
 //!
 //! Sandboxed by construction: the parser (roxmltree) knows no external
-//! entities (no XXE) and caps a document at a million elements; every
+//! entities (no XXE) and caps a document's nodes; entity expansion is
+//! bounded here (see `check_entities`); every
 //! `<image href>` resolves to nothing — no file, no URL, no data: URL —
 //! so a job's SVG can read nothing beyond itself; text is drawn with the
 //! system's fonts, loaded once.
@@ -48,10 +49,44 @@ fn options() -> usvg::Options<'static> {
     }
 }
 
+/// What a document's entities may expand to, in all.
+const MAX_ENTITY_EXPANSION: usize = 16 << 20;
+
+/// The parser allows DTDs (Illustrator declares its namespaces as
+/// entities) but bounds nesting only loosely: entities that refer to other
+/// entities or to parameter entities are refused, and the rest may expand
+/// to 16 MiB in all.
+fn check_entities(text: &str) -> Result<(), RenderError> {
+    let mut expansion = 0usize;
+    for decl in text.split("<!ENTITY").skip(1) {
+        let decl = decl.trim_start();
+        let name: String = decl.chars().take_while(|c| !c.is_whitespace()).collect();
+        let body = decl[name.len()..].trim_start();
+        let value = match body.chars().next() {
+            Some(q @ ('"' | '\'')) => body[1..].split(q).next().unwrap_or(""),
+            _ => "",
+        };
+        if name == "%" || value.contains('&') || value.contains('%') {
+            return Err(RenderError::DecoderLimit("SVG: nested or parameter entities".into()));
+        }
+        let uses = text.matches(&format!("&{name};")).count();
+        expansion = expansion.saturating_add(uses.saturating_mul(value.len()));
+    }
+    if expansion > MAX_ENTITY_EXPANSION {
+        return Err(RenderError::DecoderLimit(format!(
+            "SVG: entities expand to {expansion} bytes"
+        )));
+    }
+    Ok(())
+}
+
 fn parse(svg: &[u8]) -> Result<usvg::Tree, RenderError> {
-    usvg::Tree::from_data(svg, &options()).map_err(|e| match e {
-        usvg::Error::ElementsLimitReached => RenderError::DecoderLimit(format!("SVG: {e}")),
-        usvg::Error::SvgzFeatureNotEnabled => RenderError::UnsupportedFormat(format!("SVG: {e}")),
+    let text = std::str::from_utf8(svg).map_err(|_| RenderError::CorruptInput("SVG: not UTF-8".into()))?;
+    check_entities(text)?;
+    usvg::Tree::from_str(text, &options()).map_err(|e| match e {
+        usvg::Error::ElementsLimitReached | usvg::Error::ParsingFailed(usvg::roxmltree::Error::NodesLimitReached) => {
+            RenderError::DecoderLimit(format!("SVG: {e}"))
+        }
         _ => RenderError::CorruptInput(format!("SVG: {e}")),
     })
 }

@@ -114,12 +114,22 @@ fn hostile_svgs_fail_with_stable_codes() {
     // An external entity is not fetched: the parser refuses the document.
     let xxe = br#"<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>&x;</text></svg>"#;
     assert_eq!(code_of(xxe), "corrupt_input", "external entity");
-    // Entities nested to a billion: refused, not expanded.
+    // Entities nested to a billion, or one entity used past 16 MiB:
+    // refused before parsing, not expanded.
     let mut laughs = String::from(r#"<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY l0 "ha">"#);
     for i in 1..10 {
         let prev = format!("&l{};", i - 1).repeat(10);
         laughs += &format!(r#"<!ENTITY l{i} "{prev}">"#);
     }
     laughs += r#"]><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>&l9;</text></svg>"#;
-    assert_eq!(code_of(laughs.as_bytes()), "corrupt_input", "billion laughs");
+    assert_eq!(code_of(laughs.as_bytes()), "too_large", "billion laughs");
+    let wide = format!(
+        r#"<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY w "{}">]><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>{}</text></svg>"#,
+        "x".repeat(1000),
+        "&w;".repeat(20_000)
+    );
+    assert_eq!(code_of(wide.as_bytes()), "too_large", "quadratic entities");
+    // An ordinary doctype and a namespace entity, as Illustrator writes: drawn.
+    let illustrator = br#"<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [<!ENTITY ns_svg "http://www.w3.org/2000/svg">]><svg xmlns="&ns_svg;" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>"#;
+    assert_eq!(code_of(illustrator), "rendered", "a doctype with a namespace entity");
 }

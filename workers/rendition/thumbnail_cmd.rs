@@ -20,6 +20,9 @@ pub struct ThumbnailArgs {
     output: PathBuf,
     #[arg(long, default_value_t = 85)]
     quality: u8,
+    /// The output's encoding.
+    #[arg(long, value_parser = ["jpeg", "webp", "png", "avif"], default_value = "jpeg")]
+    format: String,
     /// Burn in this text, tiled.
     #[arg(long)]
     watermark: Option<String>,
@@ -28,7 +31,7 @@ pub struct ThumbnailArgs {
     logo: Option<PathBuf>,
 }
 
-/// Writes `OUTPUT` for one size, or `OUTPUT-<size>.jpg` for several.
+/// Writes `OUTPUT` for one size, or `OUTPUT-<size>.<ext>` for several.
 pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
     let logo = match &args.logo {
         Some(path) => Some(Logo::new(
@@ -40,7 +43,12 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
     };
     let spec = Spec {
         sizes: args.sizes.iter().map(|&n| Size::LongEdge(n)).collect(),
-        format: OutputFormat::Jpeg,
+        format: match args.format.as_str() {
+            "webp" => OutputFormat::Webp,
+            "png" => OutputFormat::Png,
+            "avif" => OutputFormat::Avif,
+            _ => OutputFormat::Jpeg,
+        },
         quality: args.quality,
         watermark: args.watermark.map(|text| WatermarkSpec {
             text,
