@@ -35,31 +35,65 @@ const LAYOUT_BYTES: usize = 1 << 20;
 /// each, made while reading the header) would be too large.
 const MAX_TILES: u64 = 16 * 1024;
 
+/// The boxes of a JP2 file (or of a superbox's body): type and body, the
+/// last one cut at the end of `data`.
+fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    std::iter::from_fn(move || {
+        let len = u64::from(u32::from_be_bytes(data.get(..4)?.try_into().ok()?));
+        let kind: [u8; 4] = data.get(4..8)?.try_into().ok()?;
+        let (start, len) = match len {
+            0 => (8, data.len() as u64),
+            1 => (16, u64::from_be_bytes(data.get(8..16)?.try_into().ok()?)),
+            n => (8, n),
+        };
+        let end = usize::try_from(len).unwrap_or(usize::MAX).min(data.len());
+        let body = data.get(start..end)?;
+        data = &data[end..];
+        Some((kind, body))
+    })
+}
+
+/// The codestream and, in a JP2 file, its palette's column count.
+fn codestream(head: &[u8]) -> Result<(&[u8], Option<u8>), RenderError> {
+    if !head.starts_with(JP2_SIGNATURE) {
+        return Ok((head, None));
+    }
+    let mut palette = None;
+    for (kind, body) in boxes(head) {
+        match &kind {
+            // pclr: entries (2 bytes), then columns (1 byte).
+            b"jp2h" => {
+                palette = boxes(body)
+                    .find(|(k, _)| k == b"pclr")
+                    .and_then(|(_, b)| b.get(2).copied())
+            }
+            b"jp2c" => return Ok((body, palette)),
+            _ => {}
+        }
+    }
+    Err(RenderError::CorruptInput(
+        "JPEG 2000: no codestream in the first MiB".into(),
+    ))
+}
+
 /// What OpenJPEG would allocate for the header, told from the SIZ marker
 /// before it is asked: at most 4 components (after a palette) and
 /// `MAX_TILES` tiles.
 fn check_layout(head: &[u8]) -> Result<(), RenderError> {
-    let find = |what: &[u8]| head.windows(what.len()).position(|w| w == what);
-    let be32 = |at: usize| {
-        head.get(at..at + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    let (stream, palette) = codestream(head)?;
+    let siz = stream
+        .strip_prefix(J2K_SIGNATURE)
+        .ok_or_else(|| RenderError::CorruptInput("JPEG 2000: the codestream does not start with SIZ".into()))?;
+    // Lsiz and Rsiz, then eight sizes and offsets, then Csiz.
+    let be32 = |n: usize| {
+        siz.get(4 + 4 * n..8 + 4 * n)
+            .map(|b| u64::from(u32::from_be_bytes(b.try_into().unwrap())))
     };
-    let be16 = |at: usize| head.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let siz = find(&[0xFF, 0x4F, 0xFF, 0x51])
-        .ok_or_else(|| RenderError::CorruptInput("JPEG 2000: no codestream header in the first MiB".into()))?
-        + 2;
-    let field = |n: usize| be32(siz + 6 + 4 * n).map(u64::from);
-    let (Some(w), Some(h), Some(x0), Some(y0), Some(tw), Some(th), Some(tx0), Some(ty0), Some(comps)) = (
-        field(0),
-        field(1),
-        field(2),
-        field(3),
-        field(4),
-        field(5),
-        field(6),
-        field(7),
-        be16(siz + 38),
-    ) else {
+    let fields: Option<Vec<u64>> = (0..8).map(be32).collect();
+    let comps = siz.get(36..38).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let (Some([w, h, x0, y0, tw, th, tx0, ty0]), Some(comps)) =
+        (fields.and_then(|f| <[u64; 8]>::try_from(f).ok()), comps)
+    else {
         return Err(RenderError::CorruptInput("JPEG 2000: a short SIZ marker".into()));
     };
     if tw == 0 || th == 0 || w <= x0 || h <= y0 || tx0 > x0 || ty0 > y0 {
@@ -69,8 +103,7 @@ fn check_layout(head: &[u8]) -> Result<(), RenderError> {
     }
     let tiles = (w - tx0).div_ceil(tw) * (h - ty0).div_ceil(th);
     // A palette's columns become the components.
-    let palette = find(b"pclr").and_then(|at| head.get(at + 6).copied()).map(u16::from);
-    let channels = palette.unwrap_or(comps);
+    let channels = palette.map_or(comps, u16::from);
     if tiles > MAX_TILES || channels > 4 || comps > 4 {
         return Err(RenderError::DecoderLimit(format!(
             "JPEG 2000: {tiles} tiles, {comps} components, {channels} channels"

@@ -201,6 +201,14 @@ impl<'a> Tiff<'a> {
         RenderError::CorruptInput(format!("TIFF {doing}: {}", client_error(&self.client)))
     }
 
+    /// The current page's width and height.
+    fn size(&self) -> Result<(u32, u32), RenderError> {
+        match (self.u32_field(WIDTH), self.u32_field(HEIGHT)) {
+            (Some(w), Some(h)) => Ok((w, h)),
+            _ => Err(self.failed("size")),
+        }
+    }
+
     fn u32_field(&self, tag: u32) -> Option<u32> {
         let mut v: u32 = 0;
         // SAFETY: these tags are LONG-valued; one out-pointer.
@@ -237,20 +245,14 @@ const CIELAB: u16 = 8;
 
 /// The first page's size.
 pub(super) fn header(input: Input<'_>, max_alloc: u64) -> Result<(u32, u32), RenderError> {
-    let tiff = Tiff::open(input, max_alloc)?;
-    match (tiff.u32_field(WIDTH), tiff.u32_field(HEIGHT)) {
-        (Some(w), Some(h)) => Ok((w, h)),
-        _ => Err(tiff.failed("size")),
-    }
+    Tiff::open(input, max_alloc)?.size()
 }
 
 /// The first page as 8-bit RGB(A), as stored (its orientation is applied
 /// afterwards, with every other format's).
 pub(super) fn decode(input: Input<'_>, size: (u32, u32), max_alloc: u64) -> Result<Decoded, RenderError> {
     let tiff = Tiff::open(input, max_alloc)?;
-    let (Some(w), Some(h)) = (tiff.u32_field(WIDTH), tiff.u32_field(HEIGHT)) else {
-        return Err(tiff.failed("size"));
-    };
+    let (w, h) = tiff.size()?;
     // The size the probe checked (readers may differ over duplicate tags).
     if (w, h) != size {
         return Err(RenderError::CorruptInput(format!(
