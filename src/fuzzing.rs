@@ -80,6 +80,7 @@ pub fn image(bytes: &[u8]) {
         format: [Auto, Jpeg, Png, Webp][bytes.len() / 2 % 4],
         quality: 80,
         watermark,
+        page: 1,
     };
     let Ok(out) = crate::rendition::render(bytes, &spec, &EngineLimits::default()) else {
         return;
@@ -187,6 +188,7 @@ fn asks(doc: &PolicyDocument, nodes: &Nodes, mut each: impl FnMut(&Query)) {
                     format: Format::Auto,
                     quality: 85,
                     on_exceed,
+                    page: 1,
                 };
                 let q = Query {
                     purpose: purposes[k % 4],

@@ -77,7 +77,8 @@ pub enum Make {
     Nothing,
     /// The stored original, byte for byte.
     Original,
-    /// Image renditions of an image source.
+    /// Image renditions of an image source, or of a document's page (a
+    /// PDF's poster): the engine tells which by the bytes.
     Images(Spec),
     /// A frame of a video, then the image rules.
     Poster(Spec),
@@ -168,7 +169,7 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, logo: &LogoFact
         None
     };
     match (job.asset.media, &job.request.rendition) {
-        (Media::Image, _) => Make::Images(image_spec(decision, job, watermark)),
+        (Media::Image, _) | (Media::Other, Rendition::Poster) => Make::Images(image_spec(decision, job, watermark)),
         (Media::Video, Rendition::Poster) => Make::Poster(image_spec(decision, job, watermark)),
         (Media::Video, _) => Make::Proxy(ProxySpec {
             max_height: match decision.targets.first() {
@@ -203,6 +204,7 @@ fn image_spec(decision: &Decision, job: &Job, watermark: Option<WatermarkSpec>) 
         format,
         quality: job.request.quality,
         watermark,
+        page: job.request.page,
     }
 }
 

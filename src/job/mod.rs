@@ -23,6 +23,8 @@ pub const DEFAULT_LINK_TTL_S: u64 = 900;
 pub const MAX_SET_SIZES: usize = 8;
 /// The largest size in pixels a request may name.
 pub const MAX_REQUEST_PX: u32 = 65_535;
+/// The highest page a job may name.
+pub const MAX_PAGE: u32 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +204,7 @@ impl Job {
         if !(1..=100).contains(&self.request.quality) {
             return Err(JobError::at("request.quality", "must be between 1 and 100"));
         }
+        check_page(self.asset.media, &self.request)?;
         match (self.purpose, &self.destination) {
             (Purpose::Publish, None) => return Err(JobError::at("destination", "a publish job needs a destination")),
             (Purpose::Publish, Some(d)) if d.bucket.trim().is_empty() => {
@@ -240,6 +243,19 @@ fn check_source(source: &str) -> Result<(), JobError> {
     problem.map_or(Ok(()), |p| Err(JobError::at("asset.source", p)))
 }
 
+/// Pages are of images (a multipage TIFF) and documents (a PDF's poster).
+fn check_page(media: Media, request: &Request) -> Result<(), JobError> {
+    let field = "request.page";
+    if !(1..=MAX_PAGE).contains(&request.page) {
+        return Err(JobError::at(field, format!("must be between 1 and {MAX_PAGE}")));
+    }
+    let paged = media == Media::Image || (media == Media::Other && request.rendition == Rendition::Poster);
+    if request.page != 1 && !paged {
+        return Err(JobError::at(field, "pages are of images and of other media's posters"));
+    }
+    Ok(())
+}
+
 fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
     let field = "request.rendition";
     let size = |n: u32| {
@@ -256,7 +272,7 @@ fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
         (Rendition::Original | Rendition::Proxy, _) => Ok(()),
         (Rendition::MaxEdge(n), Media::Image) => size(*n),
         (Rendition::MaxHeight(n), Media::Video) => size(*n),
-        (Rendition::Poster, Media::Video) => Ok(()),
+        (Rendition::Poster, Media::Video | Media::Other) => Ok(()),
         (Rendition::Set(sizes), Media::Image) => {
             if sizes.is_empty() || sizes.len() > MAX_SET_SIZES {
                 return Err(JobError::at(field, format!("a set holds 1 to {MAX_SET_SIZES} sizes")));
@@ -264,9 +280,11 @@ fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
             sizes.iter().try_for_each(|n| size(*n))
         }
         (Rendition::MaxEdge(_) | Rendition::Set(_), _) => Err(JobError::at(field, "max_edge and set are for images")),
-        (Rendition::MaxHeight(_) | Rendition::Poster, _) => {
-            Err(JobError::at(field, "max_height and poster are for video"))
-        }
+        (Rendition::MaxHeight(_), _) => Err(JobError::at(field, "max_height is for video")),
+        (Rendition::Poster, _) => Err(JobError::at(
+            field,
+            "poster is for video and other media (a document's page)",
+        )),
     }
 }
 

@@ -67,10 +67,21 @@ pub struct Request {
     pub quality: u8,
     #[serde(default)]
     pub on_exceed: OnExceed,
+    /// The page of a PDF or a multipage TIFF, from 1.
+    #[serde(default = "first_page", skip_serializing_if = "is_first_page")]
+    pub page: u32,
 }
 
 fn default_quality() -> u8 {
     85
+}
+
+fn first_page() -> u32 {
+    1
+}
+
+fn is_first_page(page: &u32) -> bool {
+    *page == 1
 }
 
 #[cfg(test)]
@@ -91,6 +102,9 @@ mod tests {
     #[test]
     fn request_defaults() {
         let r: Request = serde_json::from_str(r#"{"rendition":"proxy"}"#).unwrap();
-        assert_eq!((r.format, r.quality, r.on_exceed), (Format::Auto, 85, OnExceed::Clamp));
+        assert_eq!(
+            (r.format, r.quality, r.on_exceed, r.page),
+            (Format::Auto, 85, OnExceed::Clamp, 1)
+        );
     }
 }

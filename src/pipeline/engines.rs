@@ -68,13 +68,22 @@ impl ImageSource {
         }
     }
 
-    /// The header, read off the runtime's threads only for a file.
-    async fn probe(&self, limits: EngineLimits) -> Result<Header, PipelineError> {
+    /// The header of `page`, read off the runtime's threads for a file
+    /// and for a PDF (whose header is a child process's answer).
+    async fn probe(&self, limits: EngineLimits, page: u32) -> Result<Header, PipelineError> {
         let probed = match self {
-            ImageSource::Bytes(b) => rendition::probe::probe(b, &limits),
+            ImageSource::Bytes(b) if !rendition::probe::is_pdf(b) => {
+                rendition::probe::probe_input(Input::Bytes(b), &limits, page)
+            }
+            ImageSource::Bytes(b) => {
+                let b = b.clone();
+                tokio::task::spawn_blocking(move || rendition::probe::probe_input(Input::Bytes(&b), &limits, page))
+                    .await
+                    .map_err(|e| PipelineError::Panicked(e.to_string()))?
+            }
             ImageSource::File(path, _) => {
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || rendition::probe::probe_input(Input::File(&path), &limits))
+                tokio::task::spawn_blocking(move || rendition::probe::probe_input(Input::File(&path), &limits, page))
                     .await
                     .map_err(|e| PipelineError::Panicked(e.to_string()))?
             }
@@ -142,7 +151,7 @@ impl Engines {
         {
             return on_pool(&self.images, priority, || panic!("an injected engine panic")).await;
         }
-        let header = source.probe(limits).await?;
+        let header = source.probe(limits, spec.page).await?;
         let room = self
             .budget
             .reserve(rendition::estimate(&header, &spec, source.in_memory(&header)))
@@ -419,6 +428,7 @@ mod tests {
             format: OutputFormat::Jpeg,
             quality: 80,
             watermark: None,
+            page: 1,
         };
         let made = engines
             .images(ImageSource::Bytes(Arc::new(hero)), spec, Priority::Bulk)

@@ -30,11 +30,12 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         adm.proxy_only = Some("a proxy was asked for".into());
     }
     let bounds = bounds(policy, &adm);
-    // A poster shows the video: it needs video rights, then obeys image limits.
+    // A poster shows the video (or the document's page): it needs the
+    // rights to the asset's own file type, then obeys the image limits.
     if q.request.rendition == Rendition::Poster
-        && let (Limit::None, Some(b)) = tightest(&bounds, Media::Video)
+        && let (Limit::None, Some(b)) = tightest(&bounds, q.asset.media)
     {
-        return deny_nothing(policy, b, Media::Video);
+        return deny_nothing(policy, b, q.asset.media);
     }
     let (limit, binding) = tightest(&bounds, q.limit_media());
     if limit == Limit::None {
@@ -42,7 +43,7 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
     }
     let watermark = watermark_reason(policy, &adm);
     if let Some(why) = &watermark
-        && matches!(q.asset.media, Media::Audio | Media::Other)
+        && matches!(q.limit_media(), Media::Audio | Media::Other)
     {
         let media = q.asset.media.plural();
         return Decision::deny(

@@ -9,7 +9,7 @@ use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::input::Input;
 use super::probe::{Header, SourceFormat};
-use super::{RenderError, color, heif, jp2, jpeg_meta, libtiff, psd, rows, shrink, svg};
+use super::{EngineLimits, RenderError, color, heif, jp2, jpeg_meta, libtiff, pdf, psd, rows, shrink, svg};
 
 /// Who made the picture: the only metadata kept on outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,7 +111,12 @@ pub(super) fn full_decode_bytes(header: &Header) -> u64 {
 /// Decodes `input`; `largest` is the biggest long edge any output needs
 /// (`None`: full size), which lets JPEG decode at a reduced scale and PNG
 /// and TIFF shrink row by row as they are read.
-pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result<Picture, RenderError> {
+pub fn decode(
+    input: Input<'_>,
+    header: &Header,
+    largest: Option<u32>,
+    limits: &EngineLimits,
+) -> Result<Picture, RenderError> {
     let decoded = match header.format {
         SourceFormat::Jpeg => match decode_jpeg(&input.bytes()?, header, largest) {
             // Junk libjpeg-turbo stops at; `image`'s decoder steps over it.
@@ -121,6 +126,7 @@ pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result
         SourceFormat::Heif => heif::decode(&input.bytes()?)?,
         SourceFormat::Jp2 => jp2::decode(input, header.long_edge(), largest)?,
         SourceFormat::Svg => svg::decode(&input.bytes()?, header.long_edge(), largest)?,
+        SourceFormat::Pdf => pdf::decode(input, header.page, (header.width, header.height), largest, limits)?,
         SourceFormat::Psd => {
             let layout = psd::layout(input)?;
             psd::read(input, &layout, shrink::factor(header.long_edge(), largest))?
@@ -132,7 +138,12 @@ pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result
         SourceFormat::Tiff => match decode_rows(input, header, largest) {
             Ok(Some(decoded)) => decoded,
             Err(e) if header.band_rows.is_some() => return Err(e),
-            streamed => match libtiff::decode(input, (header.width, header.height), full_decode_bytes(header)) {
+            streamed => match libtiff::decode(
+                input,
+                header.page,
+                (header.width, header.height),
+                full_decode_bytes(header),
+            ) {
                 Ok(decoded) => decoded,
                 Err(_) => match streamed {
                     Err(e) => return Err(e),
@@ -149,8 +160,12 @@ pub fn decode(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result
     Ok(decoded.finish(header))
 }
 
-/// PNG and TIFF through the shrinking readers, where their layout allows.
+/// PNG and TIFF through the shrinking readers, where their layout allows
+/// (a TIFF's first page only).
 fn decode_rows(input: Input<'_>, header: &Header, largest: Option<u32>) -> Result<Option<Decoded>, RenderError> {
+    if header.page != 1 {
+        return Ok(None);
+    }
     let factor = shrink::factor(header.long_edge(), largest);
     let max = full_decode_bytes(header);
     match header.format {

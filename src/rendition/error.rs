@@ -15,6 +15,12 @@ pub enum RenderError {
     /// image size, for one).
     #[error("too large: {0}")]
     DecoderLimit(String),
+    /// The job asked for a page the document does not have.
+    #[error("no such page: page {page} was asked, the document has {pages}")]
+    NoSuchPage { page: u32, pages: u32 },
+    /// A document took longer to draw than its deadline.
+    #[error("deadline exceeded: {0}")]
+    Deadline(String),
     /// What we found wrong ourselves.
     #[error("corrupt input: {0}")]
     CorruptInput(String),
@@ -34,6 +40,8 @@ impl Coded for RenderError {
             RenderError::UnsupportedFormat(_) => "unsupported_format",
             RenderError::TooLarge { .. } | RenderError::DecoderLimit(_) => "too_large",
             RenderError::CorruptInput(_) | RenderError::Codec { .. } => "corrupt_input",
+            RenderError::NoSuchPage { .. } => "no_such_page",
+            RenderError::Deadline(_) => "deadline_exceeded",
         }
     }
     fn disposition(&self) -> Disposition {

@@ -66,6 +66,8 @@ unsafe extern "C" {
     ) -> c_int;
     fn TIFFScanlineSize64(tif: *mut RawTiff) -> u64;
     fn TIFFIsTiled(tif: *mut RawTiff) -> c_int;
+    fn TIFFSetDirectory(tif: *mut RawTiff, dir: u32) -> c_int;
+    fn TIFFNumberOfDirectories(tif: *mut RawTiff) -> u32;
     fn TIFFReadScanline(tif: *mut RawTiff, buf: *mut c_void, row: u32, sample: u16) -> c_int;
 }
 
@@ -201,6 +203,20 @@ impl<'a> Tiff<'a> {
         RenderError::CorruptInput(format!("TIFF {doing}: {}", client_error(&self.client)))
     }
 
+    /// Makes page `page` (from 1) the current one.
+    fn turn_to(&self, page: u32) -> Result<(), RenderError> {
+        // SAFETY: an open handle; a page past the last fails, not crashes.
+        if page > 1 && unsafe { TIFFSetDirectory(self.tif, page - 1) } != 1 {
+            // SAFETY: the same handle; libtiff stops at a loop of directories.
+            let pages = unsafe { TIFFNumberOfDirectories(self.tif) };
+            if page > pages {
+                return Err(RenderError::NoSuchPage { page, pages });
+            }
+            return Err(self.failed("page"));
+        }
+        Ok(())
+    }
+
     /// The current page's width and height.
     fn size(&self) -> Result<(u32, u32), RenderError> {
         match (self.u32_field(WIDTH), self.u32_field(HEIGHT)) {
@@ -243,15 +259,18 @@ const PLANAR: u32 = 284;
 const SEPARATED: u16 = 5;
 const CIELAB: u16 = 8;
 
-/// The first page's size.
-pub(super) fn header(input: Input<'_>, max_alloc: u64) -> Result<(u32, u32), RenderError> {
-    Tiff::open(input, max_alloc)?.size()
+/// Page `page`'s size (from 1).
+pub(super) fn header(input: Input<'_>, page: u32, max_alloc: u64) -> Result<(u32, u32), RenderError> {
+    let tiff = Tiff::open(input, max_alloc)?;
+    tiff.turn_to(page)?;
+    tiff.size()
 }
 
-/// The first page as 8-bit RGB(A), as stored (its orientation is applied
+/// Page `page` as 8-bit RGB(A), as stored (its orientation is applied
 /// afterwards, with every other format's).
-pub(super) fn decode(input: Input<'_>, size: (u32, u32), max_alloc: u64) -> Result<Decoded, RenderError> {
+pub(super) fn decode(input: Input<'_>, page: u32, size: (u32, u32), max_alloc: u64) -> Result<Decoded, RenderError> {
     let tiff = Tiff::open(input, max_alloc)?;
+    tiff.turn_to(page)?;
     let (w, h) = tiff.size()?;
     // The size the probe checked (readers may differ over duplicate tags).
     if (w, h) != size {

@@ -24,6 +24,7 @@ pub mod input;
 mod jp2;
 mod jpeg_meta;
 mod libtiff;
+mod pdf;
 pub mod probe;
 mod psd;
 pub mod resize;
@@ -45,6 +46,10 @@ pub struct EngineLimits {
     pub max_source_pixels: u64,
     pub max_source_bytes: u64,
     pub max_output_edge: u32,
+    /// A document page's drawing, start to end (`deadline_exceeded`).
+    pub document_deadline: std::time::Duration,
+    /// Documents with more pages are refused (`too_large`).
+    pub max_pages: u32,
 }
 
 impl Default for EngineLimits {
@@ -54,6 +59,8 @@ impl Default for EngineLimits {
             // Large originals come as files, read a strip at a time.
             max_source_bytes: 2 << 30,
             max_output_edge: 16_384,
+            document_deadline: std::time::Duration::from_secs(30),
+            max_pages: 50_000,
         }
     }
 }
@@ -71,7 +78,7 @@ pub struct Rendered {
 
 /// Makes every size of `spec` from one decode of `source`, in parallel.
 pub fn render(source: &[u8], spec: &Spec, limits: &EngineLimits) -> Result<Vec<Rendered>, RenderError> {
-    let header = probe::probe(source, limits)?;
+    let header = probe::probe_input(Input::Bytes(source), limits, spec.page)?;
     render_probed(Input::Bytes(source), &header, spec, limits)
 }
 
@@ -79,7 +86,7 @@ pub fn render(source: &[u8], spec: &Spec, limits: &EngineLimits) -> Result<Vec<R
 /// strip at a time, never whole.
 pub fn render_file(path: &std::path::Path, spec: &Spec, limits: &EngineLimits) -> Result<Vec<Rendered>, RenderError> {
     let input = Input::File(path);
-    let header = probe::probe_input(input, limits)?;
+    let header = probe::probe_input(input, limits, spec.page)?;
     render_probed(input, &header, spec, limits)
 }
 
@@ -90,7 +97,7 @@ pub fn render_probed(
     spec: &Spec,
     limits: &EngineLimits,
 ) -> Result<Vec<Rendered>, RenderError> {
-    let picture = decode::decode(input, header, largest(spec))?;
+    let picture = decode::decode(input, header, largest(spec), limits)?;
     render_picture(&picture, spec, limits)
 }
 
@@ -120,6 +127,14 @@ pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
             let k = u64::from(shrink::factor(header.long_edge(), largest(spec)));
             let band = w * u64::from(rows.min(header.height)) * (pixel + copy);
             (w.div_ceil(k) * h.div_ceil(k) * 4 + band, h.div_ceil(k))
+        }
+        // Drawn at the largest output's size (its own at most).
+        (probe::SourceFormat::Svg | probe::SourceFormat::Pdf, _) => {
+            let size = largest(spec).map_or(Size::Full, Size::LongEdge);
+            let (dw, dh) = resize::fit(header.width, header.height, size);
+            let (dw, dh) = (u64::from(dw), u64::from(dh));
+            // A PDF page's PPM and its decoded copy; SVG's canvas and copy.
+            (dw * dh * 8, dh)
         }
         (_, None) => (w * h * (pixel + copy), h),
     };

@@ -4,7 +4,7 @@
 use image::{ImageDecoder, ImageFormat, ImageReader};
 
 use super::input::{Input, Reader};
-use super::{EngineLimits, RenderError, heif, jp2, libtiff, psd, rows, svg};
+use super::{EngineLimits, RenderError, heif, jp2, libtiff, pdf, psd, rows, svg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -28,6 +28,8 @@ pub enum SourceFormat {
     Jp2,
     /// SVG, drawn by resvg at the output's size.
     Svg,
+    /// A PDF page, drawn by poppler at the output's size.
+    Pdf,
 }
 
 impl SourceFormat {
@@ -45,7 +47,9 @@ impl SourceFormat {
             SourceFormat::Pnm => ImageFormat::Pnm,
             SourceFormat::Tga => ImageFormat::Tga,
             SourceFormat::Dds => ImageFormat::Dds,
-            SourceFormat::Heif | SourceFormat::Psd | SourceFormat::Jp2 | SourceFormat::Svg => return None,
+            SourceFormat::Heif | SourceFormat::Psd | SourceFormat::Jp2 | SourceFormat::Svg | SourceFormat::Pdf => {
+                return None;
+            }
         })
     }
 
@@ -67,6 +71,8 @@ impl SourceFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub format: SourceFormat,
+    /// The page (from 1) this header is of: a PDF's or a TIFF's.
+    pub page: u32,
     pub width: u32,
     pub height: u32,
     /// Rows decoded at a time when the decoder shrinks as it reads (PNG:
@@ -91,16 +97,20 @@ const LIBTIFF_HEADER_ALLOC: u64 = 64 << 20;
 /// How much of a text file is looked at for an SVG's root element.
 const SVG_SNIFF_BYTES: usize = 4096;
 
+/// Where a PDF's `%PDF-` may be.
+const PDF_SNIFF_BYTES: usize = 1024;
+
 /// How much of a JPEG file is read for its header.
 const JPEG_HEADER_BYTES: usize = 4 << 20;
 
 pub fn probe(source: &[u8], limits: &EngineLimits) -> Result<Header, RenderError> {
-    probe_input(Input::Bytes(source), limits)
+    probe_input(Input::Bytes(source), limits, 1)
 }
 
-/// The header of an original in memory or in a file (only its first
+/// The header of page `page` (from 1; a PDF's or a TIFF's, every other
+/// format has one) of an original in memory or in a file (only its first
 /// bytes and its header are read).
-pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, RenderError> {
+pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result<Header, RenderError> {
     let bytes = input.len()?;
     if bytes > limits.max_source_bytes {
         return Err(RenderError::TooLarge {
@@ -112,8 +122,12 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
     let format = match detect(&input.head()?) {
         // Text, told apart by a longer look.
         Err(_) if svg::sniff(&input.prefix(SVG_SNIFF_BYTES)?) => SourceFormat::Svg,
+        Err(_) if pdf::sniff(&input.prefix(PDF_SNIFF_BYTES)?) => SourceFormat::Pdf,
         other => other?,
     };
+    if page != 1 && !matches!(format, SourceFormat::Pdf | SourceFormat::Tiff) {
+        return Err(RenderError::NoSuchPage { page, pages: 1 });
+    }
     let (width, height, pixel_bytes, rgb8) = match format {
         SourceFormat::Jpeg => match jpeg_header(input, bytes) {
             // Read by `image` instead (see `decode`).
@@ -139,11 +153,17 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
             // OpenJPEG's 32-bit samples and the 8-bit copy made of them.
             (w, h, 4 * components.max(1), false)
         }
-        // What the `tiff` crate cannot read, libtiff may (see `decode`).
+        SourceFormat::Pdf => {
+            let page = pdf::header(input, page, limits)?;
+            // Drawn as 8-bit RGB by the child, and read back.
+            (page.width, page.height, 3, true)
+        }
+        // What the `tiff` crate cannot read, libtiff may (see `decode`);
+        // pages after the first are libtiff's.
         SourceFormat::Tiff => match image_header(format, input) {
-            Ok(header) => header,
-            Err(_) => {
-                let (w, h) = libtiff::header(input, LIBTIFF_HEADER_ALLOC)?;
+            Ok(header) if page == 1 => header,
+            _ => {
+                let (w, h) = libtiff::header(input, page, LIBTIFF_HEADER_ALLOC)?;
                 (w, h, 4, true)
             }
         },
@@ -162,18 +182,24 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits) -> Result<Header, Re
     }
     let band_rows = match format {
         SourceFormat::Png => rows::png_streams(input.open()?)?.then_some(1),
-        SourceFormat::Tiff => rows::tiff_band_rows(input.open()?).unwrap_or(None),
+        SourceFormat::Tiff if page == 1 => rows::tiff_band_rows(input.open()?).unwrap_or(None),
         SourceFormat::Psd => Some(1),
         _ => None,
     };
     Ok(Header {
         format,
+        page,
         width,
         height,
         band_rows,
         pixel_bytes,
         rgb8,
     })
+}
+
+/// Whether `source` is a PDF (its header is found by a child process).
+pub fn is_pdf(source: &[u8]) -> bool {
+    detect(&source[..source.len().min(64)]).is_err() && pdf::sniff(&source[..source.len().min(PDF_SNIFF_BYTES)])
 }
 
 /// The format, told by the first bytes alone (never by a file's name).

@@ -120,6 +120,8 @@ pub struct Spec {
     pub format: OutputFormat,
     pub quality: u8,
     pub watermark: Option<WatermarkSpec>,
+    /// The page of a PDF or a multipage TIFF, from 1.
+    pub page: u32,
 }
 
 impl Spec {
@@ -128,10 +130,14 @@ impl Spec {
     pub fn digest(&self, source_identity: &str, size: Size, format: OutputFormat) -> String {
         let mut h = Sha256::new();
         let wm = self.watermark.as_ref().map(WatermarkSpec::identity);
-        let line = format!(
+        let mut line = format!(
             "v{ENGINE_VERSION}|{source_identity}|{size:?}|{format:?}|q{}|wm:{wm:?}",
             self.quality
         );
+        // Page 1 keeps the addresses renditions had before pages were asked.
+        if self.page != 1 {
+            line.push_str(&format!("|p{}", self.page));
+        }
         h.update(line.as_bytes());
         hex::encode(&h.finalize()[..16])
     }

@@ -22,6 +22,7 @@ pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<Position>) -
             position,
             logo: None,
         }),
+        page: 1,
     }
 }
 

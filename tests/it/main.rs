@@ -9,6 +9,7 @@ mod engine;
 mod formats;
 mod formats_heif;
 mod formats_jp2;
+mod formats_pdf;
 mod formats_psd;
 mod formats_svg;
 mod formats_tiff;

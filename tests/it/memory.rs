@@ -172,6 +172,7 @@ fn png_and_tiff_shrunk_as_they_are_read_match_a_full_decode() {
             format: OutputFormat::Png,
             quality: 90,
             watermark: None,
+            page: 1,
         };
         let out = render_file(&path, &spec, &EngineLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for (rendered, size) in out.iter().zip(&spec.sizes) {
@@ -196,6 +197,7 @@ fn hostile_streamed_sources_fail_with_stable_codes() {
         format: OutputFormat::Jpeg,
         quality: 80,
         watermark: None,
+        page: 1,
     };
     let rgb = DynamicImage::ImageRgb8(picture(600, 400));
     let tiles = tiled_tiff(&picture(600, 400), 64, None);
@@ -359,6 +361,7 @@ fn grey_and_small_images_still_render_from_files() {
         format: OutputFormat::Jpeg,
         quality: 80,
         watermark: None,
+        page: 1,
     };
     let out = render_file(&path, &spec, &EngineLimits::default()).unwrap();
     assert!(out.iter().all(|o| (o.width, o.height) == (300, 200)));
@@ -429,6 +432,7 @@ fn jpeg_files_render_as_jpeg_bytes_do() {
             format: OutputFormat::Png,
             quality: 80,
             watermark: None,
+            page: 1,
         };
         let from_file = render_file(&path, &spec, &EngineLimits::default()).unwrap();
         let bytes = std::fs::read(&path).unwrap();

@@ -334,3 +334,72 @@ fn the_policy_logo_is_burnt_in_and_a_missing_one_fails_the_job() {
         (Status::Failed, "missing_source")
     );
 }
+
+/// A document collection: readers may have other files whole and their
+/// pages at 600 px; reviewers get pages watermarked; guests no other files.
+const DOCUMENTS: &str = r#"
+version: 7
+roles:
+  reader: { download: { image: 600, other: true } }
+  reviewer: { download: { image: 600, other: true }, watermark: true }
+  guest: { download: { image: 600, other: false } }
+users:
+  u-rita: { role: reader }
+  u-rex: { role: reviewer }
+  u-gail: { role: guest }
+collections:
+  - id: c-docs
+    visibility: everyone
+    access: any_visitor
+    download: { image: original, other: true }
+"#;
+
+fn page_poster(user: &str, page: u32) -> Value {
+    serde_json::json!({
+        "schema": "rendition.job/v1", "job_id": format!("pdf-{user}-{page}"), "purpose": "download",
+        "principal": {"user": user},
+        "asset": {"id": "a-doc", "collection": "c-docs", "media": "other",
+                  "source": "originals/formats/pages.pdf", "restricted": false, "filename": "brief.pdf"},
+        "request": {"rendition": "poster", "format": "png", "page": page},
+        "link_ttl_s": 900
+    })
+}
+
+#[test]
+fn a_pdf_poster_obeys_the_image_limit_the_watermark_and_the_other_files_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "http://h");
+    let policy = Policy::parse(DOCUMENTS, rendition::policy::DocFormat::Yaml).unwrap();
+    let picture = |result: &JobResult| {
+        assert_eq!(result.status, Status::Done, "{:?}", result.error);
+        let r = &result.renditions[0];
+        let img = image::load_from_memory(&stored(dir.path(), &r.key)).unwrap().to_rgb8();
+        assert_eq!((Some(img.width()), Some(img.height())), (r.width, r.height));
+        (img, r.watermarked)
+    };
+    let (plain, marked) = (picture(&run(&p, &policy, &page_poster("u-rita", 1))), false);
+    assert_eq!((plain.0.dimensions(), plain.1), ((464, 600), marked));
+    assert!(plain.0.get_pixel(10, 10)[0] > 230, "upright: red on top");
+    let (mut reviewed, watermarked) = picture(&run(&p, &policy, &page_poster("u-rex", 1)));
+    assert!(watermarked);
+    assert_eq!(reviewed.dimensions(), (464, 600));
+    let changed = plain
+        .0
+        .pixels()
+        .zip(reviewed.pixels_mut())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        changed > 5000,
+        "the reviewer's page carries the mark ({changed} pixels)"
+    );
+    let (second, _) = picture(&run(&p, &policy, &page_poster("u-rita", 2)));
+    assert_eq!(second.dimensions(), (600, 424));
+    let denied = run(&p, &policy, &page_poster("u-gail", 1));
+    assert_eq!(denied.status, Status::Denied);
+    let missing = run(&p, &policy, &page_poster("u-rita", 9));
+    assert_eq!(
+        (missing.status, missing.error.unwrap().code.as_str()),
+        (Status::Failed, "no_such_page")
+    );
+}

@@ -29,6 +29,9 @@ pub struct ThumbnailArgs {
     /// With --watermark: a PNG logo drawn before the text.
     #[arg(long, requires = "watermark")]
     logo: Option<PathBuf>,
+    /// The page of a PDF or a multipage TIFF, from 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    page: u32,
 }
 
 /// Writes `OUTPUT` for one size, or `OUTPUT-<size>.<ext>` for several.
@@ -56,6 +59,7 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
             position: Position::Tiled,
             logo,
         }),
+        page: args.page,
     };
     // From the file: PNG and TIFF are read a strip at a time, never whole.
     // The stable code first, so scripts (scripts/corpus) can count failures.

@@ -82,6 +82,7 @@ pub(super) fn ask(nodes: usize, shares: usize) -> impl Strategy<Value = Ask> {
                         format: Default::default(),
                         quality: 85,
                         on_exceed,
+                        page: 1,
                     },
                 }
             },
