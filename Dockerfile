@@ -44,7 +44,7 @@ FROM debian:bookworm-slim
 # aws-lc are linked in statically. No libavdevice (ffmpeg-next's `device`
 # feature is off).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends liblcms2-2 ca-certificates libheif1 libtiff6 poppler-utils \
+ && apt-get install -y --no-install-recommends liblcms2-2 ca-certificates libheif1 libtiff6 poppler-utils imagemagick dcraw \
       libavcodec59 libavformat59 libavutil57 libswscale6 libavfilter8 libswresample4 \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin rendition

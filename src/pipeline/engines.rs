@@ -68,26 +68,14 @@ impl ImageSource {
         }
     }
 
-    /// The header of `page`, read off the runtime's threads for a file
-    /// and for a PDF (whose header is a child process's answer).
+    /// The header of `page`, read off the runtime's threads: a file's
+    /// header is read from disk, and a PDF's or a legacy format's is a
+    /// child process's answer.
     async fn probe(&self, limits: EngineLimits, page: u32) -> Result<Header, PipelineError> {
-        let probed = match self {
-            ImageSource::Bytes(b) if !rendition::probe::is_pdf(b) => {
-                rendition::probe::probe_input(Input::Bytes(b), &limits, page)
-            }
-            ImageSource::Bytes(b) => {
-                let b = b.clone();
-                tokio::task::spawn_blocking(move || rendition::probe::probe_input(Input::Bytes(&b), &limits, page))
-                    .await
-                    .map_err(|e| PipelineError::Panicked(e.to_string()))?
-            }
-            ImageSource::File(path, _) => {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || rendition::probe::probe_input(Input::File(&path), &limits, page))
-                    .await
-                    .map_err(|e| PipelineError::Panicked(e.to_string()))?
-            }
-        };
+        let source = self.clone();
+        let probed = tokio::task::spawn_blocking(move || rendition::probe::probe_input(source.input(), &limits, page))
+            .await
+            .map_err(|e| PipelineError::Panicked(e.to_string()))?;
         Ok(probed?)
     }
 

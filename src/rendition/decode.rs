@@ -9,7 +9,9 @@ use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::input::Input;
 use super::probe::{Header, SourceFormat};
-use super::{EngineLimits, RenderError, color, heif, jp2, jpeg_meta, libtiff, pdf, psd, rows, shrink, svg};
+use super::{
+    EngineLimits, RenderError, color, heif, jp2, jpeg_meta, libtiff, magick, pdf, psd, raw, rows, shrink, svg,
+};
 
 /// Who made the picture: the only metadata kept on outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,6 +128,7 @@ pub fn decode(
         SourceFormat::Heif => heif::decode(&input.bytes()?)?,
         SourceFormat::Jp2 => jp2::decode(input, header.long_edge(), largest)?,
         SourceFormat::Svg => svg::decode(&input.bytes()?, header.long_edge(), largest)?,
+        SourceFormat::Raw => raw::decode(input, (header.width, header.height), largest, limits)?,
         SourceFormat::Pdf => pdf::decode(input, header.page, (header.width, header.height), largest, limits)?,
         SourceFormat::Psd => {
             let layout = psd::layout(input)?;
@@ -155,9 +158,20 @@ pub fn decode(
             Some(decoded) => decoded,
             None => decode_other(input, header)?,
         },
-        _ => decode_other(input, header)?,
+        SourceFormat::Sgi | SourceFormat::Pcx | SourceFormat::Xpm | SourceFormat::SunRaster | SourceFormat::Fits => {
+            decode_magick(input, header, limits)?
+        }
+        // What `image` cannot read of a BMP, TGA, PNM or DDS, ImageMagick may.
+        _ => match decode_other(input, header) {
+            Err(e) if magick::coder(header.format).is_some() => decode_magick(input, header, limits).map_err(|_| e)?,
+            other => other?,
+        },
     };
     Ok(decoded.finish(header))
+}
+
+fn decode_magick(input: Input<'_>, header: &Header, limits: &EngineLimits) -> Result<Decoded, RenderError> {
+    magick::decode(input, header.format, (header.width, header.height), limits)
 }
 
 /// PNG and TIFF through the shrinking readers, where their layout allows

@@ -47,55 +47,76 @@ enum Value {
     Ascii(String),
 }
 
-fn ifd0_value(tiff: &[u8], tag: u16) -> Option<Value> {
-    let le = match tiff.get(0..2)? {
-        b"II" => true,
-        b"MM" => false,
-        _ => return None,
-    };
-    let u16_at = |o: usize| {
-        tiff.get(o..o + 2).map(|b| {
-            if le {
-                u16::from_le_bytes([b[0], b[1]])
-            } else {
-                u16::from_be_bytes([b[0], b[1]])
-            }
-        })
-    };
-    let u32_at = |o: usize| {
-        tiff.get(o..o + 4).map(|b| {
-            let b = [b[0], b[1], b[2], b[3]];
-            if le {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            }
-        })
-    };
-    let ifd = u32_at(4)? as usize;
-    let count = usize::from(u16_at(ifd)?);
-    for n in 0..count.min(512) {
-        let entry = ifd + 2 + n * 12;
-        if u16_at(entry)? != tag {
-            continue;
-        }
-        let (kind, len) = (u16_at(entry + 2)?, u32_at(entry + 4)? as usize);
-        return match kind {
-            3 => u16_at(entry + 8).map(Value::Short),
-            2 => {
-                let at = if len <= 4 {
-                    entry + 8
-                } else {
-                    u32_at(entry + 8)? as usize
-                };
-                let bytes = tiff.get(at..at.checked_add(len)?)?;
-                let text = String::from_utf8_lossy(bytes).trim_end_matches('\0').trim().to_string();
-                (!text.is_empty()).then_some(Value::Ascii(text))
-            }
-            _ => None,
+/// A TIFF structure's byte order, read off its first two bytes.
+struct Tiff<'a> {
+    bytes: &'a [u8],
+    little: bool,
+}
+
+impl<'a> Tiff<'a> {
+    fn new(bytes: &'a [u8]) -> Option<Tiff<'a>> {
+        let little = match bytes.get(0..2)? {
+            b"II" => true,
+            b"MM" => false,
+            _ => return None,
         };
+        Some(Tiff { bytes, little })
     }
-    None
+
+    fn u16_at(&self, o: usize) -> Option<u16> {
+        let b = self.bytes.get(o..o + 2)?;
+        Some(if self.little {
+            u16::from_le_bytes([b[0], b[1]])
+        } else {
+            u16::from_be_bytes([b[0], b[1]])
+        })
+    }
+
+    fn u32_at(&self, o: usize) -> Option<u32> {
+        let b = self.bytes.get(o..o + 4)?;
+        let b = [b[0], b[1], b[2], b[3]];
+        Some(if self.little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    }
+
+    /// Where IFD0's entry for `tag` is.
+    fn ifd0_entry(&self, tag: u16) -> Option<usize> {
+        let ifd = self.u32_at(4)? as usize;
+        let count = usize::from(self.u16_at(ifd)?);
+        (0..count.min(512))
+            .map(|n| ifd + 2 + n * 12)
+            .map_while(|entry| Some((entry, self.u16_at(entry)?)))
+            .find_map(|(entry, t)| (t == tag).then_some(entry))
+    }
+}
+
+/// Whether IFD0 of a TIFF structure (an EXIF block, a TIFF file's start)
+/// has `tag`.
+pub(super) fn ifd0_has(tiff: &[u8], tag: u16) -> bool {
+    Tiff::new(tiff).and_then(|t| t.ifd0_entry(tag)).is_some()
+}
+
+fn ifd0_value(tiff: &[u8], tag: u16) -> Option<Value> {
+    let t = Tiff::new(tiff)?;
+    let entry = t.ifd0_entry(tag)?;
+    let (kind, len) = (t.u16_at(entry + 2)?, t.u32_at(entry + 4)? as usize);
+    match kind {
+        3 => t.u16_at(entry + 8).map(Value::Short),
+        2 => {
+            let at = if len <= 4 {
+                entry + 8
+            } else {
+                t.u32_at(entry + 8)? as usize
+            };
+            let bytes = tiff.get(at..at.checked_add(len)?)?;
+            let text = String::from_utf8_lossy(bytes).trim_end_matches('\0').trim().to_string();
+            (!text.is_empty()).then_some(Value::Ascii(text))
+        }
+        _ => None,
+    }
 }
 
 /// EXIF Orientation (1–8), if present.

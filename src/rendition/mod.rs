@@ -13,8 +13,12 @@
 //!   composite of a Photoshop file, shrunk as it is read; `libtiff`: the
 //!   TIFFs the `tiff` crate cannot read; `jp2`: JPEG 2000 through OpenJPEG,
 //!   shrunk as it is decoded; `svg`: SVG through resvg, drawn at the
-//!   output's size and sandboxed.
+//!   output's size and sandboxed; `pdf`: PDF pages through poppler and
+//!   `magick`: SGI, PCX, XPM, Sun raster, FITS and the rarer BMP, TGA,
+//!   PNM and DDS variants through ImageMagick, `raw`: camera RAW files
+//!   through dcraw, all three as sandboxed child processes (`child`).
 
+mod child;
 mod color;
 pub mod decode;
 pub mod encode;
@@ -24,9 +28,11 @@ pub mod input;
 mod jp2;
 mod jpeg_meta;
 mod libtiff;
+mod magick;
 mod pdf;
 pub mod probe;
 mod psd;
+mod raw;
 pub mod resize;
 mod rows;
 pub mod shrink;

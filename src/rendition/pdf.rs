@@ -1,10 +1,8 @@
 //! PDF pages through poppler (`pdfinfo`, `pdftoppm` from Debian's
-//! poppler-utils), run as child processes rather than linked: poppler is
-//! GPL, and a hostile file that crashes or hangs it costs a child, never
-//! the worker. Each child gets the PDF on its stdin and gives pixels on its
-//! stdout; it has no environment but `PATH`, may write no file
-//! (`RLIMIT_FSIZE` 0), has bounded address space, CPU time and open files,
-//! and is killed at the deadline. Poppler fetches nothing from the network
+//! poppler-utils), run as sandboxed child processes ([`super::child`])
+//! rather than linked: poppler is GPL, and a hostile file that crashes or
+//! hangs it costs a child, never the worker. The children may write no
+//! file at all. Poppler fetches nothing from the network
 //! and reads no file a PDF names (no external streams), so a page can show
 //! only what its document holds.
 //!
@@ -12,28 +10,17 @@
 //! that this would pass the source pixel limit); it is drawn once, straight
 //! at the size the largest output needs.
 
-use std::io::{Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
 use image::metadata::Orientation;
 
 use super::decode::{Credits, Decoded};
 use super::input::Input;
-use super::{EngineLimits, RenderError};
+use super::{EngineLimits, RenderError, child};
 
 /// Print resolution: what a page's "own size" is in pixels.
 const NOMINAL_DPI: f64 = 300.0;
 
 /// The PDF specification's largest page edge, in points (200 inches).
 const MAX_PAGE_PT: f64 = 14_400.0;
-
-/// A child's address space: room for poppler and a 100 MP page bitmap.
-const CHILD_ADDRESS_SPACE: u64 = 2 << 30;
-
-/// What a child's stderr is read for the error message.
-const STDERR_BYTES: u64 = 4 << 10;
 
 /// What `pdfinfo` may print (its metadata lines included).
 const INFO_BYTES: usize = 1 << 20;
@@ -43,17 +30,9 @@ pub(super) fn sniff(start: &[u8]) -> bool {
     start.windows(5).any(|w| w == b"%PDF-")
 }
 
-/// A page: its drawn size at the nominal resolution and the document's
-/// page count.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct PageInfo {
-    pub(super) width: u32,
-    pub(super) height: u32,
-    pub(super) pages: u32,
-}
-
-/// Page `page` (from 1) of the document: its size, after its `/Rotate`.
-pub(super) fn header(input: Input<'_>, page: u32, limits: &EngineLimits) -> Result<PageInfo, RenderError> {
+/// Page `page` (from 1) of the document: its size in pixels at the
+/// nominal resolution, after its `/Rotate`.
+pub(super) fn header(input: Input<'_>, page: u32, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
     let p = page.to_string();
     let out = match run("pdfinfo", &["-f", &p, "-l", &p], input, limits, INFO_BYTES) {
         // A page past the last is a wrong range to pdfinfo: the count tells.
@@ -104,11 +83,7 @@ pub(super) fn header(input: Input<'_>, page: u32, limits: &EngineLimits) -> Resu
     let fit = (limits.max_source_pixels as f64 / (w_pt * h_pt)).sqrt() * 72.0;
     let scale = NOMINAL_DPI.min(fit) / 72.0;
     let px = |pt: f64| ((pt * scale).floor() as u32).max(1);
-    Ok(PageInfo {
-        width: px(w_pt),
-        height: px(h_pt),
-        pages,
-    })
+    Ok((px(w_pt), px(h_pt)))
 }
 
 /// The last `Pages:` line (metadata printed before it cannot fake it).
@@ -164,118 +139,32 @@ pub(super) fn decode(
 }
 
 /// Runs a poppler tool over `input` (given as `-`, its stdin), sandboxed
-/// and under the deadline; its stdout, at most `max_out` bytes.
+/// and under the deadline, writing no file; its stdout, at most `max_out`
+/// bytes.
 fn run(
-    program: &str,
+    program: &'static str,
     args: &[&str],
     input: Input<'_>,
     limits: &EngineLimits,
     max_out: usize,
 ) -> Result<Vec<u8>, RenderError> {
-    let deadline = limits.document_deadline;
-    let cpu_s = deadline.as_secs().max(1) + 1;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .arg("-")
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .current_dir("/")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    match input {
-        Input::File(path) => command.stdin(std::fs::File::open(path).map_err(RenderError::corrupt)?),
-        Input::Bytes(_) => command.stdin(Stdio::piped()),
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.push("-".into());
+    let run = child::Run {
+        program,
+        args,
+        input,
+        seekable: false,
+        deadline: limits.document_deadline,
+        max_out,
+        scratch_bytes: 0,
+        what: "PDF pages",
+        package: "poppler-utils",
     };
-    // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (setrlimit, signal), touching no memory the parent's threads share.
-    unsafe {
-        command.pre_exec(move || confine(cpu_s));
-    }
-    let mut child = command.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => RenderError::UnsupportedFormat(format!(
-            "PDF pages need poppler-utils (`{program}`), which is not installed"
-        )),
-        _ => RenderError::codec(format!("starting {program}: {e}"), e),
-    })?;
-    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
-    let started = Instant::now();
-    let (status, out, err) = std::thread::scope(|s| {
-        if let (Some(mut pipe), Input::Bytes(bytes)) = (stdin, input) {
-            // A child that stops reading early closes the pipe: not an error here.
-            s.spawn(move || pipe.write_all(bytes));
-        }
-        let out = s.spawn(move || read_capped(stdout, max_out as u64 + 1));
-        let err = s.spawn(move || read_capped(stderr, STDERR_BYTES));
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) if started.elapsed() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Err(RenderError::Deadline(format!(
-                        "{program} took more than {:?}",
-                        deadline
-                    )));
-                }
-                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
-                Err(e) => break Err(RenderError::codec(format!("waiting for {program}: {e}"), e)),
-            }
-        };
-        (status, out.join().unwrap_or_default(), err.join().unwrap_or_default())
-    });
-    let status = status?;
-    if out.len() > max_out {
-        return Err(RenderError::DecoderLimit(format!(
-            "{program} printed more than {max_out} bytes"
-        )));
-    }
-    if status.success() {
-        return Ok(out);
-    }
-    let said = String::from_utf8_lossy(&err);
-    let said = said.lines().last().unwrap_or("").trim();
-    Err(match (status.code(), status.signal()) {
-        (Some(3), _) => RenderError::UnsupportedFormat(format!("PDF is password-protected ({said})")),
-        // RLIMIT_CPU: SIGXCPU, then SIGKILL.
-        (_, Some(libc::SIGXCPU | libc::SIGKILL)) => RenderError::Deadline(format!("{program} ran out of CPU time")),
-        (_, Some(signal)) => RenderError::CorruptInput(format!("PDF: {program} died of signal {signal} ({said})")),
-        (code, _) => RenderError::CorruptInput(format!("PDF: {program} exited {code:?}: {said}")),
+    run.output()?.map_err(|failed| match failed.code {
+        Some(3) => RenderError::UnsupportedFormat(format!("PDF is password-protected ({})", failed.said)),
+        _ => failed.corrupt(&run),
     })
-}
-
-fn read_capped(pipe: Option<impl Read>, cap: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Some(pipe) = pipe {
-        let _ = pipe.take(cap).read_to_end(&mut out);
-    }
-    out
-}
-
-/// The child's limits, set after fork: address space, CPU seconds, no file
-/// written (a write fails with EFBIG instead of killing: fontconfig may
-/// try its cache), no core file, few open files.
-fn confine(cpu_s: u64) -> std::io::Result<()> {
-    let set = |resource, value: u64| {
-        let limit = libc::rlimit {
-            rlim_cur: value as libc::rlim_t,
-            rlim_max: value as libc::rlim_t,
-        };
-        // SAFETY: a plain system call on a stack value.
-        if unsafe { libc::setrlimit(resource, &limit) } == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    };
-    set(libc::RLIMIT_AS, CHILD_ADDRESS_SPACE)?;
-    set(libc::RLIMIT_CPU, cpu_s)?;
-    set(libc::RLIMIT_FSIZE, 0)?;
-    set(libc::RLIMIT_CORE, 0)?;
-    set(libc::RLIMIT_NOFILE, 256)?;
-    // SAFETY: setting a signal's disposition to ignore.
-    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use image::{ImageDecoder, ImageFormat, ImageReader};
 
 use super::input::{Input, Reader};
-use super::{EngineLimits, RenderError, heif, jp2, libtiff, pdf, psd, rows, svg};
+use super::{EngineLimits, RenderError, heif, jp2, libtiff, magick, pdf, psd, raw, rows, svg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -30,6 +30,18 @@ pub enum SourceFormat {
     Svg,
     /// A PDF page, drawn by poppler at the output's size.
     Pdf,
+    /// SGI (IRIS) images, through ImageMagick, as are the four below.
+    Sgi,
+    /// ZSoft PCX.
+    Pcx,
+    /// X PixMap.
+    Xpm,
+    /// Sun raster.
+    SunRaster,
+    /// FITS (astronomy): the first image.
+    Fits,
+    /// Camera RAW (DNG, CR2, NEF, ARW, ORF, RW2, RAF, …), through dcraw.
+    Raw,
 }
 
 impl SourceFormat {
@@ -47,9 +59,17 @@ impl SourceFormat {
             SourceFormat::Pnm => ImageFormat::Pnm,
             SourceFormat::Tga => ImageFormat::Tga,
             SourceFormat::Dds => ImageFormat::Dds,
-            SourceFormat::Heif | SourceFormat::Psd | SourceFormat::Jp2 | SourceFormat::Svg | SourceFormat::Pdf => {
-                return None;
-            }
+            SourceFormat::Heif
+            | SourceFormat::Psd
+            | SourceFormat::Jp2
+            | SourceFormat::Svg
+            | SourceFormat::Pdf
+            | SourceFormat::Sgi
+            | SourceFormat::Pcx
+            | SourceFormat::Xpm
+            | SourceFormat::SunRaster
+            | SourceFormat::Fits
+            | SourceFormat::Raw => return None,
         })
     }
 
@@ -123,6 +143,8 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
         // Text, told apart by a longer look.
         Err(_) if svg::sniff(&input.prefix(SVG_SNIFF_BYTES)?) => SourceFormat::Svg,
         Err(_) if pdf::sniff(&input.prefix(PDF_SNIFF_BYTES)?) => SourceFormat::Pdf,
+        // A camera's TIFF-shaped RAW file.
+        Ok(SourceFormat::Tiff) if raw::is_raw_tiff(&input.prefix(raw::SNIFF_BYTES)?) => SourceFormat::Raw,
         other => other?,
     };
     if page != 1 && !matches!(format, SourceFormat::Pdf | SourceFormat::Tiff) {
@@ -154,9 +176,9 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
             (w, h, 4 * components.max(1), false)
         }
         SourceFormat::Pdf => {
-            let page = pdf::header(input, page, limits)?;
+            let (w, h) = pdf::header(input, page, limits)?;
             // Drawn as 8-bit RGB by the child, and read back.
-            (page.width, page.height, 3, true)
+            (w, h, 3, true)
         }
         // What the `tiff` crate cannot read, libtiff may (see `decode`);
         // pages after the first are libtiff's.
@@ -167,7 +189,20 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
                 (w, h, 4, true)
             }
         },
-        _ => image_header(format, input)?,
+        SourceFormat::Sgi | SourceFormat::Pcx | SourceFormat::Xpm | SourceFormat::SunRaster | SourceFormat::Fits => {
+            magick_header(format, input, limits)?
+        }
+        SourceFormat::Raw => {
+            let (w, h) = raw::header(input, limits)?;
+            // Drawn as 8-bit RGB by the child, and read back.
+            (w, h, 3, true)
+        }
+        // The variants `image` lacks (OS/2 bitmaps, DX10 textures) are
+        // ImageMagick's; its answer counts only when it reads them.
+        _ => match image_header(format, input) {
+            Err(e) if magick::coder(format).is_some() => magick_header(format, input, limits).map_err(|_| e)?,
+            other => other?,
+        },
     };
     if width == 0 || height == 0 {
         return Err(RenderError::CorruptInput(format!("{width}×{height} pixels")));
@@ -197,9 +232,15 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
     })
 }
 
-/// Whether `source` is a PDF (its header is found by a child process).
-pub fn is_pdf(source: &[u8]) -> bool {
-    detect(&source[..source.len().min(64)]).is_err() && pdf::sniff(&source[..source.len().min(PDF_SNIFF_BYTES)])
+/// Size from ImageMagick's `identify`; its 8-bit RGBA output is copied.
+fn magick_header(
+    format: SourceFormat,
+    input: Input<'_>,
+    limits: &EngineLimits,
+) -> Result<(u32, u32, u8, bool), RenderError> {
+    let coder = magick::coder(format).ok_or_else(|| RenderError::UnsupportedFormat(format!("{format:?}")))?;
+    let (w, h) = magick::header(input, coder, limits)?;
+    Ok((w, h, 4, false))
 }
 
 /// The format, told by the first bytes alone (never by a file's name).
@@ -212,6 +253,9 @@ fn detect(head: &[u8]) -> Result<SourceFormat, RenderError> {
     }
     if jp2::sniff(head) {
         return Ok(SourceFormat::Jp2);
+    }
+    if raw::sniff_own_magic(head)? {
+        return Ok(SourceFormat::Raw);
     }
     // BigTIFF, which `image` does not recognise (libtiff reads it).
     if head.starts_with(b"II\x2B\0") || head.starts_with(b"MM\0\x2B") {
@@ -232,8 +276,11 @@ fn detect(head: &[u8]) -> Result<SourceFormat, RenderError> {
                 "{other:?} sources are not read"
             )));
         }
-        Err(_) if looks_like_tga(head) => SourceFormat::Tga,
-        Err(_) => return Err(RenderError::UnsupportedFormat("not an image this engine reads".into())),
+        Err(_) => match magick::sniff(head) {
+            Some(legacy) => legacy,
+            None if looks_like_tga(head) => SourceFormat::Tga,
+            None => return Err(RenderError::UnsupportedFormat("not an image this engine reads".into())),
+        },
     })
 }
 

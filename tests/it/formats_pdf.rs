@@ -33,8 +33,16 @@ fn code(source: &[u8], page: u32, limits: &EngineLimits) -> String {
         .unwrap_or_else(|e| e.code().to_string())
 }
 
-fn near(p: &image::Rgb<u8>, rgb: [u8; 3]) -> bool {
-    p.0.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) < 20)
+/// `out` is `size`, and each point is near its colour.
+fn assert_drawn(out: &RgbImage, size: (u32, u32), points: &[(u32, u32, [u8; 3])]) {
+    assert_eq!(out.dimensions(), size);
+    for &(x, y, rgb) in points {
+        let p = out.get_pixel(x, y);
+        assert!(
+            p.0.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) < 20),
+            "at ({x}, {y}): {p:?}, not near {rgb:?}"
+        );
+    }
 }
 
 #[test]
@@ -54,17 +62,8 @@ fn a_pdf_is_told_by_content_and_its_page_sized_at_300_dpi() {
 fn the_first_page_is_drawn_at_the_output_size_upright_in_its_colours() {
     let pdf = fixture("formats/pages.pdf");
     let out = page(&pdf, Size::LongEdge(400), 1, None);
-    assert_eq!(out.dimensions(), (309, 400));
-    assert!(
-        near(out.get_pixel(20, 20), [255, 0, 0]),
-        "red on top: {:?}",
-        out.get_pixel(20, 20)
-    );
-    assert!(
-        near(out.get_pixel(20, 380), [0, 0, 255]),
-        "blue below: {:?}",
-        out.get_pixel(20, 380)
-    );
+    // Red on top, blue below.
+    assert_drawn(&out, (309, 400), &[(20, 20, [255, 0, 0]), (20, 380, [0, 0, 255])]);
     // The text is drawn (dark pixels on the band where the word sits).
     let dark = (0..309)
         .filter(|&x| out.get_pixel(x, 190).0.iter().all(|&c| c < 90))
@@ -88,25 +87,10 @@ fn the_first_page_is_drawn_at_the_output_size_upright_in_its_colours() {
 fn any_page_may_be_asked_and_rotated_pages_come_out_upright() {
     let pdf = fixture("formats/pages.pdf");
     let second = page(&pdf, Size::LongEdge(300), 2, None);
-    assert_eq!(second.dimensions(), (300, 212));
-    assert!(
-        near(second.get_pixel(150, 100), [0, 128, 0]),
-        "{:?}",
-        second.get_pixel(150, 100)
-    );
+    assert_drawn(&second, (300, 212), &[(150, 100, [0, 128, 0])]);
     // /Rotate 90: the page turned a quarter clockwise, its top (red) on the right.
     let turned = page(&pdf, Size::LongEdge(400), 3, None);
-    assert_eq!(turned.dimensions(), (400, 309));
-    assert!(
-        near(turned.get_pixel(380, 20), [255, 0, 0]),
-        "{:?}",
-        turned.get_pixel(380, 20)
-    );
-    assert!(
-        near(turned.get_pixel(20, 20), [0, 0, 255]),
-        "{:?}",
-        turned.get_pixel(20, 20)
-    );
+    assert_drawn(&turned, (400, 309), &[(380, 20, [255, 0, 0]), (20, 20, [0, 0, 255])]);
     assert_eq!(code(&pdf, 4, &EngineLimits::default()), "no_such_page");
 }
 

@@ -1,0 +1,231 @@
+//! Decoders run as child processes (poppler for PDF, ImageMagick for the
+//! legacy formats), sandboxed: a hostile file that crashes or hangs one
+//! costs a child, never the worker. Each child reads the original on its
+//! stdin and prints pixels on its stdout; it has no environment but `PATH`
+//! (and a private scratch directory where it needs one), bounded address
+//! space, CPU time, file size and open files, no core file, and is killed
+//! at its deadline.
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::RenderError;
+use super::input::Input;
+
+/// A child's address space: room for the tool and a 100 MP bitmap.
+const CHILD_ADDRESS_SPACE: u64 = 2 << 30;
+
+/// What of a child's stderr is kept for the error message.
+const STDERR_BYTES: u64 = 4 << 10;
+
+/// One run of a tool over an original.
+pub(super) struct Run<'a> {
+    pub(super) program: &'static str,
+    pub(super) args: Vec<String>,
+    /// Given as the child's stdin.
+    pub(super) input: Input<'a>,
+    /// The tool seeks in its input (opening `/dev/stdin`): stdin is then a
+    /// file, an anonymous one in memory for an original held in memory.
+    pub(super) seekable: bool,
+    pub(super) deadline: Duration,
+    /// The most the child may print; more is refused as too large.
+    pub(super) max_out: usize,
+    /// The largest file the child may write, in a scratch directory of its
+    /// own that is removed afterwards (0: no scratch, no file written).
+    pub(super) scratch_bytes: u64,
+    /// What the reader is for, in messages ("PDF pages", "SGI").
+    pub(super) what: &'static str,
+    /// The Debian package that has `program`.
+    pub(super) package: &'static str,
+}
+
+/// A child that exited unsuccessfully by itself.
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub(super) code: Option<i32>,
+    pub(super) signal: Option<i32>,
+    /// The last line of its stderr.
+    pub(super) said: String,
+}
+
+impl Failed {
+    /// The usual reading: the file is damaged or hostile.
+    pub(super) fn corrupt(&self, run: &Run<'_>) -> RenderError {
+        match self.signal {
+            Some(signal) => RenderError::CorruptInput(format!(
+                "{}: {} died of signal {signal} ({})",
+                run.what, run.program, self.said
+            )),
+            None => RenderError::CorruptInput(format!(
+                "{}: {} exited {:?}: {}",
+                run.what, run.program, self.code, self.said
+            )),
+        }
+    }
+}
+
+impl Run<'_> {
+    /// The child's stdout when it succeeds; `Err(Failed)` inside when it
+    /// exits unsuccessfully, for the caller to read its exit code.
+    pub(super) fn output(&self) -> Result<Result<Vec<u8>, Failed>, RenderError> {
+        let scratch = match self.scratch_bytes {
+            0 => None,
+            _ => Some(
+                tempfile::Builder::new()
+                    .prefix("rendition-child-")
+                    .tempdir()
+                    .map_err(|e| RenderError::codec(format!("a scratch directory for {}: {e}", self.program), e))?,
+            ),
+        };
+        let mut command = Command::new(self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .current_dir("/")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(dir) = &scratch {
+            command
+                .current_dir(dir.path())
+                .env("TMPDIR", dir.path())
+                .env("MAGICK_TEMPORARY_PATH", dir.path());
+        }
+        match self.input {
+            Input::File(path) => command.stdin(std::fs::File::open(path).map_err(RenderError::corrupt)?),
+            Input::Bytes(bytes) if self.seekable => command.stdin(memory_file(bytes)?),
+            Input::Bytes(_) => command.stdin(Stdio::piped()),
+        };
+        let limits = Confinement {
+            cpu_s: self.deadline.as_secs().max(1) + 1,
+            file_bytes: self.scratch_bytes,
+        };
+        // SAFETY: between fork and exec only async-signal-safe calls are
+        // made (setrlimit, signal), touching no memory the parent's threads
+        // share.
+        unsafe {
+            command.pre_exec(move || limits.apply());
+        }
+        let child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RenderError::UnsupportedFormat(format!(
+                "{} need {} (`{}`), which is not installed",
+                self.what, self.package, self.program
+            )),
+            _ => RenderError::codec(format!("starting {}: {e}", self.program), e),
+        })?;
+        self.wait(child)
+    }
+
+    /// Feeds the child, reads its output and waits for it, to the deadline.
+    fn wait(&self, mut child: std::process::Child) -> Result<Result<Vec<u8>, Failed>, RenderError> {
+        let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let started = Instant::now();
+        let (status, out, err) = std::thread::scope(|s| {
+            if let (Some(mut pipe), Input::Bytes(bytes)) = (stdin, self.input) {
+                // (None when stdin is a file.)
+                // A child that stops reading early closes the pipe: not an error here.
+                s.spawn(move || pipe.write_all(bytes));
+            }
+            let out = s.spawn(move || read_capped(stdout, self.max_out as u64 + 1));
+            let err = s.spawn(move || read_capped(stderr, STDERR_BYTES));
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) if started.elapsed() >= self.deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Err(RenderError::Deadline(format!(
+                            "{} took more than {:?}",
+                            self.program, self.deadline
+                        )));
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                    Err(e) => break Err(RenderError::codec(format!("waiting for {}: {e}", self.program), e)),
+                }
+            };
+            (status, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+        });
+        let status = status?;
+        if out.len() > self.max_out {
+            return Err(RenderError::DecoderLimit(format!(
+                "{} printed more than {} bytes",
+                self.program, self.max_out
+            )));
+        }
+        if status.success() {
+            return Ok(Ok(out));
+        }
+        // RLIMIT_CPU: SIGXCPU, then SIGKILL.
+        if let Some(libc::SIGXCPU | libc::SIGKILL) = status.signal() {
+            return Err(RenderError::Deadline(format!("{} ran out of CPU time", self.program)));
+        }
+        let said = String::from_utf8_lossy(&err);
+        Ok(Err(Failed {
+            code: status.code(),
+            signal: status.signal(),
+            said: said.lines().last().unwrap_or("").trim().to_string(),
+        }))
+    }
+}
+
+/// `bytes` in an anonymous file in memory, at its start.
+fn memory_file(bytes: &[u8]) -> Result<std::fs::File, RenderError> {
+    use std::io::Seek;
+    use std::os::fd::FromRawFd;
+    // SAFETY: a plain system call with a NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(c"rendition-original".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(RenderError::codec(format!("memfd_create: {e}"), e));
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(bytes)
+        .and_then(|()| file.rewind())
+        .map_err(|e| RenderError::codec(format!("an in-memory copy of the original: {e}"), e))?;
+    Ok(file)
+}
+
+fn read_capped(pipe: Option<impl Read>, cap: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.take(cap).read_to_end(&mut out);
+    }
+    out
+}
+
+/// The child's limits, set after fork.
+#[derive(Clone, Copy)]
+struct Confinement {
+    cpu_s: u64,
+    /// The largest file it may write (a bigger write fails with EFBIG
+    /// rather than killing it: fontconfig may try its cache).
+    file_bytes: u64,
+}
+
+impl Confinement {
+    fn apply(self) -> std::io::Result<()> {
+        let set = |resource, value: u64| {
+            let limit = libc::rlimit {
+                rlim_cur: value as libc::rlim_t,
+                rlim_max: value as libc::rlim_t,
+            };
+            // SAFETY: a plain system call on a stack value.
+            if unsafe { libc::setrlimit(resource, &limit) } == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        };
+        set(libc::RLIMIT_AS, CHILD_ADDRESS_SPACE)?;
+        set(libc::RLIMIT_CPU, self.cpu_s)?;
+        set(libc::RLIMIT_FSIZE, self.file_bytes)?;
+        set(libc::RLIMIT_CORE, 0)?;
+        set(libc::RLIMIT_NOFILE, 256)?;
+        // SAFETY: setting a signal's disposition to ignore.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The legacy formats a DAM still receives (SGI, PCX, XPM, Sun raster,
+//! FITS), and the BMP, TGA, PNM and DDS variants the `image` crate does not
+//! read (OS/2 bitmaps, DX10 textures, …), through ImageMagick 6 (Debian's
+//! `imagemagick`), as libvips reads them. ImageMagick runs as a sandboxed
+//! child ([`super::child`]), never linked: it has a long record of
+//! memory-safety bugs in exactly these old coders. Each run names its
+//! coder (`sgi:-`), so ImageMagick never guesses a format from the bytes
+//! and never reaches its script-like or delegate coders (MVG, MSL, PS,
+//! URL); its scratch files go to a private directory that is removed
+//! afterwards, each no larger than the picture needs.
+
+use image::metadata::Orientation;
+
+use super::decode::{Credits, Decoded};
+use super::input::Input;
+use super::probe::SourceFormat;
+use super::{EngineLimits, RenderError, child};
+
+/// What `identify` may print.
+const IDENTIFY_BYTES: usize = 64 << 10;
+
+/// Room for a scratch copy's slack and a PAM header.
+const SLACK_BYTES: u64 = 1 << 20;
+
+/// The legacy formats, told by their magic numbers.
+pub(super) fn sniff(head: &[u8]) -> Option<SourceFormat> {
+    let at = |i: usize| head.get(i).copied();
+    if head.starts_with(&[0x01, 0xDA]) && matches!(at(2), Some(0 | 1)) && matches!(at(3), Some(1 | 2)) {
+        return Some(SourceFormat::Sgi);
+    }
+    // Manufacturer 10, a known version, RLE or none, a usual depth.
+    if at(0) == Some(0x0A)
+        && matches!(at(1), Some(0 | 2 | 3 | 4 | 5))
+        && matches!(at(2), Some(0 | 1))
+        && matches!(at(3), Some(1 | 2 | 4 | 8))
+    {
+        return Some(SourceFormat::Pcx);
+    }
+    if head.starts_with(&[0x59, 0xA6, 0x6A, 0x95]) {
+        return Some(SourceFormat::SunRaster);
+    }
+    if head.starts_with(b"SIMPLE  =") {
+        return Some(SourceFormat::Fits);
+    }
+    let text = head.trim_ascii_start();
+    if text.starts_with(b"/* XPM */") || text.starts_with(b"! XPM2") {
+        return Some(SourceFormat::Xpm);
+    }
+    None
+}
+
+/// ImageMagick's coder for a format it reads for us.
+pub(super) fn coder(format: SourceFormat) -> Option<&'static str> {
+    Some(match format {
+        SourceFormat::Sgi => "sgi",
+        SourceFormat::Pcx => "pcx",
+        SourceFormat::Xpm => "xpm",
+        SourceFormat::SunRaster => "sun",
+        SourceFormat::Fits => "fits",
+        SourceFormat::Bmp => "bmp",
+        SourceFormat::Tga => "tga",
+        SourceFormat::Pnm => "pnm",
+        SourceFormat::Dds => "dds",
+        _ => return None,
+    })
+}
+
+/// The first frame's size, read by `identify -ping` (the header only).
+pub(super) fn header(input: Input<'_>, coder: &'static str, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
+    let run = tool(
+        "identify",
+        vec!["-ping".into(), "-format".into(), "%w %h\\n".into(), first_frame(coder)],
+        input,
+        limits,
+        IDENTIFY_BYTES,
+        input.len()? + SLACK_BYTES,
+    );
+    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?;
+    let text = String::from_utf8_lossy(&out);
+    let mut numbers = text.lines().next().unwrap_or("").split(' ').map(str::parse::<u32>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(w)), Some(Ok(h))) => Ok((w, h)),
+        _ => Err(RenderError::CorruptInput(format!("{coder}: identify printed {text:?}"))),
+    }
+}
+
+/// ImageMagick reads a truncated SGI without a word (the missing rows
+/// come out black): its length is checked against its header first (raw
+/// rows, or the RLE rows its offset tables point to).
+fn check_complete(format: SourceFormat, input: Input<'_>) -> Result<(), RenderError> {
+    if format != SourceFormat::Sgi {
+        return Ok(());
+    }
+    let head = input.head()?;
+    let be16 = |i: usize| {
+        head.get(i..i + 2)
+            .map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    let (rle, bytes_per_sample) = (head.get(2) == Some(&1), head.get(3).copied().map_or(1, u64::from));
+    let (width, rows) = (be16(6), be16(8) * be16(10).max(1));
+    let needed = if rle {
+        // Each row's offset, then each row's length, as 32-bit words.
+        let tables = input.prefix(512 + 8 * rows as usize)?;
+        let be32 = |i: usize| {
+            tables
+                .get(i..i + 4)
+                .map_or(u64::MAX, |b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        };
+        let base = 512 + 4 * rows as usize;
+        (0..rows as usize)
+            .map(|r| be32(512 + 4 * r).saturating_add(be32(base + 4 * r)))
+            .max()
+            .unwrap_or(512)
+    } else {
+        512 + width * rows * bytes_per_sample
+    };
+    let len = input.len()?;
+    if len < needed {
+        return Err(RenderError::CorruptInput(format!(
+            "SGI: {len} bytes, its header needs {needed}"
+        )));
+    }
+    Ok(())
+}
+
+/// The first frame, 8-bit grey or RGB with its alpha, of the size the
+/// header said.
+pub(super) fn decode(
+    input: Input<'_>,
+    format: SourceFormat,
+    size: (u32, u32),
+    limits: &EngineLimits,
+) -> Result<Decoded, RenderError> {
+    let coder = coder(format).ok_or_else(|| RenderError::UnsupportedFormat(format!("{format:?}")))?;
+    check_complete(format, input)?;
+    let (w, h) = (u64::from(size.0), u64::from(size.1));
+    let pam = w * h * 4 + SLACK_BYTES;
+    // ImageMagick's 16-bit RGBA pixel cache spills to a file past 256 MiB
+    // (Debian's policy), and its output is staged in one.
+    let scratch = (w * h * 8).max(input.len()?).max(pam) + SLACK_BYTES;
+    let args = vec![
+        first_frame(coder),
+        "-colorspace".into(),
+        "sRGB".into(),
+        "-depth".into(),
+        "8".into(),
+        "pam:-".into(),
+    ];
+    let run = tool("convert", args, input, limits, pam as usize, scratch);
+    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?;
+    let image = image::load_from_memory_with_format(&out, image::ImageFormat::Pnm)
+        .map_err(|e| RenderError::CorruptInput(format!("{coder}: ImageMagick's output: {e}")))?;
+    if (image.width(), image.height()) != size {
+        return Err(RenderError::CorruptInput(format!(
+            "{coder}: {}×{} pixels decoded, the header said {}×{}",
+            image.width(),
+            image.height(),
+            size.0,
+            size.1
+        )));
+    }
+    let image = match image {
+        i @ (image::DynamicImage::ImageLuma8(_)
+        | image::DynamicImage::ImageLumaA8(_)
+        | image::DynamicImage::ImageRgb8(_)
+        | image::DynamicImage::ImageRgba8(_)) => i,
+        other if other.color().has_alpha() => image::DynamicImage::ImageRgba8(other.into_rgba8()),
+        other => image::DynamicImage::ImageRgb8(other.into_rgb8()),
+    };
+    Ok(Decoded {
+        image,
+        icc: None,
+        credits: Credits::default(),
+        orientation: Orientation::NoTransforms,
+    })
+}
+
+/// `coder:-[0]`: stdin, read with that coder only, its first frame.
+fn first_frame(coder: &str) -> String {
+    format!("{coder}:-[0]")
+}
+
+fn tool<'a>(
+    program: &'static str,
+    args: Vec<String>,
+    input: Input<'a>,
+    limits: &EngineLimits,
+    max_out: usize,
+    scratch_bytes: u64,
+) -> child::Run<'a> {
+    child::Run {
+        program,
+        args,
+        input,
+        seekable: false,
+        deadline: limits.document_deadline,
+        max_out,
+        scratch_bytes,
+        what: "legacy formats",
+        package: "imagemagick",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_numbers_tell_the_legacy_formats() {
+        assert_eq!(sniff(&[0x01, 0xDA, 1, 1, 0, 3]), Some(SourceFormat::Sgi));
+        assert_eq!(sniff(&[0x0A, 5, 1, 8, 0, 0]), Some(SourceFormat::Pcx));
+        assert_eq!(sniff(&[0x59, 0xA6, 0x6A, 0x95, 0]), Some(SourceFormat::SunRaster));
+        assert_eq!(sniff(b"SIMPLE  =                    T"), Some(SourceFormat::Fits));
+        assert_eq!(sniff(b"/* XPM */\nstatic char"), Some(SourceFormat::Xpm));
+        assert_eq!(sniff(b"\n/* XPM */"), Some(SourceFormat::Xpm));
+        // A PCX with an unknown version, an SGI with a wrong storage byte.
+        assert_eq!(sniff(&[0x0A, 7, 1, 8]), None);
+        assert_eq!(sniff(&[0x01, 0xDA, 9, 1]), None);
+        assert_eq!(sniff(b"<svg"), None);
+    }
+}

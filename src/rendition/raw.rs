@@ -1,0 +1,181 @@
+//! Camera RAW files (DNG, CR2, NEF, ARW, PEF, ORF, RW2, RAF, …) through
+//! dcraw (Debian's `dcraw` 9.28), run as a sandboxed child
+//! ([`super::child`]) that writes no file: demosaiced with the camera's
+//! white balance into sRGB, upright, at half size (2 × 2 photosites to a
+//! pixel, no demosaicing) when the largest output fits it. dcraw seeks, so
+//! its stdin is the original as a file. Its exit status is not trusted
+//! alone: the size it prints must be the size it said, and a file too
+//! small to hold its pixels (a metadata-only stub dcraw would "decode" to
+//! black) is refused first.
+
+use image::metadata::Orientation;
+
+use super::decode::{Credits, Decoded};
+use super::input::Input;
+use super::{EngineLimits, RenderError, child, jpeg_meta};
+
+/// How much of a TIFF-like file is read for its first directory.
+pub(super) const SNIFF_BYTES: usize = 64 << 10;
+
+/// What `dcraw -i -v` may print.
+const INFO_BYTES: usize = 64 << 10;
+
+/// More pixels per byte of file than a real RAW file holds (lossy DNG
+/// has about 5): a stub.
+const STUB_PIXELS_PER_BYTE: u64 = 32;
+
+/// RAW formats with a magic number of their own (not TIFF's).
+pub(super) fn sniff_own_magic(head: &[u8]) -> Result<bool, RenderError> {
+    let cr3 = head.get(4..12) == Some(b"ftypcrx ".as_slice());
+    if cr3 {
+        return Err(RenderError::UnsupportedFormat(
+            "Canon CR3 RAW files are not read yet (dcraw 9.28 predates them)".into(),
+        ));
+    }
+    Ok(head.starts_with(b"IIRO")       // Olympus ORF
+        || head.starts_with(b"IIRS")
+        || head.starts_with(b"MMOR")
+        || head.starts_with(b"IIU\0")  // Panasonic RW2
+        || head.starts_with(b"FUJIFILMCCD-RAW")
+        || head.get(6..14) == Some(b"HEAPCCDR".as_slice()) // Canon CRW
+        || head.starts_with(b"\0MRM")  // Minolta MRW
+        || head.starts_with(b"FOVb")) // Sigma X3F
+}
+
+/// A TIFF that is a camera RAW file: a DNG (its DNGVersion tag), a CR2
+/// (Canon's marker after the header), or a camera maker's TIFF whose raw
+/// data sits in sub-directories (NEF, ARW, PEF, SRW, …).
+pub(super) fn is_raw_tiff(prefix: &[u8]) -> bool {
+    if prefix.get(8..10) == Some(b"CR".as_slice()) {
+        return true;
+    }
+    let has = |tag: u16| jpeg_meta::ifd0_has(prefix, tag);
+    const DNG_VERSION: u16 = 50706;
+    const MAKE: u16 = 0x010F;
+    const SUB_IFDS: u16 = 0x014A;
+    has(DNG_VERSION) || (has(SUB_IFDS) && has(MAKE))
+}
+
+/// The picture's size as dcraw will draw it (cropped to the sensor's
+/// active area, upright).
+pub(super) fn header(input: Input<'_>, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
+    let run = dcraw(vec!["-i".into(), "-v".into()], input, limits, INFO_BYTES);
+    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?;
+    let info = String::from_utf8_lossy(&out);
+    let (w, h) = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Output size:"))
+        .and_then(|size| {
+            let mut n = size.split('x').map(|t| t.trim().parse::<u32>());
+            Some((n.next()?.ok()?, n.next()?.ok()?))
+        })
+        .ok_or_else(|| RenderError::CorruptInput("RAW: dcraw printed no output size".into()))?;
+    let bytes = input.len()?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > bytes * STUB_PIXELS_PER_BYTE {
+        return Err(RenderError::CorruptInput(format!(
+            "RAW: {bytes} bytes cannot hold {w}×{h} pixels (metadata only?)"
+        )));
+    }
+    Ok((w, h))
+}
+
+/// Demosaiced, sRGB, upright; at half size when `largest` fits in it.
+pub(super) fn decode(
+    input: Input<'_>,
+    size: (u32, u32),
+    largest: Option<u32>,
+    limits: &EngineLimits,
+) -> Result<Decoded, RenderError> {
+    let half = largest.is_some_and(|l| u64::from(l) * 2 <= u64::from(size.0.max(size.1)));
+    // `-w`: the camera's white balance; `-q 0`: bilinear demosaicing.
+    let mut args: Vec<String> = ["-c", "-w", "-q", "0"].map(String::from).into();
+    if half {
+        args.push("-h".into());
+    }
+    let max_out = size.0 as usize * size.1 as usize * 3 + 64;
+    let run = dcraw(args, input, limits, max_out);
+    let ppm = run.output()?.map_err(|failed| failed.corrupt(&run))?;
+    let image = image::load_from_memory_with_format(&ppm, image::ImageFormat::Pnm)
+        .map_err(|e| RenderError::CorruptInput(format!("RAW: dcraw's output: {e}")))?;
+    let fits = |drawn: u32, own: u32| {
+        if half {
+            drawn.abs_diff(own / 2) <= 1
+        } else {
+            drawn == own
+        }
+    };
+    if !fits(image.width(), size.0) || !fits(image.height(), size.1) {
+        return Err(RenderError::CorruptInput(format!(
+            "RAW: dcraw drew {}×{}, its header said {}×{}",
+            image.width(),
+            image.height(),
+            size.0,
+            size.1
+        )));
+    }
+    Ok(Decoded {
+        image: image::DynamicImage::ImageRgb8(image.into_rgb8()),
+        icc: None,
+        credits: Credits::default(),
+        orientation: Orientation::NoTransforms,
+    })
+}
+
+fn dcraw<'a>(mut args: Vec<String>, input: Input<'a>, limits: &EngineLimits, max_out: usize) -> child::Run<'a> {
+    // No bad-pixel file looked for in the working directory and up.
+    args.extend(["-P".into(), "/dev/null".into(), "/dev/stdin".into()]);
+    child::Run {
+        program: "dcraw",
+        args,
+        input,
+        seekable: true,
+        deadline: limits.document_deadline,
+        max_out,
+        scratch_bytes: 0,
+        what: "RAW files",
+        package: "dcraw",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian TIFF header and a first directory of `tags`.
+    fn tiff(tags: &[u16]) -> Vec<u8> {
+        let mut t = b"II*\0\x08\0\0\0".to_vec();
+        t.extend((tags.len() as u16).to_le_bytes());
+        for &tag in tags {
+            t.extend(tag.to_le_bytes());
+            t.extend([2, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        t
+    }
+
+    #[test]
+    fn raw_tiffs_are_told_from_plain_tiffs() {
+        assert!(is_raw_tiff(&tiff(&[0x0100, 50706])), "DNG");
+        assert!(
+            is_raw_tiff(&tiff(&[0x010F, 0x014A])),
+            "a maker's TIFF with sub-directories"
+        );
+        assert!(!is_raw_tiff(&tiff(&[0x0100, 0x010F])), "a camera's plain TIFF");
+        assert!(!is_raw_tiff(&tiff(&[0x014A])), "sub-directories, no maker");
+        let mut cr2 = tiff(&[0x0100]);
+        cr2[8..10].copy_from_slice(b"CR");
+        assert!(is_raw_tiff(&cr2), "CR2");
+        assert!(!is_raw_tiff(b"II*\0\xff\xff\0\0"), "a directory past the prefix");
+    }
+
+    #[test]
+    fn raw_magic_numbers_and_cr3() {
+        assert!(sniff_own_magic(b"IIRO\x08\0\0\0").unwrap());
+        assert!(sniff_own_magic(b"FUJIFILMCCD-RAW 0201").unwrap());
+        assert!(!sniff_own_magic(b"II*\0\x08\0\0\0").unwrap());
+        assert_eq!(
+            crate::error::Coded::code(&sniff_own_magic(b"\0\0\0\x18ftypcrx \0\0\0\x01").unwrap_err()),
+            "unsupported_format"
+        );
+    }
+}
