@@ -160,7 +160,34 @@ pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
             ow * oh * channels * 2 + ow * decoded_h * channels
         })
         .sum();
-    in_memory + decoded + outputs + WORKING
+    in_memory + decoded + outputs + child_peak(header, spec, in_memory) + WORKING
+}
+
+/// What a child process drawing the original holds at its peak: it is in
+/// the worker's cgroup, so it counts in the same budget.
+fn child_peak(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
+    use probe::SourceFormat as F;
+    // The tool itself, its libraries and heap.
+    const CHILD_BASE: u64 = 32 << 20;
+    // ImageMagick keeps this much of its pixel cache in memory (Debian's
+    // policy), the rest in its scratch files.
+    const MAGICK_CACHE: u64 = 256 << 20;
+    let pixels = u64::from(header.width) * u64::from(header.height);
+    match header.format {
+        F::Pdf => {
+            let size = largest(spec).map_or(Size::Full, Size::LongEdge);
+            let (dw, dh) = resize::fit(header.width, header.height, size);
+            // Poppler's RGBA page bitmap.
+            u64::from(dw) * u64::from(dh) * 4 + CHILD_BASE
+        }
+        // The 16-bit photosites, dcraw's four 16-bit channels per pixel (a
+        // quarter of them at half size), and the in-memory file it reads
+        // an original held in memory from.
+        F::Raw if raw::half_size((header.width, header.height), largest(spec)) => pixels * 4 + in_memory + CHILD_BASE,
+        F::Raw => pixels * 10 + in_memory + CHILD_BASE,
+        F::Sgi | F::Pcx | F::Xpm | F::SunRaster | F::Fits => (pixels * 8).min(MAGICK_CACHE) + CHILD_BASE,
+        _ => 0,
+    }
 }
 
 /// Makes every size of `spec` from pixels already decoded (a video's poster

@@ -80,6 +80,11 @@ pub(super) fn header(input: Input<'_>, limits: &EngineLimits) -> Result<(u32, u3
     Ok((w, h))
 }
 
+/// Whether the largest output fits in half the picture's size.
+pub(super) fn half_size(size: (u32, u32), largest: Option<u32>) -> bool {
+    largest.is_some_and(|l| u64::from(l) * 2 <= u64::from(size.0.max(size.1)))
+}
+
 /// Demosaiced, sRGB, upright; at half size when `largest` fits in it.
 pub(super) fn decode(
     input: Input<'_>,
@@ -87,7 +92,7 @@ pub(super) fn decode(
     largest: Option<u32>,
     limits: &EngineLimits,
 ) -> Result<Decoded, RenderError> {
-    let half = largest.is_some_and(|l| u64::from(l) * 2 <= u64::from(size.0.max(size.1)));
+    let half = half_size(size, largest);
     // `-w`: the camera's white balance; `-q 0`: bilinear demosaicing.
     let mut args: Vec<String> = ["-c", "-w", "-q", "0"].map(String::from).into();
     if half {

@@ -7,7 +7,7 @@
 use image::RgbImage;
 use rendition::error::Coded;
 use rendition::rendition::probe::{SourceFormat, probe};
-use rendition::rendition::{EngineLimits, OutputFormat, Size, render};
+use rendition::rendition::{EngineLimits, OutputFormat, Size, estimate, render};
 
 use crate::engine::spec;
 use crate::formats_heif::fixture;
@@ -79,4 +79,26 @@ fn broken_raw_files_fail_with_stable_codes() {
     // Canon's CR3 is told and refused.
     let cr3 = b"\0\0\0\x18ftypcrx \0\0\0\x01crx isom".to_vec();
     assert_eq!(code(&cr3), "unsupported_format");
+}
+
+#[test]
+fn dcraw_s_own_memory_is_reserved_with_the_job_s() {
+    let dng = fixture("formats/raw.dng");
+    let header = probe(&dng, &EngineLimits::default()).unwrap();
+    let pixels = 256 * 192;
+    let full = estimate(&header, &spec(&[Size::Full], OutputFormat::Jpeg, None), 0);
+    let at = |edge| estimate(&header, &spec(&[Size::LongEdge(edge)], OutputFormat::Jpeg, None), 0);
+    // The child's base and its 16-bit channels, besides the worker's own.
+    assert!(full > (32 << 20) + 10 * pixels, "{full}");
+    // At half size (64 px fits in 128, 200 does not) dcraw holds a quarter
+    // of its channels: 6 bytes a pixel fewer, beyond the smaller outputs'
+    // own difference (under 4 bytes a pixel here).
+    assert!(at(200) - at(64) > 6 * pixels, "{} vs {}", at(200), at(64));
+    // An original held in memory is copied once more for dcraw to seek in.
+    let held = estimate(
+        &header,
+        &spec(&[Size::Full], OutputFormat::Jpeg, None),
+        dng.len() as u64,
+    );
+    assert_eq!(held - full, 2 * dng.len() as u64);
 }
