@@ -158,10 +158,8 @@ pub fn decode(
             Some(decoded) => decoded,
             None => decode_other(input, header)?,
         },
-        SourceFormat::Sgi | SourceFormat::Pcx | SourceFormat::Xpm | SourceFormat::SunRaster | SourceFormat::Fits => {
-            decode_magick(input, header, limits)?
-        }
-        // What `image` cannot read of a BMP, TGA, PNM or DDS, ImageMagick may.
+        f if f.is_legacy() => decode_magick(input, header, limits)?,
+        // What `image` cannot read of a BMP, TGA, PNM, DDS or GIF, ImageMagick may.
         _ => match decode_other(input, header) {
             Err(e) if magick::coder(header.format).is_some() => decode_magick(input, header, limits).map_err(|_| e)?,
             other => other?,

@@ -1,6 +1,7 @@
-//! The legacy formats a DAM still receives (SGI, PCX, XPM, Sun raster,
-//! FITS), and the BMP, TGA, PNM and DDS variants the `image` crate does not
-//! read (OS/2 bitmaps, DX10 textures, …), through ImageMagick 6 (Debian's
+//! The legacy formats a DAM still receives (SGI, PCX and DCX, XPM, XBM, Sun
+//! raster, FITS, PFM), and the BMP, TGA, PNM, DDS and GIF variants the
+//! `image` crate does not read (OS/2 bitmaps, DX10 textures, a GIF frame
+//! without a palette, …), through ImageMagick 6 (Debian's
 //! `imagemagick`), as libvips reads them. ImageMagick runs as a sandboxed
 //! child ([`super::child`]), never linked: it has a long record of
 //! memory-safety bugs in exactly these old coders. Each run names its
@@ -42,9 +43,20 @@ pub(super) fn sniff(head: &[u8]) -> Option<SourceFormat> {
     if head.starts_with(b"SIMPLE  =") {
         return Some(SourceFormat::Fits);
     }
+    if head.starts_with(&[0xB1, 0x68, 0xDE, 0x3A]) {
+        return Some(SourceFormat::Dcx);
+    }
+    if (head.starts_with(b"PF") || head.starts_with(b"Pf")) && head.get(2).is_some_and(u8::is_ascii_whitespace) {
+        return Some(SourceFormat::Pfm);
+    }
     let text = head.trim_ascii_start();
     if text.starts_with(b"/* XPM */") || text.starts_with(b"! XPM2") {
         return Some(SourceFormat::Xpm);
+    }
+    // `#define NAME_width N`, as X11 writes it.
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    if text.starts_with(b"#define ") && first.windows(6).any(|w| w == b"_width") {
+        return Some(SourceFormat::Xbm);
     }
     None
 }
@@ -57,6 +69,10 @@ pub(super) fn coder(format: SourceFormat) -> Option<&'static str> {
         SourceFormat::Xpm => "xpm",
         SourceFormat::SunRaster => "sun",
         SourceFormat::Fits => "fits",
+        SourceFormat::Xbm => "xbm",
+        SourceFormat::Pfm => "pfm",
+        SourceFormat::Dcx => "dcx",
+        SourceFormat::Gif => "gif",
         SourceFormat::Bmp => "bmp",
         SourceFormat::Tga => "tga",
         SourceFormat::Pnm => "pnm",
@@ -213,6 +229,10 @@ mod tests {
         assert_eq!(sniff(b"SIMPLE  =                    T"), Some(SourceFormat::Fits));
         assert_eq!(sniff(b"/* XPM */\nstatic char"), Some(SourceFormat::Xpm));
         assert_eq!(sniff(b"\n/* XPM */"), Some(SourceFormat::Xpm));
+        assert_eq!(sniff(b"#define hopper_width 128\n"), Some(SourceFormat::Xbm));
+        assert_eq!(sniff(b"#define VERSION 3\n"), None);
+        assert_eq!(sniff(b"Pf\n128 128\n-1.0\n"), Some(SourceFormat::Pfm));
+        assert_eq!(sniff(&[0xB1, 0x68, 0xDE, 0x3A, 4, 16]), Some(SourceFormat::Dcx));
         // A PCX with an unknown version, an SGI with a wrong storage byte.
         assert_eq!(sniff(&[0x0A, 7, 1, 8]), None);
         assert_eq!(sniff(&[0x01, 0xDA, 9, 1]), None);

@@ -14,8 +14,8 @@
 //!   TIFFs the `tiff` crate cannot read; `jp2`: JPEG 2000 through OpenJPEG,
 //!   shrunk as it is decoded; `svg`: SVG through resvg, drawn at the
 //!   output's size and sandboxed; `pdf`: PDF pages through poppler and
-//!   `magick`: SGI, PCX, XPM, Sun raster, FITS and the rarer BMP, TGA,
-//!   PNM and DDS variants through ImageMagick, `raw`: camera RAW files
+//!   `magick`: SGI, PCX, XPM, XBM, Sun raster, FITS, PFM and the rarer BMP, TGA,
+//!   PNM, DDS and GIF variants through ImageMagick, `raw`: camera RAW files
 //!   through dcraw, all three as sandboxed child processes (`child`).
 
 mod child;
@@ -185,7 +185,7 @@ fn child_peak(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
         // an original held in memory from.
         F::Raw if raw::half_size((header.width, header.height), largest(spec)) => pixels * 4 + in_memory + CHILD_BASE,
         F::Raw => pixels * 10 + in_memory + CHILD_BASE,
-        F::Sgi | F::Pcx | F::Xpm | F::SunRaster | F::Fits => (pixels * 8).min(MAGICK_CACHE) + CHILD_BASE,
+        f if f.is_legacy() => (pixels * 8).min(MAGICK_CACHE) + CHILD_BASE,
         _ => 0,
     }
 }

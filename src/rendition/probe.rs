@@ -40,6 +40,12 @@ pub enum SourceFormat {
     SunRaster,
     /// FITS (astronomy): the first image.
     Fits,
+    /// X BitMap (text, 1 bit).
+    Xbm,
+    /// Portable FloatMap (PNM's floating-point cousin).
+    Pfm,
+    /// DCX, multipage PCX: the first page.
+    Dcx,
     /// Camera RAW (DNG, CR2, NEF, ARW, ORF, RW2, RAF, …), through dcraw.
     Raw,
 }
@@ -69,6 +75,9 @@ impl SourceFormat {
             | SourceFormat::Xpm
             | SourceFormat::SunRaster
             | SourceFormat::Fits
+            | SourceFormat::Xbm
+            | SourceFormat::Pfm
+            | SourceFormat::Dcx
             | SourceFormat::Raw => return None,
         })
     }
@@ -79,6 +88,21 @@ impl SourceFormat {
             .image_format()
             .ok_or_else(|| RenderError::UnsupportedFormat(format!("{self:?} is not read by `image`")))?;
         Ok(ImageReader::with_format(input.open()?, format))
+    }
+
+    /// Read by ImageMagick alone (SGI, PCX, …).
+    pub(crate) fn is_legacy(self) -> bool {
+        matches!(
+            self,
+            SourceFormat::Sgi
+                | SourceFormat::Pcx
+                | SourceFormat::Xpm
+                | SourceFormat::SunRaster
+                | SourceFormat::Fits
+                | SourceFormat::Xbm
+                | SourceFormat::Pfm
+                | SourceFormat::Dcx
+        )
     }
 
     /// Decoded from the whole file in memory (its compressed bytes count
@@ -189,9 +213,7 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
                 (w, h, 4, true)
             }
         },
-        SourceFormat::Sgi | SourceFormat::Pcx | SourceFormat::Xpm | SourceFormat::SunRaster | SourceFormat::Fits => {
-            magick_header(format, input, limits)?
-        }
+        _ if format.is_legacy() => magick_header(format, input, limits)?,
         SourceFormat::Raw => {
             let (w, h) = raw::header(input, limits)?;
             // Drawn as 8-bit RGB by the child, and read back.

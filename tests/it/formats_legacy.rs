@@ -34,7 +34,7 @@ fn rgb(image: RgbaImage) -> RgbImage {
 }
 
 #[test]
-fn sgi_pcx_and_sun_raster_come_out_as_the_picture_they_were_made_from() {
+fn sgi_pcx_dcx_sun_raster_and_pfm_come_out_as_the_picture_they_were_made_from() {
     let reference = image::load_from_memory(&fixture("formats/legacy.png"))
         .unwrap()
         .to_rgb8();
@@ -42,6 +42,8 @@ fn sgi_pcx_and_sun_raster_come_out_as_the_picture_they_were_made_from() {
         ("legacy.sgi", SourceFormat::Sgi),
         ("legacy.pcx", SourceFormat::Pcx),
         ("legacy.ras", SourceFormat::SunRaster),
+        ("legacy.dcx", SourceFormat::Dcx),
+        ("legacy.pfm", SourceFormat::Pfm),
     ] {
         let bytes = fixture(&format!("formats/{name}"));
         let header = probe(&bytes, &EngineLimits::default()).unwrap();
@@ -62,7 +64,7 @@ fn sgi_pcx_and_sun_raster_come_out_as_the_picture_they_were_made_from() {
 }
 
 #[test]
-fn fits_comes_out_grey_and_xpm_keeps_its_transparency() {
+fn fits_comes_out_grey_xbm_black_and_white_and_xpm_keeps_its_transparency() {
     let fits = fixture("formats/legacy-grey.fits");
     assert_eq!(
         probe(&fits, &EngineLimits::default()).unwrap().format,
@@ -77,6 +79,17 @@ fn fits_comes_out_grey_and_xpm_keeps_its_transparency() {
     // FITS rows run bottom-up; the picture is still upright.
     let top_dark = grey.get_pixel(80, 2)[0].abs_diff(luma.get_pixel(80, 2)[0]);
     assert!(top_dark < 12, "upright: {top_dark}");
+
+    // XBM: one bit, black and white, at its size.
+    let xbm = fixture("formats/legacy.xbm");
+    assert_eq!(probe(&xbm, &EngineLimits::default()).unwrap().format, SourceFormat::Xbm);
+    let bits = rgb(rendered(&xbm, Size::Full).unwrap());
+    assert_eq!(bits.dimensions(), (160, 107));
+    assert!(
+        bits.pixels().all(|p| p.0 == [0; 3] || p.0 == [255; 3]),
+        "black and white"
+    );
+    assert!(bits.pixels().any(|p| p.0 == [0; 3]) && bits.pixels().any(|p| p.0 == [255; 3]));
 
     let xpm = fixture("formats/shapes.xpm");
     assert_eq!(probe(&xpm, &EngineLimits::default()).unwrap().format, SourceFormat::Xpm);
@@ -106,4 +119,14 @@ fn hostile_legacy_files_fail_with_stable_codes() {
     assert_eq!(code(&garbage), "corrupt_input");
     // Nothing but a header line.
     assert_eq!(code(b"/* XPM */\n"), "corrupt_input");
+}
+
+#[test]
+fn what_image_cannot_read_of_a_common_format_imagemagick_may() {
+    // A 1 × 1 GIF with neither a global nor a local colour table, which
+    // the `image` crate refuses ("no color table"): index 0 is black.
+    let gif = b"GIF89a\x01\0\x01\0\0\0\0\x2c\0\0\0\0\x01\0\x01\0\0\x02\x02\x44\x01\0\x3b";
+    assert_eq!(probe(gif, &EngineLimits::default()).unwrap().format, SourceFormat::Gif);
+    let out = rgb(rendered(gif, Size::Full).unwrap());
+    assert_eq!((out.dimensions(), out.get_pixel(0, 0).0), ((1, 1), [0, 0, 0]));
 }
