@@ -22,6 +22,7 @@ const STDERR_BYTES: u64 = 4 << 10;
 
 /// One run of a tool over an original.
 pub(super) struct Run<'a> {
+    /// An absolute path: nothing on `PATH` stands in for it.
     pub(super) program: &'static str,
     pub(super) args: Vec<String>,
     /// Given as the child's stdin.
@@ -39,6 +40,14 @@ pub(super) struct Run<'a> {
     pub(super) what: &'static str,
     /// The Debian package that has `program`.
     pub(super) package: &'static str,
+}
+
+/// What a child that succeeded printed.
+#[derive(Debug)]
+pub(super) struct Done {
+    pub(super) out: Vec<u8>,
+    /// Its stderr: some tools warn there of damage and still succeed.
+    pub(super) said: String,
 }
 
 /// A child that exited unsuccessfully by itself.
@@ -69,7 +78,7 @@ impl Failed {
 impl Run<'_> {
     /// The child's stdout when it succeeds; `Err(Failed)` inside when it
     /// exits unsuccessfully, for the caller to read its exit code.
-    pub(super) fn output(&self) -> Result<Result<Vec<u8>, Failed>, RenderError> {
+    pub(super) fn output(&self) -> Result<Result<Done, Failed>, RenderError> {
         let scratch = match self.scratch_bytes {
             0 => None,
             _ => Some(
@@ -119,7 +128,7 @@ impl Run<'_> {
     }
 
     /// Feeds the child, reads its output and waits for it, to the deadline.
-    fn wait(&self, mut child: std::process::Child) -> Result<Result<Vec<u8>, Failed>, RenderError> {
+    fn wait(&self, mut child: std::process::Child) -> Result<Result<Done, Failed>, RenderError> {
         let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let started = Instant::now();
         let (status, out, err) = std::thread::scope(|s| {
@@ -154,14 +163,15 @@ impl Run<'_> {
                 self.program, self.max_out
             )));
         }
+        let said = String::from_utf8_lossy(&err).into_owned();
         if status.success() {
-            return Ok(Ok(out));
+            return Ok(Ok(Done { out, said }));
         }
-        // RLIMIT_CPU: SIGXCPU, then SIGKILL.
-        if let Some(libc::SIGXCPU | libc::SIGKILL) = status.signal() {
+        // RLIMIT_CPU. (A SIGKILL is not ours once the deadline has not
+        // passed: the kernel's OOM killer, most likely.)
+        if status.signal() == Some(libc::SIGXCPU) {
             return Err(RenderError::Deadline(format!("{} ran out of CPU time", self.program)));
         }
-        let said = String::from_utf8_lossy(&err);
         Ok(Err(Failed {
             code: status.code(),
             signal: status.signal(),

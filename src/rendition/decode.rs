@@ -70,6 +70,16 @@ pub(super) struct Decoded {
 }
 
 impl Decoded {
+    /// Pixels a child process drew in sRGB, upright, with no metadata.
+    pub(super) fn drawn(image: DynamicImage) -> Decoded {
+        Decoded {
+            image,
+            icc: None,
+            credits: Credits::default(),
+            orientation: Orientation::NoTransforms,
+        }
+    }
+
     /// To sRGB RGB(A), then upright.
     fn finish(self, header: &Header) -> Picture {
         let mut image = if self.image.color().has_alpha() {
@@ -161,7 +171,9 @@ pub fn decode(
         f if f.is_legacy() => decode_magick(input, header, limits)?,
         // What `image` cannot read of a BMP, TGA, PNM, DDS or GIF, ImageMagick may.
         _ => match decode_other(input, header) {
-            Err(e) if magick::coder(header.format).is_some() => decode_magick(input, header, limits).map_err(|_| e)?,
+            Err(e) if magick::coder(header.format).is_some() && e.is_unreadable() => {
+                decode_magick(input, header, limits).map_err(|_| e)?
+            }
             other => other?,
         },
     };
@@ -170,6 +182,24 @@ pub fn decode(
 
 fn decode_magick(input: Input<'_>, header: &Header, limits: &EngineLimits) -> Result<Decoded, RenderError> {
     magick::decode(input, header.format, (header.width, header.height), limits)
+}
+
+/// 16-bit and float pictures to 8 bits; grey stays grey until shrunk.
+pub(super) fn eight_bit(image: DynamicImage) -> DynamicImage {
+    match image {
+        i @ (DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_)) => i,
+        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.into_rgba8()),
+        other => DynamicImage::ImageRgb8(other.into_rgb8()),
+    }
+}
+
+/// The PNM (PPM or PAM) a child process printed.
+pub(super) fn from_child_pnm(pnm: &[u8], what: &str) -> Result<DynamicImage, RenderError> {
+    image::load_from_memory_with_format(pnm, image::ImageFormat::Pnm)
+        .map_err(|e| RenderError::CorruptInput(format!("{what}: the child's output: {e}")))
 }
 
 /// PNG and TIFF through the shrinking readers, where their layout allows
@@ -254,17 +284,8 @@ fn decode_other(input: Input<'_>, header: &Header) -> Result<Decoded, RenderErro
     let icc = decoder.icc_profile().ok().flatten();
     let exif = decoder.exif_metadata().ok().flatten();
     let decoded = DynamicImage::from_decoder(decoder).map_err(RenderError::from_image)?;
-    // 16-bit and float pictures to 8 bits now; grey stays grey until shrunk.
-    let image = match decoded {
-        i @ (DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_)) => i,
-        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.into_rgba8()),
-        other => DynamicImage::ImageRgb8(other.into_rgb8()),
-    };
     Ok(Decoded {
-        image,
+        image: eight_bit(decoded),
         icc,
         credits: Credits::from_exif(exif.as_deref()),
         orientation,

@@ -63,6 +63,16 @@ impl RenderError {
             if message.contains("extraneous bytes before marker") || message.contains("bad ICC marker"))
     }
 
+    /// A decoder could not read the file (a feature it lacks, bytes it
+    /// refused), rather than refusing it for its size: another decoder may
+    /// try.
+    pub(crate) fn is_unreadable(&self) -> bool {
+        matches!(
+            self,
+            RenderError::UnsupportedFormat(_) | RenderError::CorruptInput(_) | RenderError::Codec { .. }
+        )
+    }
+
     /// An `image` decoder's error: a feature it lacks is an unsupported
     /// format, its allocation limit a size, anything else damage.
     pub(crate) fn from_image(e: image::ImageError) -> RenderError {

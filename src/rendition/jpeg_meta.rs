@@ -99,6 +99,14 @@ pub(super) fn ifd0_has(tiff: &[u8], tag: u16) -> bool {
     Tiff::new(tiff).and_then(|t| t.ifd0_entry(tag)).is_some()
 }
 
+/// A SHORT value of IFD0.
+pub(super) fn ifd0_short(tiff: &[u8], tag: u16) -> Option<u16> {
+    match ifd0_value(tiff, tag)? {
+        Value::Short(v) => Some(v),
+        Value::Ascii(_) => None,
+    }
+}
+
 fn ifd0_value(tiff: &[u8], tag: u16) -> Option<Value> {
     let t = Tiff::new(tiff)?;
     let entry = t.ifd0_entry(tag)?;
@@ -121,10 +129,7 @@ fn ifd0_value(tiff: &[u8], tag: u16) -> Option<Value> {
 
 /// EXIF Orientation (1–8), if present.
 pub fn orientation(tiff: &[u8]) -> Option<u8> {
-    match ifd0_value(tiff, 0x0112)? {
-        Value::Short(v) => u8::try_from(v).ok(),
-        Value::Ascii(_) => None,
-    }
+    ifd0_short(tiff, 0x0112).and_then(|v| u8::try_from(v).ok())
 }
 
 /// An ASCII tag of IFD0 (Artist 0x013B, Copyright 0x8298).

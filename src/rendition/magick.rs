@@ -10,9 +10,7 @@
 //! URL); its scratch files go to a private directory that is removed
 //! afterwards, each no larger than the picture needs.
 
-use image::metadata::Orientation;
-
-use super::decode::{Credits, Decoded};
+use super::decode::{self, Decoded};
 use super::input::Input;
 use super::probe::SourceFormat;
 use super::{EngineLimits, RenderError, child};
@@ -54,8 +52,8 @@ pub(super) fn sniff(head: &[u8]) -> Option<SourceFormat> {
         return Some(SourceFormat::Xpm);
     }
     // `#define NAME_width N`, as X11 writes it.
-    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    if text.starts_with(b"#define ") && first.windows(6).any(|w| w == b"_width") {
+    let has = |word: &[u8]| text.windows(word.len()).any(|w| w == word);
+    if text.starts_with(b"#define ") && has(b"_width ") && has(b"_height ") {
         return Some(SourceFormat::Xbm);
     }
     None
@@ -84,14 +82,14 @@ pub(super) fn coder(format: SourceFormat) -> Option<&'static str> {
 /// The first frame's size, read by `identify -ping` (the header only).
 pub(super) fn header(input: Input<'_>, coder: &'static str, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
     let run = tool(
-        "identify",
+        "/usr/bin/identify",
         vec!["-ping".into(), "-format".into(), "%w %h\\n".into(), first_frame(coder)],
         input,
         limits,
         IDENTIFY_BYTES,
         input.len()? + SLACK_BYTES,
     );
-    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?;
+    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?.out;
     let text = String::from_utf8_lossy(&out);
     let mut numbers = text.lines().next().unwrap_or("").split(' ').map(str::parse::<u32>);
     match (numbers.next(), numbers.next()) {
@@ -113,7 +111,8 @@ fn check_complete(format: SourceFormat, input: Input<'_>) -> Result<(), RenderEr
             .map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])))
     };
     let (rle, bytes_per_sample) = (head.get(2) == Some(&1), head.get(3).copied().map_or(1, u64::from));
-    let (width, rows) = (be16(6), be16(8) * be16(10).max(1));
+    // At most 4 channels (RGBA): ImageMagick refuses more.
+    let (width, rows) = (be16(6), be16(8) * be16(10).clamp(1, 4));
     let needed = if rle {
         // Each row's offset, then each row's length, as 32-bit words.
         let tables = input.prefix(512 + 8 * rows as usize)?;
@@ -155,6 +154,9 @@ pub(super) fn decode(
     // (Debian's policy), and its output is staged in one.
     let scratch = (w * h * 8).max(input.len()?).max(pam) + SLACK_BYTES;
     let args = vec![
+        "-limit".into(),
+        "thread".into(),
+        "1".into(),
         first_frame(coder),
         "-colorspace".into(),
         "sRGB".into(),
@@ -162,10 +164,9 @@ pub(super) fn decode(
         "8".into(),
         "pam:-".into(),
     ];
-    let run = tool("convert", args, input, limits, pam as usize, scratch);
-    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?;
-    let image = image::load_from_memory_with_format(&out, image::ImageFormat::Pnm)
-        .map_err(|e| RenderError::CorruptInput(format!("{coder}: ImageMagick's output: {e}")))?;
+    let run = tool("/usr/bin/convert", args, input, limits, pam as usize, scratch);
+    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?.out;
+    let image = decode::from_child_pnm(&out, coder)?;
     if (image.width(), image.height()) != size {
         return Err(RenderError::CorruptInput(format!(
             "{coder}: {}×{} pixels decoded, the header said {}×{}",
@@ -175,20 +176,7 @@ pub(super) fn decode(
             size.1
         )));
     }
-    let image = match image {
-        i @ (image::DynamicImage::ImageLuma8(_)
-        | image::DynamicImage::ImageLumaA8(_)
-        | image::DynamicImage::ImageRgb8(_)
-        | image::DynamicImage::ImageRgba8(_)) => i,
-        other if other.color().has_alpha() => image::DynamicImage::ImageRgba8(other.into_rgba8()),
-        other => image::DynamicImage::ImageRgb8(other.into_rgb8()),
-    };
-    Ok(Decoded {
-        image,
-        icc: None,
-        credits: Credits::default(),
-        orientation: Orientation::NoTransforms,
-    })
+    Ok(Decoded::drawn(decode::eight_bit(image)))
 }
 
 /// `coder:-[0]`: stdin, read with that coder only, its first frame.
@@ -229,7 +217,11 @@ mod tests {
         assert_eq!(sniff(b"SIMPLE  =                    T"), Some(SourceFormat::Fits));
         assert_eq!(sniff(b"/* XPM */\nstatic char"), Some(SourceFormat::Xpm));
         assert_eq!(sniff(b"\n/* XPM */"), Some(SourceFormat::Xpm));
-        assert_eq!(sniff(b"#define hopper_width 128\n"), Some(SourceFormat::Xbm));
+        assert_eq!(
+            sniff(b"#define hopper_width 128\n#define hopper_height 128\n"),
+            Some(SourceFormat::Xbm)
+        );
+        assert_eq!(sniff(b"#define SCREEN_width 128\nint x;\n"), None);
         assert_eq!(sniff(b"#define VERSION 3\n"), None);
         assert_eq!(sniff(b"Pf\n128 128\n-1.0\n"), Some(SourceFormat::Pfm));
         assert_eq!(sniff(&[0xB1, 0x68, 0xDE, 0x3A, 4, 16]), Some(SourceFormat::Dcx));

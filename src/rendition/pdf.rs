@@ -10,9 +10,7 @@
 //! that this would pass the source pixel limit); it is drawn once, straight
 //! at the size the largest output needs.
 
-use image::metadata::Orientation;
-
-use super::decode::{Credits, Decoded};
+use super::decode::{self, Decoded};
 use super::input::Input;
 use super::{EngineLimits, RenderError, child};
 
@@ -34,11 +32,11 @@ pub(super) fn sniff(start: &[u8]) -> bool {
 /// nominal resolution, after its `/Rotate`.
 pub(super) fn header(input: Input<'_>, page: u32, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
     let p = page.to_string();
-    let out = match run("pdfinfo", &["-f", &p, "-l", &p], input, limits, INFO_BYTES) {
+    let out = match run("/usr/bin/pdfinfo", &["-f", &p, "-l", &p], input, limits, INFO_BYTES) {
         // A page past the last is a wrong range to pdfinfo: the count tells.
         Err(RenderError::CorruptInput(why)) if page > 1 => {
             let pages = info_pages(&String::from_utf8_lossy(&run(
-                "pdfinfo",
+                "/usr/bin/pdfinfo",
                 &[],
                 input,
                 limits,
@@ -127,15 +125,9 @@ pub(super) fn decode(
     let args = ["-f", &p, "-l", &p, "-cropbox", "-scale-to", &e];
     // The PPM header, and the drawn page (its short side rounds either way).
     let max = 64 + (edge as usize + 1) * (edge as usize + 1) * 3;
-    let ppm = run("pdftoppm", &args, input, limits, max)?;
-    let image = image::load_from_memory_with_format(&ppm, image::ImageFormat::Pnm)
-        .map_err(|e| RenderError::CorruptInput(format!("PDF: pdftoppm's output: {e}")))?;
-    Ok(Decoded {
-        image: image::DynamicImage::ImageRgb8(image.into_rgb8()),
-        icc: None,
-        credits: Credits::default(),
-        orientation: Orientation::NoTransforms,
-    })
+    let ppm = run("/usr/bin/pdftoppm", &args, input, limits, max)?;
+    let image = decode::from_child_pnm(&ppm, "PDF")?;
+    Ok(Decoded::drawn(image::DynamicImage::ImageRgb8(image.into_rgb8())))
 }
 
 /// Runs a poppler tool over `input` (given as `-`, its stdin), sandboxed
@@ -161,10 +153,14 @@ fn run(
         what: "PDF pages",
         package: "poppler-utils",
     };
-    run.output()?.map_err(|failed| match failed.code {
-        Some(3) => RenderError::UnsupportedFormat(format!("PDF is password-protected ({})", failed.said)),
-        _ => failed.corrupt(&run),
-    })
+    match run.output()? {
+        Ok(done) => Ok(done.out),
+        // Poppler says so and exits 1 (3 for a refused permission).
+        Err(failed) if failed.code == Some(3) || failed.said.contains("Incorrect password") => Err(
+            RenderError::UnsupportedFormat(format!("PDF is password-protected ({})", failed.said)),
+        ),
+        Err(failed) => Err(failed.corrupt(&run)),
+    }
 }
 
 #[cfg(test)]

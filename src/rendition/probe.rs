@@ -163,7 +163,8 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
             max: limits.max_source_bytes,
         });
     }
-    let format = match detect(&input.head()?) {
+    let head = input.head()?;
+    let mut format = match detect(&head) {
         // Text, told apart by a longer look.
         Err(_) if svg::sniff(&input.prefix(SVG_SNIFF_BYTES)?) => SourceFormat::Svg,
         Err(_) if pdf::sniff(&input.prefix(PDF_SNIFF_BYTES)?) => SourceFormat::Pdf,
@@ -174,6 +175,19 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
     if page != 1 && !matches!(format, SourceFormat::Pdf | SourceFormat::Tiff) {
         return Err(RenderError::NoSuchPage { page, pages: 1 });
     }
+    // A TIFF-shaped file dcraw cannot read is read as the TIFF it also is.
+    let tiff_shaped = head.starts_with(b"II*\0") || head.starts_with(b"MM\0*");
+    let raw_size = match format {
+        SourceFormat::Raw => match raw::header(input, limits) {
+            Ok(size) => Some(size),
+            Err(e) if tiff_shaped && raw::refused_as_not_raw(&e) => {
+                format = SourceFormat::Tiff;
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        _ => None,
+    };
     let (width, height, pixel_bytes, rgb8) = match format {
         SourceFormat::Jpeg => match jpeg_header(input, bytes) {
             // Read by `image` instead (see `decode`).
@@ -215,14 +229,16 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
         },
         _ if format.is_legacy() => magick_header(format, input, limits)?,
         SourceFormat::Raw => {
-            let (w, h) = raw::header(input, limits)?;
-            // Drawn as 8-bit RGB by the child, and read back.
-            (w, h, 3, true)
+            let (w, h) = raw_size.ok_or_else(|| RenderError::CorruptInput("RAW: no size".into()))?;
+            // Drawn as 8-bit RGB by the child, read back and copied.
+            (w, h, 3, false)
         }
         // The variants `image` lacks (OS/2 bitmaps, DX10 textures) are
         // ImageMagick's; its answer counts only when it reads them.
         _ => match image_header(format, input) {
-            Err(e) if magick::coder(format).is_some() => magick_header(format, input, limits).map_err(|_| e)?,
+            Err(e) if magick::coder(format).is_some() && e.is_unreadable() => {
+                magick_header(format, input, limits).map_err(|_| e)?
+            }
             other => other?,
         },
     };

@@ -8,9 +8,7 @@
 //! small to hold its pixels (a metadata-only stub dcraw would "decode" to
 //! black) is refused first.
 
-use image::metadata::Orientation;
-
-use super::decode::{Credits, Decoded};
+use super::decode::{self, Decoded};
 use super::input::Input;
 use super::{EngineLimits, RenderError, child, jpeg_meta};
 
@@ -46,21 +44,31 @@ pub(super) fn sniff_own_magic(head: &[u8]) -> Result<bool, RenderError> {
 /// (Canon's marker after the header), or a camera maker's TIFF whose raw
 /// data sits in sub-directories (NEF, ARW, PEF, SRW, …).
 pub(super) fn is_raw_tiff(prefix: &[u8]) -> bool {
-    if prefix.get(8..10) == Some(b"CR".as_slice()) {
-        return true;
-    }
-    let has = |tag: u16| jpeg_meta::ifd0_has(prefix, tag);
     const DNG_VERSION: u16 = 50706;
     const MAKE: u16 = 0x010F;
     const SUB_IFDS: u16 = 0x014A;
-    has(DNG_VERSION) || (has(SUB_IFDS) && has(MAKE))
+    const PHOTOMETRIC: u16 = 0x0106;
+    // Photometric interpretations only sensors have: CFA, LinearRaw.
+    const SENSOR: [u16; 2] = [32803, 34892];
+    let big = prefix.get(2..4) == Some(b"\x2B\0".as_slice()) || prefix.get(2..4) == Some(b"\0\x2B".as_slice());
+    if big {
+        return false;
+    }
+    // Canon's marker right after the header, IFD0 after it.
+    let cr2 = |order: &[u8; 4], ifd0: &[u8; 4]| prefix.get(..4) == Some(order) && prefix.get(4..8) == Some(ifd0);
+    if prefix.get(8..12) == Some(b"CR\x02\0".as_slice()) && cr2(b"II*\0", &[16, 0, 0, 0]) {
+        return true;
+    }
+    let has = |tag: u16| jpeg_meta::ifd0_has(prefix, tag);
+    let sensor = jpeg_meta::ifd0_short(prefix, PHOTOMETRIC).is_some_and(|p| SENSOR.contains(&p));
+    has(DNG_VERSION) || (has(MAKE) && (has(SUB_IFDS) || sensor))
 }
 
 /// The picture's size as dcraw will draw it (cropped to the sensor's
 /// active area, upright).
 pub(super) fn header(input: Input<'_>, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
     let run = dcraw(vec!["-i".into(), "-v".into()], input, limits, INFO_BYTES);
-    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?;
+    let out = run.output()?.map_err(|failed| failed.corrupt(&run))?.out;
     let info = String::from_utf8_lossy(&out);
     let (w, h) = info
         .lines()
@@ -78,6 +86,12 @@ pub(super) fn header(input: Input<'_>, limits: &EngineLimits) -> Result<(u32, u3
         )));
     }
     Ok((w, h))
+}
+
+/// dcraw's answer for a file it does not take for a camera's (a plain
+/// TIFF that looked like one): not damage.
+pub(super) fn refused_as_not_raw(e: &RenderError) -> bool {
+    matches!(e, RenderError::CorruptInput(m) if m.contains("Cannot decode file"))
 }
 
 /// Whether the largest output fits in half the picture's size.
@@ -100,16 +114,20 @@ pub(super) fn decode(
     }
     let max_out = size.0 as usize * size.1 as usize * 3 + 64;
     let run = dcraw(args, input, limits, max_out);
-    let ppm = run.output()?.map_err(|failed| failed.corrupt(&run))?;
-    let image = image::load_from_memory_with_format(&ppm, image::ImageFormat::Pnm)
-        .map_err(|e| RenderError::CorruptInput(format!("RAW: dcraw's output: {e}")))?;
-    let fits = |drawn: u32, own: u32| {
-        if half {
-            drawn.abs_diff(own / 2) <= 1
-        } else {
-            drawn == own
-        }
-    };
+    let done = run.output()?.map_err(|failed| failed.corrupt(&run))?;
+    // dcraw reports a truncated or damaged file and still exits 0 (the
+    // rows it could not read come out black).
+    if let Some(damage) = done
+        .said
+        .lines()
+        .find(|l| l.contains("Unexpected end of file") || l.contains("Corrupt data"))
+    {
+        return Err(RenderError::CorruptInput(format!("RAW: {}", damage.trim())));
+    }
+    let image = decode::from_child_pnm(&done.out, "RAW")?;
+    // dcraw halves only sensors with a colour filter (not LinearRaw DNGs,
+    // Foveon, monochrome): a half-size run may give the full size.
+    let fits = |drawn: u32, own: u32| drawn == own || half && drawn.abs_diff(own / 2) <= 1;
     if !fits(image.width(), size.0) || !fits(image.height(), size.1) {
         return Err(RenderError::CorruptInput(format!(
             "RAW: dcraw drew {}×{}, its header said {}×{}",
@@ -119,19 +137,14 @@ pub(super) fn decode(
             size.1
         )));
     }
-    Ok(Decoded {
-        image: image::DynamicImage::ImageRgb8(image.into_rgb8()),
-        icc: None,
-        credits: Credits::default(),
-        orientation: Orientation::NoTransforms,
-    })
+    Ok(Decoded::drawn(image::DynamicImage::ImageRgb8(image.into_rgb8())))
 }
 
 fn dcraw<'a>(mut args: Vec<String>, input: Input<'a>, limits: &EngineLimits, max_out: usize) -> child::Run<'a> {
     // No bad-pixel file looked for in the working directory and up.
     args.extend(["-P".into(), "/dev/null".into(), "/dev/stdin".into()]);
     child::Run {
-        program: "dcraw",
+        program: "/usr/bin/dcraw",
         args,
         input,
         seekable: true,
@@ -167,9 +180,20 @@ mod tests {
         );
         assert!(!is_raw_tiff(&tiff(&[0x0100, 0x010F])), "a camera's plain TIFF");
         assert!(!is_raw_tiff(&tiff(&[0x014A])), "sub-directories, no maker");
-        let mut cr2 = tiff(&[0x0100]);
-        cr2[8..10].copy_from_slice(b"CR");
+        let mut cr2 = b"II*\0\x10\0\0\0CR\x02\0\0\0\0\0".to_vec();
+        cr2.extend([0, 0]);
         assert!(is_raw_tiff(&cr2), "CR2");
+        // "CR" as the first pixels of a plain TIFF, its IFD0 elsewhere.
+        let mut plain = tiff(&[0x0100]);
+        plain[4..8].copy_from_slice(&[0, 1, 0, 0]);
+        plain[8..12].copy_from_slice(b"CR\x02\0");
+        assert!(!is_raw_tiff(&plain), "pixels that spell CR");
+        // A camera TIFF whose CFA is in IFD0 (PEF, older ARW).
+        let mut pef = tiff(&[0x010F, 0x0106]);
+        // Entry 2 (at 22): the type SHORT, the value CFA.
+        pef[24..26].copy_from_slice(&3u16.to_le_bytes());
+        pef[30..32].copy_from_slice(&32803u16.to_le_bytes());
+        assert!(is_raw_tiff(&pef), "CFA in IFD0");
         assert!(!is_raw_tiff(b"II*\0\xff\xff\0\0"), "a directory past the prefix");
     }
 

@@ -146,6 +146,8 @@ fn hostile_pdfs_fail_with_stable_codes() {
         let got = code(&pdf[..cut], 1, &limits);
         assert!(["rendered", "corrupt_input"].contains(&got.as_str()), "{cut}: {got}");
     }
+    // Password-protected (qpdf, user password "secret").
+    assert_eq!(code(&fixture("formats/locked.pdf"), 1, &limits), "unsupported_format");
     let few_pages = EngineLimits { max_pages: 2, ..limits };
     assert_eq!(code(&pdf, 1, &few_pages), "too_large");
     // A page that takes longer than the deadline to draw is given up.
