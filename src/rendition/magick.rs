@@ -51,9 +51,10 @@ pub(super) fn sniff(head: &[u8]) -> Option<SourceFormat> {
     if text.starts_with(b"/* XPM */") || text.starts_with(b"! XPM2") {
         return Some(SourceFormat::Xpm);
     }
-    // `#define NAME_width N`, as X11 writes it.
+    // `#define NAME_width N`, then `#define NAME_height N` (which a long
+    // name pushes past the head).
     let has = |word: &[u8]| text.windows(word.len()).any(|w| w == word);
-    if text.starts_with(b"#define ") && has(b"_width ") && has(b"_height ") {
+    if text.starts_with(b"#define ") && has(b"_width ") && (has(b"_height ") || has(b"\n#define ")) {
         return Some(SourceFormat::Xbm);
     }
     None
@@ -222,6 +223,10 @@ mod tests {
             Some(SourceFormat::Xbm)
         );
         assert_eq!(sniff(b"#define SCREEN_width 128\nint x;\n"), None);
+        assert_eq!(
+            sniff(b"#define hopper_underscore_width 128\n#define hopper_underscore_he"),
+            Some(SourceFormat::Xbm)
+        );
         assert_eq!(sniff(b"#define VERSION 3\n"), None);
         assert_eq!(sniff(b"Pf\n128 128\n-1.0\n"), Some(SourceFormat::Pfm));
         assert_eq!(sniff(&[0xB1, 0x68, 0xDE, 0x3A, 4, 16]), Some(SourceFormat::Dcx));
