@@ -30,7 +30,7 @@ pub enum SourceFormat {
     Svg,
     /// A PDF page, drawn by poppler at the output's size.
     Pdf,
-    /// SGI (IRIS) images, through ImageMagick, as are the four below.
+    /// SGI (IRIS) images, through ImageMagick, as are the seven below.
     Sgi,
     /// ZSoft PCX.
     Pcx,
@@ -163,31 +163,10 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
             max: limits.max_source_bytes,
         });
     }
-    let head = input.head()?;
-    let mut format = match detect(&head) {
-        // Text, told apart by a longer look.
-        Err(_) if svg::sniff(&input.prefix(SVG_SNIFF_BYTES)?) => SourceFormat::Svg,
-        Err(_) if pdf::sniff(&input.prefix(PDF_SNIFF_BYTES)?) => SourceFormat::Pdf,
-        // A camera's TIFF-shaped RAW file.
-        Ok(SourceFormat::Tiff) if raw::is_raw_tiff(&input.prefix(raw::SNIFF_BYTES)?) => SourceFormat::Raw,
-        other => other?,
-    };
+    let (format, raw_size) = format_of(input, limits)?;
     if page != 1 && !matches!(format, SourceFormat::Pdf | SourceFormat::Tiff) {
         return Err(RenderError::NoSuchPage { page, pages: 1 });
     }
-    // A TIFF-shaped file dcraw cannot read is read as the TIFF it also is.
-    let tiff_shaped = head.starts_with(b"II*\0") || head.starts_with(b"MM\0*");
-    let raw_size = match format {
-        SourceFormat::Raw => match raw::header(input, limits) {
-            Ok(size) => Some(size),
-            Err(e) if tiff_shaped && raw::refused_as_not_raw(&e) => {
-                format = SourceFormat::Tiff;
-                None
-            }
-            Err(e) => return Err(e),
-        },
-        _ => None,
-    };
     let (width, height, pixel_bytes, rgb8) = match format {
         SourceFormat::Jpeg => match jpeg_header(input, bytes) {
             // Read by `image` instead (see `decode`).
@@ -268,6 +247,30 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
         pixel_bytes,
         rgb8,
     })
+}
+
+/// The format, told by content, and a RAW file's size (dcraw's answer
+/// tells a camera's TIFF from a plain one).
+fn format_of(input: Input<'_>, limits: &EngineLimits) -> Result<(SourceFormat, Option<(u32, u32)>), RenderError> {
+    let head = input.head()?;
+    let format = match detect(&head) {
+        // Text, told apart by a longer look.
+        Err(_) if svg::sniff(&input.prefix(SVG_SNIFF_BYTES)?) => SourceFormat::Svg,
+        Err(_) if pdf::sniff(&input.prefix(PDF_SNIFF_BYTES)?) => SourceFormat::Pdf,
+        // A camera's TIFF-shaped RAW file.
+        Ok(SourceFormat::Tiff) if raw::is_raw_tiff(&input.prefix(raw::SNIFF_BYTES)?) => SourceFormat::Raw,
+        other => other?,
+    };
+    if format != SourceFormat::Raw {
+        return Ok((format, None));
+    }
+    let tiff_shaped = head.starts_with(b"II*\0") || head.starts_with(b"MM\0*");
+    match raw::header(input, limits) {
+        Ok(size) => Ok((format, Some(size))),
+        // Not a camera's after all: the TIFF it also is.
+        Err(e) if tiff_shaped && raw::refused_as_not_raw(&e) => Ok((SourceFormat::Tiff, None)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Size from ImageMagick's `identify`; its 8-bit RGBA output is copied.
