@@ -90,19 +90,10 @@ impl SourceFormat {
         Ok(ImageReader::with_format(input.open()?, format))
     }
 
-    /// Read by ImageMagick alone (SGI, PCX, …).
+    /// Read by ImageMagick alone (SGI, PCX, …): it has a coder and
+    /// `image` does not read it.
     pub(crate) fn is_legacy(self) -> bool {
-        matches!(
-            self,
-            SourceFormat::Sgi
-                | SourceFormat::Pcx
-                | SourceFormat::Xpm
-                | SourceFormat::SunRaster
-                | SourceFormat::Fits
-                | SourceFormat::Xbm
-                | SourceFormat::Pfm
-                | SourceFormat::Dcx
-        )
+        magick::coder(self).is_some() && self.image_format().is_none()
     }
 
     /// Decoded from the whole file in memory (its compressed bytes count
