@@ -6,8 +6,8 @@
 //! ├── renditions/{asset}/{digest}.{jpg|png|webp|mp4}     content-addressed renditions
 //! ├── renditions/{asset}/original-{source}.{ext}         originals handed out whole
 //! ├── renditions/shares/{share}/{asset}/…                the same, made for a share
-//! ├── renditions/shares/{share}/results/{job}.json       a share job's remembered result
-//! ├── results/{job}.json                                 every other remembered result
+//! ├── renditions/shares/{share}/results/{job}-{body}.json a share job's remembered result
+//! ├── results/{job}-{body}.json                          every other remembered result
 //! ├── revocations/shares/{share}                         "this share was revoked"
 //! └── audit/date={YYYY-MM-DD}/{job}-{answer}.jsonl       one audit record per answer
 //! publish destination bucket
@@ -16,7 +16,8 @@
 //!
 //! `{digest}` names what was made (source identity, size, format, quality,
 //! watermark, engine version); `{source}` and `{job}` are SHA-256 prefixes
-//! of the source identity and the job id. Revoking a share is one listing
+//! of the source identity and the job id, `{body}` of the job's whole
+//! body ([`Job::digest`]). Revoking a share is one listing
 //! of its prefix.
 
 use sha2::{Digest, Sha256};
@@ -58,10 +59,12 @@ pub fn rendition_prefix(job: &Job) -> String {
 }
 
 /// Where a job's result is remembered (under the share's prefix for share
-/// jobs, so revoking the share forgets them too).
+/// jobs, so revoking the share forgets them too): named by its id and by
+/// its whole body, so a job that reuses another's id never finds the
+/// other's answer.
 pub fn memo_key(job: &Job) -> String {
-    let digest = hex::encode(Sha256::digest(job.job_id.as_bytes()));
-    let name = format!("results/{}.json", &digest[..32]);
+    let id = hex::encode(Sha256::digest(job.job_id.as_bytes()));
+    let name = format!("results/{}-{}.json", &id[..32], &job.digest()[..32]);
     match &job.principal {
         Principal::Share { share, .. } => format!("{}{name}", share_prefix(share)),
         _ => name,
@@ -118,7 +121,7 @@ mod tests {
         assert_eq!(rendition_prefix(&user), "renditions/a-1");
         assert!(memo_key(&share).starts_with(&share_prefix("s-7")));
         assert!(memo_key(&user).starts_with("results/"));
-        assert_eq!(memo_key(&user).len(), "results/.json".len() + 32);
+        assert_eq!(memo_key(&user).len(), "results/-.json".len() + 64);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`plan`]: (policy, job, facts) → [`plan::Plan`]: the decision, what to
 //!   make as plain engine specs, where, with which watermark, until when.
 //! - [`layout`]: every object key. [`error`]: stable codes, retry or reject.
+//! - [`destinations`]: where publish jobs may copy to (an allow-list).
 //! - [`priority`]: interactive before bulk, without starving bulk.
 //! - [`audit`]: one record per answered job: who received what, under
 //!   which policy version (written to the store, read back by the CLI).
@@ -43,6 +44,7 @@
 
 pub mod audit;
 pub mod budget;
+pub mod destinations;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -14,13 +14,17 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::budget::MemoryBudget;
+use crate::destinations::PublishDestinations;
 use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig};
 use crate::queue::{JobQueue, Topology};
-use crate::storage::link::LinkSigner;
-use crate::storage::s3::{DEFAULT_MULTIPART_THRESHOLD, S3Config, StaticKeys};
+use crate::storage::s3::S3Config;
 use crate::video::VideoLimits;
 use crate::worker::WorkerConfig;
 use crate::worker::handler::STORAGE_WAIT;
+
+mod store;
+pub use store::link_signer;
+use store::{publish_destinations, store_setting};
 
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,8 @@ pub struct RawSettings {
     pub temp_dir: Option<PathBuf>,
     /// Bytes, or with a K/M/G/T suffix ([`crate::budget::parse_bytes`]).
     pub memory_budget: Option<String>,
+    /// Where publish jobs may copy to ([`crate::destinations`]).
+    pub publish_destinations: Option<String>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -163,6 +169,8 @@ pub struct Settings {
     pub temp_dir: Option<PathBuf>,
     /// The process's memory budget in bytes ([`crate::budget`]).
     pub memory_budget: u64,
+    /// Where publish jobs may copy to.
+    pub publish: PublishDestinations,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -236,7 +244,8 @@ impl RawSettings {
             worker_id,
             video_max_source_bytes,
             temp_dir,
-            memory_budget
+            memory_budget,
+            publish_destinations
         );
         Ok(raw)
     }
@@ -293,7 +302,6 @@ impl Settings {
                 .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
             policy: raw.policy.clone().filter(|p| !p.trim().is_empty()),
             lookups: lookups(raw.store_lookups.as_deref(), &store)?,
-            store,
             concurrency,
             http_addr,
             topology: Topology::new(&prefix, max_attempts, base),
@@ -311,6 +319,8 @@ impl Settings {
                 .unwrap_or_else(default_worker_id),
             temp_dir: temp_dir(raw.temp_dir.as_deref())?,
             memory_budget: memory_budget(raw.memory_budget.as_deref())?,
+            publish: publish_destinations(raw.publish_destinations.as_deref(), &store)?,
+            store,
         })
     }
 
@@ -335,6 +345,7 @@ impl Settings {
             lookups: self.lookups,
             temp_dir: self.temp_dir.clone(),
             memory_budget: self.memory_budget,
+            publish: self.publish.clone(),
             ..PipelineConfig::default()
         }
     }
@@ -432,87 +443,6 @@ fn lookups(setting: Option<&str>, store: &StoreSetting) -> Result<Lookups, Setti
         (Some("on_repeat"), _) | (None, StoreSetting::S3 { .. }) => Ok(Lookups::OnRepeat),
         (Some(other), _) => bail!("RENDITION_STORE_LOOKUPS", "must be always or on_repeat, not {other:?}"),
     }
-}
-
-fn store_setting(raw: &RawSettings) -> Result<StoreSetting, SettingsError> {
-    let store = raw.store.as_deref().unwrap_or("fs:./rendition-data");
-    if store != "s3" {
-        let dir = store_dir(store)?;
-        return Ok(StoreSetting::Fs {
-            originals: raw.originals_dir.clone().unwrap_or_else(|| dir.clone()),
-            dir,
-            link_secret: raw.link_secret.clone(),
-            link_base: raw.link_base.clone().unwrap_or_else(|| "http://127.0.0.1:8080".into()),
-        });
-    }
-    // Keys in the settings win; without them, aws-config's chain
-    // (`AWS_*` variables, profiles, web identity, ECS, instance metadata).
-    let keys = match (raw.s3_access_key.clone(), raw.s3_secret_key.clone()) {
-        (Some(access_key), Some(secret_key)) => Some(StaticKeys {
-            access_key,
-            secret_key,
-            session_token: None,
-        }),
-        (None, None) => None,
-        _ => bail!(
-            "RENDITION_S3_ACCESS_KEY",
-            "and RENDITION_S3_SECRET_KEY go together: set both, or neither to use the AWS credential chain"
-        ),
-    };
-    let endpoint = raw.s3_endpoint.clone();
-    let config = S3Config {
-        path_style: raw.s3_path_style.unwrap_or(endpoint.is_some()),
-        endpoint,
-        region: raw.s3_region.clone(),
-        keys,
-        multipart_threshold: raw.s3_multipart_threshold.unwrap_or(DEFAULT_MULTIPART_THRESHOLD),
-    };
-    Ok(StoreSetting::S3 {
-        config,
-        originals: raw.originals_bucket.clone().unwrap_or_else(|| "originals".into()),
-        renditions: raw.renditions_bucket.clone().unwrap_or_else(|| "renditions".into()),
-    })
-}
-
-/// `fs:DIR` or a plain directory.
-fn store_dir(store: &str) -> Result<PathBuf, SettingsError> {
-    Ok(PathBuf::from(store.strip_prefix("fs:").unwrap_or(store)))
-}
-
-/// The link secret of a filesystem store: the configured one, else the one
-/// kept in the store (`DIR/.link-secret`), else a new one saved there, so
-/// that `render`, `serve` and fs workers over the same store agree.
-pub fn link_signer(dir: &Path, base_url: &str, configured: Option<&str>) -> Result<LinkSigner, SettingsError> {
-    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
-        return Ok(LinkSigner::new(secret, base_url));
-    }
-    let path = dir.join(".link-secret");
-    if let Ok(secret) = std::fs::read_to_string(&path) {
-        return Ok(LinkSigner::new(secret.trim(), base_url));
-    }
-    let secret = hex::encode(rand::random::<[u8; 32]>());
-    let saved = std::fs::create_dir_all(dir).and_then(|()| write_private(&path, &secret));
-    saved.map_err(|e| SettingsError::File {
-        path: path.clone(),
-        source: e.into(),
-    })?;
-    tracing::warn!(path = %path.display(), "RENDITION_LINK_SECRET is not set; generated one and kept it here");
-    eprintln!(
-        "warning: RENDITION_LINK_SECRET is not set; generated one and kept it in {}",
-        path.display()
-    );
-    Ok(LinkSigner::new(secret, base_url))
-}
-
-fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(secret.as_bytes())
 }
 
 fn queues(list: Option<&str>) -> Result<Vec<JobQueue>, SettingsError> {

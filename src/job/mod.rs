@@ -8,6 +8,7 @@ mod principal;
 mod request;
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::error::{Coded, Disposition};
 pub use crate::priority::Priority;
@@ -171,6 +172,15 @@ impl Coded for JobError {
 }
 
 impl Job {
+    /// What this job asks, as a digest of its whole body: principal, asset,
+    /// request, purpose, destination, link lifetime and priority. The same
+    /// `job_id` with another body is another job (docs/contract.md, "Job
+    /// ids"): its remembered result is keyed by both.
+    pub fn digest(&self) -> String {
+        let body = serde_json::to_vec(self).expect("a job serializes");
+        hex::encode(sha2::Sha256::digest(body))
+    }
+
     /// Parses and checks a JSON job.
     pub fn parse(bytes: &[u8]) -> Result<Job, JobError> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -197,6 +207,12 @@ impl Job {
         check_id("job_id", &self.job_id)?;
         check_id("asset.id", &self.asset.id)?;
         check_id("asset.collection", &self.asset.collection)?;
+        // A share's id names a prefix of the store (layout::share_prefix).
+        match &self.principal {
+            Principal::Share { share, .. } => check_id("principal.share", share)?,
+            Principal::Password { collection } => check_id("principal.collection", collection)?,
+            Principal::User(_) | Principal::Anonymous => {}
+        }
         check_source(&self.asset.source)?;
         if self.link_ttl_s == 0 {
             return Err(JobError::at("link_ttl_s", "must be at least 1 second"));
@@ -229,7 +245,11 @@ fn check_id(field: &str, id: &str) -> Result<(), JobError> {
     }
 }
 
-/// A source is a key in the originals store: relative, no `..`, no scheme.
+/// A source is a key in the originals store: relative, no `..`, no
+/// scheme, no part that starts with a dot (the filesystem store's own
+/// files, `.link-secret` and sidecars, are dot-files) and no control
+/// character (a NUL would otherwise reach the store as an I/O error and be
+/// retried). See docs/security.md, "Sources are only originals".
 fn check_source(source: &str) -> Result<(), JobError> {
     let problem = if source.is_empty() {
         Some("must not be empty")
@@ -237,6 +257,10 @@ fn check_source(source: &str) -> Result<(), JobError> {
         Some("must be a key in the originals store, not a URL")
     } else if source.starts_with('/') || source.split('/').any(|part| part == ".." || part.is_empty()) {
         Some("must be a relative key without `..` or empty parts")
+    } else if source.split('/').any(|part| part.starts_with('.')) {
+        Some("must not name a dot-file or a dot-directory")
+    } else if source.chars().any(char::is_control) {
+        Some("must not contain control characters")
     } else {
         None
     };
@@ -336,6 +360,23 @@ mod tests {
                 "asset.source",
             ),
             ("/asset/source", serde_json::json!("../etc/passwd"), "asset.source"),
+            // What lives beside the originals on a filesystem store, and
+            // what no original is named: dot-files and control characters.
+            ("/asset/source", serde_json::json!(".link-secret"), "asset.source"),
+            (
+                "/asset/source",
+                serde_json::json!("originals/.hidden/a.jpg"),
+                "asset.source",
+            ),
+            ("/asset/source", serde_json::json!("a/./b.jpg"), "asset.source"),
+            ("/asset/source", serde_json::json!("a.jpg\u{0}.png"), "asset.source"),
+            ("/asset/source", serde_json::json!("a\nb.jpg"), "asset.source"),
+            ("/asset/source", serde_json::json!("a\u{7f}b.jpg"), "asset.source"),
+            (
+                "/principal",
+                serde_json::json!({"share": "s-7/results", "email": "e@x"}),
+                "principal.share",
+            ),
             (
                 "/request/rendition",
                 serde_json::json!({"max_height": 540}),

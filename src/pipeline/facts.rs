@@ -17,6 +17,16 @@ use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
 
 /// The remembered result's metadata field: when the answer was made.
 const ANSWERED_AT: &str = "answered-at";
+/// The remembered result's metadata field: the answer also went to the
+/// dead-letter queue (a repeat sends it there again).
+const DEAD_LETTER: &str = "dead-letter";
+
+/// A remembered answer.
+pub(super) struct Remembered {
+    pub(super) result: JobResult,
+    pub(super) answered_at: DateTime<Utc>,
+    pub(super) dead_letter: bool,
+}
 
 /// The policy's logo, decoded once per policy version.
 #[derive(Default)]
@@ -76,21 +86,39 @@ impl<S: Store> Pipeline<S> {
         Ok(LogoFact::Found(logo))
     }
 
-    /// The result remembered for this job, unless one of its links has
-    /// expired (then the job runs again: its renditions are found, its
-    /// links new).
+    /// The result remembered for this very job (same id, same body: the
+    /// memo's key says both), unless it was decided under another policy
+    /// version (a policy update is decided afresh: a demoted principal gets
+    /// the new decision) or one of its links has expired (then the job
+    /// runs again: its renditions are found, its links new). A store that
+    /// cannot be read is an error, not a miss: running the job again could
+    /// answer differently from what upstream may already have received.
     pub(super) async fn recall(
         &self,
         memo: &str,
         job_id: &str,
+        policy_version: u64,
         now: DateTime<Utc>,
-    ) -> Option<(JobResult, DateTime<Utc>)> {
-        let (info, bytes) = self.renditions.read(memo).await.ok()?;
-        let result: JobResult = serde_json::from_slice(&bytes).ok()?;
+    ) -> Result<Option<Remembered>, PipelineError> {
+        let (info, bytes) = match self.renditions.read(memo).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // A memo that does not parse (an older layout, a torn write) is no answer.
+        let Ok(result) = serde_json::from_slice::<JobResult>(&bytes) else {
+            return Ok(None);
+        };
         let fresh = result.renditions.iter().all(|r| r.expires_at > now);
+        let same = result.job_id == job_id && result.policy_version == policy_version;
         // A memo from before answers carried their time: now will do.
         let answered_at = info.meta.get(ANSWERED_AT).and_then(|t| t.parse().ok()).unwrap_or(now);
-        (result.job_id == job_id && fresh).then_some((result, answered_at))
+        let dead_letter = info.meta.get(DEAD_LETTER).is_some_and(|v| v == "true");
+        Ok((same && fresh).then_some(Remembered {
+            result,
+            answered_at,
+            dead_letter,
+        }))
     }
 
     pub(super) async fn remember(
@@ -98,15 +126,20 @@ impl<S: Store> Pipeline<S> {
         memo: &str,
         result: &JobResult,
         answered_at: DateTime<Utc>,
+        dead_letter: bool,
     ) -> Result<(), StoreError> {
+        let mut meta = std::collections::BTreeMap::from([(ANSWERED_AT.to_string(), answered_at.to_rfc3339())]);
+        if dead_letter {
+            meta.insert(DEAD_LETTER.to_string(), "true".to_string());
+        }
         let options = PutOptions {
             content_type: "application/json".into(),
-            meta: [(ANSWERED_AT.to_string(), answered_at.to_rfc3339())].into(),
+            meta,
             ..PutOptions::default()
         };
         let bytes = serde_json::to_vec(result).expect("a result serializes");
         self.renditions.put(memo, bytes, options).await?;
-        self.memory.answered.insert(&result.job_id, ());
+        self.memory.answered.insert(memo, ());
         Ok(())
     }
 

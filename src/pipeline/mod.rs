@@ -20,8 +20,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::budget::MemoryBudget;
+use crate::destinations::PublishDestinations;
 use crate::error::{Coded, Disposition};
-use crate::job::Job;
+use crate::job::{Job, JobError};
 use crate::layout;
 use crate::plan::{self, Facts, Make, Plan, PlanError};
 use crate::policy::{Decision, Policy};
@@ -41,6 +42,8 @@ use sources::SourceCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    #[error(transparent)]
+    Job(#[from] JobError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -62,6 +65,7 @@ pub enum PipelineError {
 impl Coded for PipelineError {
     fn code(&self) -> &'static str {
         match self {
+            PipelineError::Job(e) => e.code(),
             PipelineError::Plan(e) => e.code(),
             PipelineError::Render(e) => e.code(),
             PipelineError::Store(e) => e.code(),
@@ -116,6 +120,8 @@ pub struct PipelineConfig {
     pub lookups: Lookups,
     /// Where video sources are copied for FFmpeg (default: the system's).
     pub temp_dir: Option<std::path::PathBuf>,
+    /// Where publish jobs may copy to (default: nowhere).
+    pub publish: PublishDestinations,
 }
 
 impl Default for PipelineConfig {
@@ -129,7 +135,23 @@ impl Default for PipelineConfig {
             video_limits: VideoLimits::default(),
             lookups: Lookups::Always,
             temp_dir: None,
+            publish: PublishDestinations::default(),
         }
+    }
+}
+
+impl PipelineConfig {
+    /// A publish job with its destination checked against the allow-list
+    /// and its prefix normalised; `None` for every other job.
+    fn publish_checked(&self, job: &Job) -> Result<Option<Job>, JobError> {
+        let Some(destination) = &job.destination else {
+            return Ok(None);
+        };
+        let destination = Some(self.publish.check(destination)?);
+        Ok(Some(Job {
+            destination,
+            ..job.clone()
+        }))
     }
 }
 
@@ -172,6 +194,9 @@ pub struct Outcome {
     pub replayed: bool,
     /// Engine code panicked (caught on its pool; answered `engine_error`).
     pub panicked: bool,
+    /// A replayed answer that was dead-lettered when it was first made:
+    /// the repeat dead-letters it again.
+    pub dead_letter: bool,
     /// When the answer was made; a replayed answer keeps its first time,
     /// so its audit record is the same record.
     pub answered_at: DateTime<Utc>,
@@ -184,6 +209,7 @@ impl Outcome {
             retry: false,
             replayed: false,
             panicked: false,
+            dead_letter: false,
             answered_at: Utc::now(),
         }
     }
@@ -245,24 +271,45 @@ impl<S: Store> Pipeline<S> {
             }
         };
         let memo = layout::memo_key(job);
-        if self.may_be_answered(job, arrival)
-            && let Some((result, answered_at)) = self.recall(&memo, &job.job_id, arrival.now).await
-        {
-            return Outcome {
-                replayed: true,
-                answered_at,
-                ..Outcome::final_(result)
-            };
+        if self.may_be_answered(&memo, arrival) {
+            match self.recall(&memo, &job.job_id, policy.version(), arrival.now).await {
+                Ok(Some(remembered)) => {
+                    return Outcome {
+                        replayed: true,
+                        dead_letter: remembered.dead_letter,
+                        answered_at: remembered.answered_at,
+                        ..Outcome::final_(remembered.result)
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => return Outcome::failed(&job.job_id, policy.version(), None, &e),
+            }
         }
-        let outcome = self.run_job(policy, job, arrival.now, progress).await;
+        let outcome = match self.config.publish_checked(job) {
+            Ok(None) => self.run_job(policy, job, arrival.now, progress).await,
+            Ok(Some(checked)) => self.run_job(policy, &checked, arrival.now, progress).await,
+            Err(e) => Outcome::failed(&job.job_id, policy.version(), None, &e.into()),
+        };
         if !outcome.retry
-            && let Err(e) = self.remember(&memo, &outcome.result, outcome.answered_at).await
+            && let Err(e) = self.remember(&memo, &outcome.result, outcome.answered_at, false).await
         {
-            // Without the memo a repeat finds its renditions; it only
-            // loses `cached: false`. Not worth failing the job for.
-            tracing::warn!(job_id = %job.job_id, error = %e, "could not remember the result");
+            // An answer sent without its memo could be answered otherwise
+            // on a redelivery (new links), leaving two audit records for
+            // one job: the job is tried again instead.
+            tracing::warn!(job_id = %job.job_id, error = %e, "could not remember the result; the job is retried");
+            return Outcome::failed(&job.job_id, policy.version(), None, &e.into());
         }
         outcome
+    }
+
+    /// Remembers a transient failure that is answered anyway (out of
+    /// attempts: dead-lettered), before its audit record is written, so
+    /// that a redelivery after a crash answers (and records) the same.
+    pub async fn remember_dead_letter(&self, work: &Work, outcome: &Outcome) -> Result<(), PipelineError> {
+        let Work::Job(job) = work else { return Ok(()) };
+        let memo = layout::memo_key(job);
+        self.remember(&memo, &outcome.result, outcome.answered_at, true).await?;
+        Ok(())
     }
 
     /// Facts → plan → make → (publish) → answer.
@@ -533,8 +580,8 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// Whether this job may have been answered before.
-    fn may_be_answered(&self, job: &Job, arrival: Arrival) -> bool {
-        self.config.lookups == Lookups::Always || arrival.repeat || self.memory.answered.get(&job.job_id).is_some()
+    fn may_be_answered(&self, memo: &str, arrival: Arrival) -> bool {
+        self.config.lookups == Lookups::Always || arrival.repeat || self.memory.answered.get(memo).is_some()
     }
 
     /// A share job's plan again, once rendering is done: a revoke that
@@ -590,3 +637,7 @@ fn missing(spec: &Spec, found: &[Option<(String, RenditionMeta)>]) -> Option<Spe
 #[cfg(test)]
 #[path = "round_trips.rs"]
 mod round_trips;
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod replay_tests;

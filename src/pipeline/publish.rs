@@ -21,7 +21,7 @@ impl<S: Store> Pipeline<S> {
         plan: &Plan,
         records: &mut [RenditionRecord],
     ) -> Result<(), PipelineError> {
-        let target = self.renditions.bucket(&destination.bucket)?;
+        let target = self.renditions.destination(&destination.bucket)?;
         let single = records.len() == 1;
         for record in records.iter_mut() {
             let name = published_name(&plan.stem, record, single);

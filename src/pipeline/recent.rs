@@ -1,5 +1,5 @@
 //! What this worker remembers between jobs, so most of them need not ask
-//! the store: job ids it answered, renditions it stored or found, shares
+//! the store: jobs it answered, renditions it stored or found, shares
 //! it saw revoked. Bounded; the oldest entry goes first.
 
 use std::collections::{HashMap, VecDeque};
@@ -56,7 +56,8 @@ impl<V: Clone> Recent<V> {
 
 /// The worker's memory, in one place.
 pub(super) struct Memory {
-    /// Job ids answered here: a second delivery reads the remembered result.
+    /// Jobs answered here (by memo key: id and body): a second delivery
+    /// reads the remembered result.
     pub(super) answered: Recent<()>,
     /// Renditions known to be in the store, with what they were stored as.
     /// Believed for an hour: a bucket's lifecycle rule may delete them.

@@ -3,8 +3,11 @@
 //! costs a child, never the worker. Each child reads the original on its
 //! stdin and prints pixels on its stdout; it has no environment but `PATH`
 //! (and a private scratch directory where it needs one), bounded address
-//! space, CPU time, file size and open files, no core file, and is killed
-//! at its deadline.
+//! space, CPU time, file size, open files and processes, no core file, no
+//! descriptor of the worker's, its own process group (killed whole at the
+//! deadline), and, when the worker runs as root, the `nobody` user: it can
+//! neither read the worker's memory or environment nor signal it
+//! (docs/security.md, "Children cannot reach the worker").
 
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -16,6 +19,14 @@ use super::input::Input;
 
 /// A child's address space: room for the tool and a 100 MP bitmap.
 const CHILD_ADDRESS_SPACE: u64 = 2 << 30;
+
+/// A child's processes and threads (`RLIMIT_NPROC`, counted per user): the
+/// tools run single-threaded; a coder that forks is refused.
+const CHILD_PROCESSES: u64 = 8;
+
+/// Who children run as when the worker runs as root (root's children
+/// could read any process's memory): `nobody`/`nogroup`.
+const SANDBOX_ID: u32 = 65534;
 
 /// What of a child's stderr is kept for the error message.
 const STDERR_BYTES: u64 = 4 << 10;
@@ -94,8 +105,16 @@ impl Run<'_> {
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .current_dir("/")
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(id) = sandbox_id() {
+            command.uid(id).gid(id);
+            if let Some(dir) = &scratch {
+                std::os::unix::fs::chown(dir.path(), Some(id), Some(id))
+                    .map_err(|e| RenderError::codec(format!("a scratch directory for {}: {e}", self.program), e))?;
+            }
+        }
         if let Some(dir) = &scratch {
             command
                 .current_dir(dir.path())
@@ -143,7 +162,7 @@ impl Run<'_> {
                 match child.try_wait() {
                     Ok(Some(status)) => break Ok(status),
                     Ok(None) if started.elapsed() >= self.deadline => {
-                        let _ = child.kill();
+                        kill_group(&child);
                         let _ = child.wait();
                         break Err(RenderError::Deadline(format!(
                             "{} took more than {:?}",
@@ -154,6 +173,9 @@ impl Run<'_> {
                     Err(e) => break Err(RenderError::codec(format!("waiting for {}: {e}", self.program), e)),
                 }
             };
+            // Whatever the child left behind in its group goes with it
+            // (and its pipes close, so the readers below finish).
+            kill_group(&child);
             (status, out.join().unwrap_or_default(), err.join().unwrap_or_default())
         });
         let status = status?;
@@ -177,6 +199,33 @@ impl Run<'_> {
             signal: status.signal(),
             said: said.lines().last().unwrap_or("").trim().to_string(),
         }))
+    }
+}
+
+/// The user children run as: `nobody` when the worker is root, else the
+/// worker's own (whom [`harden_worker`] keeps out of the worker's memory).
+fn sandbox_id() -> Option<u32> {
+    // SAFETY: a plain system call.
+    (unsafe { libc::geteuid() } == 0).then_some(SANDBOX_ID)
+}
+
+/// Kills the child's whole process group (it leads its own).
+fn kill_group(child: &std::process::Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: a signal to a group this process made; at worst it is gone.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+}
+
+/// Makes this process non-dumpable: no core file, and no process of the
+/// same user (a compromised child, a decoder's exploit run elsewhere) may
+/// read its memory or `/proc/<pid>/environ` or ptrace it. Every command
+/// calls it first; the S3 keys, AMQP password and link secret live here.
+pub fn harden_worker() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    match unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 
@@ -234,8 +283,111 @@ impl Confinement {
         set(libc::RLIMIT_FSIZE, self.file_bytes)?;
         set(libc::RLIMIT_CORE, 0)?;
         set(libc::RLIMIT_NOFILE, 256)?;
-        // SAFETY: setting a signal's disposition to ignore.
-        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+        // After the switch of user (std does it before this runs), so the
+        // switch is not refused for the new user's count.
+        set(libc::RLIMIT_NPROC, CHILD_PROCESSES)?;
+        // SAFETY: plain system calls with integer arguments. Every
+        // descriptor past stdio closes at exec (a C library's descriptor
+        // opened without O_CLOEXEC included); the child cannot gain
+        // privileges through a set-user-id program; it dies with the worker.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(program: &'static str, args: &[&str], deadline: Duration) -> Result<Result<Done, Failed>, RenderError> {
+        Run {
+            program,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            input: Input::Bytes(b""),
+            seekable: false,
+            deadline,
+            max_out: 1 << 20,
+            scratch_bytes: 0,
+            what: "a test",
+            package: "coreutils",
+        }
+        .output()
+    }
+
+    /// A compromised decoder reads nothing of the worker: not its
+    /// environment (S3 keys, AMQP password, link secret), not its memory.
+    #[test]
+    fn a_child_cannot_read_the_workers_environment_or_memory() {
+        harden_worker().unwrap();
+        let pid = std::process::id();
+        for file in ["environ", "mem", "maps"] {
+            let path = format!("/proc/{pid}/{file}");
+            match run("/bin/cat", &[&path], Duration::from_secs(10)).unwrap() {
+                Ok(done) => panic!("the child read {path}: {} bytes", done.out.len()),
+                Err(failed) => assert!(failed.said.contains("ermission denied"), "{path}: {failed:?}"),
+            }
+        }
+    }
+
+    /// At the deadline the child's whole group goes, not only the child:
+    /// a coder's helper process never outlives its job.
+    #[test]
+    fn the_deadline_kills_the_childs_whole_process_group() {
+        // Unique to this run: `sleep` takes a fraction.
+        let marker = format!("61.{}", std::process::id());
+        let started = Instant::now();
+        let outcome = run(
+            "/bin/sh",
+            &["-c", &format!("sleep {marker} & sleep {marker}; wait")],
+            Duration::from_secs(1),
+        );
+        assert!(matches!(outcome, Err(RenderError::Deadline(_))), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(30), "the deadline held");
+        std::thread::sleep(Duration::from_millis(200));
+        let left: Vec<_> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(&marker))
+            .collect();
+        assert!(left.is_empty(), "{} processes outlived the deadline", left.len());
+    }
+
+    /// No descriptor of the worker's (an open store file, a socket) is
+    /// open in a child.
+    #[test]
+    fn a_child_inherits_no_descriptor() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, b"secret").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        // As a C library might: a descriptor without O_CLOEXEC.
+        // SAFETY: duplicating a descriptor this test owns.
+        let leaked = unsafe { libc::dup(file.as_raw_fd()) };
+        assert!(leaked > 2);
+        let listing = run("/bin/ls", &["/proc/self/fd"], Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        // SAFETY: closing the duplicate made above.
+        unsafe { libc::close(leaked) };
+        let fds: Vec<String> = String::from_utf8_lossy(&listing.out)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert!(
+            !fds.contains(&leaked.to_string()),
+            "fd {leaked} leaked into the child: {fds:?}"
+        );
+        assert!(fds.iter().all(|fd| fd.parse::<i32>().unwrap() <= 3), "{fds:?}");
     }
 }

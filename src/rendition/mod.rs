@@ -42,6 +42,7 @@ pub mod watermark;
 
 use rayon::prelude::*;
 
+pub use child::harden_worker;
 pub use error::RenderError;
 pub use input::Input;
 pub use spec::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};

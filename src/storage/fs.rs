@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::link::LinkSigner;
 use super::{ObjectInfo, PutOptions, SignedLink, Store, StoreError, check_key, local};
 
+/// The directory under the store's root that publish destinations live in.
+pub const PUBLISHED_DIR: &str = "published";
+
 /// What an object is written from.
 enum Body<'a> {
     Bytes(Vec<u8>),
@@ -73,21 +76,37 @@ impl FsStore {
 
     /// The sidecar of `key`, if one was written.
     pub async fn sidecar(&self, key: &str) -> Result<Option<Sidecar>, StoreError> {
-        match tokio::fs::read(Self::sidecar_path(&self.path(key)?)).await {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        let file = match self.open_beneath(&format!("{key}.meta.json")).await {
+            Ok(file) => file,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let bytes = read_all(file, 0).await?;
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
+    /// `ROOT/key` opened for reading, never through a symbolic link nor
+    /// outside the root ([`super::beneath`]).
+    async fn open_beneath(&self, key: &str) -> Result<tokio::fs::File, StoreError> {
+        check_key(key)?;
+        let (root, owned) = (self.root.clone(), key.to_string());
+        let opened = tokio::task::spawn_blocking(move || super::beneath::open(&root, &owned))
+            .await
+            .map_err(|e| StoreError::io(e.to_string(), e))?;
+        match opened {
+            Ok(file) => Ok(tokio::fs::File::from_std(file)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::NotFound(key.to_string())),
             Err(e) => Err(io(e)),
         }
     }
 
     /// The object opened, with what `head` says of that very handle.
     async fn open(&self, key: &str) -> Result<(ObjectInfo, tokio::fs::File), StoreError> {
-        let file = match tokio::fs::File::open(self.path(key)?).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound(key.to_string())),
-            Err(e) => return Err(io(e)),
-        };
+        let file = self.open_beneath(key).await?;
         let stat = file.metadata().await.map_err(io)?;
+        if !stat.is_file() {
+            return Err(StoreError::NotFound(key.to_string()));
+        }
         let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
         let info = ObjectInfo {
             size: stat.len(),
@@ -138,35 +157,21 @@ impl FsStore {
 
 impl Store for FsStore {
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        match tokio::fs::read(self.path(key)?).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(StoreError::NotFound(key.to_string())),
-            Err(e) => Err(io(e)),
-        }
+        Ok(self.read(key).await?.1)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        let path = self.path(key)?;
-        let stat = match tokio::fs::metadata(&path).await {
-            Ok(stat) if stat.is_file() => stat,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(e)),
-        };
-        let meta = self.sidecar(key).await?.map(|s| s.meta).unwrap_or_default();
-        Ok(Some(ObjectInfo {
-            size: stat.len(),
-            identity: identity(&stat),
-            meta,
-        }))
+        match self.open(key).await {
+            Ok((info, _)) => Ok(Some(info)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Opens the file once: its identity comes from the same handle.
     async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
-        use tokio::io::AsyncReadExt;
-        let (info, mut file) = self.open(key).await?;
-        let mut bytes = Vec::with_capacity(info.size as usize);
-        file.read_to_end(&mut bytes).await.map_err(io)?;
+        let (info, file) = self.open(key).await?;
+        let bytes = read_all(file, info.size).await?;
         Ok((info, bytes))
     }
 
@@ -189,11 +194,9 @@ impl Store for FsStore {
         max: u64,
         to: &Path,
     ) -> Result<(ObjectInfo, Option<Vec<u8>>), StoreError> {
-        use tokio::io::AsyncReadExt;
         let (info, mut from) = self.open(key).await?;
         if info.size < max {
-            let mut bytes = Vec::with_capacity(info.size as usize);
-            from.read_to_end(&mut bytes).await.map_err(io)?;
+            let bytes = read_all(from, info.size).await?;
             return Ok((info, Some(bytes)));
         }
         let mut file = tokio::fs::File::create(to).await.map_err(|e| local(to, e))?;
@@ -256,11 +259,29 @@ impl Store for FsStore {
         }
     }
 
-    /// `ROOT/NAME`: a directory per bucket beside nothing else of ours.
+    /// `ROOT/NAME`: a directory per bucket.
     fn bucket(&self, name: &str) -> Result<FsStore, StoreError> {
         super::check_bucket(name)?;
         Ok(FsStore::new(self.root.join(name), self.signer.clone()))
     }
+
+    /// `ROOT/published/NAME`: published copies never land among the
+    /// store's own files (renditions, results, audit, revocations).
+    fn destination(&self, name: &str) -> Result<FsStore, StoreError> {
+        super::check_bucket(name)?;
+        Ok(FsStore::new(
+            self.root.join(PUBLISHED_DIR).join(name),
+            self.signer.clone(),
+        ))
+    }
+}
+
+/// The rest of `file`, `size` bytes expected.
+async fn read_all(mut file: tokio::fs::File, size: u64) -> Result<Vec<u8>, StoreError> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.read_to_end(&mut bytes).await.map_err(io)?;
+    Ok(bytes)
 }
 
 /// The object keys under `start`, relative to `root`; sidecars, temporary
@@ -313,6 +334,27 @@ mod tests {
         assert_eq!(info.meta.get("sha256").map(String::as_str), Some("abc"));
         let missing = store.download("big/none.mp4", &dir.join("none")).await;
         assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    }
+
+    /// A symbolic link among the originals, to a file or a directory
+    /// outside the root, is no object: nothing is read through it.
+    #[tokio::test]
+    async fn symbolic_links_out_of_the_root_are_not_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("originals"), dir.path().join("elsewhere"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("canary.jpg"), b"canary").unwrap();
+        std::os::unix::fs::symlink(outside.join("canary.jpg"), root.join("a.jpg")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dir")).unwrap();
+        let store = FsStore::new(&root, None);
+        for key in ["a.jpg", "dir/canary.jpg"] {
+            assert!(store.head(key).await.unwrap().is_none(), "{key}");
+            assert!(matches!(store.get(key).await, Err(StoreError::NotFound(_))), "{key}");
+            assert!(matches!(store.read(key).await, Err(StoreError::NotFound(_))), "{key}");
+            let to = dir.path().join("copy");
+            assert!(store.download(key, &to).await.is_err(), "{key}");
+        }
     }
 
     #[tokio::test]

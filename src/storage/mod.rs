@@ -7,6 +7,7 @@
 //! - [`link::LinkSigner`]: HMAC-SHA256 links for the filesystem store,
 //!   checked by `rendition serve`.
 
+mod beneath;
 pub mod fs;
 pub mod link;
 pub mod memory;
@@ -178,10 +179,18 @@ pub trait Store: Send + Sync {
     fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
     }
-    /// The same kind of store, over another bucket (publish destinations).
+    /// The same kind of store, over another bucket.
     fn bucket(&self, name: &str) -> Result<Self, StoreError>
     where
         Self: Sized;
+    /// Where a publish job's copies to `name` go: that bucket (the
+    /// filesystem store keeps them under a root of their own).
+    fn destination(&self, name: &str) -> Result<Self, StoreError>
+    where
+        Self: Sized,
+    {
+        self.bucket(name)
+    }
 }
 
 /// A local file (a download's target, an upload's source) failed.

@@ -96,7 +96,11 @@ impl<S: Store> Handler<S> {
         }
         self.log(message, &work, &outcome, started);
         let attempt = message.attempt();
-        match settle(outcome.retry, attempt, self.topology.max_attempts()) {
+        let settlement = match outcome.dead_letter {
+            true => Settlement::DeadLetter,
+            false => settle(outcome.retry, attempt, self.topology.max_attempts()),
+        };
+        match settlement {
             Settlement::Reply => {
                 let dead = matches!(work, Work::Unreadable { .. });
                 self.answer(broker, message, &work, &outcome, dead).await
@@ -109,7 +113,18 @@ impl<S: Store> Handler<S> {
                 self.metrics.retried();
                 Ok(())
             }
-            Settlement::DeadLetter => self.answer(broker, message, &work, &outcome, true).await,
+            Settlement::DeadLetter => {
+                // Remembered before its record: a crash before the answer
+                // then answers the redelivery the same. A memo that cannot
+                // be kept sends nothing: the job goes back to its queue.
+                if !outcome.replayed
+                    && let Err(e) = self.pipeline.remember_dead_letter(&work, &outcome).await
+                {
+                    tracing::error!(job_id = work.job_id(), error = %e, "could not remember the dead-lettered answer");
+                    return Err(QueueError::new(format!("the answer was not remembered: {e}")));
+                }
+                self.answer(broker, message, &work, &outcome, true).await
+            }
         }
     }
 

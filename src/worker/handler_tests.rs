@@ -343,3 +343,36 @@ async fn a_record_that_cannot_be_kept_leaves_the_job_unanswered_and_unacked() {
     assert_eq!(answer(&broker.take()).status, Status::Done);
     assert_eq!(audit_trail(&handler).await.len(), 1);
 }
+
+/// A worker killed after a dead-lettered answer's record but before the
+/// answer went out: its redelivery must answer, record and dead-letter the
+/// same, even though the fault has passed meanwhile (one record per answer
+/// upstream can have received).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_dead_letter_is_answered_and_recorded_the_same() {
+    let (handler, broker) = (tokio::task::block_in_place(handler), MemoryBroker::new());
+    let refuse =
+        |prefix: Option<&str>| *handler.pipeline.renditions().refused.lock().unwrap() = prefix.map(str::to_string);
+    let mut last = job_from("dead-once", "originals/hero.jpg");
+    last.headers.insert(ATTEMPT_HEADER.into(), "3".into());
+    refuse(Some("renditions/"));
+    handler.handle(&broker, &last).await.unwrap();
+    let first = broker.take();
+    assert_eq!(first[0].1.routing_key, "rendition.dead", "{first:?}");
+    let failed = answer(&first[1..]);
+    assert_eq!(failed.status, Status::Failed);
+    // The fault passes; the broker redelivers (the ack was lost with the worker).
+    refuse(None);
+    let again = Message {
+        redelivered: true,
+        ..last.clone()
+    };
+    handler.handle(&broker, &again).await.unwrap();
+    let second = broker.take();
+    assert_eq!(
+        second[0].1.routing_key, "rendition.dead",
+        "dead-lettered again: {second:?}"
+    );
+    assert_eq!(answer(&second[1..]), failed, "the same answer");
+    assert_eq!(audit_trail(&handler).await.len(), 1, "one record");
+}

@@ -74,6 +74,7 @@ impl<S: Store> Handler<S> {
             retry: false,
             replayed: false,
             panicked: true,
+            dead_letter: false,
             answered_at: chrono::Utc::now(),
         };
         match self.answer(broker, message, &work, &outcome, true).await {

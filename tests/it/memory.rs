@@ -387,6 +387,7 @@ fn a_large_original_is_published_through_disk_intact() {
     let config = PipelineConfig {
         render_threads: 1,
         temp_dir: Some(temp.clone()),
+        publish: rendition::destinations::PublishDestinations::parse("press-out", &[]).unwrap(),
         ..PipelineConfig::default()
     };
     let p = Pipeline::new(
@@ -411,7 +412,7 @@ fn a_large_original_is_published_through_disk_intact() {
     assert_eq!(result.status, rendition::result::Status::Done, "{:?}", result.error);
     let published = result.renditions[0].published.clone().expect("published");
     let key = published.strip_prefix("s3://press-out/").unwrap();
-    let copy = std::fs::read(store.join("press-out").join(key)).unwrap();
+    let copy = std::fs::read(store.join("published/press-out").join(key)).unwrap();
     assert!(copy == bytes, "{} bytes published of {}", copy.len(), bytes.len());
     drop(p);
     assert_eq!(

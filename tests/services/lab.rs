@@ -280,6 +280,8 @@ impl Lab {
             .env("RENDITION_S3_ENDPOINT", self.s3.endpoint.as_deref().unwrap())
             .env("RENDITION_ORIGINALS_BUCKET", self.originals.bucket_name())
             .env("RENDITION_RENDITIONS_BUCKET", self.renditions.bucket_name())
+            // Each lab publishes to its own `{name}-out` bucket only.
+            .env("RENDITION_PUBLISH_DESTINATIONS", format!("{}-out", self.name))
             .env("RENDITION_QUEUE_PREFIX", &self.topology.prefix)
             .env("RENDITION_MAX_ATTEMPTS", "3")
             .env("RENDITION_RETRY_BASE_MS", "200")

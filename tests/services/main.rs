@@ -10,5 +10,6 @@ mod common;
 mod credentials;
 mod lab;
 mod priority;
+mod side_doors;
 mod video;
 mod worker;

@@ -48,6 +48,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any secret is read: no same-user process (a compromised
+    // decoder child) may read this one's memory or environment.
+    if let Err(e) = rendition::rendition::harden_worker() {
+        eprintln!("error: could not make the process non-dumpable: {e}");
+        return ExitCode::from(2);
+    }
     let code = match Cli::parse().command {
         Command::Policy(command) => policy_cmd::run(command),
         Command::Render(args) => on_runtime(render_cmd::run(args)),

@@ -16,6 +16,7 @@ mod asks;
 mod generators;
 mod invariants;
 mod oracle;
+mod replays;
 
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
