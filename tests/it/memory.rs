@@ -282,8 +282,8 @@ fn big_jobs(dir: &Path, count: usize) -> Vec<std::path::PathBuf> {
     let img = DynamicImage::ImageRgb8(picture(6000, 4000));
     let mut jobs = Vec::new();
     for i in 0..count {
-        let source = format!("o/big-{i}.bmp");
-        img.save(dir.join(&source)).unwrap();
+        let source = format!("big-{i}.bmp");
+        img.save(dir.join("o").join(&source)).unwrap();
         let job = serde_json::json!({
             "schema": "rendition.job/v1", "job_id": format!("big-{i}"), "purpose": "download",
             "principal": {"user": "u-ben"},
@@ -299,7 +299,8 @@ fn big_jobs(dir: &Path, count: usize) -> Vec<std::path::PathBuf> {
 
 fn render_under_budget(dir: &Path, jobs: &[std::path::PathBuf], budget: u64, store: &str) -> (u64, String) {
     let policy = fixture("policy.yaml");
-    let (originals, store) = (dir.to_path_buf(), dir.join(store));
+    // The store beside the originals, never inside them.
+    let (originals, store) = (dir.join("o"), dir.join(store));
     let mut args = os(&[
         "render".as_ref(),
         "--policy".as_ref(),

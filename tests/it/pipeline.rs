@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::common::{ScenarioFile, fixture, load_policy};
 
-const SECRET: &str = "test-secret";
+// At least 32 bytes: settings refuse a shorter one.
+const SECRET: &str = "test-secret-of-thirty-two-bytes!";
 
 fn pipeline(store: &Path, base: &str) -> Pipeline<FsStore> {
     let config = PipelineConfig {
