@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::{Coded, Disposition};
 
@@ -227,19 +228,54 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
     }
 }
 
-/// `attachment; filename="…"`, with anything unsafe in a header replaced.
+/// What RFC 5987 lets stand unencoded in `filename*` (its attr-char).
+const NOT_ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename="…"` (RFC 6266), plus `filename*=UTF-8''…`
+/// (RFC 5987) when the quoted name had to lose something, so clients that
+/// read it (all current browsers) keep a non-ASCII name whole. Controls and
+/// path separators go in both: a saved file's name has no use for them. The
+/// quoted fallback also loses `"` (it would end the string), `%` (some
+/// clients decode it) and anything not ASCII, so the value stays one valid
+/// header, which S3 also needs of its object metadata.
 pub fn content_disposition(filename: &str) -> String {
-    let safe: String = filename
+    let name: String = filename
         .chars()
         .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+            if c.is_control() || c == '/' || c == '\\' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() && c != '"' && c != '%' {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    format!("attachment; filename=\"{safe}\"")
+    if fallback == name {
+        return format!("attachment; filename=\"{name}\"");
+    }
+    let encoded = utf8_percent_encode(&name, NOT_ATTR_CHAR);
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 /// The content type of a key, by its extension.
@@ -282,9 +318,51 @@ mod tests {
         );
         assert_eq!(
             content_disposition("a\"b\r\n.jpg"),
-            "attachment; filename=\"a_b__.jpg\""
+            "attachment; filename=\"a_b__.jpg\"; filename*=UTF-8''a%22b__.jpg"
         );
-        assert_eq!(content_disposition("café.jpg"), "attachment; filename=\"caf_.jpg\"");
+        assert_eq!(
+            content_disposition("../etc\\x/y.jpg"),
+            "attachment; filename=\".._etc_x_y.jpg\""
+        );
+        assert_eq!(
+            content_disposition("100% ok.jpg"),
+            "attachment; filename=\"100_ ok.jpg\"; filename*=UTF-8''100%25%20ok.jpg"
+        );
+    }
+
+    #[test]
+    fn non_ascii_names_survive_in_filename_star() {
+        assert_eq!(
+            content_disposition("café.jpg"),
+            "attachment; filename=\"caf_.jpg\"; filename*=UTF-8''caf%C3%A9.jpg"
+        );
+        assert_eq!(
+            content_disposition("日本.png"),
+            "attachment; filename=\"__.png\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.png"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the name, the value is one header's worth of visible
+        /// ASCII: a quoted fallback that nothing escapes, then at most an
+        /// RFC 5987 value made only of attr-chars and %XX.
+        #[test]
+        fn any_name_makes_a_valid_header(name in "\\PC*|[\\x00-\\x7f]*") {
+            let value = content_disposition(&name);
+            proptest::prop_assert!(value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()), "{value:?}");
+            let rest = value.strip_prefix("attachment; filename=\"").unwrap();
+            let (fallback, star) = rest.split_once('"').unwrap();
+            proptest::prop_assert!(!fallback.contains(['\\', '/', '%']), "{fallback:?}");
+            if !star.is_empty() {
+                let encoded = star.strip_prefix("; filename*=UTF-8''").unwrap();
+                let attr = |c: char| c.is_ascii_alphanumeric() || "!#$&+-.^_`|~%".contains(c);
+                proptest::prop_assert!(encoded.chars().all(attr), "{encoded:?}");
+                // It decodes to the name itself, bar controls and slashes.
+                let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8().unwrap();
+                let kept = |c: char| if c.is_control() || c == '/' || c == '\\' { '_' } else { c };
+                proptest::prop_assert_eq!(decoded, name.chars().map(kept).collect::<String>());
+            }
+        }
     }
 
     #[test]

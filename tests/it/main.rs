@@ -21,4 +21,5 @@ mod pipeline;
 mod properties;
 mod scenarios;
 mod schema;
+mod serve_limits;
 mod video;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use rendition::serve::ServeLimits;
 use rendition::settings::{RawSettings, Settings, StoreSetting, link_signer};
 use rendition::storage::fs::FsStore;
 
@@ -21,6 +22,9 @@ pub struct ServeArgs {
     /// A TOML file with the settings; RENDITION_* variables win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Connections served at once; more wait in the listen backlog until one ends.
+    #[arg(long, default_value_t = ServeLimits::default().max_connections)]
+    max_connections: usize,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -46,7 +50,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         dir.display(),
         listener.local_addr()?
     );
-    rendition::serve::run(listener, FsStore::new(dir, None), signer, shutdown()).await?;
+    let limits = ServeLimits {
+        max_connections: args.max_connections,
+        ..ServeLimits::default()
+    };
+    rendition::serve::run_with_limits(listener, FsStore::new(dir, None), signer, limits, shutdown()).await?;
     Ok(())
 }
 
