@@ -425,4 +425,33 @@ mod tests {
         assert_eq!(made[0].meta.width, Some(64));
         assert_eq!(made[0].meta.sha256, sha256(&made[0].bytes));
     }
+
+    /// The stack the calling thread was started with.
+    fn stack_size() -> usize {
+        // SAFETY: this thread's attributes, read into a local and freed.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+            assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+            let mut size = 0;
+            assert_eq!(libc::pthread_attr_getstacksize(&attr, &mut size), 0);
+            libc::pthread_attr_destroy(&mut attr);
+            size
+        }
+    }
+
+    #[tokio::test]
+    async fn video_threads_have_at_least_the_stack_ffmpeg_threads_get() {
+        let engines = Engines::new(
+            1,
+            1,
+            EngineLimits::default(),
+            VideoLimits::default(),
+            MemoryBudget::new(1 << 30),
+        );
+        let stack = on_pool(&engines.video, Priority::Bulk, || Ok(stack_size()))
+            .await
+            .unwrap();
+        // 8 MiB: glibc's default for a thread (and FFmpeg's own threads).
+        assert!(stack >= 8 << 20, "{stack} bytes");
+    }
 }

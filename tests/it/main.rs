@@ -22,3 +22,4 @@ mod properties;
 mod scenarios;
 mod schema;
 mod video;
+mod video_hostile;
