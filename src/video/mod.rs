@@ -3,6 +3,7 @@
 //! engine, with no I/O but local files: async callers run it on the video
 //! pool, so a long transcode never holds an image thread.
 //!
+//! - [`input`]: the one way FFmpeg opens a source (allowed containers, local files).
 //! - [`probe`]: what the source is; every limit checked before decoding.
 //! - [`graph`]: the filter graphs (upright, scaled, yuv420p; audio to AAC's format).
 //! - [`overlay`]: the watermark drawn once per job, blended into each frame.
@@ -10,6 +11,7 @@
 
 pub mod error;
 mod graph;
+pub mod input;
 pub mod overlay;
 pub mod poster;
 pub mod probe;

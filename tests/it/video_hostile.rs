@@ -134,6 +134,7 @@ fn protocol_paths_are_refused() {
     for path in [subfile, data] {
         let refusal = opened(&path).expect_err("only files open");
         assert_eq!(refusal.code(), "unsupported_format", "{refusal}");
+        assert!(refusal.to_string().contains("not a local file"), "{refusal}");
         let spec = ProxySpec {
             max_height: None,
             watermark: None,
