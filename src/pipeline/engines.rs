@@ -100,19 +100,24 @@ impl Engines {
         video_limits: VideoLimits,
         budget: MemoryBudget,
     ) -> Engines {
-        let pool = |threads: usize, name: &'static str| LanePool {
-            threads: rayon::ThreadPoolBuilder::new()
+        let pool = |threads: usize, name: &'static str, stack: Option<usize>| {
+            let mut builder = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads.max(1))
                 .thread_name(move |i| format!("{name}-{i}"))
-                .panic_handler(|_| tracing::error!("a pool task panicked outside a job"))
-                .build()
-                .expect("a rayon pool starts"),
-            waiting: Arc::default(),
+                .panic_handler(|_| tracing::error!("a pool task panicked outside a job"));
+            if let Some(bytes) = stack {
+                builder = builder.stack_size(bytes);
+            }
+            LanePool {
+                threads: builder.build().expect("a rayon pool starts"),
+                waiting: Arc::default(),
+            }
         };
         Engines {
             started: Default::default(),
-            images: pool(threads, "render"),
-            video: pool(video_threads, "video"),
+            images: pool(threads, "render", None),
+            // FFmpeg's stack, not Rust's 2 MiB default (see the constant).
+            video: pool(video_threads, "video", Some(video::THREAD_STACK_BYTES)),
             limits,
             video_limits,
             budget,
