@@ -100,19 +100,24 @@ impl Engines {
         video_limits: VideoLimits,
         budget: MemoryBudget,
     ) -> Engines {
-        let pool = |threads: usize, name: &'static str| LanePool {
-            threads: rayon::ThreadPoolBuilder::new()
+        let pool = |threads: usize, name: &'static str, stack: Option<usize>| {
+            let mut builder = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads.max(1))
                 .thread_name(move |i| format!("{name}-{i}"))
-                .panic_handler(|_| tracing::error!("a pool task panicked outside a job"))
-                .build()
-                .expect("a rayon pool starts"),
-            waiting: Arc::default(),
+                .panic_handler(|_| tracing::error!("a pool task panicked outside a job"));
+            if let Some(bytes) = stack {
+                builder = builder.stack_size(bytes);
+            }
+            LanePool {
+                threads: builder.build().expect("a rayon pool starts"),
+                waiting: Arc::default(),
+            }
         };
         Engines {
             started: Default::default(),
-            images: pool(threads, "render"),
-            video: pool(video_threads, "video"),
+            images: pool(threads, "render", None),
+            // FFmpeg's stack, not Rust's 2 MiB default (see the constant).
+            video: pool(video_threads, "video", Some(video::THREAD_STACK_BYTES)),
             limits,
             video_limits,
             budget,
@@ -424,5 +429,34 @@ mod tests {
             .unwrap();
         assert_eq!(made[0].meta.width, Some(64));
         assert_eq!(made[0].meta.sha256, sha256(&made[0].bytes));
+    }
+
+    /// The stack the calling thread was started with.
+    fn stack_size() -> usize {
+        // SAFETY: this thread's attributes, read into a local and freed.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+            assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+            let mut size = 0;
+            assert_eq!(libc::pthread_attr_getstacksize(&attr, &mut size), 0);
+            libc::pthread_attr_destroy(&mut attr);
+            size
+        }
+    }
+
+    #[tokio::test]
+    async fn video_threads_have_at_least_the_stack_ffmpeg_threads_get() {
+        let engines = Engines::new(
+            1,
+            1,
+            EngineLimits::default(),
+            VideoLimits::default(),
+            MemoryBudget::new(1 << 30),
+        );
+        let stack = on_pool(&engines.video, Priority::Bulk, || Ok(stack_size()))
+            .await
+            .unwrap();
+        // 8 MiB: glibc's default for a thread (and FFmpeg's own threads).
+        assert!(stack >= 8 << 20, "{stack} bytes");
     }
 }

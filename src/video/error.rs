@@ -9,6 +9,13 @@ pub enum VideoError {
     /// Not a container FFmpeg recognises, or no video stream in it.
     #[error("unsupported format: {0}")]
     NotVideo(String),
+    /// A file FFmpeg would read with a demuxer outside the allow-list (a
+    /// playlist, a manifest, a script naming other files): never opened.
+    #[error(
+        "unsupported format: FFmpeg reads the file as {0}, not an allowed media container \
+         (playlists, manifests and scripts naming other files are refused)"
+    )]
+    NotAllowed(String),
     /// A video stream no decoder here can read.
     #[error("unsupported format: no decoder for codec {0}")]
     UnsupportedCodec(String),
@@ -41,7 +48,9 @@ pub enum VideoError {
 impl Coded for VideoError {
     fn code(&self) -> &'static str {
         match self {
-            VideoError::NotVideo(_) | VideoError::UnsupportedCodec(_) => "unsupported_format",
+            VideoError::NotVideo(_) | VideoError::NotAllowed(_) | VideoError::UnsupportedCodec(_) => {
+                "unsupported_format"
+            }
             VideoError::Corrupt(_) | VideoError::Unreadable { .. } => "corrupt_input",
             VideoError::TooLarge { .. } => "too_large",
             VideoError::Deadline(_) => "deadline_exceeded",

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ffmpeg_next::codec::packet::side_data::Type as SideData;
 use ffmpeg_next::format::context::Input;
-use ffmpeg_next::{Rational, codec, format, media};
+use ffmpeg_next::{Rational, codec, media};
 
 use super::{Deadline, VideoError, VideoLimits};
 
@@ -47,18 +47,10 @@ impl Source {
     }
 }
 
-/// Opens `path` (interruptible at the deadline) and checks the limits.
+/// Opens `path` (interruptible at the deadline; an allowed container
+/// only, see [`super::input`]) and checks the limits.
 pub fn open(path: &Path, limits: &VideoLimits, deadline: Deadline) -> Result<(Input, Source), VideoError> {
-    super::init();
-    let input = format::input_with_interrupt(path, move || deadline.passed()).map_err(|e| {
-        if deadline.passed() {
-            VideoError::Deadline(limits.deadline.as_secs())
-        } else if looks_like_container(path) {
-            VideoError::Corrupt(format!("the container cannot be read: {e}"))
-        } else {
-            VideoError::NotVideo(format!("not a video file FFmpeg recognises ({e})"))
-        }
-    })?;
+    let input = super::input::open(path, deadline)?;
     let source = describe(&input)?;
     check(&source, limits)?;
     Ok((input, source))
@@ -149,19 +141,4 @@ fn quarter_turns(stream: &ffmpeg_next::format::stream::Stream) -> u8 {
             .unwrap_or(0.0),
     };
     ((degrees_cw / 90.0).round() as i64).rem_euclid(4) as u8
-}
-
-/// Whether the file starts like a container we know (MP4/MOV, Matroska/WebM,
-/// AVI, MPEG-TS/PS): then an unreadable file is damaged, not the wrong kind.
-fn looks_like_container(path: &Path) -> bool {
-    let mut head = [0u8; 12];
-    let Ok(n) = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)) else {
-        return false;
-    };
-    let head = &head[..n];
-    head.get(4..8) == Some(b"ftyp")
-        || head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3])
-        || head.starts_with(b"RIFF")
-        || head.first() == Some(&0x47)
-        || head.starts_with(&[0, 0, 1, 0xBA])
 }

@@ -23,3 +23,4 @@ mod scenarios;
 mod schema;
 mod serve_limits;
 mod video;
+mod video_hostile;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rendition::pipeline::{Arrival, Pipeline, PipelineConfig};
+use rendition::pipeline::{Arrival, Outcome, Pipeline, PipelineConfig};
 use rendition::result::{JobResult, Status};
 use rendition::storage::fs::FsStore;
 use rendition::storage::link::LinkSigner;
@@ -67,9 +67,21 @@ fn the_video_engine_refuses_what_is_over_its_limits() {
     assert_eq!(poster(&input, Some(2.0), &defaults).unwrap().dimensions(), (1280, 720));
 }
 
-/// A video job through the pipeline on the filesystem store, with its
-/// temporary files in `temp`.
+/// A proxy job for a fixture video through the pipeline on the filesystem
+/// store, with its temporary files in `temp`.
 fn video_run(temp: &std::path::Path, limits: rendition::video::VideoLimits, source: &str, id: &str) -> JobResult {
+    video_job_run(&fixture(""), temp, limits, (source, "proxy"), id).result
+}
+
+/// A video job asking for `rendition` of `originals/video/{source}` under
+/// `originals`, through the pipeline on the filesystem store.
+pub(crate) fn video_job_run(
+    originals: &std::path::Path,
+    temp: &std::path::Path,
+    limits: rendition::video::VideoLimits,
+    (source, rendition): (&str, &str),
+    id: &str,
+) -> Outcome {
     let store = tempfile::tempdir().unwrap();
     let config = PipelineConfig {
         temp_dir: Some(temp.to_path_buf()),
@@ -77,18 +89,19 @@ fn video_run(temp: &std::path::Path, limits: rendition::video::VideoLimits, sour
         ..PipelineConfig::default()
     };
     let renditions = FsStore::new(store.path(), Some(LinkSigner::new("s", "http://x")));
-    let pipeline = Pipeline::new(FsStore::new(fixture(""), None), renditions, config);
+    let pipeline = Pipeline::new(FsStore::new(originals, None), renditions, config);
     let job = serde_json::json!({
         "schema": "rendition.job/v1", "job_id": id, "purpose": "download",
         "principal": {"user": "u-cleo"},
         "asset": {"id": "a-v", "collection": "g-launch", "media": "video",
                   "source": format!("originals/video/{source}"), "filename": source},
-        "request": {"rendition": "proxy", "format": "auto"},
+        "request": {"rendition": rendition, "format": "auto"},
     });
     let policy = crate::common::load_policy("policy.yaml");
     let work = Work::parse(&serde_json::to_vec(&job).unwrap(), false);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let result = rt.block_on(pipeline.run(&policy, &work, Arrival::now(), None)).result;
+    let outcome = rt.block_on(pipeline.run(&policy, &work, Arrival::now(), None));
+    let result = &outcome.result;
     if result.status == Status::Done {
         // What was uploaded from the local file is the proxy, byte for byte.
         let record = &result.renditions[0];
@@ -96,7 +109,7 @@ fn video_run(temp: &std::path::Path, limits: rendition::video::VideoLimits, sour
         assert_eq!(hex::encode(Sha256::digest(&stored)), record.sha256);
         assert_eq!(stored.len() as u64, record.bytes);
     }
-    result
+    outcome
 }
 
 #[test]
