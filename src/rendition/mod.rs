@@ -18,12 +18,14 @@
 //!   PNM, DDS and GIF variants through ImageMagick, `raw`: camera RAW files
 //!   through dcraw, all three as sandboxed child processes (`child`).
 
+mod caps;
 mod child;
 mod color;
 pub mod decode;
 pub mod encode;
 pub mod error;
 mod heif;
+mod heif_meta;
 pub mod input;
 mod jp2;
 mod jpeg_meta;

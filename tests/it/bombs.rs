@@ -36,13 +36,9 @@ fn within<T: Send + 'static>(bound: Duration, what: &str, f: impl FnOnce() -> T 
 
 /// The code a render with `limits` ends with ("rendered" when it does not fail).
 fn code_with(source: Vec<u8>, limits: EngineLimits) -> String {
-    render(
-        &source,
-        &spec(&[Size::LongEdge(320)], OutputFormat::Png, None),
-        &limits,
-    )
-    .map(|_| "rendered".to_string())
-    .unwrap_or_else(|e| e.code().to_string())
+    render(&source, &spec(&[Size::LongEdge(320)], OutputFormat::Png, None), &limits)
+        .map(|_| "rendered".to_string())
+        .unwrap_or_else(|e| e.code().to_string())
 }
 
 #[test]
@@ -56,11 +52,19 @@ fn metadata_past_its_cap_is_too_large_in_every_format() {
             png_with(b"zTXt", &[b"Comment\0\0".as_slice(), &zlib_zeros(1 << 30)].concat()),
             "too_large",
         ),
-        ("png tEXt of 5 MiB", png_with(b"tEXt", &[b"Comment\0".as_slice(), &vec![b'x'; OVER]].concat()), "too_large"),
+        (
+            "png tEXt of 5 MiB",
+            png_with(b"tEXt", &[b"Comment\0".as_slice(), &vec![b'x'; OVER]].concat()),
+            "too_large",
+        ),
         ("png eXIf of 5 MiB", png_with(b"eXIf", &vec![0; OVER]), "too_large"),
         ("jpeg ICC of 5 MiB", jpeg_with_icc(OVER), "too_large"),
         ("jpeg ICC of 1 MiB", jpeg_with_icc(UNDER), "rendered"),
-        ("jpeg 20 MiB of APP1 before the frame", jpeg_with_app1s(320), "too_large"),
+        (
+            "jpeg 20 MiB of APP1 before the frame",
+            jpeg_with_app1s(320),
+            "too_large",
+        ),
         ("webp ICCP of 5 MiB", webp_with(b"ICCP", OVER), "too_large"),
         ("webp EXIF of 5 MiB", webp_with(b"EXIF", OVER), "too_large"),
         ("webp XMP of 5 MiB", webp_with(b"XMP ", OVER), "too_large"),
@@ -78,8 +82,16 @@ fn metadata_past_its_cap_is_too_large_in_every_format() {
         ("gif ICC of 5 MiB", gif_with_app(b"ICCRGBG1012", OVER), "too_large"),
         ("gif XMP of 5 MiB", gif_with_app(b"XMP DataXMP", OVER), "too_large"),
         ("gif ICC of 1 MiB", gif_with_app(b"ICCRGBG1012", UNDER), "rendered"),
-        ("jp2 ICC of 5 MiB", jp2_with_icc(&fixture("formats/photo.jp2"), OVER), "too_large"),
-        ("jp2 ICC of 1 MiB", jp2_with_icc(&fixture("formats/photo.jp2"), UNDER), "rendered"),
+        (
+            "jp2 ICC of 5 MiB",
+            jp2_with_icc(&fixture("formats/photo.jp2"), OVER),
+            "too_large",
+        ),
+        (
+            "jp2 ICC of 1 MiB",
+            jp2_with_icc(&fixture("formats/photo.jp2"), UNDER),
+            "rendered",
+        ),
     ];
     let mut wrong = Vec::new();
     for (name, bytes, expected) in cases {
@@ -227,7 +239,13 @@ fn an_svg_layer_bomb_is_bounded_in_memory() {
 
 #[test]
 fn small_files_of_each_walked_format_still_render() {
-    for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Tiff, ImageFormat::Gif] {
+    for format in [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::WebP,
+        ImageFormat::Tiff,
+        ImageFormat::Gif,
+    ] {
         assert_eq!(code_of(&small(format)), "rendered", "{format:?}");
     }
     assert_eq!(code_of(&ico_with(&rgba_png())), "rendered", "ICO");

@@ -316,7 +316,11 @@ pub fn ico_with(png: &[u8]) -> Vec<u8> {
 pub fn gif_with_app(app: &[u8; 11], len: usize) -> Vec<u8> {
     let gif = small(ImageFormat::Gif);
     // After the header and the global colour table, if any.
-    let table = if gif[10] & 0x80 != 0 { 3 << ((gif[10] & 7) + 1) } else { 0 };
+    let table = if gif[10] & 0x80 != 0 {
+        3 << ((gif[10] & 7) + 1)
+    } else {
+        0
+    };
     let at = 13 + table;
     let mut out = gif[..at].to_vec();
     out.extend([0x21, 0xFF, 11]);
