@@ -176,7 +176,7 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
             (psd.width, psd.height, psd.out_channels as u8, true)
         }
         SourceFormat::Svg => {
-            let (w, h) = svg::header(&input.bytes()?)?;
+            let (w, h) = svg::header(&svg::source(input)?, limits)?;
             // Drawn as 8-bit RGBA.
             (w, h, 4, true)
         }
