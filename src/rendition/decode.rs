@@ -137,7 +137,7 @@ pub fn decode(
         },
         SourceFormat::Heif => heif::decode(&input.bytes()?)?,
         SourceFormat::Jp2 => jp2::decode(input, header.long_edge(), largest)?,
-        SourceFormat::Svg => svg::decode(&input.bytes()?, header.long_edge(), largest)?,
+        SourceFormat::Svg => svg::decode(&svg::source(input)?, (header.width, header.height), largest, limits)?,
         SourceFormat::Raw => raw::decode(input, (header.width, header.height), largest, limits)?,
         SourceFormat::Pdf => pdf::decode(input, header.page, (header.width, header.height), largest, limits)?,
         SourceFormat::Psd => {

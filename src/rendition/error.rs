@@ -15,6 +15,13 @@ pub enum RenderError {
     /// image size, for one).
     #[error("too large: {0}")]
     DecoderLimit(String),
+    /// Metadata past its cap (an ICC profile, EXIF, XMP, text, a header):
+    /// refused before the decoder holds it (see `caps`). `too_large`, as
+    /// for pixels: the file is well-formed but would cost more than a
+    /// render is allowed before the budget is asked, and a smaller file
+    /// (its metadata stripped) goes through.
+    #[error("too large: {what} is larger than {max} bytes")]
+    OverCap { what: String, max: u64 },
     /// The job asked for a page the document does not have.
     #[error("no such page: page {page} was asked, the document has {pages}")]
     NoSuchPage { page: u32, pages: u32 },
@@ -38,7 +45,7 @@ impl Coded for RenderError {
     fn code(&self) -> &'static str {
         match self {
             RenderError::UnsupportedFormat(_) => "unsupported_format",
-            RenderError::TooLarge { .. } | RenderError::DecoderLimit(_) => "too_large",
+            RenderError::TooLarge { .. } | RenderError::DecoderLimit(_) | RenderError::OverCap { .. } => "too_large",
             RenderError::CorruptInput(_) | RenderError::Codec { .. } => "corrupt_input",
             RenderError::NoSuchPage { .. } => "no_such_page",
             RenderError::Deadline(_) => "deadline_exceeded",

@@ -14,8 +14,9 @@ use libheif_rs::{
     color_profile_types,
 };
 
-use super::RenderError;
 use super::decode::{Credits, Decoded};
+use super::input::Input;
+use super::{RenderError, heif_meta};
 
 /// One initialisation of libheif for the process (its plugins are loaded
 /// once, not per job).
@@ -39,8 +40,21 @@ pub(super) fn sniff(head: &[u8]) -> bool {
     head.get(4..8) == Some(b"ftyp") && libheif_rs::check_file_type(head) != FileTypeResult::No
 }
 
-/// The primary image's upright size and whether it has alpha.
-pub(super) fn header(source: &[u8]) -> Result<(u32, u32, bool), RenderError> {
+/// The primary image's upright size and whether it has alpha; a file is
+/// read by libheif as it needs (its header and metadata), not whole.
+pub(super) fn header(input: Input<'_>) -> Result<(u32, u32, bool), RenderError> {
+    heif_meta::check(&mut *input.open()?)?;
+    let context = match input {
+        Input::File(path) if path.to_str().is_some() => {
+            HeifContext::read_from_file(path.to_str().unwrap_or_default()).map_err(refused)?
+        }
+        _ => return header_of(&input.bytes()?),
+    };
+    let handle = context.primary_image_handle().map_err(refused)?;
+    Ok((handle.width(), handle.height(), handle.has_alpha_channel()))
+}
+
+fn header_of(source: &[u8]) -> Result<(u32, u32, bool), RenderError> {
     let context = HeifContext::read_from_bytes(source).map_err(refused)?;
     let handle = context.primary_image_handle().map_err(refused)?;
     Ok((handle.width(), handle.height(), handle.has_alpha_channel()))

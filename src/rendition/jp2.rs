@@ -18,7 +18,7 @@ use openjpeg_sys as opj;
 
 use super::decode::{Credits, Decoded};
 use super::input::{Input, Reader, read_up_to};
-use super::{RenderError, color};
+use super::{RenderError, caps, color};
 
 const JP2_SIGNATURE: &[u8] = b"\0\0\0\x0cjP  \r\n\x87\n";
 const J2K_SIGNATURE: &[u8] = &[0xFF, 0x4F, 0xFF, 0x51];
@@ -29,15 +29,15 @@ pub(super) fn sniff(head: &[u8]) -> bool {
 }
 
 /// How far into a file its codestream's SIZ marker (and a JP2 palette) is
-/// looked for.
-const LAYOUT_BYTES: usize = 1 << 20;
+/// looked for: past a header box with an ICC profile at its cap.
+const LAYOUT_BYTES: usize = caps::MAX_ICC_BYTES as usize + (1 << 20);
 /// More tiles than this and OpenJPEG's per-tile records alone (a few KiB
 /// each, made while reading the header) would be too large.
 const MAX_TILES: u64 = 16 * 1024;
 
-/// The boxes of a JP2 file (or of a superbox's body): type and body, the
-/// last one cut at the end of `data`.
-fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+/// The boxes of a JP2 file (or of a superbox's body): type, body (the
+/// last one cut at the end of `data`) and the length its header claims.
+fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8], u64)> {
     std::iter::from_fn(move || {
         let len = u64::from(u32::from_be_bytes(data.get(..4)?.try_into().ok()?));
         let kind: [u8; 4] = data.get(4..8)?.try_into().ok()?;
@@ -49,8 +49,59 @@ fn boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
         let end = usize::try_from(len).unwrap_or(usize::MAX).min(data.len());
         let body = data.get(start..end)?;
         data = &data[end..];
-        Some((kind, body))
+        Some((kind, body, len.saturating_sub(start as u64)))
     })
+}
+
+/// OpenJPEG reads a JP2's header box whole, ICC profile included: both
+/// within their caps (checked before the codestream is looked for, which
+/// a large box pushes out of `head`, the file's start).
+fn check_header_box(head: &[u8], file_len: u64) -> Result<(), RenderError> {
+    for (kind, body, len) in boxes(head).take_while(|(kind, ..)| kind != b"jp2c") {
+        if &kind != b"jp2h" {
+            continue;
+        }
+        // (A box longer than the file is damage, which OpenJPEG refuses.)
+        caps::at_most("a JP2 header box", len.min(file_len), caps::MAX_HEADER_BYTES)?;
+        for (_, _, len) in boxes(body).filter(|(kind, ..)| kind == b"colr") {
+            // Method, precedence and approximation, then the profile.
+            caps::at_most(
+                "a JP2 ICC profile",
+                len.min(file_len).saturating_sub(3),
+                caps::MAX_ICC_BYTES,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// OpenJPEG reads a codestream's main header whole (PPM packet headers
+/// included): within its cap. `stream` is the codestream in `head`.
+fn check_main_header(input: Input<'_>, head: &[u8], stream: &[u8]) -> Result<(), RenderError> {
+    let mut r = input.open()?;
+    let start = (stream.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize) as u64;
+    r.seek(SeekFrom::Start(start + 2)).map_err(RenderError::corrupt)?;
+    let mut total = 0u64;
+    let mut marker = [0u8; 4];
+    // Marker segments up to the first tile (SOT); a broken one is
+    // OpenJPEG's to refuse.
+    loop {
+        if read_up_to(r.as_mut(), &mut marker).map_err(RenderError::corrupt)? < 4
+            || marker[0] != 0xFF
+            || marker[1] == 0x90
+        {
+            break;
+        }
+        let len = u16::from_be_bytes([marker[2], marker[3]]);
+        if len < 2 {
+            break;
+        }
+        total += u64::from(len) + 2;
+        caps::at_most("a JPEG 2000 main header", total, caps::MAX_HEADER_BYTES)?;
+        r.seek(SeekFrom::Current(i64::from(len) - 2))
+            .map_err(RenderError::corrupt)?;
+    }
+    Ok(())
 }
 
 /// The codestream and, in a JP2 file, its palette's column count.
@@ -59,20 +110,20 @@ fn codestream(head: &[u8]) -> Result<(&[u8], Option<u8>), RenderError> {
         return Ok((head, None));
     }
     let mut palette = None;
-    for (kind, body) in boxes(head) {
+    for (kind, body, _) in boxes(head) {
         match &kind {
             // pclr: entries (2 bytes), then columns (1 byte).
             b"jp2h" => {
                 palette = boxes(body)
-                    .find(|(k, _)| k == b"pclr")
-                    .and_then(|(_, b)| b.get(2).copied())
+                    .find(|(k, ..)| k == b"pclr")
+                    .and_then(|(_, b, _)| b.get(2).copied())
             }
             b"jp2c" => return Ok((body, palette)),
             _ => {}
         }
     }
     Err(RenderError::CorruptInput(
-        "JPEG 2000: no codestream in the first MiB".into(),
+        "JPEG 2000: no codestream in the first 5 MiB".into(),
     ))
 }
 
@@ -182,7 +233,9 @@ impl<'a> Jp2<'a> {
     /// Opens `input` and reads its header.
     fn open(input: Input<'a>) -> Result<Jp2<'a>, RenderError> {
         let head = input.prefix(LAYOUT_BYTES)?;
+        check_header_box(&head, input.len()?)?;
         check_layout(&head)?;
+        check_main_header(input, &head, codestream(&head)?.0)?;
         let format = if head.starts_with(JP2_SIGNATURE) {
             opj::CODEC_FORMAT::OPJ_CODEC_JP2
         } else {

@@ -13,17 +13,21 @@
 //!   composite of a Photoshop file, shrunk as it is read; `libtiff`: the
 //!   TIFFs the `tiff` crate cannot read; `jp2`: JPEG 2000 through OpenJPEG,
 //!   shrunk as it is decoded; `svg`: SVG through resvg, drawn at the
-//!   output's size and sandboxed; `pdf`: PDF pages through poppler and
+//!   output's size in a bounded, forked child (`forked`); `pdf`: PDF
+//!   pages through poppler and
 //!   `magick`: SGI, PCX, XPM, XBM, Sun raster, FITS, PFM and the rarer BMP, TGA,
 //!   PNM, DDS and GIF variants through ImageMagick, `raw`: camera RAW files
 //!   through dcraw, all three as sandboxed child processes (`child`).
 
+mod caps;
 mod child;
 mod color;
 pub mod decode;
 pub mod encode;
 pub mod error;
+mod forked;
 mod heif;
+mod heif_meta;
 pub mod input;
 mod jp2;
 mod jpeg_meta;
@@ -140,7 +144,8 @@ pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
             let size = largest(spec).map_or(Size::Full, Size::LongEdge);
             let (dw, dh) = resize::fit(header.width, header.height, size);
             let (dw, dh) = (u64::from(dw), u64::from(dh));
-            // A PDF page's PPM and its decoded copy; SVG's canvas and copy.
+            // A PDF page's PPM and its decoded copy; SVG's canvas as the
+            // child hands it over, and the copy read from it.
             (dw * dh * 8, dh)
         }
         (_, None) => (w * h * (pixel + copy), h),
@@ -187,6 +192,11 @@ fn child_peak(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
         F::Raw if raw::half_size((header.width, header.height), largest(spec)) => pixels * 4 + in_memory + CHILD_BASE,
         F::Raw => pixels * 10 + in_memory + CHILD_BASE,
         f if f.is_legacy() => (pixels * 8).min(MAGICK_CACHE) + CHILD_BASE,
+        // The forked child that parses and draws it (see `svg`).
+        F::Svg => {
+            let size = largest(spec).map_or(Size::Full, Size::LongEdge);
+            svg::child_memory(in_memory, resize::fit(header.width, header.height, size))
+        }
         _ => 0,
     }
 }

@@ -4,7 +4,7 @@
 use image::{ImageDecoder, ImageFormat, ImageReader};
 
 use super::input::{Input, Reader};
-use super::{EngineLimits, RenderError, heif, jp2, libtiff, magick, pdf, psd, raw, rows, svg};
+use super::{EngineLimits, RenderError, caps, heif, jp2, libtiff, magick, pdf, psd, raw, rows, svg};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
@@ -127,7 +127,7 @@ impl Header {
 }
 
 /// What libtiff may allocate at once to read a header (its directory).
-const LIBTIFF_HEADER_ALLOC: u64 = 64 << 20;
+const LIBTIFF_HEADER_ALLOC: u64 = caps::MAX_HEADER_BYTES;
 
 /// How much of a text file is looked at for an SVG's root element.
 const SVG_SNIFF_BYTES: usize = 4096;
@@ -135,8 +135,9 @@ const SVG_SNIFF_BYTES: usize = 4096;
 /// Where a PDF's `%PDF-` may be.
 const PDF_SNIFF_BYTES: usize = 1024;
 
-/// How much of a JPEG file is read for its header.
-const JPEG_HEADER_BYTES: usize = 4 << 20;
+/// How much of a JPEG's first scan is read with its header: libjpeg
+/// reads the header up to the scan's start.
+const JPEG_SCAN_BYTES: u64 = 64 << 10;
 
 pub fn probe(source: &[u8], limits: &EngineLimits) -> Result<Header, RenderError> {
     probe_input(Input::Bytes(source), limits, 1)
@@ -158,14 +159,15 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
     if page != 1 && !matches!(format, SourceFormat::Pdf | SourceFormat::Tiff) {
         return Err(RenderError::NoSuchPage { page, pages: 1 });
     }
+    caps::check(format, input, page)?;
     let (width, height, pixel_bytes, rgb8) = match format {
-        SourceFormat::Jpeg => match jpeg_header(input, bytes) {
+        SourceFormat::Jpeg => match jpeg_header(input) {
             // Read by `image` instead (see `decode`).
             Err(e) if e.is_skipped_bytes_warning() => image_header(format, input)?,
             other => other?,
         },
         SourceFormat::Heif => {
-            let (w, h, alpha) = heif::header(&input.bytes()?)?;
+            let (w, h, alpha) = heif::header(input)?;
             // libheif's RGB(A) image and the copy made of it.
             (w, h, if alpha { 4 } else { 3 }, false)
         }
@@ -174,7 +176,7 @@ pub fn probe_input(input: Input<'_>, limits: &EngineLimits, page: u32) -> Result
             (psd.width, psd.height, psd.out_channels as u8, true)
         }
         SourceFormat::Svg => {
-            let (w, h) = svg::header(&input.bytes()?)?;
+            let (w, h) = svg::header(&svg::source(input)?, limits)?;
             // Drawn as 8-bit RGBA.
             (w, h, 4, true)
         }
@@ -335,10 +337,12 @@ fn looks_like_tga(head: &[u8]) -> bool {
 
 /// Size and pixel layout from an `image` decoder's header.
 fn image_header(format: SourceFormat, input: Input<'_>) -> Result<(u32, u32, u8, bool), RenderError> {
-    let decoder = format
-        .image_reader(input)?
-        .into_decoder()
-        .map_err(RenderError::from_image)?;
+    let mut reader = format.image_reader(input)?;
+    // A header's metadata is held in memory before any budget is asked.
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(caps::MAX_HEADER_BYTES);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(RenderError::from_image)?;
     let (w, h) = decoder.dimensions();
     let color = decoder.color_type();
     let rgb8 = matches!(color, image::ColorType::Rgb8 | image::ColorType::Rgba8);
@@ -347,16 +351,11 @@ fn image_header(format: SourceFormat, input: Input<'_>) -> Result<(u32, u32, u8,
 
 /// A JPEG's size and pixel layout, from its first bytes (the markers
 /// before the first scan: EXIF, ICC, tables, rarely more than a few
-/// hundred KiB), so a file is not read whole.
-fn jpeg_header(input: Input<'_>, bytes: u64) -> Result<(u32, u32, u8, bool), RenderError> {
-    let prefix = input.prefix(JPEG_HEADER_BYTES)?;
-    let h = match turbojpeg::read_header(&prefix) {
-        Ok(h) => h,
-        Err(_) if !input.in_memory() && bytes > JPEG_HEADER_BYTES as u64 => {
-            turbojpeg::read_header(&input.bytes()?).map_err(RenderError::corrupt)?
-        }
-        Err(e) => return Err(RenderError::corrupt(e)),
-    };
+/// hundred KiB, and never more than the cap), so a file is not read whole.
+fn jpeg_header(input: Input<'_>) -> Result<(u32, u32, u8, bool), RenderError> {
+    let header_end = caps::jpeg(&mut *input.open()?)?;
+    let prefix = input.prefix(usize::try_from(header_end + JPEG_SCAN_BYTES).unwrap_or(usize::MAX))?;
+    let h = turbojpeg::read_header(&prefix).map_err(RenderError::corrupt)?;
     let cmyk = matches!(h.colorspace, turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK);
     Ok((
         u32::try_from(h.width).unwrap_or(u32::MAX),

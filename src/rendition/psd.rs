@@ -17,7 +17,7 @@ use std::io::{Read, Seek, SeekFrom};
 use super::decode::{Credits, Decoded};
 use super::input::Input;
 use super::shrink::Shrinker;
-use super::{RenderError, color};
+use super::{RenderError, caps, color};
 
 /// Photoshop's colour modes (header field), the ones read here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +176,7 @@ fn icc_resource<R: Read + Seek + ?Sized>(r: &mut R, len: u64) -> Result<Option<V
         skip(r, name + (name + 1) % 2)?;
         let size = read_be(r, 4)?;
         if id == 1039 && size <= len {
+            caps::at_most("a PSD's ICC profile", size, caps::MAX_ICC_BYTES)?;
             icc = Some(read_n(r, size as usize)?);
             skip(r, size % 2)?;
         } else {

@@ -151,7 +151,10 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
 
 /// Whether [`read_png`] reads this PNG row by row (it is not interlaced).
 pub fn png_streams(reader: Box<dyn Reader + '_>) -> Result<bool, RenderError> {
-    let mut decoder = png::Decoder::new(reader);
+    let limits = png::Limits {
+        bytes: super::caps::MAX_HEADER_BYTES as usize,
+    };
+    let mut decoder = png::Decoder::new_with_limits(reader, limits);
     Ok(!decoder.read_header_info().map_err(RenderError::corrupt)?.interlaced)
 }
 

@@ -2,6 +2,8 @@
 //! RabbitMQ or an S3 server, so a plain `cargo test` runs it anywhere. The
 //! tests on the real services are the `services` and `restart` binaries.
 
+mod bombs;
+mod bombs_make;
 mod cli;
 mod common;
 mod deploy;
