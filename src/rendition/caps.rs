@@ -8,7 +8,6 @@
 //! here; PSD, JPEG 2000 (`jp2`) and HEIF (`heif_meta`) in their own
 //! modules, with the same caps.
 
-use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use std::io::SeekFrom;
 
 use super::RenderError;
@@ -222,70 +221,29 @@ enum Inflated {
     Corrupt,
 }
 
-#[repr(C)]
-struct ZStream {
-    next_in: *const u8,
-    avail_in: c_uint,
-    total_in: c_ulong,
-    next_out: *mut u8,
-    avail_out: c_uint,
-    total_out: c_ulong,
-    msg: *const c_char,
-    state: *mut c_void,
-    zalloc: *const c_void,
-    zfree: *const c_void,
-    opaque: *mut c_void,
-    data_type: c_int,
-    adler: c_ulong,
-    reserved: c_ulong,
-}
-
-// zlib is on every machine that has libtiff (which needs it), and is a
-// stream inflater that can stop at a count: the png crate cannot say that
-// it stopped (it drops an oversized profile silently).
-#[link(name = "z")]
-unsafe extern "C" {
-    fn zlibVersion() -> *const c_char;
-    fn inflateInit_(strm: *mut ZStream, version: *const c_char, stream_size: c_int) -> c_int;
-    fn inflate(strm: *mut ZStream, flush: c_int) -> c_int;
-    fn inflateEnd(strm: *mut ZStream) -> c_int;
-}
-
-const Z_OK: c_int = 0;
-const Z_STREAM_END: c_int = 1;
-
-/// Inflates `stream` into a small scratch buffer, counting, and stops
-/// once past `max`.
+/// Inflates `stream` (zlib-wrapped, as PNG's iCCP, zTXt and iTXt are)
+/// into a small scratch buffer with flate2, counting, and stops once past
+/// `max`: the png crate cannot say that it stopped (it drops an oversized
+/// profile silently).
 fn inflated_len(stream: &[u8], max: u64) -> Inflated {
+    use flate2::{Decompress, FlushDecompress, Status};
     let mut out = vec![0u8; 64 << 10];
-    // SAFETY: an all-zero z_stream is what zlib's documentation asks
-    // for before inflateInit (null allocators: its own).
-    let mut z: ZStream = unsafe { std::mem::zeroed() };
-    z.next_in = stream.as_ptr();
-    z.avail_in = c_uint::try_from(stream.len()).unwrap_or(c_uint::MAX);
-    // SAFETY: `z` is initialised above; the version is zlib's own.
-    if unsafe { inflateInit_(&mut z, zlibVersion(), std::mem::size_of::<ZStream>() as c_int) } != Z_OK {
-        return Inflated::Corrupt;
+    let mut z = Decompress::new(true);
+    loop {
+        let consumed = usize::try_from(z.total_in()).unwrap_or(usize::MAX);
+        let rest = stream.get(consumed..).unwrap_or_default();
+        let before = (z.total_in(), z.total_out());
+        let status = z.decompress(rest, &mut out, FlushDecompress::None);
+        if z.total_out() > max {
+            return Inflated::Over;
+        }
+        match status {
+            Ok(Status::StreamEnd) => return Inflated::Within,
+            // Progress made: go on while there is more to read or write.
+            Ok(_) if (z.total_in(), z.total_out()) != before => {}
+            _ => return Inflated::Corrupt,
+        }
     }
-    let answer = loop {
-        z.next_out = out.as_mut_ptr();
-        z.avail_out = out.len() as c_uint;
-        // SAFETY: `next_in` and `next_out` point into live buffers of the
-        // lengths given.
-        let rc = unsafe { inflate(&mut z, 0) };
-        if z.total_out as u64 > max {
-            break Inflated::Over;
-        }
-        match rc {
-            Z_STREAM_END => break Inflated::Within,
-            // Progress with room left to make more.
-            Z_OK if z.avail_in > 0 || z.avail_out == 0 => {}
-            _ => break Inflated::Corrupt,
-        }
-    };
-    // SAFETY: initialised by inflateInit_ above, ended once.
-    unsafe { inflateEnd(&mut z) };
-    answer
 }
 
 /// JPEG: the markers before the first scan, at most [`MAX_HEADER_BYTES`]
