@@ -61,11 +61,9 @@ pub(super) fn run(
 /// The child: bounded, answers, and exits without running anything of
 /// the parent's (no destructors, no atexit handlers, no flushed buffers).
 fn child(answer: &mut File, limit: u64, cpu: u64, work: impl FnOnce(&mut File) -> Result<(), RenderError>) -> ! {
-    // Whatever the build's panic strategy, a panic is an exit status.
-    std::panic::set_hook(Box::new(|_| {
-        // SAFETY: ends this process at once.
-        unsafe { libc::_exit(PANICKED) }
-    }));
+    // No `panic::set_hook` here: it takes the hook's lock for writing, and
+    // a thread of the parent that was panicking at the fork (a test, an
+    // engine panic on another job) left it held for ever in this copy.
     let bounded = [
         (libc::RLIMIT_AS, limit),
         (libc::RLIMIT_CPU, cpu),
@@ -81,9 +79,11 @@ fn child(answer: &mut File, limit: u64, cpu: u64, work: impl FnOnce(&mut File) -
         unsafe { libc::setrlimit(resource, &rlimit) == 0 }
     });
     let code = if bounded && answer.write_all(&[ANSWERED]).is_ok() {
-        match work(answer) {
-            Ok(()) => 0,
-            Err(e) => i32::from(write_error(answer, &e).is_err()),
+        // A panic is an exit status, whatever the build's panic strategy.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(answer))) {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => i32::from(write_error(answer, &e).is_err()),
+            Err(_) => PANICKED,
         }
     } else {
         1

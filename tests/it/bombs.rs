@@ -120,7 +120,7 @@ fn four_iccp_bombs_at_once_cost_their_header_caps_not_their_profiles() {
     args.extend([
         policy.into_os_string(),
         "--originals".into(),
-        dir.path().into(),
+        dir.path().join("o").into(),
         "--store".into(),
         dir.path().join("store").into(),
         "--job".into(),
@@ -138,8 +138,8 @@ fn four_iccp_bombs_at_once_cost_their_header_caps_not_their_profiles() {
 }
 
 fn bomb_job(dir: &Path, i: usize, bomb: &[u8]) -> std::path::PathBuf {
-    let source = format!("o/bomb-{i}.png");
-    std::fs::write(dir.join(&source), bomb).unwrap();
+    let source = format!("bomb-{i}.png");
+    std::fs::write(dir.join("o").join(&source), bomb).unwrap();
     let job = serde_json::json!({
         "schema": "rendition.job/v1", "job_id": format!("bomb-{i}"), "purpose": "download",
         "principal": {"user": "u-ben"},
