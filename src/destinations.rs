@@ -67,7 +67,7 @@ impl PublishDestinations {
         let refused = |why: String| JobError::at("destination", why);
         if self.never.iter().any(|n| n == bucket) {
             return Err(refused(format!(
-                "bucket {bucket:?} belongs to the stores and is never a destination"
+                "bucket {bucket:?} belongs to the stores and is never a destination, whatever {SETTING} lists"
             )));
         }
         let inside =

@@ -273,6 +273,10 @@ impl<S: Store> Pipeline<S> {
         let memo = layout::memo_key(job);
         if self.may_be_answered(&memo, arrival) {
             match self.recall(&memo, &job.job_id, policy.version(), arrival.now).await {
+                // A dead-lettered answer answers only a redelivery (a crash
+                // between its record and its answer); the operator's replay
+                // of the dead letter, a fresh delivery, runs the job again.
+                Ok(Some(remembered)) if remembered.dead_letter && !arrival.repeat => {}
                 Ok(Some(remembered)) => {
                     return Outcome {
                         replayed: true,
