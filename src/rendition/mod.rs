@@ -26,6 +26,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 mod forked;
+pub mod fuzz;
 mod heif;
 mod heif_meta;
 pub mod input;

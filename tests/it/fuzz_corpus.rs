@@ -47,3 +47,13 @@ fn image_corpus() {
 fn video_probe_corpus() {
     replay("video_probe", rendition::fuzzing::video_probe);
 }
+
+#[test]
+fn svg_corpus() {
+    replay("svg", rendition::rendition::fuzz::svg);
+}
+
+#[test]
+fn probe_corpus() {
+    replay("probe", rendition::rendition::fuzz::probe);
+}
