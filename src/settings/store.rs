@@ -74,7 +74,7 @@ fn absolute(path: &Path) -> PathBuf {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut existing = path.as_path();
     let mut rest = Vec::new();
-    while let Err(_) = existing.canonicalize() {
+    while existing.canonicalize().is_err() {
         let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
             return path.clone();
         };
@@ -220,7 +220,7 @@ mod tests {
     fn a_short_link_secret_is_refused_at_start() {
         let dir = tempfile::tempdir().unwrap();
         for short in ["Zq9", "correct horse battery staple"] {
-            let e = fs(dir.path(), None, Some(short)).err().expect(short).to_string();
+            let e = fs(dir.path(), None, Some(short)).expect_err(short).to_string();
             assert!(e.contains("RENDITION_LINK_SECRET") && e.contains("32"), "{e}");
             assert!(!e.contains(short), "the secret is not echoed: {e}");
         }
@@ -281,7 +281,7 @@ mod tests {
         };
         assert!(s3("press-kit, web/campaigns").is_ok());
         for bad in ["renditions", "originals/x", "press-kit/../renditions"] {
-            let e = s3(bad).err().expect(bad).to_string();
+            let e = s3(bad).expect_err(bad).to_string();
             assert!(e.contains("RENDITION_PUBLISH_DESTINATIONS"), "{e}");
         }
     }
