@@ -78,7 +78,7 @@ fn crafted_jobs_are_refused_at_once_and_other_jobs_flow() {
     }
     // Nothing was written where a publish was aimed, nothing retried; only
     // the jobs that do not parse are dead-lettered too (as every unreadable
-    // job is, README "Retries and dead letters"), not the refused publishes.
+    // job is), not the refused publishes.
     let listed = lab.rt.block_on(lab.renditions.list("")).unwrap();
     assert!(
         listed
