@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use super::{Lookups, Pipeline, PipelineError};
+use super::{Lookups, Outcome, Pipeline, PipelineError};
 use crate::job::{Job, Principal};
+use crate::layout;
 use crate::plan::{Facts, LogoFact};
 use crate::policy::Policy;
 use crate::rendition::Logo;
 use crate::result::JobResult;
 use crate::storage::{ObjectInfo, PutOptions, Store, StoreError};
+use crate::work::Work;
 
 /// The remembered result's metadata field: when the answer was made.
 const ANSWERED_AT: &str = "answered-at";
@@ -140,6 +142,16 @@ impl<S: Store> Pipeline<S> {
         let bytes = serde_json::to_vec(result).expect("a result serializes");
         self.renditions.put(memo, bytes, options).await?;
         self.memory.answered.insert(memo, ());
+        Ok(())
+    }
+
+    /// Remembers a transient failure that is answered anyway (out of
+    /// attempts: dead-lettered), before its audit record is written, so
+    /// that a redelivery after a crash answers (and records) the same.
+    pub async fn remember_dead_letter(&self, work: &Work, outcome: &Outcome) -> Result<(), PipelineError> {
+        let Work::Job(job) = work else { return Ok(()) };
+        let memo = layout::memo_key(job);
+        self.remember(&memo, &outcome.result, outcome.answered_at, true).await?;
         Ok(())
     }
 

@@ -140,21 +140,6 @@ impl Default for PipelineConfig {
     }
 }
 
-impl PipelineConfig {
-    /// A publish job with its destination checked against the allow-list
-    /// and its prefix normalised; `None` for every other job.
-    fn publish_checked(&self, job: &Job) -> Result<Option<Job>, JobError> {
-        let Some(destination) = &job.destination else {
-            return Ok(None);
-        };
-        let destination = Some(self.publish.check(destination)?);
-        Ok(Some(Job {
-            destination,
-            ..job.clone()
-        }))
-    }
-}
-
 /// Where originals come from, where renditions go, the pools that do the
 /// CPU work, and what this worker remembers between jobs.
 pub struct Pipeline<S> {
@@ -304,16 +289,6 @@ impl<S: Store> Pipeline<S> {
             return Outcome::failed(&job.job_id, policy.version(), None, &e.into());
         }
         outcome
-    }
-
-    /// Remembers a transient failure that is answered anyway (out of
-    /// attempts: dead-lettered), before its audit record is written, so
-    /// that a redelivery after a crash answers (and records) the same.
-    pub async fn remember_dead_letter(&self, work: &Work, outcome: &Outcome) -> Result<(), PipelineError> {
-        let Work::Job(job) = work else { return Ok(()) };
-        let memo = layout::memo_key(job);
-        self.remember(&memo, &outcome.result, outcome.answered_at, true).await?;
-        Ok(())
     }
 
     /// Facts → plan → make → (publish) → answer.

@@ -4,12 +4,27 @@
 
 use std::sync::Arc;
 
-use super::{Pipeline, PipelineError, STREAM_ORIGINALS_FROM};
-use crate::job::Destination;
+use super::{Pipeline, PipelineConfig, PipelineError, STREAM_ORIGINALS_FROM};
+use crate::job::{Destination, Job, JobError};
 use crate::layout;
 use crate::plan::Plan;
 use crate::result::RenditionRecord;
 use crate::storage::{PutOptions, Store, StoreError, check_key, content_type_of};
+
+impl PipelineConfig {
+    /// A publish job with its destination checked against the allow-list
+    /// and its prefix normalised; `None` for every other job.
+    pub(super) fn publish_checked(&self, job: &Job) -> Result<Option<Job>, JobError> {
+        let Some(destination) = &job.destination else {
+            return Ok(None);
+        };
+        let destination = Some(self.publish.check(destination)?);
+        Ok(Some(Job {
+            destination,
+            ..job.clone()
+        }))
+    }
+}
 
 impl<S: Store> Pipeline<S> {
     /// Copies each record's object to `destination` and notes where it
