@@ -22,10 +22,6 @@ use crate::video::VideoLimits;
 use crate::worker::WorkerConfig;
 use crate::worker::handler::STORAGE_WAIT;
 
-mod store;
-pub use store::link_signer;
-use store::{publish_destinations, store_setting};
-
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -51,6 +47,11 @@ macro_rules! bail {
         return Err(invalid($name, format!($($fmt)+)))
     };
 }
+
+// After `bail!`, which the store settings use too.
+mod store;
+pub use store::link_signer;
+use store::{publish_destinations, store_setting};
 
 /// The file's keys are the variables' names without `RENDITION_`, lower
 /// case. Command-line flags set the same fields before validation. No

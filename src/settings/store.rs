@@ -22,12 +22,6 @@ pub const MIN_LINK_SECRET_BYTES: usize = 32;
 /// What the store keeps at the top of its directory (layout.rs).
 const STORE_OWN: [&str; 5] = ["renditions", "results", "audit", "revocations", PUBLISHED_DIR];
 
-macro_rules! bail {
-    ($name:expr, $($fmt:tt)+) => {
-        return Err(invalid($name, format!($($fmt)+)))
-    };
-}
-
 /// The configured link secret, refused when shorter than
 /// [`MIN_LINK_SECRET_BYTES`]; `None` when none is configured.
 fn checked_secret(configured: Option<&str>) -> Result<Option<String>, SettingsError> {
