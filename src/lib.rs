@@ -12,6 +12,7 @@
 //!   make as plain engine specs, where, with which watermark, until when.
 //! - [`layout`]: every object key. [`error`]: stable codes, retry or reject.
 //! - [`destinations`]: where publish jobs may copy to (an allow-list).
+//! - [`control`]: signed policy updates and revokes: which keys, which bytes.
 //! - [`priority`]: interactive before bulk, without starving bulk.
 //! - [`audit`]: one record per answered job: who received what, under
 //!   which policy version (written to the store, read back by the CLI).
@@ -44,6 +45,7 @@
 
 pub mod audit;
 pub mod budget;
+pub mod control;
 pub mod destinations;
 pub mod error;
 #[doc(hidden)]

@@ -15,13 +15,33 @@ use crate::storage::{PutOptions, Store, StoreError};
 /// The `schema` of a revoke message (routing key `revoke`).
 pub const REVOKE_SCHEMA: &str = "rendition.revoke/v1";
 
-/// "Stop sharing `share`", sent by upstream on the jobs exchange.
+/// "Stop sharing `share`", sent on the jobs exchange by the holder of a
+/// control key: obeyed only with a valid signature over the share id
+/// ([`crate::control::message`]). The fields are optional here so that an
+/// unsigned revoke is answered `unsigned_control`, not `invalid_job`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeMessage {
     pub schema: String,
     pub job_id: String,
     pub share: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl RevokeMessage {
+    /// A revoke of `share` signed with `key` (`rendition sign revoke`).
+    pub fn signed(key: &crate::control::SigningKey, job_id: &str, share: &str) -> RevokeMessage {
+        RevokeMessage {
+            schema: REVOKE_SCHEMA.into(),
+            job_id: job_id.into(),
+            share: share.into(),
+            key_id: Some(key.id.clone()),
+            signature: Some(key.sign(&crate::control::message::revoke_bytes(share))),
+        }
+    }
 }
 
 /// What one revocation removed.

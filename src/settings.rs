@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::budget::MemoryBudget;
+use crate::control::{ControlKeys, ControlPlane, PolicyLocations};
 use crate::destinations::PublishDestinations;
 use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig};
 use crate::queue::{JobQueue, Topology};
@@ -93,6 +94,11 @@ pub struct RawSettings {
     pub memory_budget: Option<String>,
     /// Where publish jobs may copy to ([`crate::destinations`]).
     pub publish_destinations: Option<String>,
+    /// `ID:BASE64,…`: the keys control messages must be signed with.
+    pub control_keys: Option<String>,
+    /// `s3://bucket/prefix` or a directory: where signed policy
+    /// locations may point.
+    pub policy_locations: Option<String>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -172,6 +178,8 @@ pub struct Settings {
     pub memory_budget: u64,
     /// Where publish jobs may copy to.
     pub publish: PublishDestinations,
+    /// What policy updates and revokes are verified with.
+    pub control: ControlPlane,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -246,7 +254,9 @@ impl RawSettings {
             video_max_source_bytes,
             temp_dir,
             memory_budget,
-            publish_destinations
+            publish_destinations,
+            control_keys,
+            policy_locations
         );
         Ok(raw)
     }
@@ -321,6 +331,7 @@ impl Settings {
             temp_dir: temp_dir(raw.temp_dir.as_deref())?,
             memory_budget: memory_budget(raw.memory_budget.as_deref())?,
             publish: publish_destinations(raw.publish_destinations.as_deref(), &store)?,
+            control: control_plane(&raw)?,
             store,
         })
     }
@@ -347,6 +358,7 @@ impl Settings {
             temp_dir: self.temp_dir.clone(),
             memory_budget: self.memory_budget,
             publish: self.publish.clone(),
+            control: self.control.clone(),
             ..PipelineConfig::default()
         }
     }
@@ -367,7 +379,8 @@ impl Settings {
         format!(
             "amqp_url={amqp} policy={:?} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
              max_attempts={} retry_delays={:?} drain_timeout={:?} storage_wait={:?} max_link_ttl_s={} video_concurrency={} \
-             video_deadline={:?} video_max_duration_s={} store_lookups={:?} worker_id={:?} {}",
+             video_deadline={:?} video_max_duration_s={} store_lookups={:?} worker_id={:?} control_keys={:?} \
+             policy_locations={:?} {}",
             self.policy,
             self.store,
             self.concurrency,
@@ -384,9 +397,25 @@ impl Settings {
             self.video_limits.max_duration_s,
             self.lookups,
             self.worker_id,
+            self.control.keys.ids().collect::<Vec<_>>(),
+            self.control.locations.as_ref().map(|l| l.describe()),
             MemoryBudget::new(self.memory_budget).describe()
         )
     }
+}
+
+/// The control keys and the policy locations, checked.
+fn control_plane(raw: &RawSettings) -> Result<ControlPlane, SettingsError> {
+    let keys = ControlKeys::parse(raw.control_keys.as_deref().unwrap_or(""))
+        .map_err(|e| invalid("RENDITION_CONTROL_KEYS", e))?;
+    let locations = raw
+        .policy_locations
+        .as_deref()
+        .filter(|l| !l.trim().is_empty())
+        .map(PolicyLocations::parse)
+        .transpose()
+        .map_err(|e| invalid("RENDITION_POLICY_LOCATIONS", e))?;
+    Ok(ControlPlane { keys, locations })
 }
 
 /// The budget as given, or three quarters of the machine's (or the

@@ -233,7 +233,9 @@ impl Job {
     }
 }
 
-fn check_id(field: &str, id: &str) -> Result<(), JobError> {
+/// An id that may name a store prefix (shares, collections, assets):
+/// ASCII letters, digits and `-_.:@`, at most 200 characters.
+pub fn check_id(field: &str, id: &str) -> Result<(), JobError> {
     let ok = !id.is_empty() && id.len() <= 200 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
     if ok {
         Ok(())

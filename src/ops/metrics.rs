@@ -1,6 +1,7 @@
 //! Counters and duration histograms, written as Prometheus text. A handful
 //! of atomics needs no metrics crate.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -61,6 +62,8 @@ pub struct Metrics {
     storage_paused: AtomicI64,
     in_flight: AtomicI64,
     stages: Mutex<[Histogram; 3]>,
+    /// Refused control messages by (kind, reason).
+    control_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -102,6 +105,12 @@ impl Metrics {
         }
     }
     /// A panic caught on an engine pool (the job was answered `engine_error`).
+    /// A control message (`policy` or `revoke`) refused, with the code of why.
+    pub fn control_refused(&self, kind: &'static str, reason: &'static str) {
+        let mut refused = self.control_refused.lock().unwrap_or_else(|e| e.into_inner());
+        *refused.entry((kind, reason)).or_default() += 1;
+    }
+
     pub fn engine_panicked(&self) {
         self.engine_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -222,8 +231,21 @@ impl Metrics {
         for (name, help, n) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {n}");
         }
+        self.render_control(&mut out);
         self.render_stages(&mut out);
         out
+    }
+
+    fn render_control(&self, out: &mut String) {
+        let name = "rendition_control_refused_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Control messages refused (unsigned, forged, stale, ...), by kind and reason.\n# TYPE {name} counter"
+        );
+        let refused = self.control_refused.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for ((kind, reason), n) in refused {
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\",reason=\"{reason}\"}} {n}");
+        }
     }
 
     fn render_stages(&self, out: &mut String) {

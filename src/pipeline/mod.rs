@@ -28,6 +28,7 @@ use crate::plan::{self, Facts, Make, Plan, PlanError};
 use crate::policy::{Decision, Policy};
 use crate::rendition::{EngineLimits, OutputFormat, RenderError, Spec};
 use crate::result::{JobResult, RenditionRecord};
+use crate::control::ControlPlane;
 use crate::revocation::{RevokeMessage, revoke_share};
 use crate::storage::{RenditionMeta, Store, StoreError, content_type_of};
 use crate::video::{ProxySpec, VideoError, VideoLimits};
@@ -122,6 +123,9 @@ pub struct PipelineConfig {
     pub temp_dir: Option<std::path::PathBuf>,
     /// Where publish jobs may copy to (default: nowhere).
     pub publish: PublishDestinations,
+    /// The keys revokes (and policy updates) must be signed with (default:
+    /// none, so every control message is refused).
+    pub control: ControlPlane,
 }
 
 impl Default for PipelineConfig {
@@ -136,6 +140,7 @@ impl Default for PipelineConfig {
             lookups: Lookups::Always,
             temp_dir: None,
             publish: PublishDestinations::default(),
+            control: ControlPlane::default(),
         }
     }
 }
@@ -228,6 +233,11 @@ impl<S: Store> Pipeline<S> {
             logo: Default::default(),
             config,
         }
+    }
+
+    /// What control messages are verified with.
+    pub fn control(&self) -> &ControlPlane {
+        &self.config.control
     }
 
     pub fn originals(&self) -> &S {
@@ -587,9 +597,15 @@ impl<S: Store> Pipeline<S> {
         Ok((!again.decision.allowed).then_some(again))
     }
 
-    /// Stop sharing: delete the share's renditions and mark it revoked.
+    /// Stop sharing: delete the share's renditions and mark it revoked,
+    /// once a control key's signature over the share id checks out.
     async fn revoke(&self, policy: &Policy, revoke: &RevokeMessage) -> Outcome {
         let version = policy.version();
+        let keys = &self.config.control.keys;
+        if let Err(e) = keys.verify_revoke(&revoke.share, revoke.key_id.as_deref(), revoke.signature.as_deref()) {
+            tracing::warn!(share = %revoke.share, reason = e.code(), error = %e, "revoke refused");
+            return Outcome::final_(JobResult::failed(&revoke.job_id, version, None, &e));
+        }
         match revoke_share(&self.renditions, &revoke.share).await {
             Ok(revoked) => {
                 self.memory.revoked.insert(&revoke.share, ());

@@ -3,11 +3,14 @@
 //! - [`document`]: the policy document's serde types (contract §1).
 //! - [`Policy`]: a validated document with its collection tree.
 //! - [`resolve`]: the pure decision function (domain.md's nine steps).
+//! - [`diff`]: what a policy change does, and what one principal gets,
+//!   asked of the resolver.
 
 mod admit;
 mod current;
 mod decision;
 mod deliver;
+pub mod diff;
 pub mod document;
 mod limit;
 mod resolve;

@@ -40,6 +40,21 @@ impl AmqpBroker {
         Ok(AmqpBroker { connection, publisher })
     }
 
+    /// Connects and declares the core topology when this broker user may;
+    /// a user without configure rights (an upstream app's, the policy
+    /// signer's: docs/control-plane.md) publishes into what the workers
+    /// declared. The refusal closes the channel, so this connects again.
+    pub async fn connect_as_publisher(url: &str, topology: &Topology) -> Result<AmqpBroker, QueueError> {
+        let broker = AmqpBroker::connect(url).await?;
+        match broker.declare_core(topology).await {
+            Err(e) if e.to_string().contains("ACCESS_REFUSED") => {
+                broker.close().await;
+                AmqpBroker::connect(url).await
+            }
+            declared => declared.map(|()| broker),
+        }
+    }
+
     pub fn is_connected(&self) -> bool {
         self.connection.status().connected() && self.publisher.status().connected()
     }

@@ -17,7 +17,10 @@ use rustix::io::Errno;
 pub(super) fn open(root: &Path, key: &str) -> std::io::Result<File> {
     let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
+    // NONBLOCK: opening a FIFO planted among the files must not wait for a
+    // writer (a blocked thread per read); callers refuse what is not a
+    // regular file. Reads of regular files ignore the flag.
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
     match rustix::fs::openat2(&dir, key, flags, Mode::empty(), resolve) {
         Ok(fd) => Ok(File::from(fd)),
         // ELOOP: a symbolic link; EXDEV: a path that leaves the root.
@@ -46,7 +49,7 @@ fn open_without_openat2(root: &Path, key: &str) -> std::io::Result<File> {
     }
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
 }
 
@@ -71,6 +74,18 @@ mod tests {
                 let e = opened.expect_err(key);
                 assert_eq!(e.kind(), ErrorKind::NotFound, "{key}: {e}");
             }
+        }
+    }
+
+    #[test]
+    fn a_fifo_is_opened_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.yaml");
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
+        // Without O_NONBLOCK both opens block forever (no writer ever comes).
+        for opened in [open(dir.path(), "pipe.yaml"), open_without_openat2(dir.path(), "pipe.yaml")] {
+            let file = opened.unwrap();
+            assert!(!file.metadata().unwrap().is_file(), "callers see it is not a regular file");
         }
     }
 }

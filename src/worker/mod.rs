@@ -29,7 +29,6 @@ use lanes::{Lanes, Slot};
 
 use crate::ops::Stage;
 use crate::ops::http::BrokerFlag;
-use crate::policy::Update;
 use crate::queue::amqp::{AmqpBroker, message_of};
 use crate::queue::{JobQueue, Priority, QueueError};
 use crate::storage::Store;
@@ -215,28 +214,62 @@ impl<S: Store + 'static> Session<'_, S> {
         let pipeline = &self.handler.pipeline;
         let current = &self.handler.policy;
         let metrics = &self.handler.metrics;
-        // Untrusted documents: a panic in parsing or validating one refuses
-        // the update; it must not end the consume loop.
-        let update = policy_updates::apply_update(current, pipeline.originals(), pipeline.renditions(), &delivery.data);
-        let Ok(applied) = std::panic::AssertUnwindSafe(update).catch_unwind().await else {
+        // Untrusted messages: a panic in verifying, parsing or validating
+        // one refuses the update; it must not end the consume loop.
+        let update = policy_updates::apply_update(
+            current,
+            pipeline.control(),
+            pipeline.originals(),
+            pipeline.renditions(),
+            &delivery.data,
+        );
+        let refused = |reason: &'static str| {
             metrics.policy(0, false);
-            tracing::error!("a policy update panicked; the policy in force stays");
-            let _ = delivery.ack(BasicAckOptions::default()).await;
-            return;
+            metrics.control_refused("policy", reason);
         };
-        match applied {
-            Ok((Update::Applied { from, to }, swept)) => {
-                metrics.policy(to, true);
-                tracing::info!(from, to, revoked = ?swept, "policy applied");
+        match std::panic::AssertUnwindSafe(update).catch_unwind().await {
+            Err(_) => {
+                refused("panic");
+                tracing::error!("a policy update panicked; the policy in force stays");
             }
-            Ok((Update::Stale { current, offered }, _)) => {
-                tracing::info!(current, offered, "policy update ignored: not newer");
+            Ok(Err(e)) => {
+                refused(e.reason());
+                tracing::error!(reason = e.reason(), error = %e, "policy update refused; the policy in force stays");
             }
-            Err(e) => {
-                metrics.policy(0, false);
-                tracing::error!(error = %e, "policy update refused; the policy in force stays");
+            Ok(Ok(applied)) => {
+                metrics.policy(applied.to, true);
+                log_applied(applied);
             }
         }
         let _ = delivery.ack(BasicAckOptions::default()).await;
     }
+}
+
+/// Questions a worker asks to log what an update changed (about a second
+/// of one core); larger policies are left to `rendition policy diff`.
+const MAX_LOGGED_DIFF: usize = 2_000_000;
+
+/// Logs an applied update with what it changed (`policy diff`'s summary),
+/// worked out off the consume loop: a large policy takes a while to diff.
+fn log_applied(applied: policy_updates::Applied) {
+    use crate::policy::diff;
+    tokio::task::spawn_blocking(move || {
+        let (before, after) = (&applied.before, &applied.after);
+        if diff::size(before, after) > MAX_LOGGED_DIFF {
+            let summary = "too large to diff here: run `rendition policy diff`";
+            tracing::info!(from = applied.from, to = applied.to, key_id = %applied.key_id, revoked = ?applied.swept, summary, "policy applied");
+            return;
+        }
+        let diff = diff::diff(before, after, chrono::Utc::now());
+        tracing::info!(
+            from = applied.from,
+            to = applied.to,
+            key_id = %applied.key_id,
+            revoked = ?applied.swept,
+            changes = diff.changes.len(),
+            widened = diff.widened(),
+            summary = %diff.summary(),
+            "policy applied"
+        );
+    });
 }

@@ -1,17 +1,33 @@
-//! Policy updates (contract §4): upstream publishes a whole document, or a
-//! pointer `{"location": "s3://bucket/key"}` (or a file path), on the fanout
-//! exchange. Newer versions are swapped in atomically; older ones ignored;
-//! invalid ones refused while the one in force stays. Shares the update
-//! revokes are swept at once.
+//! Policy updates (docs/control-plane.md): a signed message on the fanout
+//! exchange carries the document, or its location and SHA-256. Every
+//! worker verifies the signature, fetches a location only from
+//! `RENDITION_POLICY_LOCATIONS` (bounded in size and time), checks the
+//! digest, validates the document and swaps it in by the version rule
+//! ([`crate::policy::CurrentPolicy`]). Anything else is refused and the
+//! policy in force stays. Shares the update revokes are swept at once.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
+use crate::control::{ControlError, ControlPlane, Place, PolicyBody};
+use crate::error::Coded;
 use crate::policy::{CurrentPolicy, DocFormat, Policy, PolicyError, Update};
 use crate::revocation::{Revoked, newly_revoked, revoke_share};
+use crate::storage::fs::FsStore;
 use crate::storage::{Store, StoreError};
+
+/// The largest policy document a location may hold.
+pub const MAX_POLICY_BYTES: u64 = 16 << 20;
+/// How long fetching a document from its location may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
+    #[error(transparent)]
+    Control(#[from] ControlError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error("policy at {0}: {1}")]
@@ -20,8 +36,32 @@ pub enum UpdateError {
     Sweep(#[from] StoreError),
 }
 
-/// Loads a policy from `s3://bucket/key` (read through `store`'s client) or
-/// a file path.
+impl UpdateError {
+    /// The `reason` label of `rendition_control_refused_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UpdateError::Control(e) => e.code(),
+            UpdateError::Policy(e) => e.code(),
+            UpdateError::Fetch(..) => "policy_unreadable",
+            UpdateError::Sweep(_) => "storage_error",
+        }
+    }
+}
+
+/// An update that was swapped in.
+#[derive(Debug)]
+pub struct Applied {
+    pub from: u64,
+    pub to: u64,
+    /// The key that signed it.
+    pub key_id: String,
+    pub swept: Vec<Revoked>,
+    pub before: Arc<Policy>,
+    pub after: Arc<Policy>,
+}
+
+/// Loads the start-up policy from `s3://bucket/key` (read through `store`'s
+/// client) or a file path: the operator's own setting, so not signed.
 pub async fn load_policy<S: Store>(location: &str, store: &S) -> Result<Policy, UpdateError> {
     let fetch = |e: &dyn std::fmt::Display| UpdateError::Fetch(location.to_string(), e.to_string());
     let Some(rest) = location.strip_prefix("s3://") else {
@@ -39,29 +79,85 @@ pub async fn load_policy<S: Store>(location: &str, store: &S) -> Result<Policy, 
     Ok(Policy::parse(&text, format)?)
 }
 
-/// Applies one update message; returns what it did and the shares it swept.
+/// Applies one update message, or says why not.
 pub async fn apply_update<S: Store>(
     current: &CurrentPolicy,
+    control: &ControlPlane,
     originals: &S,
     renditions: &S,
-    body: &[u8],
-) -> Result<(Update, Vec<Revoked>), UpdateError> {
-    let policy = match pointer(body) {
-        Some(location) => load_policy(&location, originals).await?,
-        None => {
-            let text = std::str::from_utf8(body).map_err(|e| UpdateError::Fetch("message".into(), e.to_string()))?;
-            Policy::parse(text, sniff(text))?
+    message: &[u8],
+) -> Result<Applied, UpdateError> {
+    let verified = control.keys.verify_update(message)?;
+    let text = match verified.body {
+        PolicyBody::Inline(text) => text,
+        PolicyBody::At { location, sha256 } => fetch_signed(control, originals, &location, sha256).await?,
+    };
+    let policy = Policy::parse(&text, sniff(&text))?;
+    let before = current.get();
+    let (from, to) = match current.replace(policy, verified.replaces) {
+        Update::Applied { from, to } => (from, to),
+        Update::Stale { current, offered } => return Err(ControlError::Stale { current, offered }.into()),
+        Update::NotReplacing { current, replaces } => {
+            return Err(ControlError::NotReplacing { current, replaces }.into());
         }
     };
-    let before = current.get();
-    let update = current.replace(policy);
+    let after = current.get();
     let mut swept = Vec::new();
-    if let Update::Applied { .. } = update {
-        for share in newly_revoked(Some(&before), &current.get()) {
-            swept.push(revoke_share(renditions, &share).await?);
-        }
+    for share in newly_revoked(Some(&before), &after) {
+        swept.push(revoke_share(renditions, &share).await?);
     }
-    Ok((update, swept))
+    Ok(Applied {
+        from,
+        to,
+        key_id: verified.key_id,
+        swept,
+        before,
+        after,
+    })
+}
+
+/// The document at a signed location: inside the configured place, at most
+/// [`MAX_POLICY_BYTES`], within [`FETCH_TIMEOUT`], with the signed digest.
+async fn fetch_signed<S: Store>(
+    control: &ControlPlane,
+    originals: &S,
+    location: &str,
+    sha256: [u8; 32],
+) -> Result<String, UpdateError> {
+    let locations = control.locations.as_ref().ok_or_else(|| {
+        ControlError::Location(format!(
+            "{location}: updates by location are off (RENDITION_POLICY_LOCATIONS is not set)"
+        ))
+    })?;
+    let place = locations.place(location)?;
+    let read = async {
+        match place {
+            Place::Bucket { bucket, key } => read_bounded(&originals.bucket(&bucket)?, &key).await,
+            Place::Dir { dir, key } => read_bounded(&FsStore::new(dir, None), &key).await,
+        }
+    };
+    let unreadable = |e: &dyn std::fmt::Display| UpdateError::Fetch(location.to_string(), e.to_string());
+    let bytes = tokio::time::timeout(FETCH_TIMEOUT, read)
+        .await
+        .map_err(|_| unreadable(&format!("not read within {FETCH_TIMEOUT:?}")))?
+        .map_err(|e| unreadable(&e))?;
+    if Sha256::digest(&bytes).as_slice() != sha256 {
+        return Err(ControlError::Digest(location.to_string()).into());
+    }
+    String::from_utf8(bytes).map_err(|e| unreadable(&e))
+}
+
+async fn read_bounded(store: &impl Store, key: &str) -> Result<Vec<u8>, StoreError> {
+    let too_large = |size: u64| StoreError::failed(format!("{size} bytes, more than {MAX_POLICY_BYTES}"));
+    let info = store.head(key).await?.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+    if info.size > MAX_POLICY_BYTES {
+        return Err(too_large(info.size));
+    }
+    let bytes = store.get(key).await?;
+    match bytes.len() as u64 {
+        size if size > MAX_POLICY_BYTES => Err(too_large(size)),
+        _ => Ok(bytes),
+    }
 }
 
 /// Every share the policy revokes, swept (a worker starting after the fact).
@@ -73,13 +169,6 @@ pub async fn sweep_all<S: Store>(policy: &Policy, renditions: &S) -> Result<Vec<
     Ok(swept)
 }
 
-/// `{"location": "…"}` and nothing else is a pointer.
-fn pointer(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let object = value.as_object()?;
-    (object.len() == 1).then(|| object.get("location")?.as_str().map(str::to_string))?
-}
-
 fn sniff(text: &str) -> DocFormat {
     if text.trim_start().starts_with('{') {
         DocFormat::Json
@@ -89,41 +178,5 @@ fn sniff(text: &str) -> DocFormat {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::PutOptions;
-    use crate::storage::memory::MemoryStore;
-
-    const V1: &str = "version: 1\nroles: { admin: { staff: true } }\ncollections: [{ id: c-1 }]\n\
-                      shares: [{ id: s-a, email: a@x, scope: [c-1], kind: proxy }]\n";
-
-    #[tokio::test]
-    async fn newer_documents_apply_and_sweep_what_they_revoke() {
-        let current = CurrentPolicy::new(Policy::parse(V1, DocFormat::Yaml).unwrap());
-        let store = MemoryStore::new();
-        let key = "renditions/shares/s-a/a-1/x.jpg";
-        store.put(key, vec![1], PutOptions::default()).await.unwrap();
-        let v2 = V1
-            .replace("version: 1", "version: 2")
-            .replace("kind: proxy", "kind: proxy, revoked: true");
-        let (update, swept) = apply_update(&current, &store, &store, v2.as_bytes()).await.unwrap();
-        assert_eq!(update, Update::Applied { from: 1, to: 2 });
-        assert_eq!(swept.len(), 1);
-        assert!(store.head(key).await.unwrap().is_none());
-        let (update, _) = apply_update(&current, &store, &store, V1.as_bytes()).await.unwrap();
-        assert_eq!(update, Update::Stale { current: 2, offered: 1 });
-        let bad = "version: 9\nusers: { u: { role: nobody } }\n";
-        assert!(apply_update(&current, &store, &store, bad.as_bytes()).await.is_err());
-        assert_eq!(current.get().version(), 2);
-    }
-
-    #[test]
-    fn pointers_are_recognised_only_alone() {
-        assert_eq!(
-            pointer(br#"{"location":"s3://b/k.yaml"}"#).as_deref(),
-            Some("s3://b/k.yaml")
-        );
-        assert_eq!(pointer(br#"{"location":"x","version":3}"#), None);
-        assert_eq!(pointer(b"version: 3"), None);
-    }
-}
+#[path = "policy_updates_tests.rs"]
+mod tests;

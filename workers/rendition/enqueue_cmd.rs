@@ -42,10 +42,9 @@ pub struct EnqueueArgs {
 pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref())?;
     let topology = &settings.topology;
-    let broker = AmqpBroker::connect(&settings.amqp_url)
+    let broker = AmqpBroker::connect_as_publisher(&settings.amqp_url, topology)
         .await
         .context("connecting to the broker")?;
-    broker.declare_core(topology).await?;
     let replies = match args.wait {
         true => Some(broker.private_queue(None).await?),
         false => None,

@@ -10,8 +10,10 @@ mod dlq_cmd;
 mod enqueue_cmd;
 mod job_files;
 mod policy_cmd;
+mod policy_views;
 mod render_cmd;
 mod serve_cmd;
+mod sign_cmd;
 mod thumbnail_cmd;
 mod worker_cmd;
 
@@ -22,6 +24,8 @@ use clap::{Parser, Subcommand};
 /// Exit codes fixed by contract §7.
 pub mod exit {
     pub const OK: u8 = 0;
+    /// `policy diff`: the new policy gives someone more.
+    pub const WIDENED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
     pub const DENIED: u8 = 3;
 }
@@ -35,9 +39,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a policy, or explain a decision.
+    /// Check, explain, diff or publish policies.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Make control keys; sign policy updates and revokes.
+    #[command(subcommand)]
+    Sign(sign_cmd::SignCommand),
     Render(render_cmd::RenderArgs),
     Thumbnail(thumbnail_cmd::ThumbnailArgs),
     Worker(worker_cmd::WorkerArgs),
@@ -56,6 +63,7 @@ fn main() -> ExitCode {
     }
     let code = match Cli::parse().command {
         Command::Policy(command) => policy_cmd::run(command),
+        Command::Sign(command) => report(sign_cmd::run(command)),
         Command::Render(args) => on_runtime(render_cmd::run(args)),
         Command::Thumbnail(args) => report(thumbnail_cmd::run(args)),
         Command::Worker(args) => on_runtime(worker_cmd::run(args)),
@@ -68,7 +76,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs an async command; an error is the command's misuse: exit 2.
-fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) -> u8 {
+pub fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) -> u8 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

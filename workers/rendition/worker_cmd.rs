@@ -74,6 +74,12 @@ async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, ren
         revoked_shares = swept.len(),
         "policy loaded"
     );
+    if settings.control.keys.is_empty() {
+        tracing::warn!(
+            "RENDITION_CONTROL_KEYS is not set: every policy update and revoke will be refused \
+             (docs/control-plane.md)"
+        );
+    }
     let metrics = Arc::new(Metrics::default());
     metrics.set_policy_version(policy.version());
     let pipeline = Pipeline::new(originals, renditions.clone(), settings.pipeline_config());

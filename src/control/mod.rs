@@ -1,0 +1,65 @@
+//! Signed control messages (docs/control-plane.md): a policy update or a
+//! revoke is obeyed only when a key the operator listed signed it. Anyone
+//! who may publish jobs may publish on the policy exchange or with the
+//! `revoke` routing key too (the broker cannot always tell them apart), so
+//! the broker's word is not enough: the signature is.
+//!
+//! - [`keys`]: the verifying keys from settings (`RENDITION_CONTROL_KEYS`),
+//!   signing key files, and new key pairs.
+//! - [`message`]: exactly which bytes are signed, signing, and verifying a
+//!   policy update or a revoke.
+//! - [`plane`]: the keys and the one place policy documents may come from.
+//!
+//! Pure, except for reading and writing a key file.
+
+pub mod keys;
+pub mod message;
+pub mod plane;
+
+pub use keys::{ControlKeys, SigningKey};
+pub use plane::{ControlPlane, Place, PolicyLocations};
+pub use message::{PolicyBody, REVOKE_DOMAIN, SignedPolicyUpdate, VerifiedUpdate};
+
+use crate::error::{Coded, Disposition};
+
+/// Why a control message was refused. Each has its own stable code; the
+/// code is also the `reason` label of `rendition_control_refused_total`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("not signed: {0}")]
+    Unsigned(String),
+    #[error("signed with key {0:?}, which RENDITION_CONTROL_KEYS does not list")]
+    UnknownKey(String),
+    #[error("the signature does not verify with key {0:?}: the message was altered or signed with another key")]
+    BadSignature(String),
+    #[error("malformed control message: {0}")]
+    Malformed(String),
+    #[error("policy location refused: {0}")]
+    Location(String),
+    #[error("the document at {0} is not the one signed (its SHA-256 differs)")]
+    Digest(String),
+    #[error("policy version {offered} is not newer than version {current} in force (a replay, or out of order)")]
+    Stale { current: u64, offered: u64 },
+    #[error("the update replaces version {replaces}, but version {current} is in force")]
+    NotReplacing { current: u64, replaces: u64 },
+}
+
+impl Coded for ControlError {
+    fn code(&self) -> &'static str {
+        match self {
+            ControlError::Unsigned(_) => "unsigned_control",
+            ControlError::UnknownKey(_) => "unknown_control_key",
+            ControlError::BadSignature(_) => "bad_signature",
+            ControlError::Malformed(_) => "invalid_control",
+            ControlError::Location(_) => "policy_location_refused",
+            ControlError::Digest(_) => "policy_digest_mismatch",
+            ControlError::Stale { .. } => "stale_policy",
+            ControlError::NotReplacing { .. } => "stale_policy",
+        }
+    }
+
+    fn disposition(&self) -> Disposition {
+        // A message that was not signed right will never be: no retry.
+        Disposition::Reject
+    }
+}

@@ -1,0 +1,435 @@
+//! What a policy change does (`rendition policy diff`, docs/control-plane.md)
+//! and what one principal gets (`rendition policy explain --as`).
+//!
+//! Both ask the resolver itself, so they cannot disagree with what workers
+//! will do. For every principal class the two policies name (each user,
+//! each role as a user with only that role, each share's recipient and
+//! anyone else holding its link, each password-protected collection's
+//! password holders, anonymous visitors), every collection node, every
+//! media type, restricted or not, generated or not (publish), every
+//! purpose and a few probing requests (the original with `clamp` and with
+//! `deny`, a proxy, a poster for video), the two decisions are compared on
+//! what is delivered: allowed, limit, watermark, delivery and targets.
+//! The probes pin every decision down: any other request is decided from
+//! the same limit and delivery.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::decision::{Decision, Delivery, Rule, Target};
+use super::limit::{Cap, Limit};
+use super::resolve::{Query, resolve};
+use super::{Policy, PolicyDocument};
+use crate::job::{Asset, Media, OnExceed, Principal, Purpose, Rendition, Request};
+
+/// The user id a role is asked as: no real id starts with a space.
+const ROLE_USER: &str = " role ";
+
+/// A kind of principal, as the diff and `explain --as` name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Who {
+    Role(String),
+    User(String),
+    /// A share's link, opened by `email`.
+    Share { share: String, email: String },
+    /// Whoever holds the share's link with another address.
+    ShareOther(String),
+    Password(String),
+    Anonymous,
+}
+
+/// An e-mail no share is addressed to.
+const SOMEONE_ELSE: &str = "someone-else@invalid";
+
+impl Who {
+    pub fn label(&self) -> String {
+        match self {
+            Who::Role(r) => format!("role {r}"),
+            Who::User(u) => format!("user {u}"),
+            Who::Share { share, email } => format!("share {share} ({email})"),
+            Who::ShareOther(share) => format!("share {share} (another recipient)"),
+            Who::Password(c) => format!("password holder of {c}"),
+            Who::Anonymous => "anonymous visitor".into(),
+        }
+    }
+
+    /// The principal a job would name.
+    pub fn principal(&self) -> Principal {
+        match self {
+            Who::Role(r) => Principal::User(format!("{ROLE_USER}{r}")),
+            Who::User(u) => Principal::User(u.clone()),
+            Who::Share { share, email } => Principal::Share {
+                share: share.clone(),
+                email: email.clone(),
+            },
+            Who::ShareOther(share) => Principal::Share {
+                share: share.clone(),
+                email: SOMEONE_ELSE.into(),
+            },
+            Who::Password(c) => Principal::Password { collection: c.clone() },
+            Who::Anonymous => Principal::Anonymous,
+        }
+    }
+
+    /// The class a job's principal falls in (for tests and support).
+    pub fn of(principal: &Principal, old: &Policy, new: &Policy) -> Who {
+        match principal {
+            Principal::User(u) => Who::User(u.clone()),
+            Principal::Share { share, email } => {
+                let addressed = [old, new].iter().any(|p| p.share(share).is_some_and(|s| &s.email == email));
+                if addressed {
+                    Who::Share {
+                        share: share.clone(),
+                        email: email.clone(),
+                    }
+                } else {
+                    Who::ShareOther(share.clone())
+                }
+            }
+            Principal::Password { collection } => Who::Password(collection.clone()),
+            Principal::Anonymous => Who::Anonymous,
+        }
+    }
+}
+
+/// One probing request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    Original,
+    OriginalOrDeny,
+    Proxy,
+    Poster,
+}
+
+impl Probe {
+    fn for_media(media: Media) -> &'static [Probe] {
+        match media {
+            Media::Video => &[Probe::Original, Probe::OriginalOrDeny, Probe::Proxy, Probe::Poster],
+            _ => &[Probe::Original, Probe::OriginalOrDeny, Probe::Proxy],
+        }
+    }
+
+    pub fn request(self) -> Request {
+        let (rendition, on_exceed) = match self {
+            Probe::Original => (Rendition::Original, OnExceed::Clamp),
+            Probe::OriginalOrDeny => (Rendition::Original, OnExceed::Deny),
+            Probe::Proxy => (Rendition::Proxy, OnExceed::Clamp),
+            Probe::Poster => (Rendition::Poster, OnExceed::Clamp),
+        };
+        Request {
+            rendition,
+            format: Default::default(),
+            quality: 85,
+            on_exceed,
+            page: 1,
+        }
+    }
+}
+
+/// Where and what is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Place {
+    pub node: String,
+    pub media: Media,
+    pub restricted: bool,
+    pub generated: bool,
+    pub purpose: Purpose,
+    pub probe: Probe,
+}
+
+impl Place {
+    pub fn asset(&self) -> Asset {
+        Asset {
+            id: "policy-diff".into(),
+            collection: self.node.clone(),
+            media: self.media,
+            source: "policy-diff".into(),
+            restricted: self.restricted,
+            generated: self.generated,
+            filename: None,
+        }
+    }
+}
+
+/// One side of a change: what is delivered, and the rule that decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Side {
+    pub allowed: bool,
+    pub limit: Option<Cap>,
+    pub watermark: bool,
+    pub delivery: Option<Delivery>,
+    pub targets: Vec<Target>,
+    pub rule: Rule,
+    pub node: Option<String>,
+    pub reason: String,
+}
+
+impl Side {
+    fn of(d: Decision) -> Side {
+        Side {
+            allowed: d.allowed,
+            limit: d.limit,
+            watermark: d.watermark,
+            delivery: d.delivery,
+            targets: d.targets,
+            rule: d.rule,
+            node: d.node,
+            reason: d.reason,
+        }
+    }
+
+    /// What is delivered, without why.
+    pub fn delivered(&self) -> (bool, Option<Cap>, bool, Option<Delivery>, &[Target]) {
+        (self.allowed, self.limit, self.watermark, self.delivery, &self.targets)
+    }
+
+    pub fn describe(&self) -> String {
+        if !self.allowed {
+            return "denied".into();
+        }
+        let limit = match self.limit.map(|c| c.as_limit()) {
+            Some(Limit::Original) | None => "original size".to_string(),
+            Some(Limit::Px(n)) => format!("≤{n} px"),
+            Some(Limit::None) => "nothing".into(),
+        };
+        let delivery = match self.delivery {
+            Some(Delivery::Original) => "original",
+            Some(Delivery::Rendition) => "rendition",
+            Some(Delivery::Proxy) => "proxy",
+            None => "-",
+        };
+        let mark = if self.watermark { ", watermarked" } else { "" };
+        format!("{delivery} {limit}{mark}")
+    }
+}
+
+/// One decision that differs between the two policies.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub who: Who,
+    pub place: Place,
+    pub before: Side,
+    pub after: Side,
+    /// The new policy gives more: allowed where it was not, a larger
+    /// limit, no watermark, or a delivery closer to the original.
+    pub widened: bool,
+}
+
+/// Everything that differs, and the shares the new policy revokes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diff {
+    pub from: u64,
+    pub to: u64,
+    pub changes: Vec<Change>,
+    pub shares_revoked: Vec<String>,
+}
+
+impl Diff {
+    pub fn widened(&self) -> usize {
+        self.changes.iter().filter(|c| c.widened).count()
+    }
+
+    /// One line for a log: counts by principal class.
+    pub fn summary(&self) -> String {
+        let whos: BTreeSet<String> = self.changes.iter().map(|c| c.who.label()).collect();
+        format!(
+            "{} decision(s) changed ({} widened) for {} principal class(es); {} share(s) revoked",
+            self.changes.len(),
+            self.widened(),
+            whos.len(),
+            self.shares_revoked.len()
+        )
+    }
+}
+
+/// How many questions a diff of these two policies asks each of them.
+pub fn size(old: &Policy, new: &Policy) -> usize {
+    whos(old, new).len() * nodes(old, new).len() * places_at("").len()
+}
+
+/// Compares every decision the two policies make (module docs).
+pub fn diff(old: &Policy, new: &Policy, now: DateTime<Utc>) -> Diff {
+    let (old_asked, new_asked) = (with_role_users(old), with_role_users(new));
+    let mut changes = Vec::new();
+    for who in whos(old, new) {
+        let principal = who.principal();
+        for place in places(old, new) {
+            let (asset, request) = (place.asset(), place.probe.request());
+            let query = Query {
+                purpose: place.purpose,
+                principal: &principal,
+                asset: &asset,
+                request: &request,
+                now,
+            };
+            let (before, after) = (
+                Side::of(resolve(&old_asked, &query)),
+                Side::of(resolve(&new_asked, &query)),
+            );
+            if before.delivered() != after.delivered() {
+                let widened = widens(&before, &after);
+                changes.push(Change {
+                    who: who.clone(),
+                    place,
+                    before,
+                    after,
+                    widened,
+                });
+            }
+        }
+    }
+    Diff {
+        from: old.version(),
+        to: new.version(),
+        changes,
+        shares_revoked: crate::revocation::newly_revoked(Some(old), new),
+    }
+}
+
+/// What `who` gets at `node`, for each media type, purpose and probe.
+pub fn view_as(policy: &Policy, who: &Who, node: &str, now: DateTime<Utc>) -> Vec<(Place, Side)> {
+    let asked = with_role_users(policy);
+    let principal = who.principal();
+    let mut rows = Vec::new();
+    for place in places_at(node) {
+        let (asset, request) = (place.asset(), place.probe.request());
+        let query = Query {
+            purpose: place.purpose,
+            principal: &principal,
+            asset: &asset,
+            request: &request,
+            now,
+        };
+        rows.push((place, Side::of(resolve(&asked, &query))));
+    }
+    rows
+}
+
+/// Whether any part of what is delivered grew.
+fn widens(before: &Side, after: &Side) -> bool {
+    let limit = |s: &Side| s.limit.map_or(Limit::None, |c| c.as_limit());
+    let rank = |s: &Side| match s.delivery {
+        None => 0,
+        Some(Delivery::Proxy) => 1,
+        Some(Delivery::Rendition) => 2,
+        Some(Delivery::Original) => 3,
+    };
+    if !after.allowed {
+        return false;
+    }
+    !before.allowed
+        || limit(after) > limit(before)
+        || (before.watermark && !after.watermark)
+        || rank(after) > rank(before)
+}
+
+/// The policy with one user per role holding only that role.
+fn with_role_users(policy: &Policy) -> Policy {
+    let mut doc: PolicyDocument = policy.document().clone();
+    for role in policy.document().roles.keys() {
+        let user = super::document::User {
+            role: role.clone(),
+            groups: Vec::new(),
+            manage_restricted: None,
+        };
+        doc.users.insert(format!("{ROLE_USER}{role}"), user);
+    }
+    Policy::from_document(doc).expect("adding users of existing roles keeps a policy valid")
+}
+
+fn whos(old: &Policy, new: &Policy) -> BTreeSet<Who> {
+    let mut whos = BTreeSet::from([Who::Anonymous]);
+    for p in [old, new] {
+        let doc = p.document();
+        whos.extend(doc.roles.keys().map(|r| Who::Role(r.clone())));
+        whos.extend(doc.users.keys().map(|u| Who::User(u.clone())));
+        for share in &doc.shares {
+            whos.insert(Who::Share {
+                share: share.id.clone(),
+                email: share.email.clone(),
+            });
+            whos.insert(Who::ShareOther(share.id.clone()));
+        }
+    }
+    // Password holders: asked of every node, since a node without its own
+    // password may inherit one.
+    whos.extend(nodes(old, new).into_iter().map(Who::Password));
+    whos
+}
+
+fn nodes(old: &Policy, new: &Policy) -> BTreeSet<String> {
+    let ids = |p: &Policy| (0..p.tree().nodes.len()).map(|i| p.tree().id(i).to_string()).collect::<Vec<_>>();
+    ids(old).into_iter().chain(ids(new)).collect()
+}
+
+fn places(old: &Policy, new: &Policy) -> Vec<Place> {
+    nodes(old, new).iter().flat_map(|n| places_at(n)).collect()
+}
+
+const PURPOSES: [Purpose; 4] = [Purpose::Download, Purpose::Share, Purpose::Preview, Purpose::Publish];
+
+fn places_at(node: &str) -> Vec<Place> {
+    let mut places = Vec::new();
+    for media in Media::ALL {
+        for restricted in [false, true] {
+            for purpose in PURPOSES {
+                // Only publishing tells generated assets apart.
+                let generated: &[bool] = if purpose == Purpose::Publish { &[false, true] } else { &[false] };
+                for &generated in generated {
+                    for &probe in Probe::for_media(media) {
+                        places.push(Place {
+                            node: node.to_string(),
+                            media,
+                            restricted,
+                            generated,
+                            purpose,
+                            probe,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    places
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DocFormat;
+
+    const OLD: &str = "version: 1\nroles: { admin: { staff: true }, viewer: { download: { image: 1024, video: none, audio: false, other: false } } }\n\
+                       users: { u-1: { role: viewer, groups: [press] } }\ncollections: [{ id: c-1, visibility: everyone, access: people, download: { image: original, video: original, audio: true, other: true }, invited: [{ group: press, role: viewer }] }]\n";
+
+    fn parse(text: &str) -> Policy {
+        Policy::parse(text, DocFormat::Yaml).unwrap()
+    }
+
+    #[test]
+    fn nothing_changes_between_a_policy_and_itself() {
+        let old = parse(OLD);
+        let diff = diff(&old, &old, Utc::now());
+        assert!(diff.changes.is_empty(), "{:?}", diff.changes.first());
+    }
+
+    #[test]
+    fn a_larger_limit_is_a_widening_for_the_role_and_its_users() {
+        let (old, new) = (parse(OLD), parse(&OLD.replace("image: 1024", "image: 4096").replace("version: 1", "version: 2")));
+        let diff = diff(&old, &new, Utc::now());
+        assert!(!diff.changes.is_empty());
+        let narrowed: Vec<_> = diff.changes.iter().filter(|c| !c.widened).collect();
+        assert!(narrowed.is_empty(), "only widenings: {:#?}", narrowed.first());
+        let whos: BTreeSet<String> = diff.changes.iter().map(|c| c.who.label()).collect();
+        // Only the invited press member gains: the role alone is not invited.
+        assert_eq!(whos, BTreeSet::from(["user u-1".to_string()]));
+        assert!(diff.changes.iter().all(|c| c.place.media == Media::Image));
+        // And back: the same changes, none of them a widening.
+        let back = super::diff(&new, &old, Utc::now());
+        assert_eq!(back.changes.len(), diff.changes.len());
+        assert_eq!(back.widened(), 0);
+    }
+}
