@@ -30,7 +30,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,10 +171,20 @@ mod tests {
             keys.verify("ops-2026", message, "not base64!"),
             keys.verify("ops-2026", message, &B64.encode([0u8; 64])),
         ];
-        let codes: Vec<&str> = refused.iter().map(|r| crate::error::Coded::code(r.as_ref().unwrap_err())).collect();
+        let codes: Vec<&str> = refused
+            .iter()
+            .map(|r| crate::error::Coded::code(r.as_ref().unwrap_err()))
+            .collect();
         assert_eq!(
             codes,
-            ["bad_signature", "bad_signature", "bad_signature", "unknown_control_key", "bad_signature", "bad_signature"]
+            [
+                "bad_signature",
+                "bad_signature",
+                "bad_signature",
+                "unknown_control_key",
+                "bad_signature",
+                "bad_signature"
+            ]
         );
         // Dropping the old key ends its signatures.
         let rotated = ControlKeys::parse(&new.public_entry()).unwrap();
@@ -182,7 +194,13 @@ mod tests {
     #[test]
     fn key_lists_and_files_are_checked() {
         assert!(ControlKeys::parse("").unwrap().is_empty());
-        for bad in ["nocolon", "a b:AAAA", "k:!!!", "k:AAAA", &format!("k:{}", B64.encode([1u8; 31]))] {
+        for bad in [
+            "nocolon",
+            "a b:AAAA",
+            "k:!!!",
+            "k:AAAA",
+            &format!("k:{}", B64.encode([1u8; 31])),
+        ] {
             assert!(ControlKeys::parse(bad).is_err(), "{bad}");
         }
         let key = SigningKey::generate("k").unwrap();

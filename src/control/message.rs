@@ -69,9 +69,15 @@ fn policy_bytes(replaces: Option<u64>, body: &PolicyBody) -> Vec<u8> {
     let mut bytes = [DOMAIN, b"policy\0", replaces.as_bytes(), b"\0"].concat();
     match body {
         PolicyBody::Inline(document) => bytes.extend([b"document\0".as_slice(), document.as_bytes()].concat()),
-        PolicyBody::At { location, sha256 } => {
-            bytes.extend([b"location\0", location.as_bytes(), b"\0", hex::encode(sha256).as_bytes()].concat())
-        }
+        PolicyBody::At { location, sha256 } => bytes.extend(
+            [
+                b"location\0",
+                location.as_bytes(),
+                b"\0",
+                hex::encode(sha256).as_bytes(),
+            ]
+            .concat(),
+        ),
     }
     bytes
 }
@@ -121,8 +127,9 @@ impl ControlKeys {
     /// Reads and verifies a policy update message. A bare document or a
     /// bare `{"location": …}` (the unsigned forms) is `Unsigned`.
     pub fn verify_update(&self, message: &[u8]) -> Result<VerifiedUpdate, ControlError> {
-        let value: serde_json::Value = serde_json::from_slice(message)
-            .map_err(|_| ControlError::Unsigned("the message is not a signed update (a bare policy document?)".into()))?;
+        let value: serde_json::Value = serde_json::from_slice(message).map_err(|_| {
+            ControlError::Unsigned("the message is not a signed update (a bare policy document?)".into())
+        })?;
         if value.get("schema").and_then(|s| s.as_str()) != Some(POLICY_UPDATE_SCHEMA) {
             return Err(ControlError::Unsigned(format!(
                 "the message has no schema {POLICY_UPDATE_SCHEMA:?} (a bare document or location?)"
@@ -140,7 +147,12 @@ impl ControlKeys {
     }
 
     /// Verifies a revoke's signature over its share id.
-    pub fn verify_revoke(&self, share: &str, key_id: Option<&str>, signature: Option<&str>) -> Result<(), ControlError> {
+    pub fn verify_revoke(
+        &self,
+        share: &str,
+        key_id: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<(), ControlError> {
         match (key_id, signature) {
             (Some(key_id), Some(signature)) => self.verify(key_id, &revoke_bytes(share), signature),
             _ => Err(ControlError::Unsigned("a revoke needs key_id and signature".into())),
@@ -191,14 +203,23 @@ mod tests {
             (wrong_key, "bad_signature"),
             (unknown, "unknown_control_key"),
         ] {
-            assert_eq!(code(keys.verify_update(&serde_json::to_vec(&altered).unwrap())), expected);
+            assert_eq!(
+                code(keys.verify_update(&serde_json::to_vec(&altered).unwrap())),
+                expected
+            );
         }
         // The unsigned forms of before.
         assert_eq!(code(keys.verify_update(b"version: 9\nroles: {}\n")), "unsigned_control");
         assert_eq!(code(keys.verify_update(br#"{"version": 9}"#)), "unsigned_control");
-        assert_eq!(code(keys.verify_update(br#"{"location": "s3://p/v.yaml"}"#)), "unsigned_control");
+        assert_eq!(
+            code(keys.verify_update(br#"{"location": "s3://p/v.yaml"}"#)),
+            "unsigned_control"
+        );
         // No keys listed: nothing verifies.
-        assert_eq!(code(ControlKeys::default().verify_update(&bytes)), "unknown_control_key");
+        assert_eq!(
+            code(ControlKeys::default().verify_update(&bytes)),
+            "unknown_control_key"
+        );
     }
 
     #[test]
@@ -227,10 +248,22 @@ mod tests {
             sha256: None,
             ..signed.clone()
         };
-        assert_eq!(code(keys.verify_update(&serde_json::to_vec(&moved).unwrap())), "bad_signature");
-        assert_eq!(code(keys.verify_update(&serde_json::to_vec(&other_digest).unwrap())), "bad_signature");
-        assert_eq!(code(keys.verify_update(&serde_json::to_vec(&both).unwrap())), "invalid_control");
-        assert_eq!(code(keys.verify_update(&serde_json::to_vec(&no_digest).unwrap())), "invalid_control");
+        assert_eq!(
+            code(keys.verify_update(&serde_json::to_vec(&moved).unwrap())),
+            "bad_signature"
+        );
+        assert_eq!(
+            code(keys.verify_update(&serde_json::to_vec(&other_digest).unwrap())),
+            "bad_signature"
+        );
+        assert_eq!(
+            code(keys.verify_update(&serde_json::to_vec(&both).unwrap())),
+            "invalid_control"
+        );
+        assert_eq!(
+            code(keys.verify_update(&serde_json::to_vec(&no_digest).unwrap())),
+            "invalid_control"
+        );
     }
 
     #[test]

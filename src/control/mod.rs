@@ -17,8 +17,8 @@ pub mod message;
 pub mod plane;
 
 pub use keys::{ControlKeys, SigningKey};
-pub use plane::{ControlPlane, Place, PolicyLocations};
 pub use message::{PolicyBody, REVOKE_DOMAIN, SignedPolicyUpdate, VerifiedUpdate};
+pub use plane::{ControlPlane, Place, PolicyLocations};
 
 use crate::error::{Coded, Disposition};
 

@@ -42,7 +42,11 @@ impl PolicyLocations {
             if !prefix.is_empty() {
                 check_key(prefix).map_err(|e| e.to_string())?;
             }
-            let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+            let prefix = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            };
             return Ok(PolicyLocations::Bucket {
                 bucket: bucket.to_string(),
                 prefix,
@@ -50,7 +54,9 @@ impl PolicyLocations {
         }
         let dir = PathBuf::from(setting);
         if !dir.is_absolute() || setting.split('/').any(|p| p == "..") {
-            return Err(format!("{setting:?} must be s3://bucket/prefix or an absolute directory"));
+            return Err(format!(
+                "{setting:?} must be s3://bucket/prefix or an absolute directory"
+            ));
         }
         Ok(PolicyLocations::Dir(dir))
     }
@@ -135,7 +141,11 @@ mod tests {
             (&dir, "/etc/rendition/policies/"),
         ] {
             let refused = locations.place(location).unwrap_err();
-            assert_eq!(crate::error::Coded::code(&refused), "policy_location_refused", "{location}");
+            assert_eq!(
+                crate::error::Coded::code(&refused),
+                "policy_location_refused",
+                "{location}"
+            );
         }
         for bad in ["relative/dir", "/a/../b", "s3://Bad_Bucket/x", "s3://b/../x"] {
             assert!(PolicyLocations::parse(bad).is_err(), "{bad}");

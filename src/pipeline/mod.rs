@@ -20,6 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::budget::MemoryBudget;
+use crate::control::ControlPlane;
 use crate::destinations::PublishDestinations;
 use crate::error::{Coded, Disposition};
 use crate::job::{Job, JobError};
@@ -28,7 +29,6 @@ use crate::plan::{self, Facts, Make, Plan, PlanError};
 use crate::policy::{Decision, Policy};
 use crate::rendition::{EngineLimits, OutputFormat, RenderError, Spec};
 use crate::result::{JobResult, RenditionRecord};
-use crate::control::ControlPlane;
 use crate::revocation::{RevokeMessage, revoke_share};
 use crate::storage::{RenditionMeta, Store, StoreError, content_type_of};
 use crate::video::{ProxySpec, VideoError, VideoLimits};

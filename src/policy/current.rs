@@ -100,20 +100,39 @@ mod tests {
 
     #[test]
     fn a_runaway_version_is_undone_once_by_naming_it() {
-        let parse = |v: u64| Policy::parse(&V1.replace("version: 1", &format!("version: {v}")), DocFormat::Yaml).unwrap();
+        let parse =
+            |v: u64| Policy::parse(&V1.replace("version: 1", &format!("version: {v}")), DocFormat::Yaml).unwrap();
         let current = CurrentPolicy::new(parse(5));
-        assert_eq!(current.replace(parse(u64::MAX), None), Update::Applied { from: 5, to: u64::MAX });
-        assert_eq!(current.replace(parse(6), None), Update::Stale { current: u64::MAX, offered: 6 });
+        assert_eq!(
+            current.replace(parse(u64::MAX), None),
+            Update::Applied { from: 5, to: u64::MAX }
+        );
+        assert_eq!(
+            current.replace(parse(6), None),
+            Update::Stale {
+                current: u64::MAX,
+                offered: 6
+            }
+        );
         // Naming another version than the one in force does nothing.
         assert_eq!(
             current.replace(parse(6), Some(5)),
-            Update::NotReplacing { current: u64::MAX, replaces: 5 }
+            Update::NotReplacing {
+                current: u64::MAX,
+                replaces: 5
+            }
         );
-        assert_eq!(current.replace(parse(6), Some(u64::MAX)), Update::Applied { from: u64::MAX, to: 6 });
+        assert_eq!(
+            current.replace(parse(6), Some(u64::MAX)),
+            Update::Applied { from: u64::MAX, to: 6 }
+        );
         // The same reset again (a replay) finds version 6 in force.
         assert_eq!(
             current.replace(parse(6), Some(u64::MAX)),
-            Update::NotReplacing { current: 6, replaces: u64::MAX }
+            Update::NotReplacing {
+                current: 6,
+                replaces: u64::MAX
+            }
         );
         assert_eq!(current.replace(parse(7), None), Update::Applied { from: 6, to: 7 });
     }

@@ -7,11 +7,12 @@
 //! anyone else holding its link, each password-protected collection's
 //! password holders, anonymous visitors), every collection node, every
 //! media type, restricted or not, generated or not (publish), every
-//! purpose and a few probing requests (the original with `clamp` and with
-//! `deny`, a proxy, a poster for video), the two decisions are compared on
-//! what is delivered: allowed, limit, watermark, delivery and targets.
-//! The probes pin every decision down: any other request is decided from
-//! the same limit and delivery.
+//! purpose and a few probing requests (the original, a proxy, a poster for
+//! video), the two decisions are compared on what is delivered: allowed,
+//! limit, watermark, delivery and targets. The probes pin every decision
+//! down: any other size, or `on_exceed: deny`, is decided from the same
+//! limit and delivery (tests/it/properties/diffs.rs holds the diff to
+//! every generated question).
 
 use std::collections::BTreeSet;
 
@@ -34,7 +35,10 @@ pub enum Who {
     Role(String),
     User(String),
     /// A share's link, opened by `email`.
-    Share { share: String, email: String },
+    Share {
+        share: String,
+        email: String,
+    },
     /// Whoever holds the share's link with another address.
     ShareOther(String),
     Password(String),
@@ -79,14 +83,18 @@ impl Who {
         match principal {
             Principal::User(u) => Who::User(u.clone()),
             Principal::Share { share, email } => {
-                let addressed = [old, new].iter().any(|p| p.share(share).is_some_and(|s| &s.email == email));
-                if addressed {
-                    Who::Share {
+                // Named by the address the policy wrote (addresses match
+                // without regard to case, as the resolver matches them).
+                let addressed = [old, new]
+                    .iter()
+                    .filter_map(|p| p.share(share))
+                    .find(|s| s.email.eq_ignore_ascii_case(email));
+                match addressed {
+                    Some(s) => Who::Share {
                         share: share.clone(),
-                        email: email.clone(),
-                    }
-                } else {
-                    Who::ShareOther(share.clone())
+                        email: s.email.clone(),
+                    },
+                    None => Who::ShareOther(share.clone()),
                 }
             }
             Principal::Password { collection } => Who::Password(collection.clone()),
@@ -100,7 +108,6 @@ impl Who {
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
     Original,
-    OriginalOrDeny,
     Proxy,
     Poster,
 }
@@ -108,15 +115,14 @@ pub enum Probe {
 impl Probe {
     fn for_media(media: Media) -> &'static [Probe] {
         match media {
-            Media::Video => &[Probe::Original, Probe::OriginalOrDeny, Probe::Proxy, Probe::Poster],
-            _ => &[Probe::Original, Probe::OriginalOrDeny, Probe::Proxy],
+            Media::Video => &[Probe::Original, Probe::Proxy, Probe::Poster],
+            _ => &[Probe::Original, Probe::Proxy],
         }
     }
 
     pub fn request(self) -> Request {
         let (rendition, on_exceed) = match self {
             Probe::Original => (Rendition::Original, OnExceed::Clamp),
-            Probe::OriginalOrDeny => (Rendition::Original, OnExceed::Deny),
             Probe::Proxy => (Rendition::Proxy, OnExceed::Clamp),
             Probe::Poster => (Rendition::Poster, OnExceed::Clamp),
         };
@@ -362,7 +368,11 @@ fn whos(old: &Policy, new: &Policy) -> BTreeSet<Who> {
 }
 
 fn nodes(old: &Policy, new: &Policy) -> BTreeSet<String> {
-    let ids = |p: &Policy| (0..p.tree().nodes.len()).map(|i| p.tree().id(i).to_string()).collect::<Vec<_>>();
+    let ids = |p: &Policy| {
+        (0..p.tree().nodes.len())
+            .map(|i| p.tree().id(i).to_string())
+            .collect::<Vec<_>>()
+    };
     ids(old).into_iter().chain(ids(new)).collect()
 }
 
@@ -378,7 +388,11 @@ fn places_at(node: &str) -> Vec<Place> {
         for restricted in [false, true] {
             for purpose in PURPOSES {
                 // Only publishing tells generated assets apart.
-                let generated: &[bool] = if purpose == Purpose::Publish { &[false, true] } else { &[false] };
+                let generated: &[bool] = if purpose == Purpose::Publish {
+                    &[false, true]
+                } else {
+                    &[false]
+                };
                 for &generated in generated {
                     for &probe in Probe::for_media(media) {
                         places.push(Place {
@@ -418,7 +432,13 @@ mod tests {
 
     #[test]
     fn a_larger_limit_is_a_widening_for_the_role_and_its_users() {
-        let (old, new) = (parse(OLD), parse(&OLD.replace("image: 1024", "image: 4096").replace("version: 1", "version: 2")));
+        let (old, new) = (
+            parse(OLD),
+            parse(
+                &OLD.replace("image: 1024", "image: 4096")
+                    .replace("version: 1", "version: 2"),
+            ),
+        );
         let diff = diff(&old, &new, Utc::now());
         assert!(!diff.changes.is_empty());
         let narrowed: Vec<_> = diff.changes.iter().filter(|c| !c.widened).collect();

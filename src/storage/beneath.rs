@@ -81,11 +81,24 @@ mod tests {
     fn a_fifo_is_opened_without_waiting_for_a_writer() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("pipe.yaml");
-        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
         // Without O_NONBLOCK both opens block forever (no writer ever comes).
-        for opened in [open(dir.path(), "pipe.yaml"), open_without_openat2(dir.path(), "pipe.yaml")] {
+        for opened in [
+            open(dir.path(), "pipe.yaml"),
+            open_without_openat2(dir.path(), "pipe.yaml"),
+        ] {
             let file = opened.unwrap();
-            assert!(!file.metadata().unwrap().is_file(), "callers see it is not a regular file");
+            assert!(
+                !file.metadata().unwrap().is_file(),
+                "callers see it is not a regular file"
+            );
         }
     }
 }

@@ -149,7 +149,10 @@ async fn fetch_signed<S: Store>(
 
 async fn read_bounded(store: &impl Store, key: &str) -> Result<Vec<u8>, StoreError> {
     let too_large = |size: u64| StoreError::failed(format!("{size} bytes, more than {MAX_POLICY_BYTES}"));
-    let info = store.head(key).await?.ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+    let info = store
+        .head(key)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
     if info.size > MAX_POLICY_BYTES {
         return Err(too_large(info.size));
     }

@@ -50,7 +50,11 @@ impl Rig {
     async fn refused(&self, message: &[u8]) -> &'static str {
         let before = self.current.get().version();
         let reason = self.apply(message).await.unwrap_err().reason();
-        assert_eq!(self.current.get().version(), before, "a refused update changed the policy ({reason})");
+        assert_eq!(
+            self.current.get().version(),
+            before,
+            "a refused update changed the policy ({reason})"
+        );
         reason
     }
 }
@@ -73,7 +77,8 @@ async fn signed_newer_documents_apply_and_sweep_what_they_revoke() {
     assert_eq!(rig.refused(&rig.inline(&v2)).await, "stale_policy");
     assert_eq!(rig.refused(&rig.inline(V1)).await, "stale_policy");
     assert_eq!(
-        rig.refused(&rig.inline("version: 9\nusers: { u: { role: nobody } }\n")).await,
+        rig.refused(&rig.inline("version: 9\nusers: { u: { role: nobody } }\n"))
+            .await,
         "invalid_policy"
     );
 }
@@ -81,21 +86,35 @@ async fn signed_newer_documents_apply_and_sweep_what_they_revoke() {
 #[tokio::test]
 async fn unsigned_forged_and_foreign_updates_are_refused() {
     let rig = Rig::new(Some("s3://policies/prod"));
-    let everyone_staff = v(3).replace("admin: { staff: true }", "admin: { staff: true }, guest: { staff: true }");
+    let everyone_staff = v(3).replace(
+        "admin: { staff: true }",
+        "admin: { staff: true }, guest: { staff: true }",
+    );
     let forger = SigningKey::generate("ops").unwrap();
-    let forged = serde_json::to_vec(&SignedPolicyUpdate::sign(&forger, None, &PolicyBody::Inline(everyone_staff.clone())))
-        .unwrap();
+    let forged = serde_json::to_vec(&SignedPolicyUpdate::sign(
+        &forger,
+        None,
+        &PolicyBody::Inline(everyone_staff.clone()),
+    ))
+    .unwrap();
     let mut tampered: serde_json::Value = serde_json::from_slice(&rig.inline(&v(3))).unwrap();
     tampered["document"] = everyone_staff.clone().into();
     let frozen = v(u64::MAX);
     rig.store
-        .put("policies/prod/v3.yaml", everyone_staff.clone().into_bytes(), PutOptions::default())
+        .put(
+            "policies/prod/v3.yaml",
+            everyone_staff.clone().into_bytes(),
+            PutOptions::default(),
+        )
         .await
         .unwrap();
     for (message, reason) in [
         (everyone_staff.clone().into_bytes(), "unsigned_control"),
         (frozen.into_bytes(), "unsigned_control"),
-        (br#"{"location": "s3://policies/prod/v3.yaml"}"#.to_vec(), "unsigned_control"),
+        (
+            br#"{"location": "s3://policies/prod/v3.yaml"}"#.to_vec(),
+            "unsigned_control",
+        ),
         (forged, "bad_signature"),
         (serde_json::to_vec(&tampered).unwrap(), "bad_signature"),
     ] {
@@ -111,7 +130,11 @@ async fn locations_are_read_only_inside_the_configured_place_with_the_signed_dig
     let text = v(4);
     let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
     rig.store
-        .put("policies/prod/v4.yaml", text.clone().into_bytes(), PutOptions::default())
+        .put(
+            "policies/prod/v4.yaml",
+            text.clone().into_bytes(),
+            PutOptions::default(),
+        )
         .await
         .unwrap();
     rig.store
@@ -127,11 +150,15 @@ async fn locations_are_read_only_inside_the_configured_place_with_the_signed_dig
         "policy_location_refused"
     );
     assert_eq!(
-        rig.refused(&rig.signed(None, at("s3://policies/prod/missing.yaml"))).await,
+        rig.refused(&rig.signed(None, at("s3://policies/prod/missing.yaml")))
+            .await,
         "policy_unreadable"
     );
     // The object behind the signed location swapped for another document.
-    let swapped = v(4).replace("admin: { staff: true }", "admin: { staff: true }, guest: { staff: true }");
+    let swapped = v(4).replace(
+        "admin: { staff: true }",
+        "admin: { staff: true }, guest: { staff: true }",
+    );
     rig.store
         .put("policies/prod/v4.yaml", swapped.into_bytes(), PutOptions::default())
         .await
@@ -146,7 +173,9 @@ async fn locations_are_read_only_inside_the_configured_place_with_the_signed_dig
     // Without RENDITION_POLICY_LOCATIONS no location is read.
     let inline_only = Rig::new(None);
     assert_eq!(
-        inline_only.refused(&inline_only.signed(None, at("s3://policies/prod/v4.yaml"))).await,
+        inline_only
+            .refused(&inline_only.signed(None, at("s3://policies/prod/v4.yaml")))
+            .await,
         "policy_location_refused"
     );
 }
@@ -167,7 +196,13 @@ async fn a_directory_location_refuses_fifos_links_and_large_files_without_blocki
         ("big.yaml", Sha256::digest(&big).into()),
     ] {
         let location = dir.path().join(name).to_str().unwrap().to_string();
-        let message = rig.signed(None, PolicyBody::At { location, sha256: digest });
+        let message = rig.signed(
+            None,
+            PolicyBody::At {
+                location,
+                sha256: digest,
+            },
+        );
         let refused = tokio::time::timeout(Duration::from_secs(20), rig.refused(&message)).await;
         assert_eq!(refused.expect(name), "policy_unreadable", "{name}");
     }
@@ -175,7 +210,13 @@ async fn a_directory_location_refuses_fifos_links_and_large_files_without_blocki
     std::fs::write(dir.path().join("v5.yaml"), &text).unwrap();
     let location = dir.path().join("v5.yaml").to_str().unwrap().to_string();
     let sha256 = Sha256::digest(text.as_bytes()).into();
-    assert_eq!(rig.apply(&rig.signed(None, PolicyBody::At { location, sha256 })).await.unwrap().to, 5);
+    assert_eq!(
+        rig.apply(&rig.signed(None, PolicyBody::At { location, sha256 }))
+            .await
+            .unwrap()
+            .to,
+        5
+    );
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use rendition::audit::AuditRecord;
+use rendition::control::{PolicyBody, SignedPolicyUpdate, SigningKey};
 use rendition::queue::amqp::{AmqpBroker, message_of};
 use rendition::queue::{JobQueue, Message, Priority, Publisher, Topology};
 use rendition::result::{JobProgress, JobResult};
@@ -87,6 +88,8 @@ pub struct Lab {
     pub progress: Mutex<Vec<(String, JobProgress)>>,
     /// Every result read from the reply queue, for [`Lab::check_audit`].
     answered: Mutex<Vec<JobResult>>,
+    /// The lab's control key: its workers list it in RENDITION_CONTROL_KEYS.
+    pub control_key: SigningKey,
 }
 
 impl Lab {
@@ -127,6 +130,7 @@ impl Lab {
             connection: Mutex::new(None),
             progress: Mutex::new(Vec::new()),
             answered: Mutex::new(Vec::new()),
+            control_key: SigningKey::generate("lab").unwrap(),
         };
         lab.connect();
         lab
@@ -198,7 +202,19 @@ impl Lab {
         self.publish(&self.topology.jobs_exchange(), &message);
     }
 
-    /// Publishes on the policy fanout exchange.
+    /// Publishes `document` on the policy exchange, signed with the lab's key.
+    pub fn send_signed_policy(&self, document: &str) {
+        let signed = SignedPolicyUpdate::sign(&self.control_key, None, &PolicyBody::Inline(document.into()));
+        self.send_policy(&serde_json::to_vec(&signed).unwrap());
+    }
+
+    /// Sends a revoke of `share` signed with the lab's key.
+    pub fn send_signed_revoke(&self, job_id: &str, share: &str) {
+        let revoke = rendition::revocation::RevokeMessage::signed(&self.control_key, job_id, share);
+        self.send_raw("revoke", serde_json::to_vec(&revoke).unwrap(), job_id);
+    }
+
+    /// Publishes on the policy fanout exchange, as it is.
     pub fn send_policy(&self, body: &[u8]) {
         let message = Message {
             body: body.to_vec(),
@@ -287,6 +303,11 @@ impl Lab {
             .env("RENDITION_RETRY_BASE_MS", "200")
             .env("RENDITION_CONCURRENCY", "2")
             .env("RENDITION_HTTP_ADDR", http.to_string())
+            .env("RENDITION_CONTROL_KEYS", self.control_key.public_entry())
+            .env(
+                "RENDITION_POLICY_LOCATIONS",
+                format!("s3://{}/policies", self.originals.bucket_name()),
+            )
             .stdout(Stdio::null())
             .stderr(log);
         for (k, v) in extra {

@@ -7,6 +7,7 @@
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;
+mod control_plane;
 mod credentials;
 mod lab;
 mod priority;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use rendition::control::{PolicyBody, SignedPolicyUpdate};
 use rendition::result::{JobResult, Status};
 use rendition::storage::{PutOptions, Store};
 use serde_json::{Value, json};
@@ -238,8 +239,18 @@ fn revoking_a_share_breaks_its_links_and_denies_new_jobs() {
     assert!(shared.renditions[0].key.starts_with("renditions/shares/s-7/"));
     assert_eq!(download(&shared.renditions[0].url).0, 200);
 
-    let revoke = json!({"schema": "rendition.revoke/v1", "job_id": "revoke-1", "share": "s-7"});
-    lab.send_raw("revoke", serde_json::to_vec(&revoke).unwrap(), "revoke-1");
+    // Anyone who may publish jobs may send this: unsigned, it is refused.
+    let unsigned = json!({"schema": "rendition.revoke/v1", "job_id": "revoke-0", "share": "s-7"});
+    lab.send_raw("revoke", serde_json::to_vec(&unsigned).unwrap(), "revoke-0");
+    let refused = lab.reply();
+    assert_eq!(refused.status, Status::Failed);
+    assert_eq!(refused.error.unwrap().code, "unsigned_control");
+    assert_eq!(
+        download(&shared.renditions[0].url).0,
+        200,
+        "an unsigned revoke changes nothing"
+    );
+    lab.send_signed_revoke("revoke-1", "s-7");
     assert_eq!(lab.reply().status, Status::Done);
     assert_eq!(download(&shared.renditions[0].url).0, 404, "issued links stop working");
     assert_eq!(download(&unshared.renditions[0].url).0, 200, "other links keep working");
@@ -268,15 +279,17 @@ fn policy_updates_apply_newer_versions_and_sweep_revoked_shares() {
     let mut policy: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     policy["version"] = 43.into();
     policy["shares"][0]["revoked"] = true.into();
-    lab.send_policy(b"version: 7\nroles: {}\n");
-    lab.send_policy(b"version: 99\nusers: { u-x: { role: nobody } }\n");
-    // As a pointer to an object in the originals bucket.
+    lab.send_signed_policy("version: 7\nroles: {}\n");
+    lab.send_signed_policy("version: 99\nusers: { u-x: { role: nobody } }\n");
+    // As a signed pointer to an object under the lab's policy location.
     let key = "policies/v43.yaml";
-    let yaml = serde_yaml::to_string(&policy).unwrap().into_bytes();
+    let yaml = serde_yaml::to_string(&policy).unwrap();
     lab.rt
-        .block_on(lab.originals.put(key, yaml, PutOptions::default()))
+        .block_on(lab.originals.put(key, yaml.clone().into_bytes(), PutOptions::default()))
         .unwrap();
-    let pointer = json!({"location": format!("s3://{}/{key}", lab.originals.bucket_name())});
+    let location = format!("s3://{}/{key}", lab.originals.bucket_name());
+    let sha256 = Sha256::digest(yaml.as_bytes()).into();
+    let pointer = SignedPolicyUpdate::sign(&lab.control_key, None, &PolicyBody::At { location, sha256 });
     lab.send_policy(&serde_json::to_vec(&pointer).unwrap());
 
     let mut after = None;
@@ -299,8 +312,16 @@ fn policy_updates_apply_newer_versions_and_sweep_revoked_shares() {
     assert_eq!((denied.status, denied.policy_version), (Status::Denied, 43));
     let metrics = worker.metrics();
     assert!(metrics.contains("rendition_policy_version 43\n"), "{metrics}");
-    assert!(metrics.contains("rendition_policy_rejected_total 1\n"), "{metrics}");
+    assert!(metrics.contains("rendition_policy_rejected_total 2\n"), "{metrics}");
+    assert!(
+        metrics.contains("rendition_control_refused_total{kind=\"policy\",reason=\"stale_policy\"} 1\n"),
+        "{metrics}"
+    );
     assert!(worker.log_text().contains("not newer"));
+    assert!(
+        worker.log_text().contains("decision(s) changed"),
+        "the applied update's diff is logged"
+    );
     lab.check_audit();
 }
 

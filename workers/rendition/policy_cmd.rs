@@ -145,7 +145,10 @@ fn check_signature(file: &Path, signed: &Path, keys: &str) -> anyhow::Result<Str
     use rendition::control::PolicyBody;
     use sha2::{Digest, Sha256};
     let keys = ControlKeys::parse(keys).map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(!keys.is_empty(), "no control keys: set RENDITION_CONTROL_KEYS or --keys");
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "no control keys: set RENDITION_CONTROL_KEYS or --keys"
+    );
     let message = std::fs::read(signed)?;
     let verified = keys.verify_update(&message)?;
     let text = std::fs::read(file)?;
@@ -153,13 +156,22 @@ fn check_signature(file: &Path, signed: &Path, keys: &str) -> anyhow::Result<Str
         PolicyBody::Inline(document) => document.as_bytes() == text,
         PolicyBody::At { sha256, .. } => Sha256::digest(&text).as_slice() == sha256,
     };
-    anyhow::ensure!(matches, "the signature is valid, but for another document than {}", file.display());
+    anyhow::ensure!(
+        matches,
+        "the signature is valid, but for another document than {}",
+        file.display()
+    );
     let place = match &verified.body {
         PolicyBody::Inline(_) => "inline".to_string(),
         PolicyBody::At { location, .. } => format!("at {location}"),
     };
-    let replaces = verified.replaces.map_or(String::new(), |v| format!(", replacing version {v}"));
-    Ok(format!("  signature: valid, key {} ({place}{replaces})", verified.key_id))
+    let replaces = verified
+        .replaces
+        .map_or(String::new(), |v| format!(", replacing version {v}"));
+    Ok(format!(
+        "  signature: valid, key {} ({place}{replaces})",
+        verified.key_id
+    ))
 }
 
 fn summary(file: &Path, policy: &Policy) -> String {

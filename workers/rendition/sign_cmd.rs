@@ -56,7 +56,10 @@ pub fn run(command: SignCommand) -> anyhow::Result<()> {
         SignCommand::Keygen { id, out } => {
             let key = SigningKey::generate(&id).map_err(anyhow::Error::msg)?;
             key.save(&out).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!("private key written to {}; add this entry to RENDITION_CONTROL_KEYS:", out.display());
+            eprintln!(
+                "private key written to {}; add this entry to RENDITION_CONTROL_KEYS:",
+                out.display()
+            );
             println!("{}", key.public_entry());
         }
         SignCommand::Policy {
@@ -87,7 +90,10 @@ pub fn run(command: SignCommand) -> anyhow::Result<()> {
             let key = SigningKey::load(&key).map_err(anyhow::Error::msg)?;
             rendition::job::check_id("share", &share).map_err(|e| anyhow::anyhow!("{e}"))?;
             let job_id = job_id.unwrap_or_else(|| format!("revoke-{share}"));
-            println!("{}", serde_json::to_string(&RevokeMessage::signed(&key, &job_id, &share))?);
+            println!(
+                "{}",
+                serde_json::to_string(&RevokeMessage::signed(&key, &job_id, &share))?
+            );
         }
     }
     Ok(())

@@ -126,7 +126,7 @@ fn share_spec() -> impl Strategy<Value = ShareSpec> {
         )
 }
 
-fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
+pub(super) fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
     (
         (role(true), prop::collection::vec(role(false), 4)),
         prop::collection::vec(

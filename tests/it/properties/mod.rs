@@ -13,6 +13,7 @@
 //! after this one).
 
 mod asks;
+mod diffs;
 mod generators;
 mod invariants;
 mod oracle;
