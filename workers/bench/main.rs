@@ -7,6 +7,7 @@ mod bench_cmd;
 mod bench_master;
 mod bench_video_cmd;
 mod chaos_cmd;
+mod control_cmd;
 #[path = "../common.rs"]
 mod common;
 mod disrupt;
@@ -35,6 +36,7 @@ enum Command {
     Load(load_cmd::LoadArgs),
     Chaos(chaos_cmd::ChaosArgs),
     Priority(priority_cmd::PriorityArgs),
+    Control(control_cmd::ControlArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Load(args) => runtime().block_on(load_cmd::run(args)),
         Command::Chaos(args) => runtime().block_on(chaos_cmd::run(args)),
         Command::Priority(args) => runtime().block_on(priority_cmd::run(args)),
+        Command::Control(args) => control_cmd::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
