@@ -249,27 +249,24 @@ impl<S: Store + 'static> Session<'_, S> {
 /// of one core); larger policies are left to `rendition policy diff`.
 const MAX_LOGGED_DIFF: usize = 2_000_000;
 
-/// Logs an applied update with what it changed (`policy diff`'s summary),
-/// worked out off the consume loop: a large policy takes a while to diff.
+/// Logs an applied update at once, then what it changed (`policy diff`'s
+/// summary), worked out off the consume loop: a large policy takes a while.
 fn log_applied(applied: policy_updates::Applied) {
     use crate::policy::diff;
+    let (from, to) = (applied.from, applied.to);
+    tracing::info!(from, to, key_id = %applied.key_id, revoked = ?applied.swept, "policy applied");
     tokio::task::spawn_blocking(move || {
         let (before, after) = (&applied.before, &applied.after);
         if diff::size(before, after) > MAX_LOGGED_DIFF {
-            let summary = "too large to diff here: run `rendition policy diff`";
-            tracing::info!(from = applied.from, to = applied.to, key_id = %applied.key_id, revoked = ?applied.swept, summary, "policy applied");
+            tracing::info!(
+                from,
+                to,
+                "policy change too large to diff here: run `rendition policy diff`"
+            );
             return;
         }
         let diff = diff::diff(before, after, chrono::Utc::now());
-        tracing::info!(
-            from = applied.from,
-            to = applied.to,
-            key_id = %applied.key_id,
-            revoked = ?applied.swept,
-            changes = diff.changes.len(),
-            widened = diff.widened(),
-            summary = %diff.summary(),
-            "policy applied"
-        );
+        let (changes, widened) = (diff.changes.len(), diff.widened());
+        tracing::info!(from, to, changes, widened, summary = %diff.summary(), "policy change");
     });
 }

@@ -318,3 +318,44 @@ fn the_audit_schema_describes_decisions_and_principals_as_results_and_jobs_do() 
     assert_eq!(audit["$defs"]["decision"], result["$defs"]["decision"]);
     assert_eq!(audit["$defs"]["principal"], job["properties"]["principal"]);
 }
+
+/// Signed control messages as `rendition sign` makes them match their
+/// schemas; the shapes the worker refuses as malformed do not.
+#[test]
+fn control_messages_match_their_schemas() {
+    use rendition::control::{PolicyBody, SignedPolicyUpdate, SigningKey};
+    let key = SigningKey::generate("ops-1").unwrap();
+    let update = validator("policy-update");
+    let inline = SignedPolicyUpdate::sign(&key, None, &PolicyBody::Inline("version: 3\n".into()));
+    let at = PolicyBody::At {
+        location: "s3://policies/v3.yaml".into(),
+        sha256: [1; 32],
+    };
+    let located = SignedPolicyUpdate::sign(&key, Some(2), &at);
+    for message in [&inline, &located] {
+        let value = serde_json::to_value(message).unwrap();
+        assert_eq!(schema_errors(&update, &value), Vec::<String>::new(), "{value}");
+    }
+    let both = SignedPolicyUpdate {
+        document: Some("version: 3\n".into()),
+        ..located.clone()
+    };
+    let no_digest = SignedPolicyUpdate {
+        sha256: None,
+        ..located
+    };
+    for bad in [both, no_digest] {
+        assert!(!update.is_valid(&serde_json::to_value(&bad).unwrap()), "{bad:?}");
+    }
+    let revoke = validator("revoke");
+    let signed = rendition::revocation::RevokeMessage::signed(&key, "r-1", "s-7");
+    assert_eq!(
+        schema_errors(&revoke, &serde_json::to_value(&signed).unwrap()),
+        Vec::<String>::new()
+    );
+    let unsigned = serde_json::json!({"schema": "rendition.revoke/v1", "job_id": "r-1", "share": "s-7"});
+    assert!(
+        !revoke.is_valid(&unsigned),
+        "the schema asks for the signature the worker asks for"
+    );
+}

@@ -130,7 +130,7 @@ fn only_signed_updates_apply_and_a_rotated_key_is_accepted() {
     let decision = answer.decision.unwrap();
     assert_eq!(decision.role.as_deref(), Some("collaborator"));
     assert_ne!(decision.rule, rendition::policy::Rule::Staff, "{}", decision.reason);
-    let log = worker.log_text();
+    let log = worker.wait_for_log("policy change", 2);
     let applied: Vec<&str> = log.lines().filter(|l| l.contains("policy applied")).collect();
     assert_eq!(applied.len(), 2, "{log}");
     assert!(

@@ -503,6 +503,20 @@ impl Worker {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once it holds `needle` `times` times (lines written off the
+    /// consume loop come a moment later); fails after 30 s.
+    pub fn wait_for_log(&self, needle: &str, times: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log_text();
+            if log.lines().filter(|l| l.contains(needle)).count() >= times {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{needle:?} not logged {times} times:\n{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn metrics(&self) -> String {
         reqwest::blocking::get(format!("http://{}/metrics", self.http))
             .unwrap()

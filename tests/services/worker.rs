@@ -319,7 +319,7 @@ fn policy_updates_apply_newer_versions_and_sweep_revoked_shares() {
     );
     assert!(worker.log_text().contains("not newer"));
     assert!(
-        worker.log_text().contains("decision(s) changed"),
+        worker.wait_for_log("policy change", 1).contains("decision(s) changed"),
         "the applied update's diff is logged"
     );
     lab.check_audit();

@@ -43,7 +43,12 @@ pub fn run(args: &ControlArgs) -> anyhow::Result<()> {
         keys.verify_revoke(&revoke.share, revoke.key_id.as_deref(), revoke.signature.as_deref())
             .expect("verifies");
     });
-    println!("policy {} ({} bytes), {} rounds", args.policy.display(), text.len(), args.rounds);
+    println!(
+        "policy {} ({} bytes), {} rounds",
+        args.policy.display(),
+        text.len(),
+        args.rounds
+    );
     println!("| message | verify µs | parse + validate µs | verify share |");
     println!("|---|---|---|---|");
     println!(

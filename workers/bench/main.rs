@@ -7,9 +7,9 @@ mod bench_cmd;
 mod bench_master;
 mod bench_video_cmd;
 mod chaos_cmd;
-mod control_cmd;
 #[path = "../common.rs"]
 mod common;
+mod control_cmd;
 mod disrupt;
 mod load_cmd;
 mod priority_cmd;
