@@ -63,7 +63,7 @@ pub struct Metrics {
     in_flight: AtomicI64,
     stages: Mutex<[Histogram; 3]>,
     /// Refused control messages by (kind, reason).
-    control_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    control_refused: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
 impl Metrics {
@@ -106,9 +106,9 @@ impl Metrics {
     }
     /// A panic caught on an engine pool (the job was answered `engine_error`).
     /// A control message (`policy` or `revoke`) refused, with the code of why.
-    pub fn control_refused(&self, kind: &'static str, reason: &'static str) {
+    pub fn control_refused(&self, kind: &'static str, reason: &str) {
         let mut refused = self.control_refused.lock().unwrap_or_else(|e| e.into_inner());
-        *refused.entry((kind, reason)).or_default() += 1;
+        *refused.entry((kind, reason.to_string())).or_default() += 1;
     }
 
     pub fn engine_panicked(&self) {

@@ -3,7 +3,8 @@
 //!
 //! Both ask the resolver itself, so they cannot disagree with what workers
 //! will do. For every principal class the two policies name (each user,
-//! each role as a user with only that role, each share's recipient and
+//! each role as a user with only that role, each group as a member whose
+//! team role grants nothing of its own, each share's recipient and
 //! anyone else holding its link, each password-protected collection's
 //! password holders, anonymous visitors), every collection node, every
 //! media type, restricted or not, generated or not (publish), every
@@ -27,12 +28,19 @@ use crate::job::{Asset, Media, OnExceed, Principal, Purpose, Rendition, Request}
 
 /// The user id a role is asked as: no real id starts with a space.
 const ROLE_USER: &str = " role ";
+/// The user id a group's members are asked as, and the team role they
+/// hold: one that grants nothing and caps nothing of its own.
+const GROUP_USER: &str = " group ";
+const NO_ROLE: &str = " no role";
 
 /// A kind of principal, as the diff and `explain --as` name it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Who {
     Role(String),
+    /// A member of the group whose team role grants nothing of its own:
+    /// what the group's invitations give.
+    Group(String),
     User(String),
     /// A share's link, opened by `email`.
     Share {
@@ -52,6 +60,7 @@ impl Who {
     pub fn label(&self) -> String {
         match self {
             Who::Role(r) => format!("role {r}"),
+            Who::Group(g) => format!("group {g}"),
             Who::User(u) => format!("user {u}"),
             Who::Share { share, email } => format!("share {share} ({email})"),
             Who::ShareOther(share) => format!("share {share} (another recipient)"),
@@ -64,6 +73,7 @@ impl Who {
     pub fn principal(&self) -> Principal {
         match self {
             Who::Role(r) => Principal::User(format!("{ROLE_USER}{r}")),
+            Who::Group(g) => Principal::User(format!("{GROUP_USER}{g}")),
             Who::User(u) => Principal::User(u.clone()),
             Who::Share { share, email } => Principal::Share {
                 share: share.clone(),
@@ -333,16 +343,24 @@ fn widens(before: &Side, after: &Side) -> bool {
         || rank(after) > rank(before)
 }
 
-/// The policy with one user per role holding only that role.
+/// The policy with one user per role holding only that role, and one per
+/// group holding a role that grants nothing of its own.
 fn with_role_users(policy: &Policy) -> Policy {
+    use super::document::{Role, User};
     let mut doc: PolicyDocument = policy.document().clone();
+    let user = |role: &str, groups: Vec<String>| User {
+        role: role.to_string(),
+        groups,
+        manage_restricted: None,
+    };
     for role in policy.document().roles.keys() {
-        let user = super::document::User {
-            role: role.clone(),
-            groups: Vec::new(),
-            manage_restricted: None,
-        };
-        doc.users.insert(format!("{ROLE_USER}{role}"), user);
+        doc.users.insert(format!("{ROLE_USER}{role}"), user(role, Vec::new()));
+    }
+    // No rights and no ceiling of its own: the group's invitations decide.
+    doc.roles.insert(NO_ROLE.to_string(), Role::default());
+    for group in policy.groups() {
+        doc.users
+            .insert(format!("{GROUP_USER}{group}"), user(NO_ROLE, vec![group.clone()]));
     }
     Policy::from_document(doc).expect("adding users of existing roles keeps a policy valid")
 }
@@ -352,6 +370,7 @@ fn whos(old: &Policy, new: &Policy) -> BTreeSet<Who> {
     for p in [old, new] {
         let doc = p.document();
         whos.extend(doc.roles.keys().map(|r| Who::Role(r.clone())));
+        whos.extend(p.groups().iter().map(|g| Who::Group(g.clone())));
         whos.extend(doc.users.keys().map(|u| Who::User(u.clone())));
         for share in &doc.shares {
             whos.insert(Who::Share {
@@ -444,8 +463,11 @@ mod tests {
         let narrowed: Vec<_> = diff.changes.iter().filter(|c| !c.widened).collect();
         assert!(narrowed.is_empty(), "only widenings: {:#?}", narrowed.first());
         let whos: BTreeSet<String> = diff.changes.iter().map(|c| c.who.label()).collect();
-        // Only the invited press member gains: the role alone is not invited.
-        assert_eq!(whos, BTreeSet::from(["user u-1".to_string()]));
+        // Only the invited press members gain: the role alone is not invited.
+        assert_eq!(
+            whos,
+            BTreeSet::from(["group press".to_string(), "user u-1".to_string()])
+        );
         assert!(diff.changes.iter().all(|c| c.place.media == Media::Image));
         // And back: the same changes, none of them a widening.
         let back = super::diff(&new, &old, Utc::now());

@@ -91,8 +91,13 @@ impl<S: Store> Handler<S> {
         let outcome = self.run_through_outages(broker, message, &work).await;
         self.metrics.observe(Stage::Pipeline, started.elapsed());
         self.note_engine_panic(&outcome);
-        if matches!(work, Work::Revoke(_)) && outcome.result.status == Status::Done {
-            self.metrics.revoked();
+        if let Work::Revoke(_) = work {
+            match (&outcome.result.status, &outcome.result.error) {
+                (Status::Done, _) => self.metrics.revoked(),
+                // Refused for its signature (docs/control-plane.md).
+                (Status::Failed, Some(e)) if !outcome.retry => self.metrics.control_refused("revoke", &e.code),
+                _ => {}
+            }
         }
         self.log(message, &work, &outcome, started);
         let attempt = message.attempt();

@@ -227,7 +227,7 @@ fn share_proxy_job(id: &str) -> Value {
 #[test]
 fn revoking_a_share_breaks_its_links_and_denies_new_jobs() {
     let lab = Lab::new("revoke");
-    let _worker = lab.worker(&[]);
+    let worker = lab.worker(&[]);
     let mut share = share_proxy_job("share-1");
     lab.send(&share);
     let mut user = job("2-collaborator-2048", "user-1");

@@ -36,8 +36,9 @@ pub enum PolicyCommand {
         /// The job message (contract §2).
         #[arg(long, required_unless_present = "who", conflicts_with = "who")]
         job: Option<PathBuf>,
-        /// "View as": role:NAME, user:ID, share:ID, password:COLLECTION or
-        /// anonymous (a bare name is a user, else a role).
+        /// "View as": role:NAME, group:NAME, user:ID, share:ID,
+        /// password:COLLECTION or anonymous (a bare name is a user, else a
+        /// role).
         #[arg(long = "as", requires = "node")]
         who: Option<String>,
         /// The collection node to look at, with --as.

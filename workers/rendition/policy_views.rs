@@ -106,7 +106,7 @@ pub fn view_as(policy: &Path, who: &str, node: &str, json: bool, at: DateTime<Ut
     exit::OK
 }
 
-/// `role:NAME`, `user:ID`, `share:ID`, `password:COLLECTION`, `anonymous`,
+/// `role:NAME`, `group:NAME`, `user:ID`, `share:ID`, `password:COLLECTION`, `anonymous`,
 /// or a bare name: a user if the policy has one, else a role.
 fn parse_who(policy: &Policy, text: &str) -> Result<Who, String> {
     let doc = policy.document();
@@ -116,6 +116,8 @@ fn parse_who(policy: &Policy, text: &str) -> Result<Who, String> {
     };
     match text.split_once(':') {
         Some(("role", r)) => role(r),
+        Some(("group", g)) if policy.groups().contains(g) => Ok(Who::Group(g.to_string())),
+        Some(("group", g)) => Err(format!("group {g} is not in the policy")),
         Some(("user", u)) => Ok(Who::User(u.to_string())),
         Some(("password", c)) => Ok(Who::Password(c.to_string())),
         Some(("share", s)) => policy

@@ -60,7 +60,7 @@ fn covers(change: &Change, who: &Who, ask: &Ask) -> bool {
 /// diff's helper users, so only principals a job can name are re-asked).
 fn ask_again(policy: &Policy, change: &Change) -> Option<Decision> {
     let principal = match &change.who {
-        Who::Role(_) => return None,
+        Who::Role(_) | Who::Group(_) => return None,
         who => who.principal(),
     };
     let (asset, request) = (change.place.asset(), change.place.probe.request());
