@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 use crate::job::{Destination, Format, Job, Media, Principal, Purpose, Rendition};
 use crate::layout;
 use crate::policy::document::{Watermark, WatermarkPosition};
@@ -101,15 +101,12 @@ pub enum PlanError {
 }
 
 impl Coded for PlanError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            PlanError::MissingLogo(_) => "missing_source",
-            PlanError::WholeOnly(_) => "unsupported_format",
-            PlanError::LogoUnread => "engine_error",
+            PlanError::MissingLogo(_) => ErrorCode::MissingSource,
+            PlanError::WholeOnly(_) => ErrorCode::UnsupportedFormat,
+            PlanError::LogoUnread => ErrorCode::EngineError,
         }
-    }
-    fn disposition(&self) -> Disposition {
-        Disposition::Reject
     }
 }
 

@@ -173,7 +173,7 @@ mod tests {
         ];
         let codes: Vec<&str> = refused
             .iter()
-            .map(|r| crate::error::Coded::code(r.as_ref().unwrap_err()))
+            .map(|r| crate::error::Coded::code(r.as_ref().unwrap_err()).as_str())
             .collect();
         assert_eq!(
             codes,

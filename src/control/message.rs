@@ -172,7 +172,7 @@ mod tests {
     }
 
     fn code(r: Result<VerifiedUpdate, ControlError>) -> &'static str {
-        r.unwrap_err().code()
+        r.unwrap_err().code().as_str()
     }
 
     #[test]

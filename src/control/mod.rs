@@ -20,7 +20,7 @@ pub use keys::{ControlKeys, SigningKey};
 pub use message::{PolicyBody, REVOKE_DOMAIN, SignedPolicyUpdate, VerifiedUpdate};
 pub use plane::{ControlPlane, Place, PolicyLocations};
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 
 /// Why a control message was refused. Each has its own stable code; the
 /// code is also the `reason` label of `rendition_control_refused_total`.
@@ -45,21 +45,16 @@ pub enum ControlError {
 }
 
 impl Coded for ControlError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            ControlError::Unsigned(_) => "unsigned_control",
-            ControlError::UnknownKey(_) => "unknown_control_key",
-            ControlError::BadSignature(_) => "bad_signature",
-            ControlError::Malformed(_) => "invalid_control",
-            ControlError::Location(_) => "policy_location_refused",
-            ControlError::Digest(_) => "policy_digest_mismatch",
-            ControlError::Stale { .. } => "stale_policy",
-            ControlError::NotReplacing { .. } => "stale_policy",
+            ControlError::Unsigned(_) => ErrorCode::UnsignedControl,
+            ControlError::UnknownKey(_) => ErrorCode::UnknownControlKey,
+            ControlError::BadSignature(_) => ErrorCode::BadSignature,
+            ControlError::Malformed(_) => ErrorCode::InvalidControl,
+            ControlError::Location(_) => ErrorCode::PolicyLocationRefused,
+            ControlError::Digest(_) => ErrorCode::PolicyDigestMismatch,
+            ControlError::Stale { .. } => ErrorCode::StalePolicy,
+            ControlError::NotReplacing { .. } => ErrorCode::StalePolicy,
         }
-    }
-
-    fn disposition(&self) -> Disposition {
-        // A message that was not signed right will never be: no retry.
-        Disposition::Reject
     }
 }

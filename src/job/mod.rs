@@ -10,7 +10,7 @@ mod request;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 pub use crate::priority::Priority;
 
 pub use principal::Principal;
@@ -163,11 +163,8 @@ impl JobError {
 }
 
 impl Coded for JobError {
-    fn code(&self) -> &'static str {
-        "invalid_job"
-    }
-    fn disposition(&self) -> Disposition {
-        Disposition::Reject
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidJob
     }
 }
 

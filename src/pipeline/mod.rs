@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use crate::budget::MemoryBudget;
 use crate::control::ControlPlane;
 use crate::destinations::PublishDestinations;
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, Disposition, ErrorCode};
 use crate::job::{Job, JobError};
 use crate::layout;
 use crate::plan::{self, Facts, Make, Plan, PlanError};
@@ -64,24 +64,17 @@ pub enum PipelineError {
 }
 
 impl Coded for PipelineError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
             PipelineError::Job(e) => e.code(),
             PipelineError::Plan(e) => e.code(),
             PipelineError::Render(e) => e.code(),
             PipelineError::Store(e) => e.code(),
             PipelineError::Video(e) => e.code(),
-            PipelineError::MissingSource(_) => "missing_source",
-            PipelineError::Changed(_) => "storage_error",
-            PipelineError::Panicked(_) => "engine_error",
-            PipelineError::TempSpace { .. } => "temp_space",
-        }
-    }
-    fn disposition(&self) -> Disposition {
-        match self {
-            PipelineError::Store(e) => e.disposition(),
-            PipelineError::Changed(_) | PipelineError::TempSpace { .. } => Disposition::Retry,
-            _ => Disposition::Reject,
+            PipelineError::MissingSource(_) => ErrorCode::MissingSource,
+            PipelineError::Changed(_) => ErrorCode::StorageError,
+            PipelineError::Panicked(_) => ErrorCode::EngineError,
+            PipelineError::TempSpace { .. } => ErrorCode::TempSpace,
         }
     }
 }
@@ -190,6 +183,9 @@ pub struct Outcome {
     /// When the answer was made; a replayed answer keeps its first time,
     /// so its audit record is the same record.
     pub answered_at: DateTime<Utc>,
+    /// Why the job failed, as a value to decide on (`result.error` carries
+    /// the same code as text).
+    pub error: Option<ErrorCode>,
 }
 
 impl Outcome {
@@ -201,13 +197,27 @@ impl Outcome {
             panicked: false,
             dead_letter: false,
             answered_at: Utc::now(),
+            error: None,
         }
     }
 
     fn failed(job_id: &str, version: u64, decision: Option<Decision>, e: &PipelineError) -> Outcome {
         Outcome {
-            retry: e.disposition() == Disposition::Retry,
             panicked: matches!(e, PipelineError::Panicked(_)),
+            ..Outcome::rejected(job_id, version, decision, e)
+        }
+    }
+
+    /// A `failed` answer for any coded error, retried when its code says so.
+    fn rejected(
+        job_id: &str,
+        version: u64,
+        decision: Option<Decision>,
+        e: &(impl Coded + std::fmt::Display),
+    ) -> Outcome {
+        Outcome {
+            retry: e.disposition() == Disposition::Retry,
+            error: Some(e.code()),
             ..Outcome::final_(JobResult::failed(job_id, version, decision, e))
         }
     }
@@ -261,9 +271,7 @@ impl<S: Store> Pipeline<S> {
         let job = match work {
             Work::Job(job) => job,
             Work::Revoke(revoke) => return self.revoke(policy, revoke).await,
-            Work::Unreadable { job_id, error, .. } => {
-                return Outcome::final_(JobResult::failed(job_id, policy.version(), None, error));
-            }
+            Work::Unreadable { job_id, error, .. } => return Outcome::rejected(job_id, policy.version(), None, error),
         };
         let memo = layout::memo_key(job);
         if self.may_be_answered(&memo, arrival) {
@@ -603,8 +611,8 @@ impl<S: Store> Pipeline<S> {
         let version = policy.version();
         let keys = &self.config.control.keys;
         if let Err(e) = keys.verify_revoke(&revoke.share, revoke.key_id.as_deref(), revoke.signature.as_deref()) {
-            tracing::warn!(share = %revoke.share, reason = e.code(), error = %e, "revoke refused");
-            return Outcome::final_(JobResult::failed(&revoke.job_id, version, None, &e));
+            tracing::warn!(share = %revoke.share, reason = e.code().as_str(), error = %e, "revoke refused");
+            return Outcome::rejected(&revoke.job_id, version, None, &e);
         }
         match revoke_share(&self.renditions, &revoke.share).await {
             Ok(revoked) => {

@@ -20,7 +20,7 @@ mod validate;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 
 pub use current::{CurrentPolicy, Update};
 pub use decision::{Decision, Delivery, Rule, Target};
@@ -66,16 +66,10 @@ fn list(problems: &[Problem]) -> String {
 }
 
 impl Coded for PolicyError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            PolicyError::Unreadable { .. } => "policy_unreadable",
-            PolicyError::Malformed { .. } | PolicyError::Invalid(_) => "invalid_policy",
-        }
-    }
-    fn disposition(&self) -> Disposition {
-        match self {
-            PolicyError::Unreadable { .. } => Disposition::Retry,
-            _ => Disposition::Reject,
+            PolicyError::Unreadable { .. } => ErrorCode::PolicyUnreadable,
+            PolicyError::Malformed { .. } | PolicyError::Invalid(_) => ErrorCode::InvalidPolicy,
         }
     }
 }

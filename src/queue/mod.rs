@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 pub use crate::priority::Priority;
 
 /// Header: how many times this job has been tried (1 on first delivery).
@@ -58,11 +58,8 @@ impl From<lapin::Error> for QueueError {
 }
 
 impl Coded for QueueError {
-    fn code(&self) -> &'static str {
-        "broker_error"
-    }
-    fn disposition(&self) -> Disposition {
-        Disposition::Retry
+    fn code(&self) -> ErrorCode {
+        ErrorCode::BrokerError
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
@@ -42,17 +42,16 @@ pub enum RenderError {
 }
 
 impl Coded for RenderError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            RenderError::UnsupportedFormat(_) => "unsupported_format",
-            RenderError::TooLarge { .. } | RenderError::DecoderLimit(_) | RenderError::OverCap { .. } => "too_large",
-            RenderError::CorruptInput(_) | RenderError::Codec { .. } => "corrupt_input",
-            RenderError::NoSuchPage { .. } => "no_such_page",
-            RenderError::Deadline(_) => "deadline_exceeded",
+            RenderError::UnsupportedFormat(_) => ErrorCode::UnsupportedFormat,
+            RenderError::TooLarge { .. } | RenderError::DecoderLimit(_) | RenderError::OverCap { .. } => {
+                ErrorCode::TooLarge
+            }
+            RenderError::CorruptInput(_) | RenderError::Codec { .. } => ErrorCode::CorruptInput,
+            RenderError::NoSuchPage { .. } => ErrorCode::NoSuchPage,
+            RenderError::Deadline(_) => ErrorCode::DeadlineExceeded,
         }
-    }
-    fn disposition(&self) -> Disposition {
-        Disposition::Reject
     }
 }
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 
 /// What a store knows of an object without reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,17 +91,11 @@ impl StoreError {
 }
 
 impl Coded for StoreError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            StoreError::NotFound(_) => "missing_source",
-            StoreError::InvalidKey(_) | StoreError::InvalidBucket(_) => "invalid_job",
-            StoreError::Io { .. } => "storage_error",
-        }
-    }
-    fn disposition(&self) -> Disposition {
-        match self {
-            StoreError::Io { .. } => Disposition::Retry,
-            _ => Disposition::Reject,
+            StoreError::NotFound(_) => ErrorCode::MissingSource,
+            StoreError::InvalidKey(_) | StoreError::InvalidBucket(_) => ErrorCode::InvalidJob,
+            StoreError::Io { .. } => ErrorCode::StorageError,
         }
     }
 }

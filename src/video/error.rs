@@ -2,7 +2,7 @@
 //! fault or a deadline, so nothing here is retried: a second run would
 //! meet the same file.
 
-use crate::error::{Coded, Disposition};
+use crate::error::{Coded, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VideoError {
@@ -46,19 +46,16 @@ pub enum VideoError {
 }
 
 impl Coded for VideoError {
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
             VideoError::NotVideo(_) | VideoError::NotAllowed(_) | VideoError::UnsupportedCodec(_) => {
-                "unsupported_format"
+                ErrorCode::UnsupportedFormat
             }
-            VideoError::Corrupt(_) | VideoError::Unreadable { .. } => "corrupt_input",
-            VideoError::TooLarge { .. } => "too_large",
-            VideoError::Deadline(_) => "deadline_exceeded",
-            VideoError::Engine(_) | VideoError::Ffmpeg { .. } => "engine_error",
+            VideoError::Corrupt(_) | VideoError::Unreadable { .. } => ErrorCode::CorruptInput,
+            VideoError::TooLarge { .. } => ErrorCode::TooLarge,
+            VideoError::Deadline(_) => ErrorCode::DeadlineExceeded,
+            VideoError::Engine(_) | VideoError::Ffmpeg { .. } => ErrorCode::EngineError,
         }
-    }
-    fn disposition(&self) -> Disposition {
-        Disposition::Reject
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::Utc;
 
 use super::outage::StorageGate;
 use crate::audit::{self, AuditName, AuditRecord};
+use crate::error::ErrorCode;
 use crate::ops::{Metrics, Stage};
 use crate::pipeline::{Arrival, Outcome, Pipeline};
 use crate::policy::{CurrentPolicy, Policy};
@@ -92,10 +93,10 @@ impl<S: Store> Handler<S> {
         self.metrics.observe(Stage::Pipeline, started.elapsed());
         self.note_engine_panic(&outcome);
         if let Work::Revoke(_) = work {
-            match (&outcome.result.status, &outcome.result.error) {
+            match (&outcome.result.status, outcome.error) {
                 (Status::Done, _) => self.metrics.revoked(),
                 // Refused for its signature (docs/control-plane.md).
-                (Status::Failed, Some(e)) if !outcome.retry => self.metrics.control_refused("revoke", &e.code),
+                (Status::Failed, Some(code)) if !outcome.retry => self.metrics.control_refused("revoke", code.as_str()),
                 _ => {}
             }
         }
@@ -176,7 +177,7 @@ impl<S: Store> Handler<S> {
         let deadline = Instant::now() + self.storage.wait;
         loop {
             let outcome = self.run_reporting(broker, message, work).await;
-            let on_storage = outcome.result.error.as_ref().is_some_and(|e| e.code == "storage_error");
+            let on_storage = outcome.error == Some(ErrorCode::StorageError);
             let waited_out = outcome.retry && on_storage && self.outlast_outage(deadline).await;
             if !waited_out {
                 return outcome;

@@ -40,8 +40,8 @@ impl UpdateError {
     /// The `reason` label of `rendition_control_refused_total`.
     pub fn reason(&self) -> &'static str {
         match self {
-            UpdateError::Control(e) => e.code(),
-            UpdateError::Policy(e) => e.code(),
+            UpdateError::Control(e) => e.code().as_str(),
+            UpdateError::Policy(e) => e.code().as_str(),
             UpdateError::Fetch(..) => "policy_unreadable",
             UpdateError::Sweep(_) => "storage_error",
         }

@@ -76,6 +76,7 @@ impl<S: Store> Handler<S> {
             panicked: true,
             dead_letter: false,
             answered_at: chrono::Utc::now(),
+            error: Some(crate::error::Coded::code(&error)),
         };
         match self.answer(broker, message, &work, &outcome, true).await {
             Ok(()) => Verdict::Ack,

@@ -210,7 +210,7 @@ fn hostile_streamed_sources_fail_with_stable_codes() {
         let path = dir.path().join(name.replace(' ', "-"));
         std::fs::write(&path, &bytes).unwrap();
         let err = render_file(&path, &spec, &EngineLimits::default()).unwrap_err();
-        let code = rendition::error::Coded::code(&err);
+        let code = rendition::error::Coded::code(&err).as_str();
         assert!(
             ["corrupt_input", "unsupported_format"].contains(&code),
             "{name}: {code} {err}"

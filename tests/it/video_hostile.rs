@@ -71,7 +71,7 @@ fn refused_by_the_engine(source: &Path, demuxer: &str) {
     assert!(refusal.to_string().contains(demuxer), "{refusal}");
     let limits = VideoLimits::default();
     let still = poster(source, None, &limits).map(|i| i.dimensions());
-    assert_eq!(still.map_err(|e| e.code()), Err("unsupported_format"));
+    assert_eq!(still.map_err(|e| e.code().as_str()), Err("unsupported_format"));
     let output = source.with_file_name("proxy.mp4");
     let spec = ProxySpec {
         max_height: Some(360),
@@ -79,7 +79,7 @@ fn refused_by_the_engine(source: &Path, demuxer: &str) {
     };
     let made = transcode(source, &output, &spec, &limits, &mut |_| {});
     assert_eq!(
-        made.map_err(|e| e.code()),
+        made.map_err(|e| e.code().as_str()),
         Err("unsupported_format"),
         "the other file was transcoded"
     );
@@ -140,7 +140,7 @@ fn protocol_paths_are_refused() {
             watermark: None,
         };
         let made = transcode(&path, &output, &spec, &VideoLimits::default(), &mut |_| {});
-        assert_eq!(made.map_err(|e| e.code()), Err("unsupported_format"));
+        assert_eq!(made.map_err(|e| e.code().as_str()), Err("unsupported_format"));
         assert!(!output.exists());
     }
 }
