@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! Pure (no I/O):
-//! - [`job`], [`result`], [`work`]: the messages (contract §2–3); a delivery
+//! - [`job`], [`result`], [`work`]: the messages (docs/contract.md#messages); a delivery
 //!   is read once into a [`work::Work`]: a job, a revoke or unreadable.
 //! - [`policy`]: the policy document, its validation and the resolver:
 //!   (policy, principal, asset, request) → [`policy::Decision`].

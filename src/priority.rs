@@ -1,5 +1,5 @@
-//! Interactive work before bulk work, without starving bulk (contract §2
-//! `priority`, §5 lanes).
+//! Interactive work before bulk work, without starving bulk (a job's
+//! `priority`: docs/contract.md#job; the lanes: docs/operating.md#priorities).
 //!
 //! A person waiting for a download should not wait behind a publish run of
 //! ten thousand assets. Quorum queues have no message priorities, so each

@@ -1,4 +1,4 @@
-//! The result message (contract §3): one per job, whatever happened.
+//! The result message (docs/contract.md#result): one per job, whatever happened.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

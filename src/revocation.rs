@@ -1,4 +1,4 @@
-//! Stop sharing (contract §4): a revoked share's renditions are deleted, so
+//! Stop sharing (docs/control-plane.md): a revoked share's renditions are deleted, so
 //! links already issued stop working, and a marker in the renditions store
 //! makes every worker deny the share's new jobs before any policy update
 //! reaches it.

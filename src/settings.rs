@@ -1,4 +1,4 @@
-//! Operator settings (contract §6), read in this one place, once: a TOML
+//! Operator settings (docs/operating.md#configuration), read in this one place, once: a TOML
 //! file (`--config`) overlaid by `RENDITION_*` environment variables,
 //! overlaid by command-line flags, validated into
 //! [`Settings`], logged redacted. [`Settings`] builds the pipeline's

@@ -9,7 +9,7 @@ use crate::revocation::{REVOKE_SCHEMA, RevokeMessage};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
     Job(Box<Job>),
-    /// Stop sharing (contract §4).
+    /// Stop sharing (docs/control-plane.md).
     Revoke(RevokeMessage),
     /// Not a job we can run: answered `failed` (`invalid_job`) and
     /// dead-lettered for an operator to look at.

@@ -1,4 +1,4 @@
-//! The job message (contract §2): one asset for one principal.
+//! The job message (docs/contract.md#job): one asset for one principal.
 //!
 //! [`Job::parse`] is the only way in: it rejects unknown fields and checks
 //! what serde cannot (media/rendition pairs, safe source keys), so every

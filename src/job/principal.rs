@@ -1,4 +1,4 @@
-//! Who asks (contract §2 `principal`): exactly one of four forms.
+//! Who asks (docs/contract.md#job, `principal`): exactly one of four forms.
 
 use serde::{Deserialize, Serialize};
 

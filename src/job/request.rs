@@ -1,4 +1,4 @@
-//! What is asked for (contract §2 `request`).
+//! What is asked for (docs/contract.md#job, `request`).
 
 use serde::{Deserialize, Serialize};
 

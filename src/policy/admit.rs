@@ -1,4 +1,4 @@
-//! Steps 1–5 of domain.md: is the principal let in at the asset's node, and
+//! Steps 1–5 of docs/rules.md: is the principal let in at the asset's node, and
 //! with which role, collection limits and share?
 
 use super::Policy;

@@ -1,4 +1,4 @@
-//! What the resolver answers (contract §3 `decision`), plus what the engine
+//! What the resolver answers (docs/contract.md#result, `decision`), plus what the engine
 //! needs to obey it: the delivery kind and the exact targets to produce.
 
 use serde::{Deserialize, Serialize};

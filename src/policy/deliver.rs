@@ -1,4 +1,4 @@
-//! Steps 6–8 of domain.md: from an admitted principal to what may be
+//! Steps 6–8 of docs/rules.md: from an admitted principal to what may be
 //! delivered: the most restrictive limit, the watermark, the clamp.
 
 use super::Policy;

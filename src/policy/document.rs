@@ -1,4 +1,4 @@
-//! The policy document exactly as upstream writes it (contract §1).
+//! The policy document exactly as upstream writes it (docs/contract.md#policy-document).
 //!
 //! These are plain serde types; [`super::Policy`] is the validated form the
 //! resolver reads. Unknown fields are rejected: a misspelt `visibilty` must not

@@ -1,5 +1,5 @@
 //! Download limits: what a collection, a role or a share lets through for each
-//! file type (contract §1), and the cap a decision reports (contract §3).
+//! file type (docs/contract.md#policy-document), and the cap a decision reports (docs/contract.md#result).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -117,7 +117,7 @@ impl DownloadLimits {
     }
 }
 
-/// The cap a decision reports (contract §3 `decision.limit`).
+/// The cap a decision reports (docs/contract.md#result, `decision.limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cap {

@@ -1,8 +1,8 @@
 //! The permission resolver and the policy it reads.
 //!
-//! - [`document`]: the policy document's serde types (contract §1).
+//! - [`document`]: the policy document's serde types (docs/contract.md#policy-document).
 //! - [`Policy`]: a validated document with its collection tree.
-//! - [`resolve`]: the pure decision function (domain.md's nine steps).
+//! - [`resolve`]: the pure decision function (the nine steps of docs/rules.md).
 //! - [`diff`]: what a policy change does, and what one principal gets,
 //!   asked of the resolver.
 

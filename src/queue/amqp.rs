@@ -63,7 +63,7 @@ impl AmqpBroker {
         let _ = self.connection.close(200, "bye".into()).await;
     }
 
-    /// Declares every exchange and queue of contract §5. Declaring what
+    /// Declares every exchange and queue of docs/contract.md#broker-topology. Declaring what
     /// exists with the same arguments is a no-op, so every worker does it
     /// (workers sharing a prefix must share their retry settings: a delay
     /// queue cannot be redeclared with another TTL).

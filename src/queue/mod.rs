@@ -1,4 +1,4 @@
-//! The broker side (contract §5): names, messages, and publishing with
+//! The broker side (docs/contract.md#broker-topology): names, messages, and publishing with
 //! confirms. [`amqp::AmqpBroker`] talks to RabbitMQ; [`memory::MemoryBroker`]
 //! records what would have been published, for unit tests.
 
@@ -170,7 +170,7 @@ impl JobQueue {
         }
     }
 
-    /// The lane its keys without a prefix go to (contract §5's queue).
+    /// The lane its keys without a prefix go to (docs/contract.md#broker-topology).
     pub fn usual_priority(&self) -> Priority {
         usual_priority(self.routing_keys()[0])
     }
@@ -223,7 +223,7 @@ pub fn lane_of(routing_key: &str) -> (Priority, &str) {
 /// The audit exchange's name without the prefix.
 pub const AUDIT_EXCHANGE: &str = "rendition.audit";
 
-/// The names of contract §5, with an optional prefix (several environments
+/// The names of docs/contract.md#broker-topology, with an optional prefix (several environments
 /// on one broker), and the retry delays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
@@ -257,7 +257,7 @@ impl Topology {
     pub fn job_queue(&self, queue: JobQueue) -> String {
         self.name(&format!("rendition.jobs.{}", queue.name()))
     }
-    /// A lane of a job queue: contract §5's queue for its usual priority,
+    /// A lane of a job queue: the queue of docs/contract.md#broker-topology for its usual priority,
     /// `rendition.jobs.{queue}.{priority}` for the other.
     pub fn lane_queue(&self, queue: JobQueue, priority: Priority) -> String {
         if priority == queue.usual_priority() {

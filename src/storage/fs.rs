@@ -1,5 +1,5 @@
 //! The filesystem store (the embedded default): the object for key `K` is
-//! the file `ROOT/K` (contract §7); what `put` was told (content type, file
+//! the file `ROOT/K` (docs/operating.md#commands); what `put` was told (content type, file
 //! name, sizes) sits beside it in `ROOT/K.meta.json`.
 
 use std::collections::BTreeMap;

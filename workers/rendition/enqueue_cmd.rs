@@ -138,7 +138,7 @@ impl Bars {
     }
 }
 
-/// Where the job goes: contract §5's routing keys, in its priority's lane.
+/// Where the job goes: the routing keys of docs/contract.md#broker-topology, in its priority's lane.
 fn routing_key(body: &[u8]) -> String {
     if let Ok(job) = Job::parse(body) {
         return job.routing_key();

@@ -1,4 +1,4 @@
-//! `rendition`: the one production program (contract §7). Arguments are
+//! `rendition`: the one production program (docs/operating.md#commands). Arguments are
 //! parsed into each command's own `Args`; settings are read by
 //! `rendition::settings`; this file only dispatches and maps outcomes to
 //! exit codes. Benchmarks and the load figure live in `rendition-bench`.
@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes fixed by contract §7.
+/// Exit codes (docs/operating.md#commands).
 pub mod exit {
     pub const OK: u8 = 0;
     /// `policy diff`: the new policy gives someone more.

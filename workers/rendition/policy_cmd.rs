@@ -33,7 +33,7 @@ pub enum PolicyCommand {
         /// The policy document (default: RENDITION_POLICY).
         #[arg(long)]
         policy: Option<PathBuf>,
-        /// The job message (contract §2).
+        /// The job message (docs/contract.md#job).
         #[arg(long, required_unless_present = "who", conflicts_with = "who")]
         job: Option<PathBuf>,
         /// "View as": role:NAME, group:NAME, user:ID, share:ID,

@@ -19,7 +19,7 @@ use rendition::worker::Handler;
 use rendition::worker::policy_updates::{UpdateError, load_policy, sweep_all};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Consume the broker's job queues (contract §5) with the settings of §6.
+/// Consume the broker's job queues (docs/contract.md#broker-topology) with the settings of §6.
 #[derive(clap::Args)]
 pub struct WorkerArgs {
     /// A TOML file with the settings; RENDITION_* variables win over it.
