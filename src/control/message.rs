@@ -5,22 +5,24 @@
 //! ```json
 //! {"schema": "rendition.policy-update/v1", "key_id": "ops-2026",
 //!  "document": "version: 8\nroles: …",          // the document itself, or
-//!  "location": "s3://policies/v8.yaml", "sha256": "…", // where it is, and its digest
-//!  "replaces": 7,                                 // optional: the version it must replace
+//!  "location": "s3://policies/v8.yaml", "sha256": "…", // where it is, its digest,
+//!  "epoch": 0, "version": 8,                     // and where it stands
 //!  "signature": "base64 Ed25519"}
 //! ```
 //!
-//! The signature covers `rendition.control/v1 NUL policy NUL {replaces|-}
-//! NUL` followed by `document NUL {the document's exact bytes}` or
-//! `location NUL {location} NUL {sha256 hex}`: the bytes that are applied,
-//! or the digest they must have, so swapping the object behind a location
-//! fails. A **revoke** carries `key_id` and `signature` beside `share`;
+//! The signature covers `rendition.control/v1 NUL policy NUL` followed by
+//! `document NUL {the document's exact bytes}` or `location NUL {epoch} NUL
+//! {version} NUL {sha256 hex} NUL {location}`: the bytes that are applied,
+//! or the digest they must have (swapping the object behind a location
+//! fails) and the standing the document must have (so a replayed location
+//! is refused before anything is fetched). A **revoke** carries `key_id` and `signature` beside `share`;
 //! its signature covers `rendition.control/v1 NUL revoke NUL {share}`.
 //! The domain prefix keeps one kind of signature from passing as another.
 
 use serde::{Deserialize, Serialize};
 
 use super::{ControlError, ControlKeys, SigningKey};
+use crate::policy::Standing;
 
 /// The `schema` of a signed policy update.
 pub const POLICY_UPDATE_SCHEMA: &str = "rendition.policy-update/v1";
@@ -35,13 +37,16 @@ pub struct SignedPolicyUpdate {
     pub schema: String,
     pub key_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaces: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// With a location: the document's epoch and version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
     pub signature: String,
 }
 
@@ -50,34 +55,39 @@ pub struct SignedPolicyUpdate {
 pub enum PolicyBody {
     /// The document, exactly as signed.
     Inline(String),
-    /// Where the document is, and the SHA-256 it must have.
-    At { location: String, sha256: [u8; 32] },
+    /// Where the document is, the SHA-256 it must have, and where it stands.
+    At {
+        location: String,
+        sha256: [u8; 32],
+        standing: Standing,
+    },
 }
 
 /// A policy update whose signature checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedUpdate {
     pub key_id: String,
-    /// When set, the update applies only while this version is in force
-    /// (and may then go lower: the operator's reset of a runaway version).
-    pub replaces: Option<u64>,
     pub body: PolicyBody,
 }
 
-fn policy_bytes(replaces: Option<u64>, body: &PolicyBody) -> Vec<u8> {
-    let replaces = replaces.map_or("-".to_string(), |v| v.to_string());
-    let mut bytes = [DOMAIN, b"policy\0", replaces.as_bytes(), b"\0"].concat();
+fn policy_bytes(body: &PolicyBody) -> Vec<u8> {
+    let mut bytes = [DOMAIN, b"policy\0"].concat();
     match body {
         PolicyBody::Inline(document) => bytes.extend([b"document\0".as_slice(), document.as_bytes()].concat()),
-        PolicyBody::At { location, sha256 } => bytes.extend(
-            [
-                b"location\0",
-                location.as_bytes(),
-                b"\0",
-                hex::encode(sha256).as_bytes(),
-            ]
-            .concat(),
-        ),
+        PolicyBody::At {
+            location,
+            sha256,
+            standing,
+        } => {
+            // The location last: the fields before it hold no NUL.
+            let head = format!(
+                "location\0{}\0{}\0{}\0",
+                standing.epoch,
+                standing.version,
+                hex::encode(sha256)
+            );
+            bytes.extend([head.as_bytes(), location.as_bytes()].concat())
+        }
     }
     bytes
 }
@@ -88,37 +98,58 @@ pub fn revoke_bytes(share: &str) -> Vec<u8> {
 }
 
 impl SignedPolicyUpdate {
-    pub fn sign(key: &SigningKey, replaces: Option<u64>, body: &PolicyBody) -> SignedPolicyUpdate {
-        let (document, location, sha256) = match body {
-            PolicyBody::Inline(doc) => (Some(doc.clone()), None, None),
-            PolicyBody::At { location, sha256 } => (None, Some(location.clone()), Some(hex::encode(sha256))),
-        };
-        SignedPolicyUpdate {
+    pub fn sign(key: &SigningKey, body: &PolicyBody) -> SignedPolicyUpdate {
+        let unsigned = SignedPolicyUpdate {
             schema: POLICY_UPDATE_SCHEMA.into(),
             key_id: key.id.clone(),
-            replaces,
-            document,
-            location,
-            sha256,
-            signature: key.sign(&policy_bytes(replaces, body)),
+            document: None,
+            location: None,
+            sha256: None,
+            epoch: None,
+            version: None,
+            signature: key.sign(&policy_bytes(body)),
+        };
+        match body {
+            PolicyBody::Inline(doc) => SignedPolicyUpdate {
+                document: Some(doc.clone()),
+                ..unsigned
+            },
+            PolicyBody::At {
+                location,
+                sha256,
+                standing,
+            } => SignedPolicyUpdate {
+                location: Some(location.clone()),
+                sha256: Some(hex::encode(sha256)),
+                epoch: Some(standing.epoch),
+                version: Some(standing.version),
+                ..unsigned
+            },
         }
     }
 
     /// What the message carries, checked for shape (not yet for signature).
     fn body(&self) -> Result<PolicyBody, ControlError> {
         let malformed = |m: &str| ControlError::Malformed(m.to_string());
-        match (&self.document, &self.location, &self.sha256) {
-            (Some(doc), None, None) => Ok(PolicyBody::Inline(doc.clone())),
-            (None, Some(location), Some(digest)) => {
+        let located = (&self.location, &self.sha256, self.version);
+        match (&self.document, located) {
+            (Some(doc), (None, None, None)) if self.epoch.is_none() => Ok(PolicyBody::Inline(doc.clone())),
+            (None, (Some(location), Some(digest), Some(version))) => {
                 let mut sha256 = [0u8; 32];
                 hex::decode_to_slice(digest, &mut sha256).map_err(|_| malformed("sha256 must be 64 hex digits"))?;
                 Ok(PolicyBody::At {
                     location: location.clone(),
                     sha256,
+                    standing: Standing {
+                        epoch: self.epoch.unwrap_or(0),
+                        version,
+                    },
                 })
             }
-            (None, Some(_), None) => Err(malformed("a location needs the document's sha256")),
-            _ => Err(malformed("expected either document, or location with sha256")),
+            (None, (Some(_), _, _)) => Err(malformed("a location needs the document's sha256 and version")),
+            _ => Err(malformed(
+                "expected either document, or location with sha256 and version",
+            )),
         }
     }
 }
@@ -138,10 +169,9 @@ impl ControlKeys {
         let update: SignedPolicyUpdate =
             serde_json::from_value(value).map_err(|e| ControlError::Malformed(e.to_string()))?;
         let body = update.body()?;
-        self.verify(&update.key_id, &policy_bytes(update.replaces, &body), &update.signature)?;
+        self.verify(&update.key_id, &policy_bytes(&body), &update.signature)?;
         Ok(VerifiedUpdate {
             key_id: update.key_id,
-            replaces: update.replaces,
             body,
         })
     }
@@ -179,27 +209,22 @@ mod tests {
     fn signed_updates_verify_and_every_alteration_is_refused() {
         let (key, keys) = keys();
         let doc = PolicyBody::Inline("version: 8\nroles: { admin: { staff: true } }\n".into());
-        let signed = SignedPolicyUpdate::sign(&key, None, &doc);
+        let signed = SignedPolicyUpdate::sign(&key, &doc);
         let bytes = serde_json::to_vec(&signed).unwrap();
         let verified = keys.verify_update(&bytes).unwrap();
-        assert_eq!((verified.body, verified.replaces), (doc.clone(), None));
+        assert_eq!(verified.body, doc.clone());
 
         let tampered = SignedPolicyUpdate {
             document: Some("version: 8\nroles: { guest: { staff: true } }\n".into()),
             ..signed.clone()
         };
-        let replaces_added = SignedPolicyUpdate {
-            replaces: Some(99),
-            ..signed.clone()
-        };
-        let wrong_key = SignedPolicyUpdate::sign(&SigningKey::generate("ops").unwrap(), None, &doc);
+        let wrong_key = SignedPolicyUpdate::sign(&SigningKey::generate("ops").unwrap(), &doc);
         let unknown = SignedPolicyUpdate {
             key_id: "other".into(),
             ..signed.clone()
         };
         for (altered, expected) in [
             (tampered, "bad_signature"),
-            (replaces_added, "bad_signature"),
             (wrong_key, "bad_signature"),
             (unknown, "unknown_control_key"),
         ] {
@@ -228,10 +253,19 @@ mod tests {
         let at = PolicyBody::At {
             location: "s3://policies/v8.yaml".into(),
             sha256: [7; 32],
+            standing: Standing { epoch: 1, version: 8 },
         };
-        let signed = SignedPolicyUpdate::sign(&key, Some(7), &at);
+        let signed = SignedPolicyUpdate::sign(&key, &at);
         let verified = keys.verify_update(&serde_json::to_vec(&signed).unwrap()).unwrap();
-        assert_eq!((verified.body, verified.replaces), (at, Some(7)));
+        assert_eq!(verified.body, at);
+        let older = SignedPolicyUpdate {
+            version: Some(7),
+            ..signed.clone()
+        };
+        let earlier_epoch = SignedPolicyUpdate {
+            epoch: None,
+            ..signed.clone()
+        };
         let moved = SignedPolicyUpdate {
             location: Some("s3://policies/evil.yaml".into()),
             ..signed.clone()
@@ -256,6 +290,12 @@ mod tests {
             code(keys.verify_update(&serde_json::to_vec(&other_digest).unwrap())),
             "bad_signature"
         );
+        for altered in [&older, &earlier_epoch] {
+            assert_eq!(
+                code(keys.verify_update(&serde_json::to_vec(altered).unwrap())),
+                "bad_signature"
+            );
+        }
         assert_eq!(
             code(keys.verify_update(&serde_json::to_vec(&both).unwrap())),
             "invalid_control"
@@ -274,7 +314,7 @@ mod tests {
         assert!(keys.verify_revoke("s-8", Some("ops"), Some(&signature)).is_err());
         assert!(keys.verify_revoke("s-7", None, None).is_err());
         // A policy signature over the same words is not a revoke's.
-        let policy = key.sign(&policy_bytes(None, &PolicyBody::Inline("s-7".into())));
+        let policy = key.sign(&policy_bytes(&PolicyBody::Inline("s-7".into())));
         assert!(keys.verify_revoke("s-7", Some("ops"), Some(&policy)).is_err());
     }
 }

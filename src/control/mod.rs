@@ -21,6 +21,7 @@ pub use message::{PolicyBody, REVOKE_DOMAIN, SignedPolicyUpdate, VerifiedUpdate}
 pub use plane::{ControlPlane, Place, PolicyLocations};
 
 use crate::error::{Coded, ErrorCode};
+use crate::policy::Standing;
 
 /// Why a control message was refused. Each has its own stable code; the
 /// code is also the `reason` label of `rendition_control_refused_total`.
@@ -38,10 +39,17 @@ pub enum ControlError {
     Location(String),
     #[error("the document at {0} is not the one signed (its SHA-256 differs)")]
     Digest(String),
-    #[error("policy version {offered} is not newer than version {current} in force (a replay, or out of order)")]
-    Stale { current: u64, offered: u64 },
-    #[error("the update replaces version {replaces}, but version {current} is in force")]
-    NotReplacing { current: u64, replaces: u64 },
+    #[error(
+        "policy {offered} does not follow {current} in force (a replay, out of order, or an epoch skipped: \
+         docs/control-plane.md#versions)"
+    )]
+    Stale { current: Standing, offered: Standing },
+    #[error("the document at {location} stands at {found}, not at {signed} as signed")]
+    Standing {
+        location: String,
+        signed: Standing,
+        found: Standing,
+    },
 }
 
 impl Coded for ControlError {
@@ -54,7 +62,7 @@ impl Coded for ControlError {
             ControlError::Location(_) => ErrorCode::PolicyLocationRefused,
             ControlError::Digest(_) => ErrorCode::PolicyDigestMismatch,
             ControlError::Stale { .. } => ErrorCode::StalePolicy,
-            ControlError::NotReplacing { .. } => ErrorCode::StalePolicy,
+            ControlError::Standing { .. } => ErrorCode::PolicyDigestMismatch,
         }
     }
 }

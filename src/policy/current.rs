@@ -1,13 +1,13 @@
 //! The policy a long-running process decides with, swapped atomically.
 //! A bad or older document never replaces the one in force.
 //!
-//! The version rule (docs/control-plane.md, "Versions"): a signed update
-//! applies when its version is higher than the one in force; an update
-//! that names the version it `replaces` applies only while exactly that
-//! version is in force, and may go lower. So a runaway version (say
-//! 18446744073709551615) is undone by one signed message naming it, and
-//! replaying that message later does nothing: the version it names is no
-//! longer in force.
+//! The version rule (docs/control-plane.md#versions): a document applies
+//! when it is in the same epoch with a higher version, or in the next epoch
+//! (epoch + 1) with any version. So a replayed or older document never
+//! applies; a runaway version (say 18446744073709551615) is undone by the
+//! next epoch, after which every message of the old epoch, the runaway
+//! included, is stale; and an epoch can only be raised one at a time, so
+//! it cannot run away itself.
 
 use std::sync::{Arc, RwLock};
 
@@ -18,22 +18,41 @@ pub struct CurrentPolicy {
     inner: RwLock<Arc<Policy>>,
 }
 
+/// A policy's place in the order: its epoch, then its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Standing {
+    pub epoch: u64,
+    pub version: u64,
+}
+
+impl Standing {
+    /// Whether a document standing at `offered` may replace one at `self`.
+    pub fn admits(self, offered: Standing) -> bool {
+        (offered.epoch == self.epoch && offered.version > self.version)
+            || Some(offered.epoch) == self.epoch.checked_add(1)
+    }
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.epoch {
+            0 => write!(f, "version {}", self.version),
+            epoch => write!(f, "epoch {epoch} version {}", self.version),
+        }
+    }
+}
+
 /// What an offered update did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Update {
     Applied {
-        from: u64,
-        to: u64,
+        from: Standing,
+        to: Standing,
     },
-    /// Not newer than the version in force: kept the current one.
+    /// Not after the one in force by the version rule: kept the current one.
     Stale {
-        current: u64,
-        offered: u64,
-    },
-    /// The update replaces a version that is not the one in force.
-    NotReplacing {
-        current: u64,
-        replaces: u64,
+        current: Standing,
+        offered: Standing,
     },
 }
 
@@ -49,21 +68,18 @@ impl CurrentPolicy {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Parses and validates `text`, then swaps it in if it is newer.
+    /// Parses and validates `text`, then swaps it in by the version rule.
     pub fn offer(&self, text: &str, format: super::DocFormat) -> Result<Update, PolicyError> {
         let policy = Policy::parse(text, format)?;
-        Ok(self.replace(policy, None))
+        Ok(self.replace(policy))
     }
 
-    /// Swaps in an already validated policy by the version rule (module docs).
-    pub fn replace(&self, policy: Policy, replaces: Option<u64>) -> Update {
+    /// Swaps in an already validated policy by the version rule.
+    pub fn replace(&self, policy: Policy) -> Update {
         let mut slot = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let (current, offered) = (slot.version(), policy.version());
-        match replaces {
-            Some(replaces) if replaces != current => return Update::NotReplacing { current, replaces },
-            Some(_) => {}
-            None if offered <= current => return Update::Stale { current, offered },
-            None => {}
+        let (current, offered) = (slot.standing(), policy.standing());
+        if !current.admits(offered) {
+            return Update::Stale { current, offered };
         }
         *slot = Arc::new(policy);
         Update::Applied {
@@ -80,6 +96,15 @@ mod tests {
 
     const V1: &str = "version: 1\nroles: { admin: { staff: true } }\n";
 
+    fn at(epoch: u64, version: u64) -> Standing {
+        Standing { epoch, version }
+    }
+
+    fn parse(epoch: u64, version: u64) -> Policy {
+        let text = format!("version: {version}\nepoch: {epoch}\nroles: {{ admin: {{ staff: true }} }}\n");
+        Policy::parse(&text, DocFormat::Yaml).unwrap()
+    }
+
     #[test]
     fn only_newer_valid_policies_replace_the_current_one() {
         let current = CurrentPolicy::new(Policy::parse(V1, DocFormat::Yaml).unwrap());
@@ -88,52 +113,40 @@ mod tests {
         assert_eq!(current.get().version(), 1);
         assert_eq!(
             current.offer(V1, DocFormat::Yaml).unwrap(),
-            Update::Stale { current: 1, offered: 1 }
+            Update::Stale {
+                current: at(0, 1),
+                offered: at(0, 1)
+            }
         );
         let v2 = V1.replace("version: 1", "version: 2");
         assert_eq!(
             current.offer(&v2, DocFormat::Yaml).unwrap(),
-            Update::Applied { from: 1, to: 2 }
+            Update::Applied {
+                from: at(0, 1),
+                to: at(0, 2)
+            }
         );
         assert_eq!(current.get().version(), 2);
     }
 
     #[test]
-    fn a_runaway_version_is_undone_once_by_naming_it() {
-        let parse =
-            |v: u64| Policy::parse(&V1.replace("version: 1", &format!("version: {v}")), DocFormat::Yaml).unwrap();
-        let current = CurrentPolicy::new(parse(5));
-        assert_eq!(
-            current.replace(parse(u64::MAX), None),
-            Update::Applied { from: 5, to: u64::MAX }
-        );
-        assert_eq!(
-            current.replace(parse(6), None),
-            Update::Stale {
-                current: u64::MAX,
-                offered: 6
-            }
-        );
-        // Naming another version than the one in force does nothing.
-        assert_eq!(
-            current.replace(parse(6), Some(5)),
-            Update::NotReplacing {
-                current: u64::MAX,
-                replaces: 5
-            }
-        );
-        assert_eq!(
-            current.replace(parse(6), Some(u64::MAX)),
-            Update::Applied { from: u64::MAX, to: 6 }
-        );
-        // The same reset again (a replay) finds version 6 in force.
-        assert_eq!(
-            current.replace(parse(6), Some(u64::MAX)),
-            Update::NotReplacing {
-                current: 6,
-                replaces: u64::MAX
-            }
-        );
-        assert_eq!(current.replace(parse(7), None), Update::Applied { from: 6, to: 7 });
+    fn a_runaway_version_is_undone_by_the_next_epoch_and_never_comes_back() {
+        let current = CurrentPolicy::new(parse(0, 5));
+        let applied = |p| matches!(current.replace(p), Update::Applied { .. });
+        assert!(applied(parse(0, u64::MAX)), "a (signed) mistake applies");
+        assert!(!applied(parse(0, 6)), "and freezes its epoch");
+        assert!(!applied(parse(2, 6)), "epochs are raised one at a time");
+        assert!(applied(parse(1, 6)), "the next epoch starts over");
+        // Every message of the old epoch is stale now, the runaway too,
+        // and the reset itself when replayed.
+        for (epoch, version) in [(0, u64::MAX), (0, 7), (1, 6), (1, 5)] {
+            assert!(!applied(parse(epoch, version)), "epoch {epoch} version {version}");
+        }
+        assert!(applied(parse(1, 7)));
+        assert_eq!(current.get().standing(), at(1, 7));
+        // An epoch cannot run away: u64::MAX is never the next one here,
+        // and there is no epoch after it.
+        assert!(!at(1, 7).admits(at(u64::MAX, 0)));
+        assert!(!at(u64::MAX, 0).admits(at(0, 1)));
     }
 }

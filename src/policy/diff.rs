@@ -13,7 +13,9 @@
 //! limit, watermark, delivery and targets. The probes pin every decision
 //! down: any other size, or `on_exceed: deny`, is decided from the same
 //! limit and delivery (tests/it/properties/diffs.rs holds the diff to
-//! every generated question).
+//! every generated question). What one moment's decisions cannot show —
+//! a share's expiry, the watermark's look — is compared setting by setting
+//! ([`settings`]).
 
 use std::collections::BTreeSet;
 
@@ -26,12 +28,44 @@ use super::resolve::{Query, resolve};
 use super::{Policy, PolicyDocument};
 use crate::job::{Asset, Media, OnExceed, Principal, Purpose, Rendition, Request};
 
-/// The user id a role is asked as: no real id starts with a space.
-const ROLE_USER: &str = " role ";
-/// The user id a group's members are asked as, and the team role they
-/// hold: one that grants nothing and caps nothing of its own.
-const GROUP_USER: &str = " group ";
-const NO_ROLE: &str = " no role";
+mod settings;
+
+pub use settings::{SettingChange, setting_changes};
+
+/// The users roles and groups are asked as, named with a prefix no name in
+/// either policy starts with (so none can stand in for one, whatever the
+/// policies call their users and roles).
+#[derive(Debug, Clone)]
+pub struct AskedAs {
+    prefix: String,
+}
+
+impl AskedAs {
+    fn new(policies: &[&Policy]) -> AskedAs {
+        let mut prefix = "~diff~".to_string();
+        let taken = |prefix: &str| {
+            policies.iter().any(|p| {
+                let doc = p.document();
+                doc.users.keys().chain(doc.roles.keys()).any(|n| n.starts_with(prefix))
+            })
+        };
+        while taken(&prefix) {
+            prefix.push('~');
+        }
+        AskedAs { prefix }
+    }
+
+    fn role_user(&self, role: &str) -> String {
+        format!("{}role:{role}", self.prefix)
+    }
+    fn group_user(&self, group: &str) -> String {
+        format!("{}group:{group}", self.prefix)
+    }
+    /// The team role group members hold: it grants and caps nothing.
+    fn no_role(&self) -> String {
+        format!("{}no-role", self.prefix)
+    }
+}
 
 /// A kind of principal, as the diff and `explain --as` name it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -69,11 +103,20 @@ impl Who {
         }
     }
 
-    /// The principal a job would name.
-    pub fn principal(&self) -> Principal {
+    /// The principal a job would name (roles and groups: as `asked`).
+    pub fn principal(&self, asked: &AskedAs) -> Principal {
         match self {
-            Who::Role(r) => Principal::User(format!("{ROLE_USER}{r}")),
-            Who::Group(g) => Principal::User(format!("{GROUP_USER}{g}")),
+            Who::Role(r) => Principal::User(asked.role_user(r)),
+            Who::Group(g) => Principal::User(asked.group_user(g)),
+            who => who.job_principal().expect("a class a job can name"),
+        }
+    }
+
+    /// The principal of this class a job can name (none for roles and
+    /// groups: they are asked as stand-in users).
+    pub fn job_principal(&self) -> Option<Principal> {
+        Some(match self {
+            Who::Role(_) | Who::Group(_) => return None,
             Who::User(u) => Principal::User(u.clone()),
             Who::Share { share, email } => Principal::Share {
                 share: share.clone(),
@@ -85,7 +128,7 @@ impl Who {
             },
             Who::Password(c) => Principal::Password { collection: c.clone() },
             Who::Anonymous => Principal::Anonymous,
-        }
+        })
     }
 
     /// The class a job's principal falls in (for tests and support).
@@ -241,22 +284,27 @@ pub struct Diff {
     pub from: u64,
     pub to: u64,
     pub changes: Vec<Change>,
+    /// Share and watermark settings that differ (module docs).
+    pub settings: Vec<SettingChange>,
     pub shares_revoked: Vec<String>,
 }
 
 impl Diff {
+    /// Decisions and settings that give more than before.
     pub fn widened(&self) -> usize {
-        self.changes.iter().filter(|c| c.widened).count()
+        let settings = self.settings.iter().filter(|c| c.widened).count();
+        self.changes.iter().filter(|c| c.widened).count() + settings
     }
 
     /// One line for a log: counts by principal class.
     pub fn summary(&self) -> String {
         let whos: BTreeSet<String> = self.changes.iter().map(|c| c.who.label()).collect();
         format!(
-            "{} decision(s) changed ({} widened) for {} principal class(es); {} share(s) revoked",
+            "{} decision(s) changed for {} principal class(es), {} setting(s) changed, {} widened; {} share(s) revoked",
             self.changes.len(),
-            self.widened(),
             whos.len(),
+            self.settings.len(),
+            self.widened(),
             self.shares_revoked.len()
         )
     }
@@ -269,10 +317,11 @@ pub fn size(old: &Policy, new: &Policy) -> usize {
 
 /// Compares every decision the two policies make (module docs).
 pub fn diff(old: &Policy, new: &Policy, now: DateTime<Utc>) -> Diff {
-    let (old_asked, new_asked) = (with_role_users(old), with_role_users(new));
+    let asked = AskedAs::new(&[old, new]);
+    let (old_asked, new_asked) = (with_role_users(old, &asked), with_role_users(new, &asked));
     let mut changes = Vec::new();
     for who in whos(old, new) {
-        let principal = who.principal();
+        let principal = who.principal(&asked);
         for place in places(old, new) {
             let (asset, request) = (place.asset(), place.probe.request());
             let query = Query {
@@ -302,14 +351,16 @@ pub fn diff(old: &Policy, new: &Policy, now: DateTime<Utc>) -> Diff {
         from: old.version(),
         to: new.version(),
         changes,
+        settings: setting_changes(old, new),
         shares_revoked: crate::revocation::newly_revoked(Some(old), new),
     }
 }
 
 /// What `who` gets at `node`, for each media type, purpose and probe.
 pub fn view_as(policy: &Policy, who: &Who, node: &str, now: DateTime<Utc>) -> Vec<(Place, Side)> {
-    let asked = with_role_users(policy);
-    let principal = who.principal();
+    let names = AskedAs::new(&[policy]);
+    let asked = with_role_users(policy, &names);
+    let principal = who.principal(&names);
     let mut rows = Vec::new();
     for place in places_at(node) {
         let (asset, request) = (place.asset(), place.probe.request());
@@ -345,7 +396,7 @@ fn widens(before: &Side, after: &Side) -> bool {
 
 /// The policy with one user per role holding only that role, and one per
 /// group holding a role that grants nothing of its own.
-fn with_role_users(policy: &Policy) -> Policy {
+fn with_role_users(policy: &Policy, asked: &AskedAs) -> Policy {
     use super::document::{Role, User};
     let mut doc: PolicyDocument = policy.document().clone();
     let user = |role: &str, groups: Vec<String>| User {
@@ -354,13 +405,13 @@ fn with_role_users(policy: &Policy) -> Policy {
         manage_restricted: None,
     };
     for role in policy.document().roles.keys() {
-        doc.users.insert(format!("{ROLE_USER}{role}"), user(role, Vec::new()));
+        doc.users.insert(asked.role_user(role), user(role, Vec::new()));
     }
     // No rights and no ceiling of its own: the group's invitations decide.
-    doc.roles.insert(NO_ROLE.to_string(), Role::default());
+    doc.roles.insert(asked.no_role(), Role::default());
     for group in policy.groups() {
         doc.users
-            .insert(format!("{GROUP_USER}{group}"), user(NO_ROLE, vec![group.clone()]));
+            .insert(asked.group_user(group), user(&asked.no_role(), vec![group.clone()]));
     }
     Policy::from_document(doc).expect("adding users of existing roles keeps a policy valid")
 }
@@ -473,5 +524,23 @@ mod tests {
         let back = super::diff(&new, &old, Utc::now());
         assert_eq!(back.changes.len(), diff.changes.len());
         assert_eq!(back.widened(), 0);
+    }
+
+    #[test]
+    fn a_policy_naming_the_stand_in_users_cannot_hide_a_change() {
+        let old = parse(OLD);
+        let new = OLD.replace("version: 1", "version: 2").replace(
+            "users: { u-1: { role: viewer, groups: [press] } }",
+            "users: { u-1: { role: viewer, groups: [press] }, mallory: { role: \"~diff~no-role\" } }",
+        );
+        let new = new.replace("roles: {", "roles: { \"~diff~no-role\": { staff: true },");
+        let diff = diff(&old, &parse(&new), Utc::now());
+        assert!(
+            diff.changes
+                .iter()
+                .any(|c| c.who == Who::User("mallory".into()) && c.widened),
+            "{}",
+            diff.summary()
+        );
     }
 }

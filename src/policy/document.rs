@@ -19,6 +19,10 @@ use super::limit::{DownloadLimits, Limit};
 pub struct PolicyDocument {
     /// Increases with every change; stamped on results.
     pub version: u64,
+    /// Raised by one to start over from any version: how a runaway version
+    /// is undone (docs/control-plane.md#versions). Absent means 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
     #[serde(default, deserialize_with = "unique_keys")]
     pub roles: BTreeMap<String, Role>,
     #[serde(default, deserialize_with = "unique_keys")]
@@ -35,6 +39,10 @@ pub struct PolicyDocument {
     pub proxy: ProxySize,
     #[serde(default)]
     pub watermark: Watermark,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A team or collection role.

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use crate::error::{Coded, ErrorCode};
 
-pub use current::{CurrentPolicy, Update};
+pub use current::{CurrentPolicy, Standing, Update};
 pub use decision::{Decision, Delivery, Rule, Target};
 pub use document::PolicyDocument;
 pub use limit::{Cap, DownloadLimits, Limit};
@@ -127,6 +127,13 @@ impl Policy {
 
     pub fn version(&self) -> u64 {
         self.doc.version
+    }
+    /// Where this policy stands in the order updates must follow.
+    pub fn standing(&self) -> Standing {
+        Standing {
+            epoch: self.doc.epoch,
+            version: self.doc.version,
+        }
     }
     pub fn document(&self) -> &PolicyDocument {
         &self.doc

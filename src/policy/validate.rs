@@ -115,7 +115,28 @@ fn known_groups(doc: &PolicyDocument) -> BTreeSet<String> {
         .collect()
 }
 
+/// A name people and tools can write and read back: not blank, no space
+/// at either end, no control character. (`policy diff` asks roles and
+/// groups as users whose names start with a space: no real name can be one.)
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.trim() == name && !name.chars().any(char::is_control)
+}
+
+fn check_names(doc: &PolicyDocument, report: &mut Report) {
+    let mut named: Vec<(&str, String)> = Vec::new();
+    named.extend(doc.roles.keys().map(|n| ("roles", n.clone())));
+    named.extend(doc.users.keys().map(|n| ("users", n.clone())));
+    named.extend(known_groups(doc).into_iter().map(|n| ("groups", n)));
+    for (kind, name) in named {
+        if !is_plain_name(&name) {
+            let message = "a name may not be blank, start or end with a space, or hold a control character";
+            report.error(format!("{kind}.{name:?}"), message);
+        }
+    }
+}
+
 fn check_roles_and_users(doc: &PolicyDocument, report: &mut Report) {
+    check_names(doc, report);
     for (name, role) in &doc.roles {
         if role.staff && role.download.is_some() {
             report.warn(
@@ -522,5 +543,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("shares[0].kind") && err.contains("gift"), "{err}");
+    }
+
+    #[test]
+    fn names_with_spaces_at_the_ends_or_control_characters_are_refused() {
+        for bad in [
+            "version: 1\nroles: { \" no role\": { staff: true } }\n",
+            "version: 1\nroles: { r: {} }\nusers: { \" role r\": { role: r } }\n",
+            "version: 1\nroles: { r: {} }\nusers: { u: { role: r, groups: [\"g\\t\"] } }\n",
+        ] {
+            let e = Policy::parse(bad, crate::policy::DocFormat::Yaml).unwrap_err();
+            assert!(e.to_string().contains("may not be blank"), "{bad}: {e}");
+        }
     }
 }

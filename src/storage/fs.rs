@@ -156,6 +156,22 @@ impl FsStore {
 }
 
 impl Store for FsStore {
+    /// Opened beneath the root (no links, no FIFOs), its sidecar unread,
+    /// and read through a `take` of `max + 1` bytes.
+    async fn get_at_most(&self, key: &str, max: u64) -> Result<Vec<u8>, StoreError> {
+        use tokio::io::AsyncReadExt;
+        let file = self.open_beneath(key).await?;
+        if !file.metadata().await.map_err(io)?.is_file() {
+            return Err(StoreError::NotFound(key.to_string()));
+        }
+        let mut bytes = Vec::new();
+        file.take(max + 1).read_to_end(&mut bytes).await.map_err(io)?;
+        match bytes.len() as u64 {
+            size if size > max => Err(super::too_big(key, max)),
+            _ => Ok(bytes),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         Ok(self.read(key).await?.1)
     }

@@ -115,6 +115,18 @@ pub trait Store: Send + Sync {
             Ok((info, bytes))
         }
     }
+    /// The object, if it is at most `max` bytes: never more than `max + 1`
+    /// bytes are held, however large the object is or grows while read
+    /// (policy documents from a signed location).
+    fn get_at_most(&self, key: &str, max: u64) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send {
+        async move {
+            let bytes = self.get(key).await?;
+            match bytes.len() as u64 {
+                size if size > max => Err(too_big(key, max)),
+                _ => Ok(bytes),
+            }
+        }
+    }
     /// Copies the object into the file at `to` a chunk at a time, never
     /// whole in memory (how video sources reach FFmpeg); what `head` would
     /// say of what was copied.
@@ -189,6 +201,11 @@ pub trait Store: Send + Sync {
 }
 
 /// A local file (a download's target, an upload's source) failed.
+/// An object larger than a reader takes.
+pub fn too_big(key: &str, max: u64) -> StoreError {
+    StoreError::failed(format!("{key} is larger than {max} bytes"))
+}
+
 pub fn local(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::io(format!("local file {}: {e}", path.display()), e)
 }

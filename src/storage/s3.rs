@@ -358,6 +358,24 @@ impl Store for S3Store {
         Ok(self.read(key).await?.1)
     }
 
+    /// One GET: refused by its Content-Length, and read a chunk at a time
+    /// up to `max + 1` bytes whatever the header said.
+    async fn get_at_most(&self, key: &str, max: u64) -> Result<Vec<u8>, StoreError> {
+        let (info, mut body) = self.get_object(key).await?;
+        if info.size > max {
+            return Err(super::too_big(key, max));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::io(format!("s3 body: {e}"), e))?;
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max {
+                return Err(super::too_big(key, max));
+            }
+        }
+        Ok(bytes)
+    }
+
     /// One GET: the body, and the ETag and metadata from its headers.
     async fn read(&self, key: &str) -> Result<(ObjectInfo, Vec<u8>), StoreError> {
         let (info, body) = self.get_object(key).await?;

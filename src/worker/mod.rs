@@ -237,7 +237,7 @@ impl<S: Store + 'static> Session<'_, S> {
                 tracing::error!(reason = e.reason(), error = %e, "policy update refused; the policy in force stays");
             }
             Ok(Ok(applied)) => {
-                metrics.policy(applied.to, true);
+                metrics.policy(applied.to.version, true);
                 log_applied(applied);
             }
         }
@@ -253,8 +253,13 @@ const MAX_LOGGED_DIFF: usize = 2_000_000;
 /// summary), worked out off the consume loop: a large policy takes a while.
 fn log_applied(applied: policy_updates::Applied) {
     use crate::policy::diff;
-    let (from, to) = (applied.from, applied.to);
-    tracing::info!(from, to, key_id = %applied.key_id, revoked = ?applied.swept, "policy applied");
+    let (from, to) = (applied.from.to_string(), applied.to.to_string());
+    tracing::info!(%from, %to, key_id = %applied.key_id, revoked = ?applied.swept, "policy applied");
+    for (share, error) in &applied.unswept {
+        // The policy in force denies the share already; its renditions go
+        // on the next update's or restart's sweep.
+        tracing::error!(share, %error, "could not delete a revoked share's renditions yet");
+    }
     tokio::task::spawn_blocking(move || {
         let (before, after) = (&applied.before, &applied.after);
         if diff::size(before, after) > MAX_LOGGED_DIFF {
@@ -267,6 +272,6 @@ fn log_applied(applied: policy_updates::Applied) {
         }
         let diff = diff::diff(before, after, chrono::Utc::now());
         let (changes, widened) = (diff.changes.len(), diff.widened());
-        tracing::info!(from, to, changes, widened, summary = %diff.summary(), "policy change");
+        tracing::info!(%from, %to, changes, widened, summary = %diff.summary(), "policy change");
     });
 }

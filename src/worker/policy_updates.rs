@@ -3,7 +3,8 @@
 //! worker verifies the signature, fetches a location only from
 //! `RENDITION_POLICY_LOCATIONS` (bounded in size and time), checks the
 //! digest, validates the document and swaps it in by the version rule
-//! ([`crate::policy::CurrentPolicy`]). Anything else is refused and the
+//! ([`crate::policy::CurrentPolicy`]; a location's standing is signed, so a
+//! replay is refused before anything is fetched). Anything else is refused and the
 //! policy in force stays. Shares the update revokes are swept at once.
 
 use std::path::Path;
@@ -14,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::control::{ControlError, ControlPlane, Place, PolicyBody};
 use crate::error::Coded;
-use crate::policy::{CurrentPolicy, DocFormat, Policy, PolicyError, Update};
+use crate::policy::{CurrentPolicy, DocFormat, Policy, PolicyError, Standing, Update};
 use crate::revocation::{Revoked, newly_revoked, revoke_share};
 use crate::storage::fs::FsStore;
 use crate::storage::{Store, StoreError};
@@ -51,11 +52,15 @@ impl UpdateError {
 /// An update that was swapped in.
 #[derive(Debug)]
 pub struct Applied {
-    pub from: u64,
-    pub to: u64,
+    pub from: Standing,
+    pub to: Standing,
     /// The key that signed it.
     pub key_id: String,
     pub swept: Vec<Revoked>,
+    /// Shares the new policy revokes whose renditions could not be deleted
+    /// now (the policy denies them already; a later update or a restart
+    /// sweeps them again).
+    pub unswept: Vec<(String, StoreError)>,
     pub before: Arc<Policy>,
     pub after: Arc<Policy>,
 }
@@ -88,29 +93,58 @@ pub async fn apply_update<S: Store>(
     message: &[u8],
 ) -> Result<Applied, UpdateError> {
     let verified = control.keys.verify_update(message)?;
-    let text = match verified.body {
-        PolicyBody::Inline(text) => text,
-        PolicyBody::At { location, sha256 } => fetch_signed(control, originals, &location, sha256).await?,
-    };
-    let policy = Policy::parse(&text, sniff(&text))?;
-    let before = current.get();
-    let (from, to) = match current.replace(policy, verified.replaces) {
-        Update::Applied { from, to } => (from, to),
-        Update::Stale { current, offered } => return Err(ControlError::Stale { current, offered }.into()),
-        Update::NotReplacing { current, replaces } => {
-            return Err(ControlError::NotReplacing { current, replaces }.into());
+    let (text, signed) = match verified.body {
+        PolicyBody::Inline(text) => (text, None),
+        PolicyBody::At {
+            location,
+            sha256,
+            standing,
+        } => {
+            // A replayed or older location is refused before anything is
+            // fetched: replays cost no download and no stalled consumer.
+            let now = current.get().standing();
+            if !now.admits(standing) {
+                return Err(ControlError::Stale {
+                    current: now,
+                    offered: standing,
+                }
+                .into());
+            }
+            let text = fetch_signed(control, originals, &location, sha256).await?;
+            (text, Some((location, standing)))
         }
     };
+    let policy = Policy::parse(&text, sniff(&text))?;
+    if let Some((location, signed)) = signed
+        && policy.standing() != signed
+    {
+        let found = policy.standing();
+        return Err(ControlError::Standing {
+            location,
+            signed,
+            found,
+        }
+        .into());
+    }
+    let before = current.get();
+    let (from, to) = match current.replace(policy) {
+        Update::Applied { from, to } => (from, to),
+        Update::Stale { current, offered } => return Err(ControlError::Stale { current, offered }.into()),
+    };
     let after = current.get();
-    let mut swept = Vec::new();
+    let (mut swept, mut unswept) = (Vec::new(), Vec::new());
     for share in newly_revoked(Some(&before), &after) {
-        swept.push(revoke_share(renditions, &share).await?);
+        match revoke_share(renditions, &share).await {
+            Ok(revoked) => swept.push(revoked),
+            Err(e) => unswept.push((share, e)),
+        }
     }
     Ok(Applied {
         from,
         to,
         key_id: verified.key_id,
         swept,
+        unswept,
         before,
         after,
     })
@@ -132,8 +166,8 @@ async fn fetch_signed<S: Store>(
     let place = locations.place(location)?;
     let read = async {
         match place {
-            Place::Bucket { bucket, key } => read_bounded(&originals.bucket(&bucket)?, &key).await,
-            Place::Dir { dir, key } => read_bounded(&FsStore::new(dir, None), &key).await,
+            Place::Bucket { bucket, key } => originals.bucket(&bucket)?.get_at_most(&key, MAX_POLICY_BYTES).await,
+            Place::Dir { dir, key } => FsStore::new(dir, None).get_at_most(&key, MAX_POLICY_BYTES).await,
         }
     };
     let unreadable = |e: &dyn std::fmt::Display| UpdateError::Fetch(location.to_string(), e.to_string());
@@ -145,22 +179,6 @@ async fn fetch_signed<S: Store>(
         return Err(ControlError::Digest(location.to_string()).into());
     }
     String::from_utf8(bytes).map_err(|e| unreadable(&e))
-}
-
-async fn read_bounded(store: &impl Store, key: &str) -> Result<Vec<u8>, StoreError> {
-    let too_large = |size: u64| StoreError::failed(format!("{size} bytes, more than {MAX_POLICY_BYTES}"));
-    let info = store
-        .head(key)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
-    if info.size > MAX_POLICY_BYTES {
-        return Err(too_large(info.size));
-    }
-    let bytes = store.get(key).await?;
-    match bytes.len() as u64 {
-        size if size > MAX_POLICY_BYTES => Err(too_large(size)),
-        _ => Ok(bytes),
-    }
 }
 
 /// Every share the policy revokes, swept (a worker starting after the fact).

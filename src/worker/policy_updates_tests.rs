@@ -35,12 +35,17 @@ impl Rig {
         }
     }
 
-    fn signed(&self, replaces: Option<u64>, body: PolicyBody) -> Vec<u8> {
-        serde_json::to_vec(&SignedPolicyUpdate::sign(&self.key, replaces, &body)).unwrap()
+    fn signed(&self, body: PolicyBody) -> Vec<u8> {
+        serde_json::to_vec(&SignedPolicyUpdate::sign(&self.key, &body)).unwrap()
     }
 
     fn inline(&self, text: &str) -> Vec<u8> {
-        self.signed(None, PolicyBody::Inline(text.into()))
+        self.signed(PolicyBody::Inline(text.into()))
+    }
+
+    async fn put(&self, key: &str, text: &str) {
+        let bytes = text.as_bytes().to_vec();
+        self.store.put(key, bytes, PutOptions::default()).await.unwrap();
     }
 
     async fn apply(&self, message: &[u8]) -> Result<Applied, UpdateError> {
@@ -63,14 +68,21 @@ fn v(n: u64) -> String {
     V1.replace("version: 1", &format!("version: {n}"))
 }
 
+fn standing(version: u64) -> Standing {
+    Standing { epoch: 0, version }
+}
+
 #[tokio::test]
 async fn signed_newer_documents_apply_and_sweep_what_they_revoke() {
     let rig = Rig::new(None);
     let key = "renditions/shares/s-a/a-1/x.jpg";
-    rig.store.put(key, vec![1], PutOptions::default()).await.unwrap();
+    rig.put(key, "x").await;
     let v2 = v(2).replace("kind: proxy", "kind: proxy, revoked: true");
     let applied = rig.apply(&rig.inline(&v2)).await.unwrap();
-    assert_eq!((applied.from, applied.to, applied.key_id.as_str()), (1, 2, "ops"));
+    assert_eq!(
+        (applied.from, applied.to, applied.key_id.as_str()),
+        (standing(1), standing(2), "ops")
+    );
     assert_eq!(applied.swept.len(), 1);
     assert!(rig.store.head(key).await.unwrap().is_none());
     // The same signed message again, and an older one: replays.
@@ -91,23 +103,11 @@ async fn unsigned_forged_and_foreign_updates_are_refused() {
         "admin: { staff: true }, guest: { staff: true }",
     );
     let forger = SigningKey::generate("ops").unwrap();
-    let forged = serde_json::to_vec(&SignedPolicyUpdate::sign(
-        &forger,
-        None,
-        &PolicyBody::Inline(everyone_staff.clone()),
-    ))
-    .unwrap();
+    let forged = SignedPolicyUpdate::sign(&forger, &PolicyBody::Inline(everyone_staff.clone()));
     let mut tampered: serde_json::Value = serde_json::from_slice(&rig.inline(&v(3))).unwrap();
     tampered["document"] = everyone_staff.clone().into();
     let frozen = v(u64::MAX);
-    rig.store
-        .put(
-            "policies/prod/v3.yaml",
-            everyone_staff.clone().into_bytes(),
-            PutOptions::default(),
-        )
-        .await
-        .unwrap();
+    rig.put("policies/prod/v3.yaml", &everyone_staff).await;
     for (message, reason) in [
         (everyone_staff.clone().into_bytes(), "unsigned_control"),
         (frozen.into_bytes(), "unsigned_control"),
@@ -115,7 +115,7 @@ async fn unsigned_forged_and_foreign_updates_are_refused() {
             br#"{"location": "s3://policies/prod/v3.yaml"}"#.to_vec(),
             "unsigned_control",
         ),
-        (forged, "bad_signature"),
+        (serde_json::to_vec(&forged).unwrap(), "bad_signature"),
         (serde_json::to_vec(&tampered).unwrap(), "bad_signature"),
     ] {
         assert_eq!(rig.refused(&message).await, reason);
@@ -124,60 +124,46 @@ async fn unsigned_forged_and_foreign_updates_are_refused() {
     assert_eq!(rig.refused(&other.inline(&v(3))).await, "bad_signature");
 }
 
+fn at(location: &str, text: &str, version: u64) -> PolicyBody {
+    PolicyBody::At {
+        location: location.into(),
+        sha256: Sha256::digest(text.as_bytes()).into(),
+        standing: standing(version),
+    }
+}
+
 #[tokio::test]
 async fn locations_are_read_only_inside_the_configured_place_with_the_signed_digest() {
     let rig = Rig::new(Some("s3://policies/prod"));
     let text = v(4);
-    let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-    rig.store
-        .put(
-            "policies/prod/v4.yaml",
-            text.clone().into_bytes(),
-            PutOptions::default(),
-        )
-        .await
-        .unwrap();
-    rig.store
-        .put("originals/v4.yaml", text.clone().into_bytes(), PutOptions::default())
-        .await
-        .unwrap();
-    let at = |location: &str| PolicyBody::At {
-        location: location.into(),
-        sha256: digest,
-    };
-    assert_eq!(
-        rig.refused(&rig.signed(None, at("s3://originals/v4.yaml"))).await,
-        "policy_location_refused"
-    );
-    assert_eq!(
-        rig.refused(&rig.signed(None, at("s3://policies/prod/missing.yaml")))
-            .await,
-        "policy_unreadable"
-    );
+    rig.put("policies/prod/v4.yaml", &text).await;
+    rig.put("originals/v4.yaml", &text).await;
+    let outside = rig.signed(at("s3://originals/v4.yaml", &text, 4));
+    assert_eq!(rig.refused(&outside).await, "policy_location_refused");
+    let missing = rig.signed(at("s3://policies/prod/missing.yaml", &text, 4));
+    assert_eq!(rig.refused(&missing).await, "policy_unreadable");
     // The object behind the signed location swapped for another document.
-    let swapped = v(4).replace(
+    let swapped = text.replace(
         "admin: { staff: true }",
         "admin: { staff: true }, guest: { staff: true }",
     );
-    rig.store
-        .put("policies/prod/v4.yaml", swapped.into_bytes(), PutOptions::default())
-        .await
-        .unwrap();
-    let message = rig.signed(None, at("s3://policies/prod/v4.yaml"));
+    rig.put("policies/prod/v4.yaml", &swapped).await;
+    let message = rig.signed(at("s3://policies/prod/v4.yaml", &text, 4));
     assert_eq!(rig.refused(&message).await, "policy_digest_mismatch");
-    rig.store
-        .put("policies/prod/v4.yaml", text.into_bytes(), PutOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(rig.apply(&message).await.unwrap().to, 4);
+    rig.put("policies/prod/v4.yaml", &text).await;
+    assert_eq!(rig.apply(&message).await.unwrap().to, standing(4));
+    // The same message again is refused before anything is read: with the
+    // object gone, a fetch would say `policy_unreadable`.
+    std::fs::remove_file(rig.store.root().join("policies/prod/v4.yaml")).unwrap();
+    assert_eq!(rig.refused(&message).await, "stale_policy");
+    // A document that does not stand where its signed message says.
+    rig.put("policies/prod/v6.yaml", &v(6)).await;
+    let mislabelled = rig.signed(at("s3://policies/prod/v6.yaml", &v(6), 5));
+    assert_eq!(rig.refused(&mislabelled).await, "policy_digest_mismatch");
     // Without RENDITION_POLICY_LOCATIONS no location is read.
     let inline_only = Rig::new(None);
-    assert_eq!(
-        inline_only
-            .refused(&inline_only.signed(None, at("s3://policies/prod/v4.yaml")))
-            .await,
-        "policy_location_refused"
-    );
+    let anywhere = inline_only.signed(at("s3://policies/prod/v6.yaml", &v(6), 6));
+    assert_eq!(inline_only.refused(&anywhere).await, "policy_location_refused");
 }
 
 #[tokio::test]
@@ -188,44 +174,32 @@ async fn a_directory_location_refuses_fifos_links_and_large_files_without_blocki
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link.yaml")).unwrap();
-    let big = vec![b'#'; MAX_POLICY_BYTES as usize + 1];
+    let big = String::from_utf8(vec![b'#'; MAX_POLICY_BYTES as usize + 1]).unwrap();
     std::fs::write(dir.path().join("big.yaml"), &big).unwrap();
-    for (name, digest) in [
-        ("fifo.yaml", [0u8; 32]),
-        ("link.yaml", [0u8; 32]),
-        ("big.yaml", Sha256::digest(&big).into()),
-    ] {
-        let location = dir.path().join(name).to_str().unwrap().to_string();
-        let message = rig.signed(
-            None,
-            PolicyBody::At {
-                location,
-                sha256: digest,
-            },
-        );
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    for (name, text) in [("fifo.yaml", ""), ("link.yaml", ""), ("big.yaml", big.as_str())] {
+        let message = rig.signed(at(&path(name), text, 5));
         let refused = tokio::time::timeout(Duration::from_secs(20), rig.refused(&message)).await;
         assert_eq!(refused.expect(name), "policy_unreadable", "{name}");
     }
-    let text = v(5);
-    std::fs::write(dir.path().join("v5.yaml"), &text).unwrap();
-    let location = dir.path().join("v5.yaml").to_str().unwrap().to_string();
-    let sha256 = Sha256::digest(text.as_bytes()).into();
-    assert_eq!(
-        rig.apply(&rig.signed(None, PolicyBody::At { location, sha256 }))
-            .await
-            .unwrap()
-            .to,
-        5
-    );
+    std::fs::write(dir.path().join("v5.yaml"), v(5)).unwrap();
+    let applied = rig.apply(&rig.signed(at(&path("v5.yaml"), &v(5), 5))).await.unwrap();
+    assert_eq!(applied.to, standing(5));
 }
 
 #[tokio::test]
-async fn a_runaway_version_is_reset_by_a_signed_replacement_once() {
+async fn a_runaway_version_is_undone_by_the_next_epoch_for_good() {
     let rig = Rig::new(None);
-    rig.apply(&rig.inline(&v(u64::MAX))).await.unwrap();
+    let runaway = rig.inline(&v(u64::MAX));
+    rig.apply(&runaway).await.unwrap();
     assert_eq!(rig.refused(&rig.inline(&v(6))).await, "stale_policy");
-    let reset = rig.signed(Some(u64::MAX), PolicyBody::Inline(v(6)));
-    assert_eq!(rig.apply(&reset).await.unwrap().to, 6);
-    assert_eq!(rig.refused(&reset).await, "stale_policy", "a replayed reset");
-    assert_eq!(rig.apply(&rig.inline(&v(7))).await.unwrap().to, 7);
+    let next_epoch = rig.inline(&v(6).replace("version: 6", "version: 6\nepoch: 1"));
+    assert_eq!(
+        rig.apply(&next_epoch).await.unwrap().to,
+        Standing { epoch: 1, version: 6 }
+    );
+    assert_eq!(rig.refused(&runaway).await, "stale_policy", "the runaway replayed");
+    assert_eq!(rig.refused(&next_epoch).await, "stale_policy", "the reset replayed");
+    let skipped = rig.inline(&v(1).replace("version: 1", "version: 1\nepoch: 3"));
+    assert_eq!(rig.refused(&skipped).await, "stale_policy", "an epoch skipped");
 }

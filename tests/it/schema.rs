@@ -326,12 +326,13 @@ fn control_messages_match_their_schemas() {
     use rendition::control::{PolicyBody, SignedPolicyUpdate, SigningKey};
     let key = SigningKey::generate("ops-1").unwrap();
     let update = validator("policy-update");
-    let inline = SignedPolicyUpdate::sign(&key, None, &PolicyBody::Inline("version: 3\n".into()));
+    let inline = SignedPolicyUpdate::sign(&key, &PolicyBody::Inline("version: 3\n".into()));
     let at = PolicyBody::At {
         location: "s3://policies/v3.yaml".into(),
         sha256: [1; 32],
+        standing: rendition::policy::Standing { epoch: 1, version: 3 },
     };
-    let located = SignedPolicyUpdate::sign(&key, Some(2), &at);
+    let located = SignedPolicyUpdate::sign(&key, &at);
     for message in [&inline, &located] {
         let value = serde_json::to_value(message).unwrap();
         assert_eq!(schema_errors(&update, &value), Vec::<String>::new(), "{value}");
@@ -342,9 +343,13 @@ fn control_messages_match_their_schemas() {
     };
     let no_digest = SignedPolicyUpdate {
         sha256: None,
+        ..located.clone()
+    };
+    let no_version = SignedPolicyUpdate {
+        version: None,
         ..located
     };
-    for bad in [both, no_digest] {
+    for bad in [both, no_digest, no_version] {
         assert!(!update.is_valid(&serde_json::to_value(&bad).unwrap()), "{bad:?}");
     }
     let revoke = validator("revoke");

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rendition::control::{PolicyBody, SignedPolicyUpdate, SigningKey};
+use rendition::policy::Standing;
 use rendition::queue::amqp::AmqpBroker;
 use rendition::queue::{Message, Publisher};
 use rendition::result::Status;
@@ -29,8 +30,8 @@ fn policy(lab: &Lab, version: u64, staff: bool) -> String {
     serde_yaml::to_string(&policy).unwrap()
 }
 
-fn signed(key: &SigningKey, replaces: Option<u64>, body: PolicyBody) -> Vec<u8> {
-    serde_json::to_vec(&SignedPolicyUpdate::sign(key, replaces, &body)).unwrap()
+fn signed(key: &SigningKey, body: PolicyBody) -> Vec<u8> {
+    serde_json::to_vec(&SignedPolicyUpdate::sign(key, &body)).unwrap()
 }
 
 /// Waits until the worker's metrics hold every line of `expected`.
@@ -76,13 +77,9 @@ fn only_signed_updates_apply_and_a_rotated_key_is_accepted() {
     lab.send_policy(everyone_staff.as_bytes());
     lab.send_policy(policy(&lab, u64::MAX, false).as_bytes());
     lab.send_policy(json!({"location": "/etc/os-release.yaml"}).to_string().as_bytes());
-    lab.send_policy(&signed(&forger, None, PolicyBody::Inline(everyone_staff.clone())));
-    let mut tampered: serde_json::Value = serde_json::from_slice(&signed(
-        &lab.control_key,
-        None,
-        PolicyBody::Inline(policy(&lab, 50, false)),
-    ))
-    .unwrap();
+    lab.send_policy(&signed(&forger, PolicyBody::Inline(everyone_staff.clone())));
+    let mut tampered: serde_json::Value =
+        serde_json::from_slice(&signed(&lab.control_key, PolicyBody::Inline(policy(&lab, 50, false)))).unwrap();
     tampered["document"] = everyone_staff.clone().into();
     lab.send_policy(tampered.to_string().as_bytes());
     // A signed location whose object is swapped after signing.
@@ -91,8 +88,9 @@ fn only_signed_updates_apply_and_a_rotated_key_is_accepted() {
     let at_v51 = PolicyBody::At {
         location: format!("s3://{bucket}/policies/v51.yaml"),
         sha256: Sha256::digest(v51.as_bytes()).into(),
+        standing: Standing { epoch: 0, version: 51 },
     };
-    let swapped = signed(&lab.control_key, None, at_v51);
+    let swapped = signed(&lab.control_key, at_v51);
     put("policies/v51.yaml", &policy(&lab, 51, true));
     lab.send_policy(&swapped);
     // A signed location outside RENDITION_POLICY_LOCATIONS.
@@ -100,8 +98,9 @@ fn only_signed_updates_apply_and_a_rotated_key_is_accepted() {
     let outside = PolicyBody::At {
         location: format!("s3://{bucket}/originals/v52.yaml"),
         sha256: Sha256::digest(policy(&lab, 52, false).as_bytes()).into(),
+        standing: Standing { epoch: 0, version: 52 },
     };
-    lab.send_policy(&signed(&lab.control_key, None, outside));
+    lab.send_policy(&signed(&lab.control_key, outside));
     wait_for_metrics(
         &worker,
         &[
@@ -114,13 +113,13 @@ fn only_signed_updates_apply_and_a_rotated_key_is_accepted() {
     );
 
     // A good update, then the same message replayed.
-    let v43 = signed(&lab.control_key, None, PolicyBody::Inline(policy(&lab, 43, false)));
+    let v43 = signed(&lab.control_key, PolicyBody::Inline(policy(&lab, 43, false)));
     lab.send_policy(&v43);
     wait_for_metrics(&worker, &["rendition_policy_version 43\n".into()]);
     lab.send_policy(&v43);
     wait_for_metrics(&worker, &[refused("stale_policy", 1)]);
     // Rotation: the second listed key signs the next version.
-    lab.send_policy(&signed(&next, None, PolicyBody::Inline(policy(&lab, 44, false))));
+    lab.send_policy(&signed(&next, PolicyBody::Inline(policy(&lab, 44, false))));
     wait_for_metrics(&worker, &["rendition_policy_version 44\n".into()]);
 
     // Jobs were decided under the signed policies only: nobody became staff.
@@ -215,7 +214,7 @@ fn broker_users_can_only_do_their_part() {
 
     // Upstream may not publish on the policy exchange, not even a validly
     // signed update, nor send a revoke.
-    let v43 = signed(&lab.control_key, None, PolicyBody::Inline(policy(&lab, 43, false)));
+    let v43 = signed(&lab.control_key, PolicyBody::Inline(policy(&lab, 43, false)));
     let update = Message {
         body: v43.clone(),
         ..Message::default()
@@ -237,8 +236,10 @@ fn broker_users_can_only_do_their_part() {
     wait_for_metrics(&worker, &["rendition_policy_version 43\n".into()]);
     publish_as(&lab, &signer, &jobs, &revoke).expect("the signer sends revokes");
     assert_eq!(lab.reply().status, Status::Done);
-    // The worker user may not publish on the policy exchange either.
+    // The worker user may not publish on the policy exchange either, nor
+    // send a revoke.
     assert!(publish_as(&lab, &users.url(1), &policy_exchange, &update).is_err());
+    assert!(publish_as(&lab, &users.url(1), &jobs, &revoke).is_err());
     assert!(
         !worker.metrics().contains("rendition_policy_rejected_total 1"),
         "only the signer's update arrived"

@@ -204,7 +204,7 @@ impl Lab {
 
     /// Publishes `document` on the policy exchange, signed with the lab's key.
     pub fn send_signed_policy(&self, document: &str) {
-        let signed = SignedPolicyUpdate::sign(&self.control_key, None, &PolicyBody::Inline(document.into()));
+        let signed = SignedPolicyUpdate::sign(&self.control_key, &PolicyBody::Inline(document.into()));
         self.send_policy(&serde_json::to_vec(&signed).unwrap());
     }
 

@@ -250,6 +250,8 @@ fn revoking_a_share_breaks_its_links_and_denies_new_jobs() {
         200,
         "an unsigned revoke changes nothing"
     );
+    let refused = "rendition_control_refused_total{kind=\"revoke\",reason=\"unsigned_control\"} 1\n";
+    assert!(worker.metrics().contains(refused), "{}", worker.metrics());
     lab.send_signed_revoke("revoke-1", "s-7");
     assert_eq!(lab.reply().status, Status::Done);
     assert_eq!(download(&shared.renditions[0].url).0, 404, "issued links stop working");
@@ -289,7 +291,15 @@ fn policy_updates_apply_newer_versions_and_sweep_revoked_shares() {
         .unwrap();
     let location = format!("s3://{}/{key}", lab.originals.bucket_name());
     let sha256 = Sha256::digest(yaml.as_bytes()).into();
-    let pointer = SignedPolicyUpdate::sign(&lab.control_key, None, &PolicyBody::At { location, sha256 });
+    let standing = rendition::policy::Standing { epoch: 0, version: 43 };
+    let pointer = SignedPolicyUpdate::sign(
+        &lab.control_key,
+        &PolicyBody::At {
+            location,
+            sha256,
+            standing,
+        },
+    );
     lab.send_policy(&serde_json::to_vec(&pointer).unwrap());
 
     let mut after = None;
@@ -317,7 +327,7 @@ fn policy_updates_apply_newer_versions_and_sweep_revoked_shares() {
         metrics.contains("rendition_control_refused_total{kind=\"policy\",reason=\"stale_policy\"} 1\n"),
         "{metrics}"
     );
-    assert!(worker.log_text().contains("not newer"));
+    assert!(worker.log_text().contains("does not follow"));
     assert!(
         worker.wait_for_log("policy change", 1).contains("decision(s) changed"),
         "the applied update's diff is logged"

@@ -24,7 +24,7 @@ pub fn run(args: &ControlArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.policy)?;
     let key = SigningKey::generate("bench").map_err(anyhow::Error::msg)?;
     let keys = rendition::control::ControlKeys::parse(&key.public_entry()).map_err(anyhow::Error::msg)?;
-    let message = serde_json::to_vec(&SignedPolicyUpdate::sign(&key, None, &PolicyBody::Inline(text.clone())))?;
+    let message = serde_json::to_vec(&SignedPolicyUpdate::sign(&key, &PolicyBody::Inline(text.clone())))?;
     let per = |f: &mut dyn FnMut()| {
         let started = Instant::now();
         for _ in 0..args.rounds {

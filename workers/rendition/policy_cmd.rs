@@ -164,15 +164,17 @@ fn check_signature(file: &Path, signed: &Path, keys: &str) -> anyhow::Result<Str
     );
     let place = match &verified.body {
         PolicyBody::Inline(_) => "inline".to_string(),
-        PolicyBody::At { location, .. } => format!("at {location}"),
+        PolicyBody::At { location, standing, .. } => {
+            let policy = Policy::load(file)?;
+            anyhow::ensure!(
+                policy.standing() == *standing,
+                "the message says {standing}, the document is {}",
+                policy.standing()
+            );
+            format!("at {location}, {standing}")
+        }
     };
-    let replaces = verified
-        .replaces
-        .map_or(String::new(), |v| format!(", replacing version {v}"));
-    Ok(format!(
-        "  signature: valid, key {} ({place}{replaces})",
-        verified.key_id
-    ))
+    Ok(format!("  signature: valid, key {} ({place})", verified.key_id))
 }
 
 fn summary(file: &Path, policy: &Policy) -> String {

@@ -29,6 +29,10 @@ pub fn diff(old: &Path, new: &Path, json: bool, at: DateTime<Utc>) -> u8 {
         for change in &diff.changes {
             println!("{}", change_line(change));
         }
+        for c in &diff.settings {
+            let mark = if c.widened { "+" } else { "-" };
+            println!("{mark} {} {}: {} → {}", c.subject, c.field, c.before, c.after);
+        }
         for share in &diff.shares_revoked {
             println!("  revoked: share {share} (its renditions are deleted when this applies)");
         }

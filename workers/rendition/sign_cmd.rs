@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rendition::control::{PolicyBody, SignedPolicyUpdate, SigningKey};
 use rendition::policy::{DocFormat, Policy};
 use rendition::revocation::RevokeMessage;
@@ -35,10 +35,6 @@ pub enum SignCommand {
         /// inside RENDITION_POLICY_LOCATIONS).
         #[arg(long)]
         location: Option<String>,
-        /// Apply only while exactly this version is in force, even if the
-        /// document's version is lower (undoes a runaway version).
-        #[arg(long)]
-        replaces: Option<u64>,
     },
     /// Sign a revoke of a share (answered like a job, under --job-id).
     Revoke {
@@ -62,29 +58,22 @@ pub fn run(command: SignCommand) -> anyhow::Result<()> {
             );
             println!("{}", key.public_entry());
         }
-        SignCommand::Policy {
-            key,
-            file,
-            location,
-            replaces,
-        } => {
+        SignCommand::Policy { key, file, location } => {
             let key = SigningKey::load(&key).map_err(anyhow::Error::msg)?;
             let text = std::fs::read_to_string(&file).with_context(|| file.display().to_string())?;
             let format = DocFormat::from_path(&file).context("the file name must end in .json, .yaml or .yml")?;
             let policy = Policy::parse(&text, format).with_context(|| file.display().to_string())?;
-            if replaces.is_some_and(|r| r == policy.version()) {
-                bail!("--replaces names the document's own version; a replacement needs another one");
-            }
             let body = match location {
                 None => PolicyBody::Inline(text),
                 Some(location) => PolicyBody::At {
                     location,
                     sha256: Sha256::digest(text.as_bytes()).into(),
+                    standing: policy.standing(),
                 },
             };
-            let message = SignedPolicyUpdate::sign(&key, replaces, &body);
+            let message = SignedPolicyUpdate::sign(&key, &body);
             println!("{}", serde_json::to_string(&message)?);
-            eprintln!("signed policy version {} with key {}", policy.version(), key.id);
+            eprintln!("signed policy {} with key {}", policy.standing(), key.id);
         }
         SignCommand::Revoke { key, share, job_id } => {
             let key = SigningKey::load(&key).map_err(anyhow::Error::msg)?;

@@ -59,10 +59,7 @@ fn covers(change: &Change, who: &Who, ask: &Ask) -> bool {
 /// The change's own question, asked again of `policy` (without the
 /// diff's helper users, so only principals a job can name are re-asked).
 fn ask_again(policy: &Policy, change: &Change) -> Option<Decision> {
-    let principal = match &change.who {
-        Who::Role(_) | Who::Group(_) => return None,
-        who => who.principal(),
-    };
+    let principal = change.who.job_principal()?;
     let (asset, request) = (change.place.asset(), change.place.probe.request());
     let q = Query {
         purpose: change.place.purpose,

@@ -220,6 +220,7 @@ fn build_policy(
         .collect();
     PolicyDocument {
         version: 1,
+        epoch: 0,
         roles,
         users,
         groups: GROUPS.iter().map(|g| g.to_string()).collect(),
