@@ -101,9 +101,20 @@ fn only_signed_updates_apply_and_a_rotated_key_is_accepted() {
         standing: Standing { epoch: 0, version: 52 },
     };
     lab.send_policy(&signed(&lab.control_key, outside));
+    // A signed location whose object is over 16 MiB: refused from S3's
+    // Content-Length, never read whole.
+    let huge = "#".repeat(16 * 1024 * 1024 + 1);
+    put("policies/huge.yaml", &huge);
+    let at_huge = PolicyBody::At {
+        location: format!("s3://{bucket}/policies/huge.yaml"),
+        sha256: Sha256::digest(huge.as_bytes()).into(),
+        standing: Standing { epoch: 0, version: 53 },
+    };
+    lab.send_policy(&signed(&lab.control_key, at_huge));
     wait_for_metrics(
         &worker,
         &[
+            refused("policy_unreadable", 1),
             refused("unsigned_control", 3),
             refused("bad_signature", 2),
             refused("policy_digest_mismatch", 1),
