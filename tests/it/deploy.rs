@@ -42,7 +42,7 @@ fn name_of(doc: &Value) -> &str {
 /// the fields of `struct RawSettings` that are not `#[serde(skip)]` (the
 /// file's keys), kept only if the environment overlay reads them too (when
 /// its `overlay!(raw, …)` call is there to read).
-fn settings_in(source: &str) -> BTreeMap<String, String> {
+pub(crate) fn settings_in(source: &str) -> BTreeMap<String, String> {
     let start = source
         .find("pub struct RawSettings {")
         .expect("`pub struct RawSettings {` in src/settings.rs: teach tests/it/deploy.rs where the settings are");

@@ -7,6 +7,7 @@ mod bombs_make;
 mod cli;
 mod common;
 mod deploy;
+mod docs;
 mod engine;
 mod formats;
 mod formats_heif;
