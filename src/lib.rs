@@ -14,6 +14,7 @@
 //! - [`destinations`]: where publish jobs may copy to (an allow-list).
 //! - [`control`]: signed policy updates and revokes: which keys, which bytes.
 //! - [`priority`]: interactive before bulk, without starving bulk.
+//! - [`routing`]: the broker's routing keys, below both messages and broker.
 //! - [`audit`]: one record per answered job: who received what, under
 //!   which policy version (written to the store, read back by the CLI).
 //!
@@ -61,6 +62,7 @@ pub mod queue;
 pub mod rendition;
 pub mod result;
 pub mod revocation;
+pub mod routing;
 pub mod serve;
 pub mod settings;
 pub mod storage;

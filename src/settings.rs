@@ -21,7 +21,7 @@ use crate::queue::{JobQueue, Topology};
 use crate::storage::s3::S3Config;
 use crate::video::VideoLimits;
 use crate::worker::WorkerConfig;
-use crate::worker::handler::STORAGE_WAIT;
+use crate::worker::handler::{STORAGE_WAIT, default_worker_id};
 
 /// A setting that cannot be used, named as the operator wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -260,18 +260,6 @@ impl RawSettings {
         );
         Ok(raw)
     }
-}
-
-/// `{host}-{pid}`: the host name is the pod's name on Kubernetes, and the
-/// pid tells two workers on one host apart.
-pub fn default_worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".into());
-    format!("{host}-{}", std::process::id())
 }
 
 impl Settings {

@@ -3,8 +3,8 @@
 //! the pipeline all read this one value.
 
 use crate::job::{Job, JobError};
-use crate::queue::REVOKE_ROUTING_KEY;
 use crate::revocation::{REVOKE_SCHEMA, RevokeMessage};
+use crate::routing::REVOKE_ROUTING_KEY;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {

@@ -70,17 +70,12 @@ impl Job {
         })
     }
 
-    /// Contract §5's routing key: the media, or `publish`; prefixed with
-    /// the priority when that is not the key's usual lane (`bulk.image`).
+    /// The routing key (docs/contract.md#broker-topology): the media, or
+    /// `publish`; prefixed with the priority when that is not the key's
+    /// usual lane (`bulk.image`).
     pub fn routing_key(&self) -> String {
-        let base = match (self.purpose, self.asset.media) {
-            (Purpose::Publish, _) => "publish",
-            (_, Media::Image) => "image",
-            (_, Media::Video) => "video",
-            (_, Media::Audio) => "audio",
-            (_, Media::Other) => "other",
-        };
-        crate::queue::lane_key(base, self.priority())
+        let base = crate::routing::base_key(self.purpose, self.asset.media);
+        crate::routing::lane_key(base, self.priority())
     }
 }
 

@@ -5,7 +5,7 @@ use super::Policy;
 use super::decision::{Decision, Rule};
 use super::document::{Access, Role, Share, ShareKind, Visibility};
 use super::limit::DownloadLimits;
-use super::resolve::Query;
+use super::query::Query;
 use super::tree::{Effective, Grant, NodeIdx};
 use crate::job::{Principal, Purpose};
 

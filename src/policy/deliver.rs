@@ -6,7 +6,7 @@ use super::admit::{Admission, role_ceiling};
 use super::decision::{Decision, Delivery, Rule, Target};
 use super::document::{PublishRight, ShareRight};
 use super::limit::{Cap, DownloadLimits, Limit};
-use super::resolve::Query;
+use super::query::Query;
 use super::tree::NodeIdx;
 use crate::job::{Media, OnExceed, Principal, Purpose, Rendition};
 

@@ -24,7 +24,8 @@ use serde::Serialize;
 
 use super::decision::{Decision, Delivery, Rule, Target};
 use super::limit::{Cap, Limit};
-use super::resolve::{Query, resolve};
+use super::query::Query;
+use super::resolve::resolve;
 use super::{Policy, PolicyDocument};
 use crate::job::{Asset, Media, OnExceed, Principal, Purpose, Rendition, Request};
 

@@ -13,6 +13,7 @@ mod deliver;
 pub mod diff;
 pub mod document;
 mod limit;
+mod query;
 mod resolve;
 mod tree;
 mod validate;
@@ -26,7 +27,8 @@ pub use current::{CurrentPolicy, Standing, Update};
 pub use decision::{Decision, Delivery, Rule, Target};
 pub use document::PolicyDocument;
 pub use limit::{Cap, DownloadLimits, Limit};
-pub use resolve::{Query, resolve};
+pub use query::Query;
+pub use resolve::resolve;
 pub use tree::{Effective, NodeIdx, Tree};
 pub use validate::Problem;
 

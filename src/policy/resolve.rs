@@ -2,46 +2,12 @@
 //! to a [`Decision`]. No I/O, no clock: the time a share's expiry is judged
 //! against comes in with the query.
 
-use chrono::{DateTime, Utc};
-
 use super::Policy;
 use super::admit::admit;
 use super::decision::{Decision, Rule};
 use super::deliver::deliver;
 use super::limit::Limit;
-use crate::job::{Asset, Job, Media, Principal, Purpose, Rendition, Request};
-
-/// One question to the resolver.
-#[derive(Debug, Clone, Copy)]
-pub struct Query<'a> {
-    pub purpose: Purpose,
-    pub principal: &'a Principal,
-    pub asset: &'a Asset,
-    pub request: &'a Request,
-    /// The moment share expiry is judged at.
-    pub now: DateTime<Utc>,
-}
-
-impl<'a> Query<'a> {
-    pub fn of(job: &'a Job, now: DateTime<Utc>) -> Query<'a> {
-        Query {
-            purpose: job.purpose,
-            principal: &job.principal,
-            asset: &job.asset,
-            request: &job.request,
-            now,
-        }
-    }
-
-    /// The file type whose limits apply: a poster is an image.
-    pub fn limit_media(&self) -> Media {
-        if self.request.rendition == Rendition::Poster {
-            Media::Image
-        } else {
-            self.asset.media
-        }
-    }
-}
+use super::query::Query;
 
 /// What may this principal get of this asset?
 pub fn resolve(policy: &Policy, q: &Query) -> Decision {

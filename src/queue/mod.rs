@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use crate::error::{Coded, ErrorCode};
 pub use crate::priority::Priority;
+use crate::routing::usual_priority;
+pub use crate::routing::{REVOKE_ROUTING_KEY, lane_key, lane_of};
 
 /// Header: how many times this job has been tried (1 on first delivery).
 pub const ATTEMPT_HEADER: &str = "x-rendition-attempt";
@@ -27,8 +29,6 @@ pub const DEATH_REASON_HEADER: &str = "x-death-reason";
 pub const DEATH_QUEUE_HEADER: &str = "x-death-queue";
 pub const DEATH_COUNT_HEADER: &str = "x-death-count";
 pub const DEATH_ROUTING_KEY_HEADER: &str = "x-death-routing-key";
-/// Routing key of a revoke message (an addition to §5's keys).
-pub const REVOKE_ROUTING_KEY: &str = "revoke";
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("broker: {message}")]
@@ -189,34 +189,6 @@ impl JobQueue {
             }
         }
         keys
-    }
-}
-
-fn usual_priority(base_key: &str) -> Priority {
-    match base_key {
-        "publish" => Priority::Bulk,
-        _ => Priority::Interactive,
-    }
-}
-
-/// The routing key that puts `base_key` (`image`, `publish`…) in the lane
-/// of `priority`: the plain key when that is its usual lane.
-pub fn lane_key(base_key: &str, priority: Priority) -> String {
-    if priority == usual_priority(base_key) {
-        base_key.to_string()
-    } else {
-        format!("{}.{base_key}", priority.as_str())
-    }
-}
-
-/// The lane a routing key names, and the key without its prefix.
-pub fn lane_of(routing_key: &str) -> (Priority, &str) {
-    match routing_key.split_once('.') {
-        Some((prefix, base)) => match Priority::parse(prefix) {
-            Some(priority) => (priority, base),
-            None => (usual_priority(routing_key), routing_key),
-        },
-        None => (usual_priority(routing_key), routing_key),
     }
 }
 

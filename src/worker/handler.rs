@@ -18,7 +18,6 @@ use crate::queue::{
     REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology, lane_key, lane_of,
 };
 use crate::result::{JobResult, Status};
-use crate::settings::default_worker_id;
 use crate::storage::Store;
 use crate::work::Work;
 
@@ -57,6 +56,18 @@ pub struct Handler<S> {
 
 /// How long a job waits out a storage outage unless told otherwise.
 pub const STORAGE_WAIT: Duration = Duration::from_secs(300);
+
+/// `{host}-{pid}`: the host name is the pod's name on Kubernetes, and the
+/// pid tells two workers on one host apart.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
 
 impl<S: Store> Handler<S> {
     pub fn new(pipeline: Pipeline<S>, policy: Policy, topology: Topology, metrics: Arc<Metrics>) -> Handler<S> {
