@@ -1,24 +1,12 @@
 //! The broker's routing keys (docs/contract.md#broker-topology): the names a
-//! job, a revoke and a lane go by. Below both the messages ([`crate::job`],
-//! [`crate::work`]) and the broker ([`crate::queue`]), so neither has to
-//! know the other to name a delivery.
+//! revoke and a lane go by. Below both the messages ([`crate::job`],
+//! [`crate::work`]) and the broker ([`crate::queue`]), and importing
+//! neither, so neither has to know the other to name a delivery.
 
-use crate::job::{Media, Purpose};
 use crate::priority::Priority;
 
 /// Routing key of a revoke message.
 pub const REVOKE_ROUTING_KEY: &str = "revoke";
-
-/// A job's key before its lane: the media, or `publish`.
-pub fn base_key(purpose: Purpose, media: Media) -> &'static str {
-    match (purpose, media) {
-        (Purpose::Publish, _) => "publish",
-        (_, Media::Image) => "image",
-        (_, Media::Video) => "video",
-        (_, Media::Audio) => "audio",
-        (_, Media::Other) => "other",
-    }
-}
 
 /// The lane a key goes to without a prefix: someone waits for everything
 /// but a publish run.

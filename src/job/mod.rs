@@ -74,7 +74,13 @@ impl Job {
     /// `publish`; prefixed with the priority when that is not the key's
     /// usual lane (`bulk.image`).
     pub fn routing_key(&self) -> String {
-        let base = crate::routing::base_key(self.purpose, self.asset.media);
+        let base = match (self.purpose, self.asset.media) {
+            (Purpose::Publish, _) => "publish",
+            (_, Media::Image) => "image",
+            (_, Media::Video) => "video",
+            (_, Media::Audio) => "audio",
+            (_, Media::Other) => "other",
+        };
         crate::routing::lane_key(base, self.priority())
     }
 }
