@@ -12,7 +12,7 @@ use std::io::SeekFrom;
 
 use super::RenderError;
 use super::input::{Input, Reader, read_up_to};
-use super::probe::SourceFormat;
+use super::source::SourceFormat;
 
 /// The caps walked here, for the formats walked here (JPEG's is walked
 /// with its header, whose end it finds).

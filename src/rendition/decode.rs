@@ -8,117 +8,13 @@ use image::{DynamicImage, ImageDecoder, RgbImage};
 use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::input::Input;
-use super::probe::{Header, SourceFormat};
+use super::source::{Header, SourceFormat};
 use super::{
     EngineLimits, RenderError, color, heif, jp2, jpeg_meta, libtiff, magick, pdf, psd, raw, rows, shrink, svg,
 };
 
-/// Who made the picture: the only metadata kept on outputs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Credits {
-    pub artist: Option<String>,
-    pub copyright: Option<String>,
-}
-
-impl Credits {
-    pub(super) fn from_exif(exif: Option<&[u8]>) -> Credits {
-        let Some(tiff) = exif else { return Credits::default() };
-        Credits {
-            artist: jpeg_meta::ascii(tiff, 0x013B),
-            copyright: jpeg_meta::ascii(tiff, 0x8298),
-        }
-    }
-}
-
-/// Decoded, upright, sRGB, 8 bits per channel (RGB, or RGBA with alpha).
-pub struct Picture {
-    pub image: DynamicImage,
-    pub credits: Credits,
-    /// The upright size of the original before any shrink on load: output
-    /// sizes are fitted to it, so a shrunk decode gives the same sizes.
-    pub full_size: (u32, u32),
-}
-
-impl Picture {
-    /// Pixels at their full size (a video frame, a logo).
-    pub fn new(image: DynamicImage) -> Picture {
-        let full_size = (image.width(), image.height());
-        Picture {
-            image,
-            credits: Credits::default(),
-            full_size,
-        }
-    }
-    pub fn width(&self) -> u32 {
-        self.image.width()
-    }
-    pub fn height(&self) -> u32 {
-        self.image.height()
-    }
-    pub fn has_alpha(&self) -> bool {
-        self.image.color().has_alpha()
-    }
-}
-
-/// What a decoder read, before colour and orientation are applied.
-pub(super) struct Decoded {
-    /// 8-bit grey, grey+alpha, RGB or RGBA.
-    pub(super) image: DynamicImage,
-    pub(super) icc: Option<Vec<u8>>,
-    pub(super) credits: Credits,
-    pub(super) orientation: Orientation,
-}
-
-impl Decoded {
-    /// Pixels a child process drew in sRGB, upright, with no metadata.
-    pub(super) fn drawn(image: DynamicImage) -> Decoded {
-        Decoded {
-            image,
-            icc: None,
-            credits: Credits::default(),
-            orientation: Orientation::NoTransforms,
-        }
-    }
-
-    /// To sRGB RGB(A), then upright.
-    fn finish(self, header: &Header) -> Picture {
-        let mut image = if self.image.color().has_alpha() {
-            DynamicImage::ImageRgba8(self.image.into_rgba8())
-        } else {
-            DynamicImage::ImageRgb8(self.image.into_rgb8())
-        };
-        if let Some(icc) = &self.icc {
-            let channels = usize::from(image.color().channel_count());
-            let pixels: &mut [u8] = match &mut image {
-                DynamicImage::ImageRgba8(i) => i,
-                DynamicImage::ImageRgb8(i) => i,
-                _ => unreachable!("converted above"),
-            };
-            color::rgb_to_srgb(pixels, channels, icc);
-        }
-        image.apply_orientation(self.orientation);
-        let turned = matches!(
-            self.orientation,
-            Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
-        );
-        let full_size = if turned {
-            (header.height, header.width)
-        } else {
-            (header.width, header.height)
-        };
-        Picture {
-            image,
-            credits: self.credits,
-            full_size,
-        }
-    }
-}
-
-/// The bytes a whole-image decode may allocate: 16-bit RGBA, plus the
-/// 8-bit copy made of it.
-pub(super) fn full_decode_bytes(header: &Header) -> u64 {
-    u64::from(header.width) * u64::from(header.height) * 12 + (64 << 20)
-}
+pub use super::source::{Credits, Picture};
+use super::source::{Decoded, eight_bit, full_decode_bytes};
 
 /// Decodes `input`; `largest` is the biggest long edge any output needs
 /// (`None`: full size), which lets JPEG decode at a reduced scale and PNG
@@ -182,24 +78,6 @@ pub fn decode(
 
 fn decode_magick(input: Input<'_>, header: &Header, limits: &EngineLimits) -> Result<Decoded, RenderError> {
     magick::decode(input, header.format, (header.width, header.height), limits)
-}
-
-/// 16-bit and float pictures to 8 bits; grey stays grey until shrunk.
-pub(super) fn eight_bit(image: DynamicImage) -> DynamicImage {
-    match image {
-        i @ (DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_)) => i,
-        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.into_rgba8()),
-        other => DynamicImage::ImageRgb8(other.into_rgb8()),
-    }
-}
-
-/// The PNM (PPM or PAM) a child process printed.
-pub(super) fn from_child_pnm(pnm: &[u8], what: &str) -> Result<DynamicImage, RenderError> {
-    image::load_from_memory_with_format(pnm, image::ImageFormat::Pnm)
-        .map_err(|e| RenderError::CorruptInput(format!("{what}: the child's output: {e}")))
 }
 
 /// PNG and TIFF through the shrinking readers, where their layout allows

@@ -5,7 +5,7 @@
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, RgbImage};
 
-use super::decode::Credits;
+use super::source::Credits;
 use super::{OutputFormat, RenderError, heif, jpeg_meta};
 
 pub fn encode(

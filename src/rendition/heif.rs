@@ -14,8 +14,8 @@ use libheif_rs::{
     color_profile_types,
 };
 
-use super::decode::{Credits, Decoded};
 use super::input::Input;
+use super::source::{Credits, Decoded};
 use super::{RenderError, heif_meta};
 
 /// One initialisation of libheif for the process (its plugins are loaded

@@ -16,8 +16,8 @@ use image::metadata::Orientation;
 use image::{DynamicImage, GrayAlphaImage, GrayImage, RgbImage, RgbaImage};
 use openjpeg_sys as opj;
 
-use super::decode::{Credits, Decoded};
 use super::input::{Input, Reader, read_up_to};
+use super::source::{Credits, Decoded};
 use super::{RenderError, caps, color};
 
 const JP2_SIGNATURE: &[u8] = b"\0\0\0\x0cjP  \r\n\x87\n";

@@ -18,8 +18,8 @@ use std::io::{Seek, SeekFrom};
 use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage, RgbaImage};
 
-use super::decode::{Credits, Decoded};
 use super::input::{Input, Reader, read_up_to};
+use super::source::{Credits, Decoded};
 use super::{RenderError, color};
 
 #[repr(C)]

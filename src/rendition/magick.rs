@@ -10,9 +10,9 @@
 //! URL); its scratch files go to a private directory that is removed
 //! afterwards, each no larger than the picture needs.
 
-use super::decode::{self, Decoded};
 use super::input::Input;
-use super::probe::SourceFormat;
+use super::source::SourceFormat;
+use super::source::{self, Decoded};
 use super::{EngineLimits, RenderError, child};
 
 /// What `identify` may print.
@@ -167,7 +167,7 @@ pub(super) fn decode(
     ];
     let run = tool("/usr/bin/convert", args, input, limits, pam as usize, scratch);
     let out = run.output()?.map_err(|failed| failed.corrupt(&run))?.out;
-    let image = decode::from_child_pnm(&out, coder)?;
+    let image = source::from_child_pnm(&out, coder)?;
     if (image.width(), image.height()) != size {
         return Err(RenderError::CorruptInput(format!(
             "{coder}: {}×{} pixels decoded, the header said {}×{}",
@@ -177,7 +177,7 @@ pub(super) fn decode(
             size.1
         )));
     }
-    Ok(Decoded::drawn(decode::eight_bit(image)))
+    Ok(Decoded::drawn(source::eight_bit(image)))
 }
 
 /// `coder:-[0]`: stdin, read with that coder only, its first frame.

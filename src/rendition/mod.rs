@@ -41,6 +41,7 @@ mod raw;
 pub mod resize;
 mod rows;
 pub mod shrink;
+pub mod source;
 pub mod spec;
 mod svg;
 pub mod watermark;

@@ -10,8 +10,8 @@
 //! that this would pass the source pixel limit); it is drawn once, straight
 //! at the size the largest output needs.
 
-use super::decode::{self, Decoded};
 use super::input::Input;
+use super::source::{self, Decoded};
 use super::{EngineLimits, RenderError, child};
 
 /// Print resolution: what a page's "own size" is in pixels.
@@ -126,7 +126,7 @@ pub(super) fn decode(
     // The PPM header, and the drawn page (its short side rounds either way).
     let max = 64 + (edge as usize + 1) * (edge as usize + 1) * 3;
     let ppm = run("/usr/bin/pdftoppm", &args, input, limits, max)?;
-    let image = decode::from_child_pnm(&ppm, "PDF")?;
+    let image = source::from_child_pnm(&ppm, "PDF")?;
     Ok(Decoded::drawn(image::DynamicImage::ImageRgb8(image.into_rgb8())))
 }
 

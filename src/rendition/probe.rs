@@ -1,128 +1,18 @@
 //! Reads only the header: what the source is and how big, so that a
 //! 60 000 × 60 000 PNG is refused before a byte of pixels is allocated.
 
-use image::{ImageDecoder, ImageFormat, ImageReader};
+use image::{ImageDecoder, ImageFormat};
 
-use super::input::{Input, Reader};
+use super::input::Input;
 use super::{EngineLimits, RenderError, caps, heif, jp2, libtiff, magick, pdf, psd, raw, rows, svg};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceFormat {
-    Jpeg,
-    Png,
-    Webp,
-    Tiff,
-    Gif,
-    Bmp,
-    Ico,
-    Pnm,
-    /// Truevision TGA: no magic number, told by a plausible header.
-    Tga,
-    /// DirectDraw Surface (DXT1/3/5 textures).
-    Dds,
-    /// HEIC/HEIF and AVIF, through libheif.
-    Heif,
-    /// Photoshop PSD and PSB: the merged composite.
-    Psd,
-    /// JPEG 2000: JP2 files and bare J2K codestreams, through OpenJPEG.
-    Jp2,
-    /// SVG, drawn by resvg at the output's size.
-    Svg,
-    /// A PDF page, drawn by poppler at the output's size.
-    Pdf,
-    /// SGI (IRIS) images, through ImageMagick, as are the seven below.
-    Sgi,
-    /// ZSoft PCX.
-    Pcx,
-    /// X PixMap.
-    Xpm,
-    /// Sun raster.
-    SunRaster,
-    /// FITS (astronomy): the first image.
-    Fits,
-    /// X BitMap (text, 1 bit).
-    Xbm,
-    /// Portable FloatMap (PNM's floating-point cousin).
-    Pfm,
-    /// DCX, multipage PCX: the first page.
-    Dcx,
-    /// Camera RAW (DNG, CR2, NEF, ARW, ORF, RW2, RAF, …), through dcraw.
-    Raw,
-}
+pub use super::source::{Header, SourceFormat};
 
 impl SourceFormat {
-    /// The `image` crate's name for the formats it decodes (`None`: read
-    /// by another library).
-    pub(crate) fn image_format(self) -> Option<ImageFormat> {
-        Some(match self {
-            SourceFormat::Jpeg => ImageFormat::Jpeg,
-            SourceFormat::Png => ImageFormat::Png,
-            SourceFormat::Webp => ImageFormat::WebP,
-            SourceFormat::Tiff => ImageFormat::Tiff,
-            SourceFormat::Gif => ImageFormat::Gif,
-            SourceFormat::Bmp => ImageFormat::Bmp,
-            SourceFormat::Ico => ImageFormat::Ico,
-            SourceFormat::Pnm => ImageFormat::Pnm,
-            SourceFormat::Tga => ImageFormat::Tga,
-            SourceFormat::Dds => ImageFormat::Dds,
-            SourceFormat::Heif
-            | SourceFormat::Psd
-            | SourceFormat::Jp2
-            | SourceFormat::Svg
-            | SourceFormat::Pdf
-            | SourceFormat::Sgi
-            | SourceFormat::Pcx
-            | SourceFormat::Xpm
-            | SourceFormat::SunRaster
-            | SourceFormat::Fits
-            | SourceFormat::Xbm
-            | SourceFormat::Pfm
-            | SourceFormat::Dcx
-            | SourceFormat::Raw => return None,
-        })
-    }
-
-    /// An `image` reader over `input` for this format.
-    pub(crate) fn image_reader<'a>(self, input: Input<'a>) -> Result<ImageReader<Box<dyn Reader + 'a>>, RenderError> {
-        let format = self
-            .image_format()
-            .ok_or_else(|| RenderError::UnsupportedFormat(format!("{self:?} is not read by `image`")))?;
-        Ok(ImageReader::with_format(input.open()?, format))
-    }
-
     /// Read by ImageMagick alone (SGI, PCX, …): it has a coder and
     /// `image` does not read it.
     pub(crate) fn is_legacy(self) -> bool {
         magick::coder(self).is_some() && self.image_format().is_none()
-    }
-
-    /// Decoded from the whole file in memory (its compressed bytes count
-    /// in the render's reservation), not read a block at a time.
-    pub fn decoded_in_memory(self) -> bool {
-        matches!(self, SourceFormat::Jpeg | SourceFormat::Heif | SourceFormat::Svg)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    pub format: SourceFormat,
-    /// The page (from 1) this header is of: a PDF's or a TIFF's.
-    pub page: u32,
-    pub width: u32,
-    pub height: u32,
-    /// Rows decoded at a time when the decoder shrinks as it reads (PNG:
-    /// 1, TIFF: a strip or a tile's height); `None`: the whole image is
-    /// decoded at once.
-    pub band_rows: Option<u32>,
-    /// Bytes per pixel as the decoder makes them (16-bit RGBA: 8; CMYK: 4).
-    pub pixel_bytes: u8,
-    /// The decoder makes 8-bit RGB or RGBA: no converted copy is needed.
-    pub rgb8: bool,
-}
-
-impl Header {
-    pub fn long_edge(&self) -> u32 {
-        self.width.max(self.height)
     }
 }
 

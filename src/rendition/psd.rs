@@ -14,9 +14,9 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::decode::{Credits, Decoded};
 use super::input::Input;
 use super::shrink::Shrinker;
+use super::source::{Credits, Decoded};
 use super::{RenderError, caps, color};
 
 /// Photoshop's colour modes (header field), the ones read here.

@@ -8,8 +8,8 @@
 //! small to hold its pixels (a metadata-only stub dcraw would "decode" to
 //! black) is refused first.
 
-use super::decode::{self, Decoded};
 use super::input::Input;
+use super::source::{self, Decoded};
 use super::{EngineLimits, RenderError, child, jpeg_meta};
 
 /// How much of a TIFF-like file is read for its first directory.
@@ -124,7 +124,7 @@ pub(super) fn decode(
     {
         return Err(RenderError::CorruptInput(format!("RAW: {}", damage.trim())));
     }
-    let image = decode::from_child_pnm(&done.out, "RAW")?;
+    let image = source::from_child_pnm(&done.out, "RAW")?;
     // dcraw halves only sensors with a colour filter (not LinearRaw DNGs,
     // Foveon, monochrome): a half-size run may give the full size.
     let fits = |drawn: u32, own: u32| drawn == own || half && drawn.abs_diff(own / 2) <= 1;

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::DynamicImage;
 
-use super::decode::Picture;
+use super::source::Picture;
 use super::{RenderError, Size};
 
 /// The output size for a `width`×`height` picture: long edge at most the

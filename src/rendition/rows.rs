@@ -11,9 +11,9 @@ use tiff::decoder::{ChunkType, Decoder as TiffDecoder, DecodingResult, Limits as
 use tiff::tags::Tag;
 
 use super::RenderError;
-use super::decode::{Credits, Decoded};
 use super::input::Reader;
 use super::shrink::Shrinker;
+use super::source::{Credits, Decoded};
 
 /// 8-bit pixels of `channels` samples (1–4), shrunk, as an image.
 pub(super) fn image_of(

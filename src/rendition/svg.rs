@@ -20,9 +20,9 @@ use image::RgbaImage;
 use image::metadata::Orientation;
 use resvg::{tiny_skia, usvg};
 
-use super::decode::{Credits, Decoded};
 use super::forked::{self, Bounds};
 use super::input::Input;
+use super::source::{Credits, Decoded};
 use super::{EngineLimits, RenderError, caps};
 
 /// The largest SVG read: it is held whole, and its tree is several times

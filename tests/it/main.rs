@@ -19,6 +19,7 @@ mod formats_raw;
 mod formats_svg;
 mod formats_tiff;
 mod fuzz_corpus;
+mod imports;
 mod memory;
 mod pipeline;
 mod properties;
