@@ -6,15 +6,15 @@
 //! is a fine answer to garbage; a panic means the code under test panicked or
 //! an answer broke an invariant checked here.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::job::{Asset, Format, Job, Media, OnExceed, Principal, Purpose, Rendition, Request};
-use crate::policy::document::{Collection, InheritMode, PolicyDocument, ShareKind, Visibility};
-use crate::policy::{Decision, Delivery, DocFormat, DownloadLimits, Limit, Policy, Query, Target, resolve};
+use crate::policy::document::PolicyDocument;
+use crate::policy::invariants::{Nodes, check, index};
+use crate::policy::{DocFormat, Policy, Query, resolve};
 use crate::rendition::{EngineLimits, OutputFormat, Position, Size, Spec, WatermarkSpec};
 use crate::video::{Deadline, VideoLimits};
 use crate::work::Work;
@@ -36,7 +36,7 @@ pub fn job(bytes: &[u8]) {
         );
         let policy = fixture_policy();
         let q = Query::of(&job, now());
-        check(policy.document(), &index(policy.document()), &q, &resolve(policy, &q));
+        keeps_invariants(policy.document(), &q, &resolve(policy, &q));
     }
 }
 
@@ -56,7 +56,7 @@ pub fn policy(bytes: &[u8]) {
         let nodes = index(doc);
         asks(doc, &nodes, |q| {
             let d = resolve(&policy, q);
-            check(doc, &nodes, q, &d);
+            keeps_invariants(doc, q, &d);
             assert_eq!(resolve(&again, q), d, "the round trip decides the same");
         });
     }
@@ -203,161 +203,9 @@ fn asks(doc: &PolicyDocument, nodes: &Nodes, mut each: impl FnMut(&Query)) {
     }
 }
 
-/// Every node by id, with its parent's id: the document read naively, not
-/// through the resolver's precomputed tree.
-type Nodes<'a> = HashMap<&'a str, (&'a Collection, Option<&'a str>)>;
-
-fn index(doc: &PolicyDocument) -> Nodes<'_> {
-    fn walk<'a>(list: &'a [Collection], parent: Option<&'a str>, out: &mut Nodes<'a>) {
-        for c in list {
-            out.insert(&c.id, (c, parent.or(c.parent.as_deref())));
-            walk(&c.children, Some(&c.id), out);
-        }
-    }
-    let mut out = HashMap::new();
-    walk(&doc.collections, None, &mut out);
-    out
-}
-
-fn mode(nodes: &Nodes, id: &str) -> InheritMode {
-    let (c, parent) = nodes[id];
-    c.inherit.unwrap_or(if parent.is_none() {
-        InheritMode::Native
-    } else {
-        InheritMode::Inherit
-    })
-}
-
-/// The largest limit any principal could get at `id`, and the nearest
-/// native node at or above it (whose visibility applies).
-fn reach<'a>(nodes: &Nodes<'a>, id: &'a str, media: Media) -> (Limit, &'a str) {
-    let (mut best, mut at) = (Limit::None, id);
-    loop {
-        let (c, parent) = nodes[at];
-        match mode(nodes, at) {
-            InheritMode::Native => {
-                return (
-                    best.max(c.download.unwrap_or(DownloadLimits::NOTHING).for_media(media)),
-                    at,
-                );
-            }
-            InheritMode::InheritAndNative => best = best.max(c.download.map_or(Limit::None, |d| d.for_media(media))),
-            InheritMode::Inherit => {}
-        }
-        at = parent.expect("a top-level node is native");
-    }
-}
-
-fn is_within(nodes: &Nodes, id: &str, top: &str) -> bool {
-    let mut at = Some(id);
-    while let Some(n) = at {
-        if n == top {
-            return true;
-        }
-        at = nodes[n].1;
-    }
-    false
-}
-
-/// The invariants of tests/it/properties/invariants.rs, on one decision.
-fn check(doc: &PolicyDocument, nodes: &Nodes, q: &Query, d: &Decision) {
-    let limit = d.limit.map_or(Limit::None, |c| c.as_limit());
-    let media = q.limit_media();
-    let why = &d.reason;
-    if d.allowed {
-        assert!(
-            limit != Limit::None && !d.targets.is_empty() && d.delivery.is_some(),
-            "{why}"
-        );
-    } else {
-        assert!(
-            d.limit.is_none() && d.targets.is_empty() && d.delivery.is_none() && !d.watermark,
-            "{why}"
-        );
-        assert!(d.reason.starts_with("denied: "), "{why}");
-    }
-    for t in &d.targets {
-        assert!(t.as_limit() <= limit, "target {t:?} above {limit:?}: {why}");
-        if *t == Target::Original {
-            assert!(
-                limit == Limit::Original && !d.watermark && d.delivery == Some(Delivery::Original),
-                "{why}"
-            );
-        }
-    }
-    assert!(
-        !(d.allowed && q.request.on_exceed == OnExceed::Deny && d.clamped),
-        "deny clamped: {why}"
-    );
-    if !nodes.contains_key(q.asset.collection.as_str()) {
-        return assert!(!d.allowed, "unknown collection admitted: {why}");
-    }
-    let user = match q.principal {
-        Principal::User(u) => doc.users.get(u),
-        _ => None,
-    };
-    if user.is_some_and(|u| doc.roles[&u.role].staff) {
-        let no_proxy = q.request.rendition == Rendition::Proxy && matches!(media, Media::Audio | Media::Other);
-        return assert!(d.allowed || no_proxy, "staff denied: {why}");
-    }
-    let (largest, native) = reach(nodes, &q.asset.collection, media);
-    if nodes[native].0.visibility == Some(Visibility::OwnerOnly) {
-        assert!(!d.allowed, "owner_only admitted a non-staff principal: {why}");
-    }
-    if !d.allowed {
-        return;
-    }
-    assert!(limit <= largest, "above the collection limit: {why}");
-    if let Some(role) = d.role.as_ref().map(|r| &doc.roles[r]) {
-        if let Some(ceiling) = role.download.filter(|_| !role.staff) {
-            assert!(limit <= ceiling.for_media(media), "above the role ceiling: {why}");
-        }
-        assert!(!role.watermark || d.watermark, "watermark role unmarked: {why}");
-    }
-    if d.delivery == Some(Delivery::Proxy) {
-        assert!(
-            limit <= doc.proxy.as_limits().for_media(media) && d.watermark,
-            "proxy too large or unmarked: {why}"
-        );
-    }
-    if let (Principal::User(u), Some(user)) = (q.principal, user) {
-        let named = |c: &Collection| {
-            let inv = c.invited.iter();
-            inv.filter(|i| i.user.as_deref() == Some(u) || i.group.as_ref().is_some_and(|g| user.groups.contains(g)))
-                .all(|i| doc.roles[&i.role].watermark)
-        };
-        if doc.roles[&user.role].watermark && nodes.values().all(|(c, _)| named(c)) {
-            assert!(d.watermark, "a user with only watermark roles unmarked: {why}");
-        }
-    }
-    if let Principal::Share { share, email } = q.principal {
-        let s = doc
-            .shares
-            .iter()
-            .find(|s| &s.id == share)
-            .expect("an admitted share exists");
-        assert!(
-            !s.revoked && s.verified && s.expires_at.is_none_or(|at| at > q.now),
-            "{why}"
-        );
-        assert!(s.email.eq_ignore_ascii_case(email), "{why}");
-        assert!(
-            s.scope.iter().any(|top| is_within(nodes, &q.asset.collection, top)),
-            "outside scope: {why}"
-        );
-        if s.kind == ShareKind::Proxy {
-            assert!(
-                d.delivery == Some(Delivery::Proxy) && d.watermark && limit < Limit::Original,
-                "{why}"
-            );
-        }
-    }
-    if q.asset.restricted {
-        let user = user.unwrap_or_else(|| panic!("restricted asset to a non-user: {why}"));
-        assert!(
-            user.manage_restricted
-                .unwrap_or(doc.roles[&user.role].manage_restricted),
-            "{why}"
-        );
+/// The invariants of src/policy/invariants.rs, as a panic for the fuzzer.
+fn keeps_invariants(doc: &PolicyDocument, q: &Query, d: &crate::policy::Decision) {
+    if let Err(broken) = check(doc, q, d) {
+        panic!("a decision broke an invariant: {broken}");
     }
 }

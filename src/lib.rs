@@ -49,6 +49,7 @@ pub mod budget;
 pub mod control;
 pub mod destinations;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod job;

@@ -12,6 +12,8 @@ mod decision;
 mod deliver;
 pub mod diff;
 pub mod document;
+#[cfg(feature = "fuzzing")]
+pub mod invariants;
 mod limit;
 mod query;
 mod resolve;

@@ -63,18 +63,19 @@ fn named(text: &str, me: &[String]) -> Vec<Vec<String>> {
             path.extend(head.split("::").filter(|p| !p.is_empty()).map(str::to_string));
             // `use super::{a, b}`: each name in the braces.
             let after = &rest[head.len()..];
-            if head.is_empty() || head.ends_with("::") {
-                if let Some(list) = after.strip_prefix('{').and_then(|l| l.split('}').next()) {
-                    for item in list.split(',') {
-                        let first = item.trim().split("::").next().unwrap_or("").trim();
-                        if !first.is_empty() && first != "self" {
-                            let mut each = path.clone();
-                            each.push(first.to_string());
-                            paths.push(each);
-                        }
+            let braces = (head.is_empty() || head.ends_with("::"))
+                .then(|| after.strip_prefix('{').and_then(|l| l.split('}').next()))
+                .flatten();
+            if let Some(list) = braces {
+                for item in list.split(',') {
+                    let first = item.trim().split("::").next().unwrap_or("").trim();
+                    if !first.is_empty() && first != "self" {
+                        let mut each = path.clone();
+                        each.push(first.to_string());
+                        paths.push(each);
                     }
-                    continue;
                 }
+                continue;
             }
             paths.push(path);
         }

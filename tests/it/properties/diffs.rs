@@ -11,8 +11,8 @@ use rendition::policy::{Decision, Policy, Query, resolve};
 
 use super::asks::{Ask, ask};
 use super::generators::policy_doc;
-use super::oracle::count_nodes;
 use super::{decide, now};
+use rendition::policy::invariants::count_nodes;
 
 /// What is delivered, without why (the diff's comparison).
 fn delivered(d: &Decision) -> impl PartialEq + std::fmt::Debug + '_ {

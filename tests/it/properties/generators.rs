@@ -12,7 +12,7 @@ use rendition::policy::{DownloadLimits, Limit};
 
 use super::asks::{Ask, ask};
 use super::now;
-use super::oracle::count_nodes;
+use rendition::policy::invariants::count_nodes;
 
 pub(super) const ROLES: [&str; 5] = ["boss", "r0", "r1", "r2", "r3"];
 pub(super) const USERS: usize = 6;

@@ -6,9 +6,10 @@
 //! document directly, with a naive walk of the tree, not the resolver's own
 //! precomputed settings.
 //!
-//! `generators` makes the policies, `asks` the questions, `oracle` is the naive
-//! reading, `invariants` the checks every decision must pass; the properties
-//! themselves are here. Their regression seeds are in
+//! `generators` makes the policies, `asks` the questions; the naive reading
+//! and the checks every decision must pass are the library's own
+//! (`rendition::policy::invariants`, shared with the fuzz targets); the
+//! properties themselves are here. Their regression seeds are in
 //! `tests/proptest-regressions/properties/mod.txt` (proptest names the file
 //! after this one).
 
@@ -16,7 +17,6 @@ mod asks;
 mod diffs;
 mod generators;
 mod invariants;
-mod oracle;
 mod replays;
 
 use chrono::{DateTime, Duration, Utc};
@@ -28,7 +28,7 @@ use rendition::policy::{Decision, DownloadLimits, Limit, Policy, Query, resolve}
 use asks::Ask;
 use generators::{ROLES, case, limits};
 use invariants::check_invariants;
-use oracle::{count_nodes, index, is_within, mode, native_source};
+use rendition::policy::invariants::{count_nodes, index, is_within, mode, native_source};
 
 const CASES: u32 = 10_000;
 
@@ -71,18 +71,18 @@ proptest! {
     #[test]
     fn inheriting_equals_copying_the_ancestor((doc, asks) in case(), pick in any::<usize>()) {
         let nodes = index(&doc);
-        let mut inheriting: Vec<&String> = nodes.keys().filter(|id| mode(&nodes, id) == InheritMode::Inherit).collect();
+        let mut inheriting: Vec<&str> = nodes.keys().copied().filter(|id| mode(&nodes, id) == InheritMode::Inherit).collect();
         inheriting.sort();
         prop_assume!(!inheriting.is_empty());
-        let x = inheriting[pick % inheriting.len()].clone();
-        let source = native_source(&nodes, &x);
+        let x = inheriting[pick % inheriting.len()].to_string();
+        let source = native_source(&nodes, &x).to_string();
         // Only a chain of plain `inherit` nodes copies the source verbatim.
         let mut at = x.clone();
         while at != source {
             prop_assume!(mode(&nodes, &at) == InheritMode::Inherit);
-            at = nodes[&at].1.clone().unwrap();
+            at = nodes[at.as_str()].1.unwrap().to_string();
         }
-        let copied = copy_settings(&doc, &x, &nodes[&source].0);
+        let copied = copy_settings(&doc, &x, nodes[source.as_str()].0);
         let (before, after) = (Policy::from_document(doc.clone()).unwrap(), Policy::from_document(copied).unwrap());
         for ask in &asks {
             // A password names a collection; one above x no longer reaches x's subtree.

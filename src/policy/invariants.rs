@@ -1,0 +1,202 @@
+//! The invariants every decision keeps, checked against a naive reading of
+//! the policy document: the tree walked node by node, not the resolver's
+//! precomputed settings. Written once for the property tests
+//! (`tests/it/properties/`) and the fuzz targets (`src/fuzzing.rs`);
+//! compiled only with the `fuzzing` feature, never into the binaries.
+
+use std::collections::HashMap;
+
+use super::document::{Collection, InheritMode, PolicyDocument, ShareKind, Visibility};
+use super::{Decision, Delivery, DownloadLimits, Limit, Query, Target};
+use crate::job::{Media, OnExceed, Principal, Rendition};
+
+/// Every node by id, with its parent's id.
+pub type Nodes<'a> = HashMap<&'a str, (&'a Collection, Option<&'a str>)>;
+
+pub fn index(doc: &PolicyDocument) -> Nodes<'_> {
+    fn walk<'a>(list: &'a [Collection], parent: Option<&'a str>, out: &mut Nodes<'a>) {
+        for c in list {
+            out.insert(&c.id, (c, parent.or(c.parent.as_deref())));
+            walk(&c.children, Some(&c.id), out);
+        }
+    }
+    let mut out = HashMap::new();
+    walk(&doc.collections, None, &mut out);
+    out
+}
+
+pub fn count_nodes(list: &[Collection]) -> usize {
+    list.iter().map(|c| 1 + count_nodes(&c.children)).sum()
+}
+
+pub fn mode(nodes: &Nodes, id: &str) -> InheritMode {
+    let (c, parent) = nodes[id];
+    c.inherit.unwrap_or(if parent.is_none() {
+        InheritMode::Native
+    } else {
+        InheritMode::Inherit
+    })
+}
+
+/// The nearest node at or above `id` that does not inherit at all.
+pub fn native_source<'a>(nodes: &Nodes<'a>, id: &str) -> &'a str {
+    let mut at = nodes.get_key_value(id).map(|(k, _)| *k).expect("a node of the tree");
+    while mode(nodes, at) != InheritMode::Native {
+        at = nodes[at].1.expect("a top-level node is native");
+    }
+    at
+}
+
+pub fn is_within(nodes: &Nodes, id: &str, top: &str) -> bool {
+    let mut at = Some(id);
+    while let Some(n) = at {
+        if n == top {
+            return true;
+        }
+        at = nodes[n].1;
+    }
+    false
+}
+
+/// The largest collection limit any principal could get at `id` for
+/// `media`: the native source's, or a native grant of an
+/// `inherit_and_native` gallery on the way up.
+pub fn largest_collection_limit(nodes: &Nodes, id: &str, media: Media) -> Limit {
+    let mut best = Limit::None;
+    let mut at = id;
+    loop {
+        let (c, parent) = nodes[at];
+        match mode(nodes, at) {
+            InheritMode::Native => return best.max(c.download.unwrap_or(DownloadLimits::NOTHING).for_media(media)),
+            InheritMode::InheritAndNative => best = best.max(c.download.map_or(Limit::None, |d| d.for_media(media))),
+            InheritMode::Inherit => {}
+        }
+        at = parent.expect("a top-level node is native");
+    }
+}
+
+/// Roles a user could hold anywhere: the team role and every invitation's.
+pub fn roles_of<'a>(doc: &'a PolicyDocument, nodes: &Nodes<'a>, user: &str) -> Vec<&'a str> {
+    let u = &doc.users[user];
+    let mut roles = vec![u.role.as_str()];
+    for (c, _) in nodes.values() {
+        for inv in &c.invited {
+            let named = inv.user.as_deref() == Some(user) || inv.group.as_ref().is_some_and(|g| u.groups.contains(g));
+            if named {
+                roles.push(&inv.role);
+            }
+        }
+    }
+    roles
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+/// Whether decision `d` to question `q` keeps every invariant of `doc`.
+pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String> {
+    let nodes = index(doc);
+    let limit = d.limit.map_or(Limit::None, |c| c.as_limit());
+    let media = q.limit_media();
+    let why = &d.reason;
+    // Shape: a denial carries nothing; an allowance says what to make.
+    if d.allowed {
+        ensure!(
+            limit != Limit::None && !d.targets.is_empty() && d.delivery.is_some(),
+            "{why}"
+        );
+    } else {
+        let empty = d.limit.is_none() && d.targets.is_empty() && d.delivery.is_none() && !d.watermark;
+        ensure!(
+            empty && d.reason.starts_with("denied: "),
+            "a denial that carries something: {why}"
+        );
+    }
+    // No target above the limit; an untouched original only when nothing
+    // caps or marks it.
+    for t in &d.targets {
+        ensure!(t.as_limit() <= limit, "target {t:?} above {limit:?}: {why}");
+        if *t == Target::Original {
+            let untouched = limit == Limit::Original && !d.watermark && d.delivery == Some(Delivery::Original);
+            ensure!(untouched, "an original that is capped or marked: {why}");
+        }
+    }
+    ensure!(
+        !(d.allowed && q.request.on_exceed == OnExceed::Deny && d.clamped),
+        "on_exceed deny clamped: {why}"
+    );
+    if !nodes.contains_key(q.asset.collection.as_str()) {
+        ensure!(!d.allowed, "an unknown collection admitted: {why}");
+        return Ok(());
+    }
+    let user = match q.principal {
+        Principal::User(u) => doc.users.get(u),
+        _ => None,
+    };
+    if user.is_some_and(|u| doc.roles[&u.role].staff) {
+        // Anything, except a proxy of what has no proxy.
+        let no_proxy = q.request.rendition == Rendition::Proxy && matches!(media, Media::Audio | Media::Other);
+        ensure!(d.allowed || no_proxy, "staff denied: {why}");
+        return Ok(());
+    }
+    let node = q.asset.collection.as_str();
+    let visibility = nodes[native_source(&nodes, node)].0.visibility;
+    if visibility == Some(Visibility::OwnerOnly) {
+        ensure!(!d.allowed, "owner_only admitted a non-staff principal: {why}");
+    }
+    if !d.allowed {
+        return Ok(());
+    }
+    ensure!(
+        limit <= largest_collection_limit(&nodes, node, media),
+        "above the collection limit: {why}"
+    );
+    if let Some(role) = d.role.as_ref().map(|r| &doc.roles[r]) {
+        if let Some(ceiling) = role.download.filter(|_| !role.staff) {
+            ensure!(limit <= ceiling.for_media(media), "above the role ceiling: {why}");
+        }
+        ensure!(!role.watermark || d.watermark, "a watermark role unmarked: {why}");
+    }
+    if d.delivery == Some(Delivery::Proxy) {
+        let proxy = doc.proxy.as_limits().for_media(media);
+        ensure!(limit <= proxy && d.watermark, "a proxy too large or unmarked: {why}");
+    }
+    if let (Principal::User(u), Some(_)) = (q.principal, user) {
+        let all_marked = roles_of(doc, &nodes, u).iter().all(|r| doc.roles[*r].watermark);
+        ensure!(
+            !all_marked || d.watermark,
+            "a user with only watermark roles unmarked: {why}"
+        );
+    }
+    if let Principal::Share { share, email } = q.principal {
+        let Some(s) = doc.shares.iter().find(|s| &s.id == share) else {
+            return Err(format!("a share the policy does not have admitted: {why}"));
+        };
+        let good = !s.revoked && s.verified && s.expires_at.is_none_or(|at| at > q.now);
+        ensure!(good, "a revoked, unverified or expired share admitted: {why}");
+        ensure!(s.email.eq_ignore_ascii_case(email), "another recipient admitted: {why}");
+        ensure!(
+            s.scope.iter().any(|top| is_within(&nodes, node, top)),
+            "outside the share's scope: {why}"
+        );
+        if s.kind == ShareKind::Proxy {
+            let proxy = d.delivery == Some(Delivery::Proxy) && d.watermark && limit < Limit::Original;
+            ensure!(proxy, "a proxy share got more than a proxy: {why}");
+        }
+    }
+    if q.asset.restricted {
+        let Some(user) = user else {
+            return Err(format!("a restricted asset to a non-user: {why}"));
+        };
+        let may = user
+            .manage_restricted
+            .unwrap_or(doc.roles[&user.role].manage_restricted);
+        ensure!(may, "a restricted asset to a user who may not manage them: {why}");
+    }
+    Ok(())
+}
