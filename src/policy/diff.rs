@@ -202,6 +202,19 @@ pub struct Place {
 }
 
 impl Place {
+    /// What `policy` answers `principal` asking this.
+    fn ask(&self, policy: &Policy, principal: &Principal, now: DateTime<Utc>) -> Side {
+        let (asset, request) = (self.asset(), self.probe.request());
+        let query = Query {
+            purpose: self.purpose,
+            principal,
+            asset: &asset,
+            request: &request,
+            now,
+        };
+        Side::of(resolve(policy, &query))
+    }
+
     pub fn asset(&self) -> Asset {
         Asset {
             id: "policy-diff".into(),
@@ -324,17 +337,9 @@ pub fn diff(old: &Policy, new: &Policy, now: DateTime<Utc>) -> Diff {
     for who in whos(old, new) {
         let principal = who.principal(&asked);
         for place in places(old, new) {
-            let (asset, request) = (place.asset(), place.probe.request());
-            let query = Query {
-                purpose: place.purpose,
-                principal: &principal,
-                asset: &asset,
-                request: &request,
-                now,
-            };
             let (before, after) = (
-                Side::of(resolve(&old_asked, &query)),
-                Side::of(resolve(&new_asked, &query)),
+                place.ask(&old_asked, &principal, now),
+                place.ask(&new_asked, &principal, now),
             );
             if before.delivered() != after.delivered() {
                 let widened = widens(&before, &after);
@@ -364,15 +369,8 @@ pub fn view_as(policy: &Policy, who: &Who, node: &str, now: DateTime<Utc>) -> Ve
     let principal = who.principal(&names);
     let mut rows = Vec::new();
     for place in places_at(node) {
-        let (asset, request) = (place.asset(), place.probe.request());
-        let query = Query {
-            purpose: place.purpose,
-            principal: &principal,
-            asset: &asset,
-            request: &request,
-            now,
-        };
-        rows.push((place, Side::of(resolve(&asked, &query))));
+        let side = place.ask(&asked, &principal, now);
+        rows.push((place, side));
     }
     rows
 }

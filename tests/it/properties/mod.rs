@@ -36,15 +36,19 @@ fn now() -> DateTime<Utc> {
     "2026-06-01T00:00:00Z".parse().unwrap()
 }
 
-fn decide(policy: &Policy, ask: &Ask) -> Decision {
-    let q = Query {
+/// The question an ask puts, judged at [`now`].
+fn query(ask: &Ask) -> Query<'_> {
+    Query {
         purpose: ask.purpose,
         principal: &ask.principal,
         asset: &ask.asset,
         request: &ask.request,
         now: now(),
-    };
-    resolve(policy, &q)
+    }
+}
+
+fn decide(policy: &Policy, ask: &Ask) -> Decision {
+    resolve(policy, &query(ask))
 }
 
 fn decided_limit(d: &Decision) -> Limit {
