@@ -34,6 +34,14 @@ fn patient() -> ServeLimits {
     }
 }
 
+/// A one-second header timeout, everything else patient.
+fn impatient_for_heads() -> ServeLimits {
+    ServeLimits {
+        header_timeout: Duration::from_secs(1),
+        ..patient()
+    }
+}
+
 struct Server {
     addr: SocketAddr,
     base: String,
@@ -162,11 +170,7 @@ async fn answered_once(addr: SocketAddr) -> TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_sent_request_head_is_dropped_after_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = ServeLimits {
-        header_timeout: Duration::from_secs(1),
-        ..patient()
-    };
-    let server = Server::start(dir.path(), limits).await;
+    let server = Server::start(dir.path(), impatient_for_heads()).await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(HEAD_ONLY).await.unwrap();
     let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
@@ -176,11 +180,7 @@ async fn a_half_sent_request_head_is_dropped_after_the_header_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_connection_is_dropped_after_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = ServeLimits {
-        header_timeout: Duration::from_secs(1),
-        ..patient()
-    };
-    let server = Server::start(dir.path(), limits).await;
+    let server = Server::start(dir.path(), impatient_for_heads()).await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(closed, "a connection that sent nothing was still open after 5 s");
@@ -189,11 +189,7 @@ async fn a_silent_connection_is_dropped_after_the_header_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_kept_alive_connection_is_dropped_after_the_header_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = ServeLimits {
-        header_timeout: Duration::from_secs(1),
-        ..patient()
-    };
-    let server = Server::start(dir.path(), limits).await;
+    let server = Server::start(dir.path(), impatient_for_heads()).await;
     let mut stream = answered_once(server.addr).await;
     let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(closed, "an idle kept-alive connection was still open after 5 s");

@@ -130,7 +130,7 @@ fn check(file: &Path, signed: Option<&Path>, keys: Option<&str>) -> u8 {
     let Some(signed) = signed else {
         return exit::OK;
     };
-    match check_signature(file, signed, keys.unwrap_or("")) {
+    match check_signature(file, &policy, signed, keys.unwrap_or("")) {
         Ok(line) => {
             println!("{line}");
             exit::OK
@@ -142,7 +142,7 @@ fn check(file: &Path, signed: Option<&Path>, keys: Option<&str>) -> u8 {
     }
 }
 
-fn check_signature(file: &Path, signed: &Path, keys: &str) -> anyhow::Result<String> {
+fn check_signature(file: &Path, policy: &Policy, signed: &Path, keys: &str) -> anyhow::Result<String> {
     use rendition::control::PolicyBody;
     use sha2::{Digest, Sha256};
     let keys = ControlKeys::parse(keys).map_err(anyhow::Error::msg)?;
@@ -165,7 +165,6 @@ fn check_signature(file: &Path, signed: &Path, keys: &str) -> anyhow::Result<Str
     let place = match &verified.body {
         PolicyBody::Inline(_) => "inline".to_string(),
         PolicyBody::At { location, standing, .. } => {
-            let policy = Policy::load(file)?;
             anyhow::ensure!(
                 policy.standing() == *standing,
                 "the message says {standing}, the document is {}",

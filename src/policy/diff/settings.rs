@@ -39,18 +39,23 @@ pub fn setting_changes(old: &Policy, new: &Policy) -> Vec<SettingChange> {
     changes
 }
 
-fn share_changes(id: &str, old: Option<&Share>, new: Option<&Share>, out: &mut Vec<SettingChange>) {
-    let mut push = |field, before: String, after: String, widened| {
+/// Records a change of `subject`'s `field` when its two values differ.
+fn recorder(out: &mut Vec<SettingChange>, subject: String) -> impl FnMut(&'static str, String, String, bool) + '_ {
+    move |field, before, after, widened| {
         if before != after {
             out.push(SettingChange {
-                subject: format!("share {id}"),
+                subject: subject.clone(),
                 field,
                 before,
                 after,
                 widened,
             });
         }
-    };
+    }
+}
+
+fn share_changes(id: &str, old: Option<&Share>, new: Option<&Share>, out: &mut Vec<SettingChange>) {
+    let mut push = recorder(out, format!("share {id}"));
     let (old, new) = match (old, new) {
         (Some(old), Some(new)) => (old, new),
         (None, Some(_)) => return push("exists", "no".into(), "yes".into(), true),
@@ -91,17 +96,7 @@ fn share_changes(id: &str, old: Option<&Share>, new: Option<&Share>, out: &mut V
 }
 
 fn watermark_changes(old: &Watermark, new: &Watermark, out: &mut Vec<SettingChange>) {
-    let mut push = |field, before: String, after: String, widened| {
-        if before != after {
-            out.push(SettingChange {
-                subject: "watermark".into(),
-                field,
-                before,
-                after,
-                widened,
-            });
-        }
-    };
+    let mut push = recorder(out, "watermark".into());
     push(
         "opacity",
         old.opacity.to_string(),
