@@ -12,19 +12,28 @@ use std::io::SeekFrom;
 
 use super::RenderError;
 use super::input::{Input, Reader, read_up_to};
-use super::source::SourceFormat;
 
-/// The caps walked here, for the formats walked here (JPEG's is walked
-/// with its header, whose end it finds).
-pub(super) fn check(format: SourceFormat, input: Input<'_>, page: u32) -> Result<(), RenderError> {
-    match format {
-        SourceFormat::Png => png(&mut *input.open()?, 0),
-        SourceFormat::Ico => ico(&mut *input.open()?),
-        SourceFormat::Gif => gif(&mut *input.open()?),
-        SourceFormat::Webp => webp(&mut *input.open()?),
-        SourceFormat::Tiff => tiff(&mut *input.open()?, page),
-        _ => Ok(()),
-    }
+/// The caps walked here, one function per format walked here, as its
+/// format entry names it (JPEG's is walked with its header, whose end it
+/// finds).
+pub(super) fn png_file(input: Input<'_>, _page: u32) -> Result<(), RenderError> {
+    png(&mut *input.open()?, 0)
+}
+
+pub(super) fn ico_file(input: Input<'_>, _page: u32) -> Result<(), RenderError> {
+    ico(&mut *input.open()?)
+}
+
+pub(super) fn gif_file(input: Input<'_>, _page: u32) -> Result<(), RenderError> {
+    gif(&mut *input.open()?)
+}
+
+pub(super) fn webp_file(input: Input<'_>, _page: u32) -> Result<(), RenderError> {
+    webp(&mut *input.open()?)
+}
+
+pub(super) fn tiff_file(input: Input<'_>, page: u32) -> Result<(), RenderError> {
+    tiff(&mut *input.open()?, page)
 }
 
 /// The largest ICC profile read. Real ones are 0.5–600 KiB; CMYK press

@@ -14,7 +14,9 @@ use libheif_rs::{
     color_profile_types,
 };
 
+use super::format::{Decoding, Format, Layout, Probing};
 use super::input::Input;
+use super::source::SourceFormat;
 use super::source::{Credits, Decoded};
 use super::{RenderError, heif_meta};
 
@@ -201,4 +203,18 @@ pub(super) fn encode_avif(
         .map_err(failed)?;
     context.encode_image(&image, &mut encoder, None).map_err(failed)?;
     context.write_to_bytes().map_err(failed)
+}
+
+/// HEIC/HEIF and AVIF, decoded from the whole file in memory.
+pub(super) const FORMAT: Format =
+    Format::new(SourceFormat::Heif, |_, s| Ok(sniff(s.head)), header_entry, decode_entry).in_memory();
+
+fn header_entry(_: &Format, p: &Probing<'_>) -> Result<Option<Layout>, RenderError> {
+    let (w, h, alpha) = header(p.input)?;
+    // libheif's RGB(A) image and the copy made of it.
+    Ok(Some(Layout::new(w, h, if alpha { 4 } else { 3 }, false)))
+}
+
+fn decode_entry(_: &Format, d: &Decoding<'_>) -> Result<Decoded, RenderError> {
+    decode(&d.input.bytes()?)
 }

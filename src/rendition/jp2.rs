@@ -16,7 +16,9 @@ use image::metadata::Orientation;
 use image::{DynamicImage, GrayAlphaImage, GrayImage, RgbImage, RgbaImage};
 use openjpeg_sys as opj;
 
+use super::format::{Decoding, Format, Layout, Probing};
 use super::input::{Input, Reader, read_up_to};
+use super::source::SourceFormat;
 use super::source::{Credits, Decoded};
 use super::{RenderError, caps, color};
 
@@ -444,4 +446,17 @@ fn sycc_to_rgb(px: &mut [u8; 4]) {
     px[0] = v(l + 1.402 * r);
     px[1] = v(l - 0.344_136 * b - 0.714_136 * r);
     px[2] = v(l + 1.772 * b);
+}
+
+/// JP2 files and bare codestreams, shrunk as OpenJPEG decodes them.
+pub(super) const FORMAT: Format = Format::new(SourceFormat::Jp2, |_, s| Ok(sniff(s.head)), header_entry, decode_entry);
+
+fn header_entry(_: &Format, p: &Probing<'_>) -> Result<Option<Layout>, RenderError> {
+    let (w, h, components) = header(p.input)?;
+    // OpenJPEG's 32-bit samples and the 8-bit copy made of them.
+    Ok(Some(Layout::new(w, h, 4 * components.max(1), false)))
+}
+
+fn decode_entry(_: &Format, d: &Decoding<'_>) -> Result<Decoded, RenderError> {
+    decode(d.input, d.header.long_edge(), d.largest)
 }

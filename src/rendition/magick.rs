@@ -10,9 +10,9 @@
 //! URL); its scratch files go to a private directory that is removed
 //! afterwards, each no larger than the picture needs.
 
+use super::format::{CHILD_BASE, Decoding, Format, Layout, Probing, Sniffing};
 use super::input::Input;
-use super::source::SourceFormat;
-use super::source::{self, Decoded};
+use super::source::{self, Decoded, Header, SourceFormat};
 use super::{EngineLimits, RenderError, child};
 
 /// What `identify` may print.
@@ -60,28 +60,56 @@ pub(super) fn sniff(head: &[u8]) -> Option<SourceFormat> {
     None
 }
 
-/// ImageMagick's coder for a format it reads for us.
-pub(super) fn coder(format: SourceFormat) -> Option<&'static str> {
-    Some(match format {
-        SourceFormat::Sgi => "sgi",
-        SourceFormat::Pcx => "pcx",
-        SourceFormat::Xpm => "xpm",
-        SourceFormat::SunRaster => "sun",
-        SourceFormat::Fits => "fits",
-        SourceFormat::Xbm => "xbm",
-        SourceFormat::Pfm => "pfm",
-        SourceFormat::Dcx => "dcx",
-        SourceFormat::Gif => "gif",
-        SourceFormat::Bmp => "bmp",
-        SourceFormat::Tga => "tga",
-        SourceFormat::Pnm => "pnm",
-        SourceFormat::Dds => "dds",
-        _ => return None,
-    })
+/// A format only ImageMagick reads for us, by its coder.
+const fn legacy(kind: SourceFormat, coder: &'static str) -> Format {
+    Format::new(kind, sniff_legacy, header_of, decode_entry)
+        .magick(coder)
+        .child_peak(child_peak)
+}
+
+pub(super) const SGI: Format = legacy(SourceFormat::Sgi, "sgi");
+pub(super) const PCX: Format = legacy(SourceFormat::Pcx, "pcx");
+pub(super) const XPM: Format = legacy(SourceFormat::Xpm, "xpm");
+pub(super) const SUN_RASTER: Format = legacy(SourceFormat::SunRaster, "sun");
+pub(super) const FITS: Format = legacy(SourceFormat::Fits, "fits");
+pub(super) const XBM: Format = legacy(SourceFormat::Xbm, "xbm");
+pub(super) const PFM: Format = legacy(SourceFormat::Pfm, "pfm");
+pub(super) const DCX: Format = legacy(SourceFormat::Dcx, "dcx");
+
+/// Asked only where `image` knows none of its formats in the bytes.
+fn sniff_legacy(format: &Format, s: &Sniffing<'_>) -> Result<bool, RenderError> {
+    Ok(s.unknown_to_image() && sniff(s.head) == Some(format.kind))
+}
+
+/// Size from `identify`; its 8-bit RGBA output is copied.
+pub(super) fn header_of(format: &Format, p: &Probing<'_>) -> Result<Option<Layout>, RenderError> {
+    let (w, h) = header(p.input, coder_of(format)?, p.limits)?;
+    Ok(Some(Layout::new(w, h, 4, false)))
+}
+
+/// The first frame, drawn by `convert`.
+pub(super) fn decode_entry(format: &Format, d: &Decoding<'_>) -> Result<Decoded, RenderError> {
+    decode(d.input, format.kind, coder_of(format)?, d.size(), d.limits)
+}
+
+fn coder_of(format: &Format) -> Result<&'static str, RenderError> {
+    format
+        .magick
+        .ok_or_else(|| RenderError::UnsupportedFormat(format!("{:?}", format.kind)))
+}
+
+/// ImageMagick keeps this much of its pixel cache in memory (Debian's
+/// policy), the rest in its scratch files.
+const MAGICK_CACHE: u64 = 256 << 20;
+
+/// The tool and its pixel cache in memory.
+fn child_peak(header: &Header, _largest: Option<u32>, _in_memory: u64) -> u64 {
+    let pixels = u64::from(header.width) * u64::from(header.height);
+    (pixels * 8).min(MAGICK_CACHE) + CHILD_BASE
 }
 
 /// The first frame's size, read by `identify -ping` (the header only).
-pub(super) fn header(input: Input<'_>, coder: &'static str, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
+fn header(input: Input<'_>, coder: &'static str, limits: &EngineLimits) -> Result<(u32, u32), RenderError> {
     let run = tool(
         "/usr/bin/identify",
         vec!["-ping".into(), "-format".into(), "%w %h\\n".into(), first_frame(coder)],
@@ -141,13 +169,13 @@ fn check_complete(format: SourceFormat, input: Input<'_>) -> Result<(), RenderEr
 
 /// The first frame, 8-bit grey or RGB with its alpha, of the size the
 /// header said.
-pub(super) fn decode(
+fn decode(
     input: Input<'_>,
     format: SourceFormat,
+    coder: &'static str,
     size: (u32, u32),
     limits: &EngineLimits,
 ) -> Result<Decoded, RenderError> {
-    let coder = coder(format).ok_or_else(|| RenderError::UnsupportedFormat(format!("{format:?}")))?;
     check_complete(format, input)?;
     let (w, h) = (u64::from(size.0), u64::from(size.1));
     let pam = w * h * 4 + SLACK_BYTES;

@@ -9,15 +9,18 @@
 //!   box-shrunk row by row for PNG and TIFF ([`shrink`]).
 //! - [`estimate`]: the memory a render will need, from the header alone.
 //! - [`resize`], [`watermark`], [`encode`]: one output each.
-//! - `heif`: HEIC and AVIF in, AVIF out, through libheif; `psd`: the
-//!   composite of a Photoshop file, shrunk as it is read; `libtiff`: the
-//!   TIFFs the `tiff` crate cannot read; `jp2`: JPEG 2000 through OpenJPEG,
-//!   shrunk as it is decoded; `svg`: SVG through resvg, drawn at the
-//!   output's size in a bounded, forked child (`forked`); `pdf`: PDF
-//!   pages through poppler and
-//!   `magick`: SGI, PCX, XPM, XBM, Sun raster, FITS, PFM and the rarer BMP, TGA,
-//!   PNM, DDS and GIF variants through ImageMagick, `raw`: camera RAW files
-//!   through dcraw, all three as sandboxed child processes (`child`).
+//! - `formats`: the format table `probe` and `decode` loop over; each
+//!   entry (`format::Format`: sniff, header, decoders in order, memory
+//!   model) lives in its format's file: `jpeg`, `png_file`, `tiff_file`
+//!   (with `libtiff` for what the `tiff` crate cannot read), `image_crate`
+//!   (WebP, GIF, BMP, ICO, PNM, DDS, TGA), `heif` (HEIC and AVIF in, AVIF
+//!   out, through libheif), `psd` (the composite, shrunk as it is read),
+//!   `jp2` (JPEG 2000 through OpenJPEG, shrunk as it is decoded), `svg`
+//!   (resvg, drawn at the output's size in a bounded, forked child:
+//!   `forked`), and, as sandboxed child processes (`child`), `pdf`
+//!   (poppler), `magick` (SGI, PCX, XPM, XBM, Sun raster, FITS, PFM and
+//!   what `image` cannot read of BMP, TGA, PNM, DDS and GIF, through
+//!   ImageMagick) and `raw` (camera RAW files through dcraw).
 
 mod caps;
 mod child;
@@ -26,15 +29,20 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 mod forked;
+mod format;
+mod formats;
 pub mod fuzz;
 mod heif;
 mod heif_meta;
+mod image_crate;
 pub mod input;
 mod jp2;
+mod jpeg;
 mod jpeg_meta;
 mod libtiff;
 mod magick;
 mod pdf;
+mod png_file;
 pub mod probe;
 mod psd;
 mod raw;
@@ -44,6 +52,7 @@ pub mod shrink;
 pub mod source;
 pub mod spec;
 mod svg;
+mod tiff_file;
 pub mod watermark;
 
 use rayon::prelude::*;
@@ -125,32 +134,33 @@ fn largest(spec: &Spec) -> Option<u32> {
 /// the original itself when `in_memory` bytes of it are held.
 pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
     const WORKING: u64 = 8 << 20;
+    let format = formats::of(header.format);
+    let largest = largest(spec);
     let (w, h) = (u64::from(header.width), u64::from(header.height));
     let pixel = u64::from(header.pixel_bytes.max(1));
     // Converted to 8-bit RGB(A) unless decoded so.
     let copy = if header.rgb8 { 0 } else { 4 };
-    let (decoded, decoded_h) = match (header.format, header.band_rows) {
-        (probe::SourceFormat::Jpeg, _) => {
-            let f = decode::shrink_on_load(header.long_edge(), largest(spec));
+    let (decoded, decoded_h) = match (format.drawn, header.band_rows) {
+        (format::Drawn::DctScaled, _) => {
+            let f = decode::shrink_on_load(header.long_edge(), largest);
             let (sw, sh) = (f.scale(w as usize) as u64, f.scale(h as usize) as u64);
             (sw * sh * (pixel + copy.min(3)), sh)
         }
         // The shrunk picture in 8-bit RGB(A) and one band of rows as decoded.
         (_, Some(rows)) => {
-            let k = u64::from(shrink::factor(header.long_edge(), largest(spec)));
+            let k = u64::from(shrink::factor(header.long_edge(), largest));
             let band = w * u64::from(rows.min(header.height)) * (pixel + copy);
             (w.div_ceil(k) * h.div_ceil(k) * 4 + band, h.div_ceil(k))
         }
-        // Drawn at the largest output's size (its own at most).
-        (probe::SourceFormat::Svg | probe::SourceFormat::Pdf, _) => {
-            let size = largest(spec).map_or(Size::Full, Size::LongEdge);
-            let (dw, dh) = resize::fit(header.width, header.height, size);
+        // Drawn at the largest output's size (its own at most): a PDF
+        // page's PPM and its decoded copy; SVG's canvas as the child hands
+        // it over, and the copy read from it.
+        (format::Drawn::AtOutputSize, _) => {
+            let (dw, dh) = format::drawn_size(header, largest);
             let (dw, dh) = (u64::from(dw), u64::from(dh));
-            // A PDF page's PPM and its decoded copy; SVG's canvas as the
-            // child hands it over, and the copy read from it.
             (dw * dh * 8, dh)
         }
-        (_, None) => (w * h * (pixel + copy), h),
+        (format::Drawn::Decoded, None) => (w * h * (pixel + copy), h),
     };
     let channels = if header.pixel_bytes.is_multiple_of(4) && header.pixel_bytes != 0 {
         4
@@ -168,39 +178,10 @@ pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
             ow * oh * channels * 2 + ow * decoded_h * channels
         })
         .sum();
-    in_memory + decoded + outputs + child_peak(header, spec, in_memory) + WORKING
-}
-
-/// What a child process drawing the original holds at its peak: it is in
-/// the worker's cgroup, so it counts in the same budget.
-fn child_peak(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
-    use probe::SourceFormat as F;
-    // The tool itself, its libraries and heap.
-    const CHILD_BASE: u64 = 32 << 20;
-    // ImageMagick keeps this much of its pixel cache in memory (Debian's
-    // policy), the rest in its scratch files.
-    const MAGICK_CACHE: u64 = 256 << 20;
-    let pixels = u64::from(header.width) * u64::from(header.height);
-    match header.format {
-        F::Pdf => {
-            let size = largest(spec).map_or(Size::Full, Size::LongEdge);
-            let (dw, dh) = resize::fit(header.width, header.height, size);
-            // Poppler's RGBA page bitmap.
-            u64::from(dw) * u64::from(dh) * 4 + CHILD_BASE
-        }
-        // The 16-bit photosites, dcraw's four 16-bit channels per pixel (a
-        // quarter of them at half size), and the in-memory file it reads
-        // an original held in memory from.
-        F::Raw if raw::half_size((header.width, header.height), largest(spec)) => pixels * 4 + in_memory + CHILD_BASE,
-        F::Raw => pixels * 10 + in_memory + CHILD_BASE,
-        f if f.is_legacy() => (pixels * 8).min(MAGICK_CACHE) + CHILD_BASE,
-        // The forked child that parses and draws it (see `svg`).
-        F::Svg => {
-            let size = largest(spec).map_or(Size::Full, Size::LongEdge);
-            svg::child_memory(in_memory, resize::fit(header.width, header.height, size))
-        }
-        _ => 0,
-    }
+    // A child process drawing the original is in the worker's cgroup, so
+    // what it holds at its peak counts in the same budget.
+    let child = (format.child_peak)(header, largest, in_memory);
+    in_memory + decoded + outputs + child + WORKING
 }
 
 /// Makes every size of `spec` from pixels already decoded (a video's poster

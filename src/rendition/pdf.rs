@@ -10,8 +10,10 @@
 //! that this would pass the source pixel limit); it is drawn once, straight
 //! at the size the largest output needs.
 
+use super::format::{CHILD_BASE, Decoding, Drawn, Format, Layout, Probing, Sniffing, drawn_size};
 use super::input::Input;
 use super::source::{self, Decoded};
+use super::source::{Header, SourceFormat};
 use super::{EngineLimits, RenderError, child};
 
 /// Print resolution: what a page's "own size" is in pixels.
@@ -161,6 +163,35 @@ fn run(
         ),
         Err(failed) => Err(failed.corrupt(&run)),
     }
+}
+
+/// Where a PDF's `%PDF-` may be.
+const SNIFF_BYTES: usize = 1024;
+
+/// A page, drawn at the output's size by poppler in a sandboxed child.
+pub(super) const FORMAT: Format = Format::new(SourceFormat::Pdf, sniff_entry, header_entry, decode_entry)
+    .paged()
+    .drawn(Drawn::AtOutputSize)
+    .child_peak(child_peak);
+
+fn sniff_entry(_: &Format, s: &Sniffing<'_>) -> Result<bool, RenderError> {
+    Ok(sniff(&s.prefix(SNIFF_BYTES)?))
+}
+
+fn header_entry(_: &Format, p: &Probing<'_>) -> Result<Option<Layout>, RenderError> {
+    let (w, h) = header(p.input, p.page, p.limits)?;
+    // Drawn as 8-bit RGB by the child, and read back.
+    Ok(Some(Layout::new(w, h, 3, true)))
+}
+
+fn decode_entry(_: &Format, d: &Decoding<'_>) -> Result<Decoded, RenderError> {
+    decode(d.input, d.header.page, d.size(), d.largest, d.limits)
+}
+
+/// Poppler's RGBA page bitmap.
+fn child_peak(header: &Header, largest: Option<u32>, _in_memory: u64) -> u64 {
+    let (dw, dh) = drawn_size(header, largest);
+    u64::from(dw) * u64::from(dh) * 4 + CHILD_BASE
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
+use super::format::{self, Decoding, Format, Probing};
 use super::input::Input;
 use super::shrink::Shrinker;
-use super::source::{Credits, Decoded};
-use super::{RenderError, caps, color};
+use super::source::{Credits, Decoded, SourceFormat};
+use super::{RenderError, caps, color, shrink};
 
 /// Photoshop's colour modes (header field), the ones read here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,4 +351,28 @@ fn interleave(layout: &Layout, planes: &[Vec<u8>], cmyk: Option<&color::CmykToSr
             }
         }
     }
+}
+
+/// Photoshop's composite, one row at a time.
+pub(super) const FORMAT: Format = Format::new(
+    SourceFormat::Psd,
+    |_, s| Ok(s.head.starts_with(b"8BPS")),
+    header,
+    decode,
+)
+.band_rows(|_| Ok(Some(1)));
+
+fn header(_: &Format, p: &Probing<'_>) -> Result<Option<format::Layout>, RenderError> {
+    let psd = layout(p.input)?;
+    Ok(Some(format::Layout::new(
+        psd.width,
+        psd.height,
+        psd.out_channels as u8,
+        true,
+    )))
+}
+
+fn decode(_: &Format, d: &Decoding<'_>) -> Result<Decoded, RenderError> {
+    let layout = layout(d.input)?;
+    read(d.input, &layout, shrink::factor(d.header.long_edge(), d.largest))
 }

@@ -8,8 +8,10 @@
 //! small to hold its pixels (a metadata-only stub dcraw would "decode" to
 //! black) is refused first.
 
+use super::format::{CHILD_BASE, Decoding, Format, Layout, Probing, Sniffing};
 use super::input::Input;
 use super::source::{self, Decoded};
+use super::source::{Header, SourceFormat};
 use super::{EngineLimits, RenderError, child, jpeg_meta};
 
 /// How much of a TIFF-like file is read for its first directory.
@@ -154,6 +156,46 @@ fn dcraw<'a>(mut args: Vec<String>, input: Input<'a>, limits: &EngineLimits, max
         what: "RAW files",
         package: "dcraw",
     }
+}
+
+/// Camera RAW files, told by their own magic or as a camera's TIFF; drawn
+/// by dcraw in a sandboxed child.
+pub(super) const FORMAT: Format =
+    Format::new(SourceFormat::Raw, sniff_entry, header_entry, decode_entry).child_peak(child_peak);
+
+fn tiff_shaped(head: &[u8]) -> bool {
+    head.starts_with(b"II*\0") || head.starts_with(b"MM\0*")
+}
+
+fn sniff_entry(_: &Format, s: &Sniffing<'_>) -> Result<bool, RenderError> {
+    Ok(sniff_own_magic(s.head)? || tiff_shaped(s.head) && is_raw_tiff(&s.prefix(SNIFF_BYTES)?))
+}
+
+/// Drawn as 8-bit RGB by the child, read back and copied. A TIFF dcraw
+/// does not take for a camera's is the TIFF it also is (`Ok(None)`).
+fn header_entry(_: &Format, p: &Probing<'_>) -> Result<Option<Layout>, RenderError> {
+    match header(p.input, p.limits) {
+        Ok((w, h)) => Ok(Some(Layout::new(w, h, 3, false))),
+        Err(e) if tiff_shaped(&p.input.head()?) && refused_as_not_raw(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn decode_entry(_: &Format, d: &Decoding<'_>) -> Result<Decoded, RenderError> {
+    decode(d.input, d.size(), d.largest, d.limits)
+}
+
+/// The 16-bit photosites, dcraw's four 16-bit channels per pixel (a
+/// quarter of them at half size), and the in-memory file it reads an
+/// original held in memory from.
+fn child_peak(header: &Header, largest: Option<u32>, in_memory: u64) -> u64 {
+    let pixels = u64::from(header.width) * u64::from(header.height);
+    let per_pixel = if half_size((header.width, header.height), largest) {
+        4
+    } else {
+        10
+    };
+    pixels * per_pixel + in_memory + CHILD_BASE
 }
 
 #[cfg(test)]

@@ -5,10 +5,9 @@
 //! and those files need only this module: no format file imports `probe` or
 //! `decode`, so the engine's modules form no circle.
 
+use image::DynamicImage;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageFormat, ImageReader};
 
-use super::input::{Input, Reader};
 use super::{RenderError, color, jpeg_meta};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,53 +52,6 @@ pub enum SourceFormat {
     Dcx,
     /// Camera RAW (DNG, CR2, NEF, ARW, ORF, RW2, RAF, …), through dcraw.
     Raw,
-}
-
-impl SourceFormat {
-    /// The `image` crate's name for the formats it decodes (`None`: read
-    /// by another library).
-    pub(crate) fn image_format(self) -> Option<ImageFormat> {
-        Some(match self {
-            SourceFormat::Jpeg => ImageFormat::Jpeg,
-            SourceFormat::Png => ImageFormat::Png,
-            SourceFormat::Webp => ImageFormat::WebP,
-            SourceFormat::Tiff => ImageFormat::Tiff,
-            SourceFormat::Gif => ImageFormat::Gif,
-            SourceFormat::Bmp => ImageFormat::Bmp,
-            SourceFormat::Ico => ImageFormat::Ico,
-            SourceFormat::Pnm => ImageFormat::Pnm,
-            SourceFormat::Tga => ImageFormat::Tga,
-            SourceFormat::Dds => ImageFormat::Dds,
-            SourceFormat::Heif
-            | SourceFormat::Psd
-            | SourceFormat::Jp2
-            | SourceFormat::Svg
-            | SourceFormat::Pdf
-            | SourceFormat::Sgi
-            | SourceFormat::Pcx
-            | SourceFormat::Xpm
-            | SourceFormat::SunRaster
-            | SourceFormat::Fits
-            | SourceFormat::Xbm
-            | SourceFormat::Pfm
-            | SourceFormat::Dcx
-            | SourceFormat::Raw => return None,
-        })
-    }
-
-    /// An `image` reader over `input` for this format.
-    pub(crate) fn image_reader<'a>(self, input: Input<'a>) -> Result<ImageReader<Box<dyn Reader + 'a>>, RenderError> {
-        let format = self
-            .image_format()
-            .ok_or_else(|| RenderError::UnsupportedFormat(format!("{self:?} is not read by `image`")))?;
-        Ok(ImageReader::with_format(input.open()?, format))
-    }
-
-    /// Decoded from the whole file in memory (its compressed bytes count
-    /// in the render's reservation), not read a block at a time.
-    pub fn decoded_in_memory(self) -> bool {
-        matches!(self, SourceFormat::Jpeg | SourceFormat::Heif | SourceFormat::Svg)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

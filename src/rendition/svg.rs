@@ -21,8 +21,10 @@ use image::metadata::Orientation;
 use resvg::{tiny_skia, usvg};
 
 use super::forked::{self, Bounds};
+use super::format::{Decoding, Drawn, Format, Layout, Probing, Sniffing, drawn_size};
 use super::input::Input;
 use super::source::{Credits, Decoded};
+use super::source::{Header, SourceFormat};
 use super::{EngineLimits, RenderError, caps};
 
 /// The largest SVG read: it is held whole, and its tree is several times
@@ -256,4 +258,32 @@ fn draw(text: &str, scale: f32, out: &mut std::fs::File) -> Result<(), RenderErr
     }
     write_u32s(out, &[w, h])?;
     out.write_all(pixmap.data()).map_err(RenderError::corrupt)
+}
+
+/// How much of a text file is looked at for an SVG's root element.
+const SNIFF_BYTES: usize = 4096;
+
+/// Text, told by its root element; drawn at the output's size in a forked child.
+pub(super) const FORMAT: Format = Format::new(SourceFormat::Svg, sniff_entry, header_entry, decode_entry)
+    .in_memory()
+    .drawn(Drawn::AtOutputSize)
+    .child_peak(child_peak);
+
+fn sniff_entry(_: &Format, s: &Sniffing<'_>) -> Result<bool, RenderError> {
+    Ok(sniff(&s.prefix(SNIFF_BYTES)?))
+}
+
+fn header_entry(_: &Format, p: &Probing<'_>) -> Result<Option<Layout>, RenderError> {
+    let (w, h) = header(&source(p.input)?, p.limits)?;
+    // Drawn as 8-bit RGBA.
+    Ok(Some(Layout::new(w, h, 4, true)))
+}
+
+fn decode_entry(_: &Format, d: &Decoding<'_>) -> Result<Decoded, RenderError> {
+    decode(&source(d.input)?, d.size(), d.largest, d.limits)
+}
+
+/// The forked child that parses and draws it.
+fn child_peak(header: &Header, largest: Option<u32>, in_memory: u64) -> u64 {
+    child_memory(in_memory, drawn_size(header, largest))
 }
