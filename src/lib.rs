@@ -27,6 +27,8 @@
 //! - [`storage`]: the store trait (filesystem, S3, in-memory), signed links.
 //! - [`queue`], [`worker`]: RabbitMQ topology, the consumer, retries, dead
 //!   letters, policy updates. [`revocation`]: stop sharing.
+//! - [`answer`]: one answer path (audit record → dead letter → reply)
+//!   that the worker and the CLI both take.
 //! - [`settings`]: file + environment → validated settings, once.
 //! - [`ops`]: health and metrics; [`serve`]: the fs store's link server.
 //!
@@ -44,6 +46,7 @@
 //!   └► audit record         (store, then the audit exchange) → reply → ack
 //! ```
 
+pub mod answer;
 pub mod audit;
 pub mod budget;
 pub mod control;

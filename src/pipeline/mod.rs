@@ -10,6 +10,7 @@
 
 mod engines;
 mod facts;
+mod progress;
 mod publish;
 mod recent;
 mod sources;

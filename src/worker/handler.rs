@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::outage::StorageGate;
-use crate::audit::{self, AuditName, AuditRecord};
+use crate::answer::{self, Answer, AnswerError, Destination};
+use crate::audit::AuditRecord;
 use crate::error::ErrorCode;
 use crate::ops::{Metrics, Stage};
 use crate::pipeline::{Arrival, Outcome, Pipeline};
@@ -17,7 +18,7 @@ use crate::queue::{
     ATTEMPT_HEADER, ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, Message, Publisher, QueueError, RETRY_LEVEL_HEADER,
     REVOKE_ROUTING_KEY, ROUTING_KEY_HEADER, Topology, lane_key, lane_of,
 };
-use crate::result::{JobResult, Status};
+use crate::result::{JobProgress, JobResult, Status};
 use crate::storage::Store;
 use crate::work::Work;
 
@@ -145,10 +146,10 @@ impl<S: Store> Handler<S> {
         }
     }
 
-    /// Everything a final outcome sends, in the order that keeps it exact
-    /// across a crash: the audit record, the dead letter (if any), the
-    /// result. A record that cannot be kept sends nothing: the job goes
-    /// back to its queue unanswered.
+    /// Everything a final outcome sends, through the one answer path the
+    /// CLI shares ([`crate::answer`]): the audit record, the dead letter (if
+    /// any), the result. A record that cannot be kept sends nothing: the
+    /// job goes back to its queue unanswered.
     pub(super) async fn answer(
         &self,
         broker: &impl Publisher,
@@ -157,11 +158,31 @@ impl<S: Store> Handler<S> {
         outcome: &Outcome,
         dead_letter: bool,
     ) -> Result<(), QueueError> {
-        self.audit(broker, message, work, outcome).await?;
-        if dead_letter {
-            self.dead_letter(broker, message, &outcome.result).await?;
+        let to = Delivery {
+            handler: self,
+            broker,
+            message,
+            work,
+            outcome,
+        };
+        let answer = Answer {
+            work,
+            body: &message.body,
+            result: &outcome.result,
+            answered_at: outcome.answered_at,
+            worker: &self.worker,
+            repeat: message.redelivered || message.attempt() > 1,
+            dead_letter,
+        };
+        match answer::answer(self.pipeline.renditions(), &to, answer).await {
+            Ok(()) => Ok(()),
+            Err(AnswerError::NotSent(e)) => Err(e),
+            Err(e @ AnswerError::NotRecorded(_)) => {
+                tracing::error!(job_id = %outcome.result.job_id, error = %e, "the job goes back to its queue");
+                self.metrics.audit_failed();
+                Err(QueueError::new(e.to_string()))
+            }
         }
-        self.reply(broker, message, work, outcome).await
     }
 
     /// Re-sends the job under its lane's key (confirmed before the ack,
@@ -248,29 +269,26 @@ impl<S: Store> Handler<S> {
     /// Runs the work while passing its progress messages on to where its
     /// result will go. Progress is best effort: a lost one is not an error.
     async fn run_reporting(&self, broker: &impl Publisher, message: &Message, work: &Work) -> Outcome {
-        let (sink, mut progress) = tokio::sync::mpsc::unbounded_channel();
         let policy = self.policy.get();
         let arrival = Arrival {
             now: Utc::now(),
             repeat: message.redelivered || message.attempt() > 1,
         };
-        let run = async move { self.pipeline.run(&policy, work, arrival, Some(&sink)).await };
-        let forward = async {
-            while let Some(update) = progress.recv().await {
-                let (exchange, routing_key) = self.destination(message, &format!("{}.progress", work.purpose()));
-                let note = Message {
-                    routing_key,
-                    body: serde_json::to_vec(&update).expect("progress serializes"),
-                    correlation_id: message.correlation_id.clone(),
-                    ..Message::default()
-                };
-                if let Err(e) = broker.publish(&exchange, &note).await {
-                    tracing::debug!(job_id = %update.job_id, error = %e, "progress not sent");
-                }
+        let forward = |update: JobProgress| async move {
+            let (exchange, routing_key) = self.destination(message, &format!("{}.progress", work.purpose()));
+            let note = Message {
+                routing_key,
+                body: serde_json::to_vec(&update).expect("progress serializes"),
+                correlation_id: message.correlation_id.clone(),
+                ..Message::default()
+            };
+            if let Err(e) = broker.publish(&exchange, &note).await {
+                tracing::debug!(job_id = %update.job_id, error = %e, "progress not sent");
             }
         };
-        let (outcome, ()) = tokio::join!(run, forward);
-        outcome
+        self.pipeline
+            .run_forwarding_progress(&policy, work, arrival, forward)
+            .await
     }
 
     /// `reply_to` through the default exchange, else the results exchange
@@ -280,102 +298,6 @@ impl<S: Store> Handler<S> {
             Some(to) => (String::new(), to.clone()),
             None => (self.topology.results_exchange(), results_key.to_string()),
         }
-    }
-
-    /// The result to `reply_to` (with the correlation id), else to the
-    /// results exchange under `purpose.status`.
-    async fn reply(
-        &self,
-        broker: &impl Publisher,
-        message: &Message,
-        work: &Work,
-        outcome: &Outcome,
-    ) -> Result<(), QueueError> {
-        let result = &outcome.result;
-        let started = Instant::now();
-        let results_key = format!("{}.{}", work.purpose(), status_name(result.status));
-        let (exchange, routing_key) = self.destination(message, &results_key);
-        let reply = Message {
-            routing_key,
-            body: serde_json::to_vec(result).expect("a result serializes"),
-            correlation_id: message.correlation_id.clone(),
-            message_id: Some(result.job_id.clone()),
-            ..Message::default()
-        };
-        broker.publish(&exchange, &reply).await?;
-        self.metrics.observe(Stage::Reply, started.elapsed());
-        self.metrics.job_finished(result.status);
-        if outcome.replayed {
-            self.metrics.replayed();
-        } else {
-            self.metrics
-                .cache_hits(result.renditions.iter().filter(|r| r.cached).count());
-        }
-        Ok(())
-    }
-
-    /// Writes the job's audit record to the renditions store (a passing
-    /// fault is tried again twice) and, meanwhile, publishes it (confirmed)
-    /// on the audit exchange, which is at least once anyway.
-    async fn audit(
-        &self,
-        broker: &impl Publisher,
-        message: &Message,
-        work: &Work,
-        outcome: &Outcome,
-    ) -> Result<(), QueueError> {
-        let record = AuditRecord::of(work, &outcome.result, outcome.answered_at, &self.worker);
-        let mut body = record.to_line();
-        body.pop();
-        let published = Message {
-            routing_key: format!("{}.{}", work.purpose(), status_name(record.status)),
-            body,
-            message_id: Some(record.job_id.clone()),
-            ..Message::default()
-        };
-        let (exchange, name) = (self.topology.audit_exchange(), AuditName::of(work, &message.body));
-        let (kept, published) = tokio::join!(
-            self.keep_record(&record, &name, message),
-            broker.publish(&exchange, &published)
-        );
-        kept.and(published)
-    }
-
-    async fn keep_record(&self, record: &AuditRecord, name: &AuditName, message: &Message) -> Result<(), QueueError> {
-        let repeat = message.redelivered || message.attempt() > 1;
-        let store = self.pipeline.renditions();
-        let mut tries = 0;
-        while let Err(e) = audit::write(store, record, name, repeat).await {
-            tries += 1;
-            if tries == 3 {
-                tracing::error!(job_id = %record.job_id, error = %e, "the audit record was not written; the job goes back to its queue");
-                self.metrics.audit_failed();
-                return Err(QueueError::new(format!("the audit record was not written: {e}")));
-            }
-            tokio::time::sleep(Duration::from_millis(200 << (2 * tries))).await;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn dead_letter(
-        &self,
-        broker: &impl Publisher,
-        message: &Message,
-        result: &JobResult,
-    ) -> Result<(), QueueError> {
-        let mut dead = carried(message);
-        dead.routing_key = self.topology.dead_queue();
-        dead.headers
-            .insert(ATTEMPT_HEADER.into(), message.attempt().to_string());
-        dead.headers
-            .insert(ROUTING_KEY_HEADER.into(), message.routing_key.clone());
-        if let Some(error) = &result.error {
-            dead.headers.insert(ERROR_CODE_HEADER.into(), error.code.clone());
-            dead.headers.insert(ERROR_MESSAGE_HEADER.into(), error.message.clone());
-        }
-        broker.publish("", &dead).await?;
-        self.metrics.dead_lettered();
-        Ok(())
     }
 
     fn log(&self, message: &Message, work: &Work, outcome: &Outcome, started: Instant) {
@@ -436,3 +358,73 @@ fn status_name(status: Status) -> &'static str {
 #[cfg(test)]
 #[path = "handler_tests.rs"]
 mod tests;
+
+/// A delivery's answer as the broker carries it: the record on the audit
+/// exchange, the job on the dead-letter queue, the result to `reply_to`
+/// (with the correlation id), else to the results exchange under
+/// `purpose.status`.
+struct Delivery<'a, S: Store, P: Publisher> {
+    handler: &'a Handler<S>,
+    broker: &'a P,
+    message: &'a Message,
+    work: &'a Work,
+    outcome: &'a Outcome,
+}
+
+impl<S: Store, P: Publisher> Destination for Delivery<'_, S, P> {
+    async fn announce(&self, record: &AuditRecord) -> Result<(), QueueError> {
+        let mut body = record.to_line();
+        body.pop();
+        let published = Message {
+            routing_key: format!("{}.{}", self.work.purpose(), status_name(record.status)),
+            body,
+            message_id: Some(record.job_id.clone()),
+            ..Message::default()
+        };
+        self.broker
+            .publish(&self.handler.topology.audit_exchange(), &published)
+            .await
+    }
+
+    async fn dead_letter(&self, result: &JobResult) -> Result<(), QueueError> {
+        let message = self.message;
+        let mut dead = carried(message);
+        dead.routing_key = self.handler.topology.dead_queue();
+        dead.headers
+            .insert(ATTEMPT_HEADER.into(), message.attempt().to_string());
+        dead.headers
+            .insert(ROUTING_KEY_HEADER.into(), message.routing_key.clone());
+        if let Some(error) = &result.error {
+            dead.headers.insert(ERROR_CODE_HEADER.into(), error.code.clone());
+            dead.headers.insert(ERROR_MESSAGE_HEADER.into(), error.message.clone());
+        }
+        self.broker.publish("", &dead).await?;
+        self.handler.metrics.dead_lettered();
+        Ok(())
+    }
+
+    async fn reply(&self, result: &JobResult) -> Result<(), QueueError> {
+        let (handler, message) = (self.handler, self.message);
+        let started = Instant::now();
+        let results_key = format!("{}.{}", self.work.purpose(), status_name(result.status));
+        let (exchange, routing_key) = handler.destination(message, &results_key);
+        let reply = Message {
+            routing_key,
+            body: serde_json::to_vec(result).expect("a result serializes"),
+            correlation_id: message.correlation_id.clone(),
+            message_id: Some(result.job_id.clone()),
+            ..Message::default()
+        };
+        self.broker.publish(&exchange, &reply).await?;
+        handler.metrics.observe(Stage::Reply, started.elapsed());
+        handler.metrics.job_finished(result.status);
+        if self.outcome.replayed {
+            handler.metrics.replayed();
+        } else {
+            handler
+                .metrics
+                .cache_hits(result.renditions.iter().filter(|r| r.cached).count());
+        }
+        Ok(())
+    }
+}

@@ -1,7 +1,7 @@
 //! The handler's routing, on the in-memory broker and stores.
 
 use super::*;
-use crate::audit::AuditQuery;
+use crate::audit::{self, AuditQuery};
 use crate::pipeline::PipelineConfig;
 use crate::queue::memory::MemoryBroker;
 use crate::storage::PutOptions;

@@ -8,12 +8,14 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rendition::audit::{self, AuditName, AuditRecord};
+use rendition::answer::{self, Answer, AnswerError, Destination};
+use rendition::audit::AuditRecord;
 use rendition::error::panic_message;
 use rendition::job::JobError;
 use rendition::pipeline::{Arrival, Pipeline, PipelineError};
 use rendition::policy::Policy;
-use rendition::result::JobResult;
+use rendition::queue::QueueError;
+use rendition::result::{JobProgress, JobResult};
 use rendition::settings::{RawSettings, Settings, StoreSetting, link_signer};
 use rendition::storage::fs::FsStore;
 use rendition::work::Work;
@@ -96,28 +98,31 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
                     )
                 }
             };
-            // Answered here as by a worker: the same audit trail. Without its
-            // record the job fails; a later run replays the answer and records it.
-            let record = AuditRecord::of(&work, &result, answered_at, &worker);
-            let name = AuditName::of(&work, &body);
-            match audit::write(pipeline.renditions(), &record, &name, false).await {
-                Ok(()) => result,
-                Err(e) => JobResult::failed(
-                    work.job_id(),
-                    policy.version(),
-                    result.decision,
-                    &PipelineError::Store(e),
-                ),
+            // Answered here as by a worker, on the same path: the same audit
+            // trail. Without its record the job fails; a later run replays
+            // the answer and records it.
+            let printed = Printed(bar);
+            let answer = Answer {
+                work: &work,
+                body: &body,
+                result: &result,
+                answered_at,
+                worker: &worker,
+                repeat: false,
+                dead_letter: false,
+            };
+            if let Err(AnswerError::NotRecorded(e)) = answer::answer(pipeline.renditions(), &printed, answer).await {
+                let error = PipelineError::Store(e);
+                let failed = JobResult::failed(work.job_id(), policy.version(), result.decision, &error);
+                printed.print(&failed);
             }
+            printed.0.inc(1);
         });
     }
     while let Some(done) = running.join_next().await {
-        let Ok(result) = done else {
+        if done.is_err() {
             progress.suspend(|| eprintln!("a job task stopped without a result"));
-            continue;
-        };
-        progress.inc(1);
-        progress.suspend(|| println!("{}", serde_json::to_string(&result).expect("a result serializes")));
+        }
     }
     progress.finish_and_clear();
     Ok(())
@@ -147,14 +152,12 @@ async fn run_showing_progress(
     work: &Work,
     bar: &ProgressBar,
 ) -> (JobResult, DateTime<Utc>) {
-    let (sink, mut updates) = tokio::sync::mpsc::unbounded_channel();
-    let run = async move { pipeline.run(policy, work, Arrival::now(), Some(&sink)).await };
-    let show = async {
-        while let Some(update) = updates.recv().await {
-            bar.set_message(format!("{}: {}", update.job_id, update.describe()));
-        }
+    let show = |update: JobProgress| async move {
+        bar.set_message(format!("{}: {}", update.job_id, update.describe()));
     };
-    let (outcome, ()) = tokio::join!(run, show);
+    let outcome = pipeline
+        .run_forwarding_progress(policy, work, Arrival::now(), show)
+        .await;
     (outcome.result, outcome.answered_at)
 }
 
@@ -177,4 +180,28 @@ fn progress_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} jobs {elapsed} {msg}").expect("a valid template"));
     bar
+}
+
+/// Where `render` answers: a result is a line on stdout; there is no
+/// audit exchange and no dead-letter queue.
+struct Printed(ProgressBar);
+
+impl Printed {
+    fn print(&self, result: &JobResult) {
+        let line = serde_json::to_string(result).expect("a result serializes");
+        self.0.suspend(|| println!("{line}"));
+    }
+}
+
+impl Destination for Printed {
+    async fn announce(&self, _: &AuditRecord) -> Result<(), QueueError> {
+        Ok(())
+    }
+    async fn dead_letter(&self, _: &JobResult) -> Result<(), QueueError> {
+        Ok(())
+    }
+    async fn reply(&self, result: &JobResult) -> Result<(), QueueError> {
+        self.print(result);
+        Ok(())
+    }
 }
