@@ -13,7 +13,8 @@ pub enum Disposition {
 
 /// Every stable error code a result, a dead letter or a refused control
 /// message may carry. Codes are added, never renamed or removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidJob,
     UnsupportedFormat,
@@ -35,10 +36,11 @@ pub enum ErrorCode {
     PolicyLocationRefused,
     PolicyDigestMismatch,
     StalePolicy,
+    EngineCrashed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidJob,
         ErrorCode::UnsupportedFormat,
         ErrorCode::CorruptInput,
@@ -59,6 +61,7 @@ impl ErrorCode {
         ErrorCode::PolicyLocationRefused,
         ErrorCode::PolicyDigestMismatch,
         ErrorCode::StalePolicy,
+        ErrorCode::EngineCrashed,
     ];
 
     /// The code as it travels: in results, headers, metrics and logs.
@@ -84,6 +87,7 @@ impl ErrorCode {
             ErrorCode::PolicyLocationRefused => "policy_location_refused",
             ErrorCode::PolicyDigestMismatch => "policy_digest_mismatch",
             ErrorCode::StalePolicy => "stale_policy",
+            ErrorCode::EngineCrashed => "engine_crashed",
         }
     }
 

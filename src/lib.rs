@@ -20,6 +20,8 @@
 //!
 //! CPU (synchronous, on rayon pools; knows no policy, job or store):
 //! - [`rendition`]: the image engine. [`video`]: the FFmpeg engine.
+//! - [`isolated`]: the image engine in confined child processes, one job
+//!   at a time each; the worker's side (a pool) and the engine's.
 //!
 //! I/O:
 //! - [`pipeline`]: the executor: one job top to bottom, for CLI and worker.
@@ -55,6 +57,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod isolated;
 pub mod job;
 pub mod layout;
 pub mod ops;

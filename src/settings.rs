@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::budget::MemoryBudget;
 use crate::control::{ControlKeys, ControlPlane, PolicyLocations};
 use crate::destinations::PublishDestinations;
+use crate::isolated::EngineSettings;
 use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig};
 use crate::queue::{JobQueue, Topology};
 use crate::storage::s3::S3Config;
@@ -99,6 +100,10 @@ pub struct RawSettings {
     /// `s3://bucket/prefix` or a directory: where signed policy
     /// locations may point.
     pub policy_locations: Option<String>,
+    /// `processes` (the default) or `in-process`: where image jobs decode.
+    pub engines: Option<String>,
+    /// Jobs an engine process does before it is replaced.
+    pub engine_jobs: Option<u32>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -180,6 +185,8 @@ pub struct Settings {
     pub publish: PublishDestinations,
     /// What policy updates and revokes are verified with.
     pub control: ControlPlane,
+    /// Jobs per engine process, or `None`: image jobs decode in this process.
+    pub engine_jobs: Option<u32>,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -256,7 +263,9 @@ impl RawSettings {
             memory_budget,
             publish_destinations,
             control_keys,
-            policy_locations
+            policy_locations,
+            engines,
+            engine_jobs
         );
         Ok(raw)
     }
@@ -320,6 +329,7 @@ impl Settings {
             memory_budget: memory_budget(raw.memory_budget.as_deref())?,
             publish: publish_destinations(raw.publish_destinations.as_deref(), &store)?,
             control: control_plane(&raw)?,
+            engine_jobs: engine_jobs(&raw)?,
             store,
         })
     }
@@ -347,7 +357,23 @@ impl Settings {
             memory_budget: self.memory_budget,
             publish: self.publish.clone(),
             control: self.control.clone(),
+            engines: self
+                .engine_jobs
+                .map(|jobs_per_engine| self.engine_settings(jobs_per_engine)),
             ..PipelineConfig::default()
+        }
+    }
+
+    /// Engine processes run the `rendition` program beside this one (this
+    /// one, for `rendition` itself), with scratch space in the temporary
+    /// directory and as many render threads as this process's pool.
+    fn engine_settings(&self, jobs_per_engine: u32) -> EngineSettings {
+        let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rendition"));
+        EngineSettings {
+            program: me.with_file_name("rendition"),
+            scratch: self.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+            threads: PipelineConfig::default().render_threads,
+            jobs_per_engine,
         }
     }
 
@@ -409,6 +435,21 @@ fn control_plane(raw: &RawSettings) -> Result<ControlPlane, SettingsError> {
 /// The budget as given, or three quarters of the machine's (or the
 /// container's) memory. Below 128 MiB no image would fit beside the
 /// process base and the originals cache.
+fn engine_jobs(raw: &RawSettings) -> Result<Option<u32>, SettingsError> {
+    let jobs = raw.engine_jobs.unwrap_or(DEFAULT_ENGINE_JOBS);
+    if jobs == 0 {
+        bail!("RENDITION_ENGINE_JOBS", "must be at least 1");
+    }
+    match raw.engines.as_deref().unwrap_or("processes") {
+        "processes" => Ok(Some(jobs)),
+        "in-process" => Ok(None),
+        other => bail!("RENDITION_ENGINES", "must be processes or in-process, not {other:?}"),
+    }
+}
+
+/// An engine process is replaced after this many jobs.
+const DEFAULT_ENGINE_JOBS: u32 = 1000;
+
 fn memory_budget(text: Option<&str>) -> Result<u64, SettingsError> {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(MemoryBudget::for_this_machine().total());

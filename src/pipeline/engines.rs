@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::PipelineError;
 use crate::budget::MemoryBudget;
 use crate::error::panic_message;
+use crate::isolated::{EnginePool, EngineSettings};
 use crate::priority::{Priority, Turns};
 use crate::rendition::probe::Header;
 use crate::rendition::{self, EngineLimits, Input, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
@@ -40,6 +41,9 @@ pub(super) struct Engines {
     /// Renders, posters and transcodes started (tests count them).
     pub(super) started: std::sync::atomic::AtomicUsize,
     images: LanePool,
+    /// Image jobs are probed and rendered in engine processes
+    /// (docs/security.md#engine-processes); `None`: in this process.
+    pub(super) processes: Option<Arc<EnginePool>>,
     video: LanePool,
     pub(super) limits: EngineLimits,
     pub(super) video_limits: VideoLimits,
@@ -79,6 +83,16 @@ impl ImageSource {
         Ok(probed?)
     }
 
+    /// The original as an open file for an engine process: the staged file,
+    /// or its bytes in an anonymous one.
+    fn open(&self) -> Result<std::fs::File, PipelineError> {
+        let opened = match self {
+            ImageSource::Bytes(b) => crate::isolated::wire::memory_file("rendition-source", b),
+            ImageSource::File(path, _) => std::fs::File::open(path),
+        };
+        opened.map_err(|e| PipelineError::Render(RenderError::codec(format!("the source for an engine: {e}"), e)))
+    }
+
     /// The bytes of the original the render holds: all of them when in
     /// memory, and a JPEG or HEIF file's too (decoded from memory).
     fn in_memory(&self, header: &Header) -> u64 {
@@ -99,6 +113,7 @@ impl Engines {
         limits: EngineLimits,
         video_limits: VideoLimits,
         budget: MemoryBudget,
+        processes: Option<EngineSettings>,
     ) -> Engines {
         let pool = |threads: usize, name: &'static str, stack: Option<usize>| {
             let mut builder = rayon::ThreadPoolBuilder::new()
@@ -116,6 +131,7 @@ impl Engines {
         Engines {
             started: Default::default(),
             images: pool(threads, "render", None),
+            processes: processes.map(|settings| Arc::new(EnginePool::new(settings))),
             // FFmpeg's stack, not Rust's 2 MiB default (see the constant).
             video: pool(video_threads, "video", Some(video::THREAD_STACK_BYTES)),
             limits,
@@ -144,6 +160,9 @@ impl Engines {
         {
             return on_pool(&self.images, priority, || panic!("an injected engine panic")).await;
         }
+        if let Some(processes) = &self.processes {
+            return self.images_in_processes(processes, source, spec, priority).await;
+        }
         let header = source.probe(limits, spec.page).await?;
         let room = self
             .budget
@@ -152,6 +171,59 @@ impl Engines {
         on_pool(&self.images, priority, move || {
             let _room = room;
             let rendered = rendition::render_probed(source.input(), &header, &spec, &limits)?;
+            Ok(rendered.into_iter().map(made).collect())
+        })
+        .await
+    }
+
+    /// [`Engines::images`] in an engine process. One that dies under the
+    /// job is replaced and the job tried once more in the new one; a
+    /// second death answers it `engine_crashed`.
+    async fn images_in_processes(
+        &self,
+        processes: &Arc<EnginePool>,
+        source: ImageSource,
+        spec: Spec,
+        priority: Priority,
+    ) -> Result<Vec<Made>, PipelineError> {
+        let file = Arc::new(source.open()?);
+        let spec = Arc::new(spec);
+        match self.in_process(processes, &source, &file, &spec, priority).await {
+            Err(PipelineError::Render(RenderError::Crashed { stage, how })) => {
+                tracing::warn!(
+                    stage,
+                    how,
+                    "an engine process died; the job is tried once more in a new one"
+                );
+                self.in_process(processes, &source, &file, &spec, priority).await
+            }
+            other => other,
+        }
+    }
+
+    /// Probe, reserve, render.
+    async fn in_process(
+        &self,
+        processes: &Arc<EnginePool>,
+        source: &ImageSource,
+        file: &Arc<std::fs::File>,
+        spec: &Arc<Spec>,
+        priority: Priority,
+    ) -> Result<Vec<Made>, PipelineError> {
+        let limits = self.limits;
+        let (engines, probed, page) = (processes.clone(), file.clone(), spec.page);
+        let header = on_pool(&self.images, priority, move || {
+            Ok(engines.session()?.probe(&probed, page, &limits)?)
+        })
+        .await?;
+        let memory = rendition::estimate(&header, spec, source.in_memory(&header));
+        let room = self.budget.reserve(memory).await?;
+        // An engine only while a pool thread runs the job: no more engines
+        // than render threads, and none held while the budget is awaited.
+        let (engines, file, spec) = (processes.clone(), file.clone(), spec.clone());
+        on_pool(&self.images, priority, move || {
+            let _room = room;
+            let rendered = engines.session()?.render(&file, &header, &spec, &limits, memory)?;
             Ok(rendered.into_iter().map(made).collect())
         })
         .await
@@ -404,6 +476,7 @@ mod tests {
             EngineLimits::default(),
             VideoLimits::default(),
             MemoryBudget::new(1 << 30),
+            None,
         );
         let panicked = on_pool(
             &engines.images,
@@ -452,6 +525,7 @@ mod tests {
             EngineLimits::default(),
             VideoLimits::default(),
             MemoryBudget::new(1 << 30),
+            None,
         );
         let stack = on_pool(&engines.video, Priority::Bulk, || Ok(stack_size()))
             .await

@@ -24,6 +24,7 @@ use crate::budget::MemoryBudget;
 use crate::control::ControlPlane;
 use crate::destinations::PublishDestinations;
 use crate::error::{Coded, Disposition, ErrorCode};
+use crate::isolated::EngineSettings;
 use crate::job::{Job, JobError};
 use crate::layout;
 use crate::plan::{self, Facts, Make, Plan, PlanError};
@@ -120,6 +121,9 @@ pub struct PipelineConfig {
     /// The keys revokes (and policy updates) must be signed with (default:
     /// none, so every control message is refused).
     pub control: ControlPlane,
+    /// Image jobs in engine processes (default: in this process; the
+    /// `rendition` program's settings turn them on).
+    pub engines: Option<EngineSettings>,
 }
 
 impl Default for PipelineConfig {
@@ -135,6 +139,7 @@ impl Default for PipelineConfig {
             temp_dir: None,
             publish: PublishDestinations::default(),
             control: ControlPlane::default(),
+            engines: None,
         }
     }
 }
@@ -234,6 +239,7 @@ impl<S: Store> Pipeline<S> {
             config.limits,
             config.video_limits,
             budget,
+            config.engines.clone(),
         );
         Pipeline {
             originals,

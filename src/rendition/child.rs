@@ -123,6 +123,13 @@ impl Run<'_> {
         }
         match self.input {
             Input::File(path) => command.stdin(std::fs::File::open(path).map_err(RenderError::corrupt)?),
+            // A second descriptor of the same open file: its offset, which
+            // the child reads from, is the one shared; it starts at 0.
+            Input::Open(file) => {
+                let mut own = file.try_clone().map_err(RenderError::corrupt)?;
+                std::io::Seek::rewind(&mut own).map_err(RenderError::corrupt)?;
+                command.stdin(own)
+            }
             Input::Bytes(bytes) if self.seekable => command.stdin(memory_file(bytes)?),
             Input::Bytes(_) => command.stdin(Stdio::piped()),
         };

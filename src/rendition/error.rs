@@ -39,6 +39,13 @@ pub enum RenderError {
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
+    /// An engine process's refusal, as it answered it: its code and message.
+    #[error("{message}")]
+    Answered { code: ErrorCode, message: String },
+    /// The engine process died on this source (a signal, an abort, its
+    /// CPU limit), at `stage`.
+    #[error("the engine process died while it {stage}: {how}")]
+    Crashed { stage: &'static str, how: String },
 }
 
 impl Coded for RenderError {
@@ -51,6 +58,8 @@ impl Coded for RenderError {
             RenderError::CorruptInput(_) | RenderError::Codec { .. } => ErrorCode::CorruptInput,
             RenderError::NoSuchPage { .. } => ErrorCode::NoSuchPage,
             RenderError::Deadline(_) => ErrorCode::DeadlineExceeded,
+            RenderError::Answered { code, .. } => *code,
+            RenderError::Crashed { .. } => ErrorCode::EngineCrashed,
         }
     }
 }

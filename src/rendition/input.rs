@@ -15,6 +15,9 @@ use super::RenderError;
 pub enum Input<'a> {
     Bytes(&'a [u8]),
     File(&'a Path),
+    /// A file already open (an engine process's source, sent by
+    /// descriptor): read by position, so readers never share an offset.
+    Open(&'a File),
 }
 
 /// A buffered, seekable reader over either kind of input.
@@ -30,6 +33,7 @@ impl<'a> Input<'a> {
         match self {
             Input::Bytes(b) => Ok(b.len() as u64),
             Input::File(p) => Ok(std::fs::metadata(p).map_err(|e| unreadable(p, e))?.len()),
+            Input::Open(f) => Ok(f.metadata().map_err(unreadable_open)?.len()),
         }
     }
 
@@ -49,6 +53,7 @@ impl<'a> Input<'a> {
                 256 << 10,
                 File::open(p).map_err(|e| unreadable(p, e))?,
             ))),
+            Input::Open(file) => Ok(Box::new(BufReader::with_capacity(256 << 10, At { file, at: 0 }))),
         }
     }
 
@@ -69,6 +74,14 @@ impl<'a> Input<'a> {
                     .map_err(|e| unreadable(p, e))?;
                 Ok(Cow::Owned(head))
             }
+            Input::Open(file) => {
+                let mut head = Vec::with_capacity(n.min(1 << 20));
+                At { file, at: 0 }
+                    .take(n as u64)
+                    .read_to_end(&mut head)
+                    .map_err(unreadable_open)?;
+                Ok(Cow::Owned(head))
+            }
         }
     }
 
@@ -77,8 +90,45 @@ impl<'a> Input<'a> {
         match *self {
             Input::Bytes(b) => Ok(Cow::Borrowed(b)),
             Input::File(p) => Ok(Cow::Owned(std::fs::read(p).map_err(|e| unreadable(p, e))?)),
+            Input::Open(file) => {
+                let mut all = Vec::new();
+                At { file, at: 0 }.read_to_end(&mut all).map_err(unreadable_open)?;
+                Ok(Cow::Owned(all))
+            }
         }
     }
+}
+
+/// A reader of an open file by position (`pread`), with its own offset.
+struct At<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for At<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let (base, delta) = match to {
+            std::io::SeekFrom::Start(n) => (0, n as i64),
+            std::io::SeekFrom::End(n) => (self.file.metadata()?.len(), n),
+            std::io::SeekFrom::Current(n) => (self.at, n),
+        };
+        self.at = base
+            .checked_add_signed(delta)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a seek before the start"))?;
+        Ok(self.at)
+    }
+}
+
+fn unreadable_open(e: std::io::Error) -> RenderError {
+    RenderError::codec(format!("reading the source: {e}"), e)
 }
 
 fn unreadable(path: &Path, e: std::io::Error) -> RenderError {

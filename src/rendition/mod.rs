@@ -63,7 +63,7 @@ pub use input::Input;
 pub use spec::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
 
 /// Caps checked from the header, before any pixel is allocated.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct EngineLimits {
     pub max_source_pixels: u64,
     pub max_source_bytes: u64,

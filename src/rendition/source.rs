@@ -10,7 +10,7 @@ use image::metadata::Orientation;
 
 use super::{RenderError, color, jpeg_meta};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SourceFormat {
     Jpeg,
     Png,
@@ -54,7 +54,7 @@ pub enum SourceFormat {
     Raw,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Header {
     pub format: SourceFormat,
     /// The page (from 1) this header is of: a PDF's or a TIFF's.

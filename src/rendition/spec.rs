@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 pub const ENGINE_VERSION: u32 = 1;
 
 /// One output size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Size {
     /// The source's own size (after orientation).
     Full,
@@ -28,7 +28,7 @@ impl Size {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OutputFormat {
     Jpeg,
     Webp,
@@ -68,7 +68,7 @@ impl OutputFormat {
 }
 
 /// Where the mark sits on the picture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub enum Position {
     /// Repeated diagonally over the whole picture.
     #[default]
@@ -96,12 +96,14 @@ impl Logo {
 }
 
 /// The watermark to burn in: final text, opacity, place and logo.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WatermarkSpec {
     pub text: String,
     pub opacity: f32,
     pub position: Position,
-    /// Drawn before the text.
+    /// Drawn before the text. Sent to an engine process beside the
+    /// message, as raw pixels.
+    #[serde(skip)]
     pub logo: Option<Logo>,
 }
 
@@ -114,7 +116,7 @@ impl WatermarkSpec {
 }
 
 /// What to make of one image source.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Spec {
     pub sizes: Vec<Size>,
     pub format: OutputFormat,

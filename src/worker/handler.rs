@@ -120,7 +120,9 @@ impl<S: Store> Handler<S> {
         };
         match settlement {
             Settlement::Reply => {
-                let dead = matches!(work, Work::Unreadable { .. });
+                // A job that crashed an engine twice is kept for a person to
+                // look at, never handed to another worker to crash it too.
+                let dead = matches!(work, Work::Unreadable { .. }) || outcome.error == Some(ErrorCode::EngineCrashed);
                 self.answer(broker, message, &work, &outcome, dead).await
             }
             Settlement::Retry { level } => {

@@ -9,6 +9,7 @@ mod common;
 mod deploy;
 mod docs;
 mod engine;
+mod engine_processes;
 mod formats;
 mod formats_heif;
 mod formats_jp2;

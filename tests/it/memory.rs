@@ -223,20 +223,59 @@ fn os(args: &[&OsStr]) -> Vec<OsString> {
 }
 
 /// Runs `rendition ARGS` under GNU time: (peak RSS in KiB, stdout).
+/// Runs `rendition` with `args` and returns the peak of the summed PSS of
+/// its process tree (the program and its engine processes, sampled every
+/// 10 ms from `/proc/<pid>/smaps_rollup`), in KiB, and its stdout.
 pub fn peak_kib(args: &[OsString], env: &[(&str, String)]) -> (u64, String) {
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(report.path())
-        .arg(env!("CARGO_BIN_EXE_rendition"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rendition"))
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("GNU time (scripts/install-deps installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let peak = std::fs::read_to_string(report.path()).unwrap();
-    (peak.trim().lines().last().unwrap().trim().parse().unwrap(), stdout)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    });
+    let mut peak = 0;
+    let status = loop {
+        peak = peak.max(tree_pss_kib(child.id()));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let stdout = reader.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stdout}{stderr}");
+    (peak, stdout)
+}
+
+/// The summed PSS of `pid` and its descendants, in KiB.
+pub fn tree_pss_kib(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![pid];
+    while let Some(pid) = pending.pop() {
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        total += rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for task in tasks {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    total
 }
 
 #[test]

@@ -1,0 +1,202 @@
+//! What an engine process does to itself before it reads a byte of a
+//! source (docs/security.md#engine-processes). Its parent already gave it
+//! an empty environment, no descriptor but its socket and stderr, and,
+//! when the worker runs as root, the `nobody` user. Here it adds:
+//! `PR_SET_NO_NEW_PRIVS`; limits on open files, processes, file size and
+//! core files; a Landlock ruleset (the system's libraries and tools read
+//! only, its own scratch directory read-write, nothing else); a seccomp
+//! filter refusing sockets, tracing, other processes' memory, mounts,
+//! namespaces, keyrings, BPF and io_uring. Each job then runs under a data
+//! limit from its reservation and a CPU limit ([`Confinement::within`]).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use landlock::{
+    ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+};
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule};
+
+/// Open files: the socket, a source, outputs, a child's pipes.
+const MAX_OPEN_FILES: u64 = 64;
+
+/// Processes and threads of the engine's user (`RLIMIT_NPROC`): its render
+/// threads and the tools it starts; a fork bomb stops here.
+pub const MAX_PROCESSES: u64 = 512;
+
+/// The largest file written (a tool's scratch copy of a big original).
+const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// CPU seconds one job may use.
+const JOB_CPU_SECONDS: u64 = 600;
+
+/// Room over a job's reservation: the estimate is a model, and the
+/// decoders' own tables and buffers come on top.
+const DATA_SLACK: u64 = 256 << 20;
+
+/// What is read only: the libraries, the tools the engine starts (poppler,
+/// ImageMagick, dcraw) and their configuration and fonts.
+const READ_ONLY: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/etc",
+    "/var/cache/fontconfig",
+];
+
+/// The engine's confinement, as it came out on this kernel.
+pub struct Confinement {
+    /// `/proc/self/statm`, opened before Landlock closed `/proc`.
+    statm: File,
+    /// Whether Landlock enforced the ruleset (older kernels: partly or not).
+    pub landlock: bool,
+}
+
+/// Confines this process for good; what Landlock could enforce is kept
+/// (an older kernel enforces less, and the engine still runs).
+pub fn confine() -> std::io::Result<Confinement> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    set_limit(libc::RLIMIT_NOFILE, MAX_OPEN_FILES, MAX_OPEN_FILES)?;
+    set_limit(libc::RLIMIT_NPROC, MAX_PROCESSES, MAX_PROCESSES)?;
+    set_limit(libc::RLIMIT_FSIZE, MAX_FILE_BYTES, MAX_FILE_BYTES)?;
+    set_limit(libc::RLIMIT_CORE, 0, 0)?;
+    let statm = File::open("/proc/self/statm")?;
+    let landlock = restrict_files().map_err(std::io::Error::other)?;
+    seccompiler::apply_filter_all_threads(&seccomp_filter()?).map_err(std::io::Error::other)?;
+    Ok(Confinement { statm, landlock })
+}
+
+/// Read-only system paths and the scratch directory (`TMPDIR`); every
+/// other path refused; no signals to, nor abstract sockets of, processes
+/// outside the engine's own domain (the worker's), where the kernel scopes.
+fn restrict_files() -> Result<bool, landlock::RulesetError> {
+    let abi = ABI::V6;
+    let scratch = std::env::var_os("TMPDIR").map(PathBuf::from);
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))?
+        .scope(Scope::from_all(abi))?
+        .create()?
+        .add_rules(path_beneath_rules(READ_ONLY, AccessFs::from_read(abi)))?
+        .add_rules(path_beneath_rules(["/dev/null"], AccessFs::from_all(abi)))?
+        .add_rules(path_beneath_rules(scratch, AccessFs::from_all(abi)))?
+        .restrict_self()?;
+    Ok(status.ruleset != RulesetStatus::NotEnforced)
+}
+
+/// System calls refused with `EPERM`: no network, no tracing or reading
+/// another process, no mounts, namespaces, modules, keyrings, BPF,
+/// performance counters or io_uring.
+fn seccomp_filter() -> std::io::Result<BpfProgram> {
+    let refused = [
+        libc::SYS_socket,
+        libc::SYS_connect,
+        libc::SYS_bind,
+        libc::SYS_listen,
+        libc::SYS_accept,
+        libc::SYS_accept4,
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_pivot_root,
+        libc::SYS_unshare,
+        libc::SYS_setns,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_kexec_load,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_userfaultfd,
+        libc::SYS_io_uring_setup,
+    ];
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = refused.into_iter().map(|call| (call, Vec::new())).collect();
+    let arch = std::env::consts::ARCH.try_into().map_err(std::io::Error::other)?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(std::io::Error::other)?;
+    filter.try_into().map_err(std::io::Error::other)
+}
+
+impl Confinement {
+    /// Runs one job with its data segment limited to what it uses now plus
+    /// its reservation (and slack), and its CPU to [`JOB_CPU_SECONDS`] more.
+    /// Past the data limit allocations fail: the job fails `too_large`.
+    pub fn within<T>(&self, memory: u64, job: impl FnOnce() -> T) -> T {
+        let data = self.data_bytes().unwrap_or(0);
+        let cap = data
+            .saturating_add(memory.saturating_mul(3) / 2)
+            .saturating_add(DATA_SLACK);
+        let cpu = cpu_seconds().saturating_add(JOB_CPU_SECONDS);
+        let limited = set_soft(libc::RLIMIT_DATA, cap).and(set_soft(libc::RLIMIT_CPU, cpu));
+        if let Err(e) = limited {
+            eprintln!("engine: the job's limits were not set: {e}");
+        }
+        let out = job();
+        // Back to the hard limits between jobs.
+        let _ = set_soft(libc::RLIMIT_DATA, libc::RLIM_INFINITY);
+        let _ = set_soft(libc::RLIMIT_CPU, libc::RLIM_INFINITY);
+        out
+    }
+
+    /// The data segment's size now (`statm`'s sixth field, in pages).
+    fn data_bytes(&self) -> std::io::Result<u64> {
+        let mut buf = [0u8; 256];
+        let n = self.statm.read_at(&mut buf, 0)?;
+        let pages: u64 = String::from_utf8_lossy(&buf[..n])
+            .split_whitespace()
+            .nth(5)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| std::io::Error::other("statm unreadable"))?;
+        // SAFETY: sysconf with a constant.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        Ok(pages * u64::try_from(page).unwrap_or(4096))
+    }
+}
+
+fn cpu_seconds() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + 1) as u64
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the struct it is given.
+    match unsafe { libc::setrlimit(resource, &limit) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Sets the soft limit, keeping the hard one.
+fn set_soft(resource: libc::__rlimit_resource_t, soft: u64) -> std::io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given.
+    if unsafe { libc::getrlimit(resource, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    set_limit(resource, soft.min(limit.rlim_max), limit.rlim_max)
+}

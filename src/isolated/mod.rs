@@ -1,0 +1,416 @@
+//! Engine processes: the worker (and `rendition render`) decode nothing
+//! themselves. Each image job is probed and rendered by a long-lived child,
+//! `rendition engine`, that holds no credential, queue or store, and is
+//! confined ([`confine`]); one job at a time per engine. A source goes to it
+//! as a descriptor, its outputs come back as one ([`wire`]). An engine that
+//! dies fails only its job, and the pool starts another
+//! (docs/security.md#engine-processes).
+//!
+//! ```text
+//!  worker (credentials, broker, store)        engine (nobody, Landlock, seccomp)
+//!  ── Probe{page}   + source fd ──────────►   probe the header
+//!  ◄───────────────────────── Probed(Header)
+//!  reserve the budget
+//!  ── Render{spec, memory} + source fd (+ logo fd) ──►  decode, resize, watermark, encode
+//!  ◄──────────────── Rendered(sizes) + outputs fd
+//! ```
+
+#[cfg(feature = "engine-test-requests")]
+pub mod attempts;
+mod confine;
+pub mod engine;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wire::{Answer, Request};
+
+use crate::rendition::probe::Header;
+use crate::rendition::{EngineLimits, RenderError, Rendered, Spec};
+
+pub use confine::MAX_PROCESSES;
+
+/// Who engines run as when the worker runs as root: `nobody`/`nogroup`.
+const SANDBOX_ID: u32 = 65534;
+
+/// What of an engine's stderr is kept, for the message of its crash.
+const STDERR_TAIL: usize = 4 << 10;
+
+/// How an engine process is started and kept.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// The `rendition` program (its `engine` command).
+    pub program: PathBuf,
+    /// Where each engine gets a private scratch directory.
+    pub scratch: PathBuf,
+    /// Render threads in each engine.
+    pub threads: usize,
+    /// An engine is replaced after this many jobs (a leak or a slow
+    /// corruption does not outlive it).
+    pub jobs_per_engine: u32,
+}
+
+/// The pool of engine processes; engines start when a job first needs one
+/// and are kept while idle.
+pub struct EnginePool {
+    settings: EngineSettings,
+    idle: Mutex<Vec<EngineProcess>>,
+    /// Engines started, and those that died under a job.
+    pub started: std::sync::atomic::AtomicU64,
+    pub crashed: std::sync::atomic::AtomicU64,
+}
+
+struct EngineProcess {
+    child: Child,
+    socket: UnixStream,
+    jobs: u32,
+    stderr: Arc<Mutex<VecDeque<u8>>>,
+    _scratch: tempfile::TempDir,
+}
+
+impl EnginePool {
+    pub fn new(settings: EngineSettings) -> EnginePool {
+        EnginePool {
+            settings,
+            idle: Mutex::default(),
+            started: Default::default(),
+            crashed: Default::default(),
+        }
+    }
+
+    /// An idle engine, or a new one.
+    pub fn session(self: &Arc<Self>) -> Result<Session, RenderError> {
+        let idle = self.idle.lock().expect("the pool's lock").pop();
+        let engine = match idle {
+            Some(engine) => engine,
+            None => self.start()?,
+        };
+        Ok(Session {
+            pool: self.clone(),
+            engine: Some(engine),
+            deadline: Duration::from_secs(120),
+        })
+    }
+
+    fn start(&self) -> Result<EngineProcess, RenderError> {
+        let failed = |e: std::io::Error| RenderError::Answered {
+            code: crate::error::ErrorCode::EngineError,
+            message: format!("an engine process did not start: {e}"),
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix("rendition-engine-")
+            .tempdir_in(&self.settings.scratch)
+            .map_err(failed)?;
+        let (ours, theirs) = UnixStream::pair().map_err(failed)?;
+        let mut command = Command::new(&self.settings.program);
+        command
+            .arg("engine")
+            .arg(self.settings.threads.max(1).to_string())
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("TMPDIR", scratch.path())
+            .env("MAGICK_TEMPORARY_PATH", scratch.path())
+            // glibc's per-thread arenas are address space the data limit counts.
+            .env("MALLOC_ARENA_MAX", "2")
+            .current_dir(scratch.path())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(scratch.path(), Some(SANDBOX_ID), Some(SANDBOX_ID)).map_err(failed)?;
+            command.uid(SANDBOX_ID).gid(SANDBOX_ID);
+        }
+        let fd = theirs.as_raw_fd();
+        // SAFETY: dup2 only, between fork and exec; it clears close-on-exec
+        // on the copy, so the socket is the one descriptor the engine gets
+        // beyond its standard three.
+        unsafe {
+            command.pre_exec(move || match libc::dup2(fd, engine::SOCKET_FD) {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            });
+        }
+        let mut child = command.spawn().map_err(failed)?;
+        drop(theirs);
+        let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        if let Some(pipe) = child.stderr.take() {
+            keep_tail(pipe, stderr.clone());
+        }
+        self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(EngineProcess {
+            child,
+            socket: ours,
+            jobs: 0,
+            stderr,
+            _scratch: scratch,
+        })
+    }
+}
+
+/// The last bytes an engine wrote on stderr; every line also goes to ours.
+fn keep_tail(mut pipe: impl Read + Send + 'static, tail: Arc<Mutex<VecDeque<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            eprint!("{}", String::from_utf8_lossy(&buf[..n]));
+            let mut tail = tail.lock().expect("the tail's lock");
+            tail.extend(&buf[..n]);
+            let over = tail.len().saturating_sub(STDERR_TAIL);
+            tail.drain(..over);
+        }
+    });
+}
+
+/// One job's use of one engine: a probe, then a render.
+pub struct Session {
+    pool: Arc<EnginePool>,
+    engine: Option<EngineProcess>,
+    deadline: Duration,
+}
+
+impl Session {
+    /// The header of `page` of `source`, read by the engine.
+    pub fn probe(&mut self, source: &File, page: u32, limits: &EngineLimits) -> Result<Header, RenderError> {
+        self.deadline = limits.document_deadline.max(Duration::from_secs(60)) * 2;
+        let request = Request::Probe { page, limits: *limits };
+        match self.ask(&request, &[source.as_fd()], "read the header")? {
+            (Answer::Probed(header), _) => Ok(header),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Every size of `spec` from `source` (probed: `header`), under
+    /// `memory` bytes.
+    pub fn render(
+        &mut self,
+        source: &File,
+        header: &Header,
+        spec: &Spec,
+        limits: &EngineLimits,
+        memory: u64,
+    ) -> Result<Vec<Rendered>, RenderError> {
+        let logo = spec.watermark.as_ref().and_then(|w| w.logo.as_ref());
+        let logo_file = match logo {
+            Some(logo) => {
+                Some(wire::memory_file("rendition-logo", logo.pixels.as_raw()).map_err(RenderError::corrupt)?)
+            }
+            None => None,
+        };
+        let request = Request::Render {
+            header: *header,
+            spec: spec.clone(),
+            limits: *limits,
+            memory,
+            logo: logo.map(|l| l.pixels.dimensions()),
+        };
+        let fds: Vec<_> = std::iter::once(source.as_fd())
+            .chain(logo_file.iter().map(|f| f.as_fd()))
+            .collect();
+        let (answer, mut files) = self.ask(&request, &fds, "rendered")?;
+        let Answer::Rendered(outputs) = answer else {
+            return Err(unexpected(answer));
+        };
+        let bytes = match files.pop() {
+            Some(file) => wire::read_all(file).map_err(RenderError::corrupt)?,
+            None => return Err(RenderError::CorruptInput("the engine sent no outputs".into())),
+        };
+        let rendered = split_outputs(outputs, &bytes)?;
+        within_spec(&rendered, header, spec)?;
+        Ok(rendered)
+    }
+
+    /// Test builds only: an attempt, answered by the engine.
+    #[cfg(feature = "engine-test-requests")]
+    pub fn attempt(&mut self, attempt: attempts::Attempt) -> Result<Result<String, String>, RenderError> {
+        match self.ask(&Request::Attempt(attempt), &[], "attempted")? {
+            (Answer::Attempted(done), _) => Ok(done),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// The engine's process id (tests look at it).
+    pub fn pid(&self) -> Option<u32> {
+        self.engine.as_ref().map(|e| e.child.id())
+    }
+
+    /// Sends a request and waits for its answer; an engine that does not
+    /// answer is killed and its death read.
+    fn ask(
+        &mut self,
+        request: &Request,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+        stage: &'static str,
+    ) -> Result<(Answer, Vec<std::os::fd::OwnedFd>), RenderError> {
+        let engine = self.engine.as_mut().ok_or_else(|| crashed(stage, "no engine".into()))?;
+        engine
+            .socket
+            .set_read_timeout(Some(self.deadline))
+            .map_err(RenderError::corrupt)?;
+        let answered = wire::send(&engine.socket, request, fds).and_then(|()| wire::receive::<Answer>(&engine.socket));
+        match answered {
+            Ok(Some((Answer::Refused { code, message }, _))) => Err(RenderError::Answered { code, message }),
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => Err(self.died(stage)),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                self.died(stage);
+                Err(RenderError::Deadline(format!(
+                    "the engine took longer than {:?}",
+                    self.deadline
+                )))
+            }
+            Err(_) => Err(self.died(stage)),
+        }
+    }
+
+    /// Kills the engine (if it still lives), reads how it ended, and says
+    /// what that means for the job: out of memory is `too_large`; anything
+    /// else a crash.
+    fn died(&mut self, stage: &'static str) -> RenderError {
+        let Some(mut engine) = self.engine.take() else {
+            return crashed(stage, "no engine".into());
+        };
+        self.pool.crashed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = engine.child.kill();
+        let status = engine.child.wait();
+        // The stderr reader may still be draining the pipe.
+        std::thread::sleep(Duration::from_millis(20));
+        let said =
+            String::from_utf8_lossy(engine.stderr.lock().expect("the tail's lock").make_contiguous()).into_owned();
+        if said.contains("memory allocation of") {
+            return RenderError::DecoderLimit(format!(
+                "the render needed more memory than its reservation allows ({})",
+                said.lines()
+                    .rev()
+                    .find(|l| l.contains("memory allocation"))
+                    .unwrap_or("")
+                    .trim()
+            ));
+        }
+        let how = match status {
+            Ok(s) => match s.signal() {
+                Some(signal) => format!("signal {signal} ({})", signal_name(signal)),
+                None => format!("exit status {:?}", s.code()),
+            },
+            Err(e) => e.to_string(),
+        };
+        crashed(stage, how)
+    }
+}
+
+impl Drop for Session {
+    /// A healthy engine goes back to the pool, until its job count is up.
+    fn drop(&mut self) {
+        let Some(mut engine) = self.engine.take() else { return };
+        engine.jobs += 1;
+        if engine.jobs < self.pool.settings.jobs_per_engine {
+            self.pool.idle.lock().expect("the pool's lock").push(engine);
+        } else {
+            // Closing its socket ends it; it is reaped here.
+            drop(engine.socket);
+            let _ = engine.child.wait();
+        }
+    }
+}
+
+impl Drop for EnginePool {
+    fn drop(&mut self) {
+        for mut engine in self.idle.get_mut().expect("the pool's lock").drain(..) {
+            let _ = engine.child.kill();
+            let _ = engine.child.wait();
+        }
+    }
+}
+
+fn crashed(stage: &'static str, how: String) -> RenderError {
+    RenderError::Crashed { stage, how }
+}
+
+fn unexpected(answer: Answer) -> RenderError {
+    RenderError::CorruptInput(format!("the engine answered out of turn: {answer:?}"))
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGXCPU => "SIGXCPU, its CPU limit",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGSYS => "SIGSYS",
+        _ => "a signal",
+    }
+}
+
+/// An engine is not trusted to keep to the spec: each size asked, in its
+/// order, none larger than asked (nor than the source), in the format asked.
+fn within_spec(rendered: &[Rendered], header: &Header, spec: &Spec) -> Result<(), RenderError> {
+    let asked: Vec<_> = spec.sizes.iter().collect();
+    let made: Vec<_> = rendered.iter().map(|r| &r.size).collect();
+    if asked != made {
+        return Err(RenderError::CorruptInput(format!(
+            "the engine made {made:?}, not {asked:?}"
+        )));
+    }
+    for r in rendered {
+        // The size the bytes themselves say (a header read by `image`, in
+        // memory-safe Rust), where `image` reads the format back.
+        let told = image::ImageReader::new(std::io::Cursor::new(&r.bytes))
+            .with_guessed_format()
+            .ok()
+            .and_then(|reader| reader.into_dimensions().ok());
+        if told.is_some_and(|told| told != (r.width, r.height)) {
+            return Err(RenderError::CorruptInput(format!(
+                "the engine said {}×{}, its bytes say {told:?}",
+                r.width, r.height
+            )));
+        }
+        let edge = r.size.long_edge().unwrap_or(u32::MAX).min(header.long_edge());
+        let format_ok = spec.format == crate::rendition::OutputFormat::Auto || r.format == spec.format;
+        if r.width.max(r.height) > edge || !format_ok {
+            return Err(RenderError::CorruptInput(format!(
+                "the engine made a {}×{} {:?} for {:?} {:?}",
+                r.width, r.height, r.format, r.size, spec.format
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The outputs as the engine described them, each with its bytes.
+fn split_outputs(outputs: Vec<wire::Output>, bytes: &[u8]) -> Result<Vec<Rendered>, RenderError> {
+    let mut at = 0usize;
+    let mut rendered = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        let end = usize::try_from(o.bytes).ok().and_then(|n| at.checked_add(n));
+        let Some(slice) = end.and_then(|end| bytes.get(at..end)) else {
+            return Err(RenderError::CorruptInput(
+                "the engine's outputs are shorter than it said".into(),
+            ));
+        };
+        at += slice.len();
+        rendered.push(Rendered {
+            size: o.size,
+            bytes: slice.to_vec(),
+            width: o.width,
+            height: o.height,
+            format: o.format,
+            watermarked: o.watermarked,
+        });
+    }
+    Ok(rendered)
+}

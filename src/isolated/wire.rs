@@ -1,0 +1,149 @@
+//! What crosses the socket between the worker and an engine process: one
+//! length-prefixed JSON message each way, with file descriptors beside it
+//! (`SCM_RIGHTS`): the source, the logo's pixels, the outputs. Bytes of a
+//! source or an output never go through the socket itself.
+
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::rendition::probe::Header;
+use crate::rendition::{EngineLimits, OutputFormat, RenderError, Size, Spec};
+
+/// The most descriptors one message carries.
+const MAX_FDS: usize = 4;
+
+/// The largest message body: requests and answers are a few hundred bytes.
+const MAX_BODY: u32 = 1 << 20;
+
+/// From the worker to an engine process.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// The header of `page` of the source sent with it.
+    Probe { page: u32, limits: EngineLimits },
+    /// Every size of `spec` from the source sent with it (probed before:
+    /// `header`), under a data limit of `memory` bytes more than the engine
+    /// holds idle. A logo's RGBA pixels (`logo`: width, height) come beside
+    /// it, after the source.
+    Render {
+        header: Header,
+        spec: Spec,
+        limits: EngineLimits,
+        memory: u64,
+        logo: Option<(u32, u32)>,
+    },
+    /// Test builds only: something a compromised decoder might try.
+    #[cfg(feature = "engine-test-requests")]
+    Attempt(super::attempts::Attempt),
+}
+
+/// From an engine process to the worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Answer {
+    Probed(Header),
+    /// The outputs, their bytes one after another in the file sent beside.
+    Rendered(Vec<Output>),
+    Refused {
+        code: ErrorCode,
+        message: String,
+    },
+    /// Test builds only: what the attempt did (`Ok`: it was allowed).
+    #[cfg(feature = "engine-test-requests")]
+    Attempted(Result<String, String>),
+}
+
+/// One output as the engine describes it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Output {
+    pub size: Size,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    pub format: OutputFormat,
+    pub watermarked: bool,
+}
+
+impl Answer {
+    pub fn refused(e: &RenderError) -> Answer {
+        Answer::Refused {
+            code: crate::error::Coded::code(e),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Sends `message` with `fds` beside it.
+pub fn send<T: Serialize>(socket: &UnixStream, message: &T, fds: &[BorrowedFd<'_>]) -> std::io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len()).map_err(std::io::Error::other)?.to_le_bytes();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(std::io::Error::other("too many descriptors for one message"));
+    }
+    // The descriptors go with the first bytes; the rest follows as a stream.
+    let sent = rustix::net::sendmsg(
+        socket,
+        &[IoSlice::new(&len), IoSlice::new(&body)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )?;
+    let rest: Vec<u8> = len.iter().chain(&body).skip(sent).copied().collect();
+    (&*socket).write_all(&rest)
+}
+
+/// Receives one message and the descriptors beside it; `None` at the end
+/// of the stream (the other side is gone).
+pub fn receive<T: for<'de> Deserialize<'de>>(socket: &UnixStream) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut len = [0u8; 4];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        socket,
+        &mut [IoSliceMut::new(&mut len)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if got.bytes == 0 {
+        return Ok(None);
+    }
+    (&*socket).read_exact(&mut len[got.bytes..])?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_BODY {
+        return Err(std::io::Error::other(format!("a message of {len} bytes")));
+    }
+    let mut body = vec![0; len as usize];
+    (&*socket).read_exact(&mut body)?;
+    let message = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+    Ok(Some((message, fds)))
+}
+
+/// An anonymous file in memory holding `bytes` (outputs, a logo).
+pub fn memory_file(name: &str, bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    Ok(file)
+}
+
+/// Reads all of a received file from its start.
+pub fn read_all(fd: impl AsFd) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::from(fd.as_fd().try_clone_to_owned()?);
+    let mut out = Vec::new();
+    std::io::Seek::rewind(&mut &file)?;
+    (&file).read_to_end(&mut out)?;
+    Ok(out)
+}
