@@ -9,6 +9,7 @@ mod audit;
 mod common;
 mod control_plane;
 mod credentials;
+mod engines;
 mod lab;
 mod priority;
 mod side_doors;
