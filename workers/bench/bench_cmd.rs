@@ -4,45 +4,24 @@
 //! the SSIM of our output against vipsthumbnail's.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::common::sized;
 
-/// CPU seconds (user + system) and peak RSS (KiB) of one run.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Run {
-    secs: f64,
-    rss_kib: u64,
-}
+pub(crate) use crate::tree::Run;
 
-/// Runs a command under GNU time for its CPU time and peak RSS; one thread
-/// for all.
+/// One run, one thread for all (see [`crate::tree`] for what is counted).
 pub(crate) fn measure(program: &str, args: &[String]) -> anyhow::Result<Run> {
-    let report = tempfile::NamedTempFile::new()?;
-    let status = Command::new("/usr/bin/time")
-        .args(["-f", "%U %S %M", "-o"])
-        .arg(report.path())
-        .arg(program)
-        .args(args)
-        .env("RAYON_NUM_THREADS", "1")
-        .env("VIPS_CONCURRENCY", "1")
-        .env("MAGICK_THREAD_LIMIT", "1")
-        .status()
-        .with_context(|| format!("running {program} (is GNU time installed?)"))?;
-    if !status.success() {
-        bail!("{program} {args:?} failed");
-    }
-    let text = std::fs::read_to_string(report.path())?;
-    let fields: Vec<&str> = text.trim().lines().last().unwrap_or("").split_whitespace().collect();
-    let [user, system, rss] = fields[..] else {
-        bail!("GNU time printed {text:?}");
-    };
-    Ok(Run {
-        secs: user.parse::<f64>()? + system.parse::<f64>()?,
-        rss_kib: rss.parse()?,
-    })
+    crate::tree::measure(
+        program,
+        args,
+        &[
+            ("RAYON_NUM_THREADS", "1"),
+            ("VIPS_CONCURRENCY", "1"),
+            ("MAGICK_THREAD_LIMIT", "1"),
+        ],
+    )
 }
 
 fn s(p: &Path) -> String {
@@ -50,7 +29,7 @@ fn s(p: &Path) -> String {
 }
 
 pub(crate) struct Tools {
-    us: String,
+    pub(crate) us: String,
     pub(crate) out: PathBuf,
 }
 
@@ -137,6 +116,7 @@ pub(crate) fn ssim(a: &Path, b: &Path) -> anyhow::Result<f64> {
 pub(crate) struct Tally {
     secs: f64,
     rss_max: u64,
+    pss_max: u64,
     count: u32,
 }
 
@@ -144,6 +124,7 @@ impl Tally {
     pub(crate) fn add(&mut self, run: Run, renditions: u32) {
         self.secs += run.secs;
         self.rss_max = self.rss_max.max(run.rss_kib);
+        self.pss_max = self.pss_max.max(run.pss_kib);
         self.count += renditions;
     }
     fn per_sec(&self) -> f64 {
@@ -233,6 +214,7 @@ fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
                 three = Run {
                     secs: three.secs + run.secs,
                     rss_kib: three.rss_kib.max(run.rss_kib),
+                    pss_kib: three.pss_kib.max(run.pss_kib),
                 };
             }
             vips.add(three, 3);
@@ -244,22 +226,25 @@ fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
         &vips,
         None,
     );
+    crate::bench_batch::run(&tools, &photos)?;
     crate::bench_big::run(&tools, &photos)
 }
 
 pub(crate) fn report(title: &str, ours: &Tally, vips: &Tally, magick: Option<&Tally>) {
     println!("  {title}");
     println!(
-        "    {:<16} {:>12} {:>14} {:>10} {:>10}",
-        "tool", "renditions/s", "peak RSS MiB", "speed ×vips", "RSS ×vips"
+        "    {:<16} {:>12} {:>13} {:>13} {:>10} {:>10} {:>10}",
+        "tool", "renditions/s", "peak RSS MiB", "peak PSS MiB", "speed ×vips", "RSS ×vips", "PSS ×vips"
     );
     let row = |name: &str, t: &Tally| {
         println!(
-            "    {name:<16} {:>12.2} {:>14.1} {:>10.2} {:>10.2}",
+            "    {name:<16} {:>12.2} {:>13.1} {:>13.1} {:>10.2} {:>10.2} {:>10.2}",
             t.per_sec(),
             t.rss_max as f64 / 1024.0,
+            t.pss_max as f64 / 1024.0,
             t.per_sec() / vips.per_sec(),
-            t.rss_max as f64 / vips.rss_max as f64
+            t.rss_max as f64 / vips.rss_max as f64,
+            t.pss_max as f64 / vips.pss_max as f64
         )
     };
     row("rendition", ours);

@@ -2,6 +2,7 @@
 //! production program. Each prints figures beside its anchor (libvips'
 //! `vipsthumbnail`, the `ffmpeg` CLI, the bare engine) from the same run.
 
+mod bench_batch;
 mod bench_big;
 mod bench_cmd;
 mod bench_master;
@@ -13,6 +14,7 @@ mod control_cmd;
 mod disrupt;
 mod load_cmd;
 mod priority_cmd;
+mod tree;
 
 use std::process::ExitCode;
 
