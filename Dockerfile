@@ -25,17 +25,18 @@ RUN apt-get update \
 WORKDIR /src
 # Dependencies first, so that a source change does not refetch them.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
-RUN mkdir -p src workers/rendition \
+RUN mkdir -p src workers/rendition workers/engine \
  && echo "" > src/lib.rs \
  && echo "fn main() {}" > workers/rendition/main.rs \
- && cargo build --release --locked --bin rendition \
+ && echo "fn main() {}" > workers/engine/main.rs \
+ && cargo build --release --locked --bin rendition --bin rendition-engine \
  && rm -rf src workers
 # src/fuzzing.rs embeds the fixture policy (include_str!).
 COPY fixtures/policy.yaml fixtures/policy.yaml
 COPY src src
 COPY workers workers
-RUN touch src/lib.rs workers/rendition/main.rs \
- && cargo build --release --locked --bin rendition
+RUN touch src/lib.rs workers/rendition/main.rs workers/engine/main.rs \
+ && cargo build --release --locked --bin rendition --bin rendition-engine
 
 FROM debian:bookworm-slim
 # What the binary links (`ldd`, checked by scripts/check-image): FFmpeg's
@@ -50,6 +51,8 @@ RUN apt-get update \
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin rendition
 WORKDIR /app
 COPY --from=build /src/target/release/rendition /usr/local/bin/rendition
+# The engine processes the worker starts for image jobs (no FFmpeg linked).
+COPY --from=build /src/target/release/rendition-engine /usr/local/bin/rendition-engine
 COPY fixtures/policy.yaml fixtures/policy.yaml
 COPY fixtures/jobs fixtures/jobs
 COPY fixtures/demo fixtures/demo

@@ -364,13 +364,13 @@ impl Settings {
         }
     }
 
-    /// Engine processes run the `rendition` program beside this one (this
-    /// one, for `rendition` itself), with scratch space in the temporary
-    /// directory and as many render threads as this process's pool.
+    /// Engine processes run the `rendition-engine` program beside this
+    /// one, with scratch space in the temporary directory and as many
+    /// render threads as this process's pool.
     fn engine_settings(&self, jobs_per_engine: u32) -> EngineSettings {
         let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rendition"));
         EngineSettings {
-            program: me.with_file_name("rendition"),
+            program: me.with_file_name("rendition-engine"),
             scratch: self.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
             threads: PipelineConfig::default().render_threads,
             jobs_per_engine,

@@ -1,4 +1,4 @@
-//! The engine process's side: `rendition engine` confines itself
+//! The engine process's side: `rendition-engine` confines itself
 //! ([`super::confine`]), then answers one request at a time on the socket
 //! it was given as descriptor 3 until the worker closes it. It holds no
 //! credential, no queue and no store: a source arrives as a descriptor,

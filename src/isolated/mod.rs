@@ -1,6 +1,6 @@
 //! Engine processes: the worker (and `rendition render`) decode nothing
 //! themselves. Each image job is probed and rendered by a long-lived child,
-//! `rendition engine`, that holds no credential, queue or store, and is
+//! `rendition-engine`, that holds no credential, queue or store, and is
 //! confined ([`confine`]); one job at a time per engine. A source goes to it
 //! as a descriptor, its outputs come back as one ([`wire`]). An engine that
 //! dies fails only its job, and the pool starts another
@@ -48,7 +48,7 @@ const STDERR_TAIL: usize = 4 << 10;
 /// How an engine process is started and kept.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    /// The `rendition` program (its `engine` command).
+    /// The `rendition-engine` program.
     pub program: PathBuf,
     /// Where each engine gets a private scratch directory.
     pub scratch: PathBuf,
@@ -113,7 +113,6 @@ impl EnginePool {
         let (ours, theirs) = UnixStream::pair().map_err(failed)?;
         let mut command = Command::new(&self.settings.program);
         command
-            .arg("engine")
             .arg(self.settings.threads.max(1).to_string())
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")

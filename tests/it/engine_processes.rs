@@ -1,4 +1,4 @@
-//! Engine processes (src/isolated/): the real `rendition engine`, confined,
+//! Engine processes (src/isolated/): the real `rendition-engine`, confined,
 //! asked to render and to try what a compromised decoder would. Each
 //! attempt must be refused; each crash must cost one request, not the
 //! caller. The attempts exist only in test builds (`engine-test-requests`).
@@ -14,7 +14,7 @@ use crate::common::fixture;
 
 fn pool(scratch: &std::path::Path) -> Arc<EnginePool> {
     Arc::new(EnginePool::new(EngineSettings {
-        program: env!("CARGO_BIN_EXE_rendition").into(),
+        program: env!("CARGO_BIN_EXE_rendition-engine").into(),
         scratch: scratch.to_path_buf(),
         threads: 1,
         jobs_per_engine: 100,
@@ -52,6 +52,17 @@ fn an_engine_renders_the_same_bytes_as_the_engine_in_process() {
     for (a, b) in isolated.iter().zip(&here) {
         assert_eq!((a.size, a.width, a.height), (b.size, b.width, b.height));
         assert!(a.bytes == b.bytes, "{:?}: the engine process made other bytes", a.size);
+    }
+}
+
+#[test]
+fn an_engine_maps_no_ffmpeg_library() {
+    let scratch = tempfile::tempdir().unwrap();
+    let engine = pool(scratch.path()).session().unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", engine.pid().unwrap())).unwrap();
+    assert!(maps.contains("libheif"), "the maps were read: {maps}");
+    for library in ["libavcodec", "libavformat", "libavutil", "libswscale", "libx264"] {
+        assert!(!maps.contains(library), "{library} is mapped");
     }
 }
 

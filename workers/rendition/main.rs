@@ -52,12 +52,6 @@ enum Command {
     Dlq(dlq_cmd::DlqArgs),
     Serve(serve_cmd::ServeArgs),
     Audit(audit_cmd::AuditArgs),
-    /// An engine process, started by a worker or `render` (not by hand).
-    #[command(hide = true)]
-    Engine {
-        /// Render threads.
-        threads: usize,
-    },
 }
 
 fn main() -> ExitCode {
@@ -77,7 +71,6 @@ fn main() -> ExitCode {
         Command::Dlq(args) => on_runtime(dlq_cmd::run(args)),
         Command::Serve(args) => on_runtime(serve_cmd::run(args)),
         Command::Audit(args) => on_runtime(audit_cmd::run(args)),
-        Command::Engine { threads } => report(rendition::isolated::engine::run(threads).map_err(Into::into)),
     };
     ExitCode::from(code)
 }
