@@ -102,9 +102,14 @@ impl EnginePool {
     }
 
     fn start(&self) -> Result<EngineProcess, RenderError> {
+        let program = &self.settings.program;
         let failed = |e: std::io::Error| RenderError::Answered {
             code: crate::error::ErrorCode::EngineError,
-            message: format!("an engine process did not start: {e}"),
+            message: format!(
+                "an engine process ({}) did not start: {e} (build it with `cargo build --bin rendition-engine`, \
+                 or set RENDITION_ENGINES=in-process)",
+                program.display()
+            ),
         };
         let scratch = tempfile::Builder::new()
             .prefix("rendition-engine-")
