@@ -39,7 +39,11 @@ pub fn run(threads: usize) -> std::io::Result<()> {
 }
 
 fn serve(socket: &UnixStream, confinement: &Confinement) -> std::io::Result<()> {
-    while let Some((request, fds)) = wire::receive::<Request>(socket)? {
+    loop {
+        wait_trimming(socket);
+        let Some((request, fds)) = wire::receive::<Request>(socket)? else {
+            return Ok(());
+        };
         let mut fds = fds.into_iter();
         let source = fds.next().map(File::from);
         let (answer, outputs) = match request {
@@ -65,11 +69,29 @@ fn serve(socket: &UnixStream, confinement: &Confinement) -> std::io::Result<()> 
         let fds: Vec<_> = outputs.iter().map(|f| f.as_fd()).collect();
         wire::send(socket, &answer, &fds)?;
         drop(outputs);
-        // What the job freed goes back to the system, not to an idle heap.
-        // SAFETY: malloc_trim only walks the allocator's own state.
-        unsafe { libc::malloc_trim(0) };
     }
-    Ok(())
+}
+
+/// How long an engine waits for the next request before it gives back
+/// the memory its jobs freed.
+const IDLE_TRIM: i32 = 1000;
+
+/// Waits for the next request; if none comes within [`IDLE_TRIM`] ms, the
+/// heap the last jobs left goes back to the system (between jobs in a
+/// burst it stays, which saves the next job its page faults).
+fn wait_trimming(socket: &UnixStream) {
+    let mut ready = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(socket),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads one pollfd it is given; malloc_trim only walks
+    // the allocator's own state.
+    unsafe {
+        if libc::poll(&mut ready, 1, IDLE_TRIM) == 0 {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 fn probe_source(source: Option<&File>, page: u32, limits: &EngineLimits) -> Answer {

@@ -58,7 +58,10 @@ fn an_engine_renders_the_same_bytes_as_the_engine_in_process() {
 #[test]
 fn an_engine_maps_no_ffmpeg_library() {
     let scratch = tempfile::tempdir().unwrap();
-    let engine = pool(scratch.path()).session().unwrap();
+    let mut engine = pool(scratch.path()).session().unwrap();
+    // Answered once: started, libraries loaded.
+    let source = memory_file("test-source", &std::fs::read(fixture("originals/photo.jpg")).unwrap()).unwrap();
+    engine.probe(&source, 1, &EngineLimits::default()).unwrap();
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", engine.pid().unwrap())).unwrap();
     assert!(maps.contains("libheif"), "the maps were read: {maps}");
     for library in ["libavcodec", "libavformat", "libavutil", "libswscale", "libx264"] {
