@@ -57,6 +57,8 @@ pub struct Metrics {
     policy_rejected: AtomicU64,
     policy_version: AtomicU64,
     engine_panics: AtomicU64,
+    engines_started: AtomicU64,
+    engine_crashes: AtomicU64,
     task_panics: AtomicU64,
     storage_outages: AtomicU64,
     storage_paused: AtomicI64,
@@ -115,6 +117,12 @@ impl Metrics {
         self.engine_panics.fetch_add(1, Ordering::Relaxed);
     }
     /// A panic caught in a job's async task (the delivery was nacked).
+    /// The engine pool's own counts, as of the last job.
+    pub fn engines(&self, started: u64, crashed: u64) {
+        self.engines_started.store(started, Ordering::Relaxed);
+        self.engine_crashes.store(crashed, Ordering::Relaxed);
+    }
+
     pub fn task_panicked(&self) {
         self.task_panics.fetch_add(1, Ordering::Relaxed);
     }
@@ -186,6 +194,16 @@ impl Metrics {
                 "rendition_engine_panics_total",
                 "Panics caught in engine work (answered engine_error).",
                 &self.engine_panics,
+            ),
+            (
+                "rendition_engine_processes_started_total",
+                "Engine processes started (at the first image job, after a crash, after RENDITION_ENGINE_JOBS jobs).",
+                &self.engines_started,
+            ),
+            (
+                "rendition_engine_crashes_total",
+                "Engine processes that died under a job (a signal, an abort, a limit, a deadline).",
+                &self.engine_crashes,
             ),
             (
                 "rendition_task_panics_total",

@@ -252,6 +252,14 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
+    /// Engine processes started and crashed so far (`None`: images are
+    /// rendered in this process).
+    pub fn engine_counts(&self) -> Option<(u64, u64)> {
+        let pool = self.engines.processes.as_ref()?;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Some((get(&pool.started), get(&pool.crashed)))
+    }
+
     /// What control messages are verified with.
     pub fn control(&self) -> &ControlPlane {
         &self.config.control

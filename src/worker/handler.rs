@@ -104,6 +104,9 @@ impl<S: Store> Handler<S> {
         let outcome = self.run_through_outages(broker, message, &work).await;
         self.metrics.observe(Stage::Pipeline, started.elapsed());
         self.note_engine_panic(&outcome);
+        if let Some((started, crashed)) = self.pipeline.engine_counts() {
+            self.metrics.engines(started, crashed);
+        }
         if let Work::Revoke(_) = work {
             match (&outcome.result.status, outcome.error) {
                 (Status::Done, _) => self.metrics.revoked(),

@@ -56,6 +56,7 @@ fn a_source_that_crashes_its_engine_fails_only_its_own_job() {
     assert!(worker.child.try_wait().unwrap().is_none(), "the worker lives");
     let metrics = worker.metrics();
     assert!(metrics.contains("rendition_retries_total 0\n"), "{metrics}");
+    assert!(metrics.contains("rendition_engine_crashes_total 2\n"), "{metrics}");
     // Tried once more in a new engine: two deaths, one job.
     assert_eq!(worker.log_text().matches("an engine process died").count(), 1);
     lab.check_audit();
