@@ -42,6 +42,9 @@ pub use confine::MAX_PROCESSES;
 /// Who engines run as when the worker runs as root: `nobody`/`nogroup`.
 const SANDBOX_ID: u32 = 65534;
 
+/// The outputs of a job with a small reservation may still take this much.
+const MIN_OUTPUT_ROOM: u64 = 64 << 20;
+
 /// What of an engine's stderr is kept, for the message of its crash.
 const STDERR_TAIL: usize = 4 << 10;
 
@@ -227,10 +230,18 @@ impl Session {
         let Answer::Rendered(outputs) = answer else {
             return Err(unexpected(answer));
         };
-        let bytes = match files.pop() {
-            Some(file) => wire::read_all(file).map_err(RenderError::corrupt)?,
-            None => return Err(RenderError::CorruptInput("the engine sent no outputs".into())),
+        let Some(file) = files.pop() else {
+            return Err(RenderError::CorruptInput("the engine sent no outputs".into()));
         };
+        // Read only what the engine said it made, and only as much as the
+        // job reserved: an engine cannot make the worker hold more.
+        let said: u64 = outputs.iter().map(|o| o.bytes).sum();
+        if said > memory.max(MIN_OUTPUT_ROOM) {
+            return Err(RenderError::CorruptInput(format!(
+                "the engine said it made {said} bytes, more than the job's {memory}"
+            )));
+        }
+        let bytes = wire::read_up_to(file, said).map_err(RenderError::corrupt)?;
         let rendered = split_outputs(outputs, &bytes)?;
         within_spec(&rendered, header, spec)?;
         Ok(rendered)

@@ -141,9 +141,19 @@ pub fn memory_file(name: &str, bytes: &[u8]) -> std::io::Result<std::fs::File> {
 
 /// Reads all of a received file from its start.
 pub fn read_all(fd: impl AsFd) -> std::io::Result<Vec<u8>> {
+    read_up_to(fd, u64::MAX)
+}
+
+/// Reads at most `max` bytes of a received file from its start (a regular
+/// or memory file: anything else, a pipe an engine might send, is refused
+/// rather than waited on).
+pub fn read_up_to(fd: impl AsFd, max: u64) -> std::io::Result<Vec<u8>> {
     let file = std::fs::File::from(fd.as_fd().try_clone_to_owned()?);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a file"));
+    }
     let mut out = Vec::new();
     std::io::Seek::rewind(&mut &file)?;
-    (&file).read_to_end(&mut out)?;
+    (&file).take(max).read_to_end(&mut out)?;
     Ok(out)
 }
