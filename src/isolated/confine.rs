@@ -96,8 +96,10 @@ fn restrict_files() -> Result<bool, landlock::RulesetError> {
 }
 
 /// System calls refused with `EPERM`: no network, no tracing or reading
-/// another process, no mounts, namespaces, modules, keyrings, BPF,
-/// performance counters or io_uring.
+/// another process (or its descriptors), no mounts, namespaces, modules,
+/// keyrings, BPF, performance counters, io_uring, swap, reboot or kernel
+/// log. Another architecture's calls (32-bit `int 0x80`) are refused by
+/// the architecture check every seccompiler filter starts with.
 fn seccomp_filter() -> std::io::Result<BpfProgram> {
     let refused = [
         libc::SYS_socket,
@@ -125,8 +127,27 @@ fn seccomp_filter() -> std::io::Result<BpfProgram> {
         libc::SYS_perf_event_open,
         libc::SYS_userfaultfd,
         libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_pidfd_getfd,
+        libc::SYS_process_madvise,
+        libc::SYS_kcmp,
+        libc::SYS_open_by_handle_at,
+        libc::SYS_fanotify_init,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_reboot,
+        libc::SYS_syslog,
+        libc::SYS_acct,
+        libc::SYS_quotactl,
     ];
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = refused.into_iter().map(|call| (call, Vec::new())).collect();
+    // The same calls by their x32 numbers, where a kernel still has x32.
+    const X32: i64 = 0x4000_0000;
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = refused
+        .into_iter()
+        .flat_map(|call| [call, call | X32])
+        .map(|call| (call, Vec::new()))
+        .collect();
     let arch = std::env::consts::ARCH.try_into().map_err(std::io::Error::other)?;
     let filter = SeccompFilter::new(
         rules,
