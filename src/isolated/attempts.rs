@@ -20,6 +20,8 @@ pub enum Attempt {
     ForkBomb,
     /// Send a signal to another process (the worker).
     Signal(i32),
+    /// Start a process in a new user namespace (`clone`).
+    NewNamespace,
     Segfault,
     Abort,
     /// Allocate past the job's memory limit of this many bytes.
@@ -44,6 +46,19 @@ pub fn run(attempt: Attempt, confinement: &Confinement) -> Result<String, String
             0 => Ok(format!("signalled {pid}")),
             _ => Err(std::io::Error::last_os_error().to_string()),
         },
+        Attempt::NewNamespace => {
+            let flags = (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong;
+            // SAFETY: a raw clone without a new stack: the child, if any,
+            // exits at once.
+            match unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) } {
+                -1 => Err(std::io::Error::last_os_error().to_string()),
+                0 => unsafe { libc::_exit(0) },
+                pid => {
+                    unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), 0) };
+                    Ok("a process in a new user namespace".into())
+                }
+            }
+        }
         Attempt::Segfault => {
             segfault();
             Ok("still alive".into())

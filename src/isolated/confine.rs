@@ -52,8 +52,6 @@ const READ_ONLY: &[&str] = &[
 pub struct Confinement {
     /// `/proc/self/statm`, opened before Landlock closed `/proc`.
     statm: File,
-    /// Whether Landlock enforced the ruleset (older kernels: partly or not).
-    pub landlock: bool,
 }
 
 /// Confines this process for good; what Landlock could enforce is kept
@@ -68,20 +66,29 @@ pub fn confine() -> std::io::Result<Confinement> {
     set_limit(libc::RLIMIT_FSIZE, MAX_FILE_BYTES, MAX_FILE_BYTES)?;
     set_limit(libc::RLIMIT_CORE, 0, 0)?;
     let statm = File::open("/proc/self/statm")?;
-    // A kernel (or a container's seccomp profile) without Landlock leaves
-    // files to the user and the filter below; said in the engine's log.
-    let landlock = restrict_files().unwrap_or_else(|e| {
-        eprintln!("engine: Landlock refused: {e}");
-        false
-    });
+    // Without Landlock nothing but the user would keep an engine from the
+    // worker's files: the engine does not run (RENDITION_ENGINES=in-process
+    // is the operator's explicit choice on such a kernel).
+    let landlock = restrict_files().map_err(|e| std::io::Error::other(format!("Landlock: {e}")))?;
+    match landlock {
+        RulesetStatus::FullyEnforced => {}
+        RulesetStatus::PartiallyEnforced => eprintln!("engine: this kernel enforces Landlock in part (an older ABI)"),
+        RulesetStatus::NotEnforced => {
+            return Err(std::io::Error::other(
+                "this kernel does not enforce Landlock: engines are not confined; \
+                 set RENDITION_ENGINES=in-process to render in the worker instead",
+            ));
+        }
+    }
     seccompiler::apply_filter_all_threads(&seccomp_filter()?).map_err(std::io::Error::other)?;
-    Ok(Confinement { statm, landlock })
+    seccompiler::apply_filter_all_threads(&clone3_filter()?).map_err(std::io::Error::other)?;
+    Ok(Confinement { statm })
 }
 
 /// Read-only system paths and the scratch directory (`TMPDIR`); every
 /// other path refused; no signals to, nor abstract sockets of, processes
 /// outside the engine's own domain (the worker's), where the kernel scopes.
-fn restrict_files() -> Result<bool, landlock::RulesetError> {
+fn restrict_files() -> Result<RulesetStatus, landlock::RulesetError> {
     let abi = ABI::V6;
     let scratch = std::env::var_os("TMPDIR").map(PathBuf::from);
     let status = Ruleset::default()
@@ -92,7 +99,7 @@ fn restrict_files() -> Result<bool, landlock::RulesetError> {
         .add_rules(path_beneath_rules(["/dev/null"], AccessFs::from_all(abi)))?
         .add_rules(path_beneath_rules(scratch, AccessFs::from_all(abi)))?
         .restrict_self()?;
-    Ok(status.ruleset != RulesetStatus::NotEnforced)
+    Ok(status.ruleset)
 }
 
 /// System calls refused with `EPERM`: no network, no tracing or reading
@@ -140,19 +147,67 @@ fn seccomp_filter() -> std::io::Result<BpfProgram> {
         libc::SYS_syslog,
         libc::SYS_acct,
         libc::SYS_quotactl,
+        libc::SYS_name_to_handle_at,
+        // The new mount API.
+        libc::SYS_fsopen,
+        libc::SYS_fsconfig,
+        libc::SYS_fsmount,
+        libc::SYS_fspick,
+        libc::SYS_move_mount,
+        libc::SYS_open_tree,
+        libc::SYS_mount_setattr,
     ];
     // The same calls by their x32 numbers, where a kernel still has x32.
     const X32: i64 = 0x4000_0000;
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = refused
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = refused
         .into_iter()
         .flat_map(|call| [call, call | X32])
         .map(|call| (call, Vec::new()))
         .collect();
+    // Threads and processes, yes; new namespaces through `clone`, no.
+    let new_namespace = [
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWCGROUP,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWPID,
+        libc::CLONE_NEWNET,
+    ]
+    .into_iter()
+    .map(|flag| {
+        let flag = flag as u64;
+        let op = seccompiler::SeccompCmpOp::MaskedEq(flag);
+        seccompiler::SeccompCondition::new(0, seccompiler::SeccompCmpArgLen::Qword, op, flag)
+            .and_then(|c| SeccompRule::new(vec![c]))
+            .map_err(std::io::Error::other)
+    })
+    .collect::<std::io::Result<Vec<_>>>()?;
+    rules.insert(libc::SYS_clone, new_namespace);
     let arch = std::env::consts::ARCH.try_into().map_err(std::io::Error::other)?;
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(std::io::Error::other)?;
+    filter.try_into().map_err(std::io::Error::other)
+}
+
+/// `clone3` answers "not implemented": its flags sit in memory a filter
+/// cannot read, and glibc then creates threads with `clone`, which the
+/// filter above reads.
+fn clone3_filter() -> std::io::Result<BpfProgram> {
+    let rules = BTreeMap::from([
+        (libc::SYS_clone3, Vec::new()),
+        (libc::SYS_clone3 | 0x4000_0000, Vec::new()),
+    ]);
+    let arch = std::env::consts::ARCH.try_into().map_err(std::io::Error::other)?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
         arch,
     )
     .map_err(std::io::Error::other)?;

@@ -27,9 +27,6 @@ pub fn run(threads: usize) -> std::io::Result<()> {
     // owned by nothing else here.
     let socket = UnixStream::from(unsafe { OwnedFd::from_raw_fd(SOCKET_FD) });
     let confinement = confine::confine()?;
-    if !confinement.landlock {
-        eprintln!("engine: this kernel does not enforce Landlock; files are confined by user and seccomp only");
-    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("engine-{i}"))

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use wire::{Answer, Request};
 
+use crate::error::ErrorCode;
 use crate::rendition::probe::Header;
 use crate::rendition::{EngineLimits, RenderError, Rendered, Spec};
 
@@ -44,6 +45,34 @@ const SANDBOX_ID: u32 = 65534;
 
 /// The outputs of a job with a small reservation may still take this much.
 const MIN_OUTPUT_ROOM: u64 = 64 << 20;
+
+/// The most bytes the outputs of `spec` may take: uncompressed RGBA of
+/// each size, and a MiB of headers each.
+fn output_room(header: &Header, spec: &Spec) -> u64 {
+    spec.sizes
+        .iter()
+        .map(|size| {
+            let edge = u64::from(size.long_edge().unwrap_or(u32::MAX).min(header.long_edge()));
+            edge * edge * 4 + (1 << 20)
+        })
+        .sum()
+}
+
+/// The codes an engine may answer with; anything else (a retried code, a
+/// control-plane code) is its own failure.
+fn engine_code(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::UnsupportedFormat
+        | ErrorCode::CorruptInput
+        | ErrorCode::TooLarge
+        | ErrorCode::NoSuchPage
+        | ErrorCode::DeadlineExceeded => code,
+        _ => ErrorCode::EngineError,
+    }
+}
+
+/// What of an engine's refusal message is kept.
+const MESSAGE_CHARS: usize = 512;
 
 /// What of an engine's stderr is kept, for the message of its crash.
 const STDERR_TAIL: usize = 4 << 10;
@@ -101,6 +130,7 @@ impl EnginePool {
             pool: self.clone(),
             engine: Some(engine),
             deadline: Duration::from_secs(120),
+            discard: false,
         })
     }
 
@@ -138,13 +168,22 @@ impl EnginePool {
             command.uid(SANDBOX_ID).gid(SANDBOX_ID);
         }
         let fd = theirs.as_raw_fd();
-        // SAFETY: dup2 only, between fork and exec; it clears close-on-exec
-        // on the copy, so the socket is the one descriptor the engine gets
-        // beyond its standard three.
+        // SAFETY: plain system calls between fork and exec. dup2 clears
+        // close-on-exec on the copy; every descriptor past it closes at exec
+        // (one a C library opened without O_CLOEXEC included), so the socket
+        // is the one descriptor the engine gets beyond its standard three.
+        // The engine dies with the worker.
         unsafe {
-            command.pre_exec(move || match libc::dup2(fd, engine::SOCKET_FD) {
-                -1 => Err(std::io::Error::last_os_error()),
-                _ => Ok(()),
+            command.pre_exec(move || {
+                if libc::dup2(fd, engine::SOCKET_FD) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let after = (engine::SOCKET_FD + 1) as u32;
+                if libc::syscall(libc::SYS_close_range, after, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                Ok(())
             });
         }
         let mut child = command.spawn().map_err(failed)?;
@@ -164,15 +203,24 @@ impl EnginePool {
     }
 }
 
-/// The last bytes an engine wrote on stderr; every line also goes to ours.
+/// What of an engine's stderr is passed on to ours, over its life.
+const STDERR_PASSED: usize = 64 << 10;
+
+/// The last bytes an engine wrote on stderr, kept for the message of its
+/// crash; the first [`STDERR_PASSED`] go to ours too, escaped and marked as
+/// the engine's (an engine cannot forge our log lines or fill our disk).
 fn keep_tail(mut pipe: impl Read + Send + 'static, tail: Arc<Mutex<VecDeque<u8>>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
+        let mut passed = 0;
         while let Ok(n) = pipe.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            eprint!("{}", String::from_utf8_lossy(&buf[..n]));
+            if passed < STDERR_PASSED {
+                passed += n;
+                eprintln!("engine said: {:?}", String::from_utf8_lossy(&buf[..n]));
+            }
             let mut tail = tail.lock().expect("the tail's lock");
             tail.extend(&buf[..n]);
             let over = tail.len().saturating_sub(STDERR_TAIL);
@@ -186,6 +234,8 @@ pub struct Session {
     pool: Arc<EnginePool>,
     engine: Option<EngineProcess>,
     deadline: Duration,
+    /// The engine broke the protocol: it is killed, not kept.
+    discard: bool,
 }
 
 impl Session {
@@ -194,8 +244,11 @@ impl Session {
         self.deadline = limits.document_deadline.max(Duration::from_secs(60)) * 2;
         let request = Request::Probe { page, limits: *limits };
         match self.ask(&request, &[source.as_fd()], "read the header")? {
-            (Answer::Probed(header), _) => Ok(header),
-            (other, _) => Err(unexpected(other)),
+            (Answer::Probed(header), _) if plausible(&header, limits) => Ok(header),
+            (other, _) => {
+                self.discard = true;
+                Err(unexpected(other))
+            }
         }
     }
 
@@ -209,10 +262,11 @@ impl Session {
         limits: &EngineLimits,
         memory: u64,
     ) -> Result<Vec<Rendered>, RenderError> {
+        self.deadline = limits.document_deadline.max(Duration::from_secs(60)) * 2;
         let logo = spec.watermark.as_ref().and_then(|w| w.logo.as_ref());
         let logo_file = match logo {
             Some(logo) => {
-                Some(wire::memory_file("rendition-logo", logo.pixels.as_raw()).map_err(RenderError::corrupt)?)
+                Some(wire::sealed_memory_file("rendition-logo", logo.pixels.as_raw()).map_err(RenderError::corrupt)?)
             }
             None => None,
         };
@@ -227,6 +281,8 @@ impl Session {
             .chain(logo_file.iter().map(|f| f.as_fd()))
             .collect();
         let (answer, mut files) = self.ask(&request, &fds, "rendered")?;
+        // Whatever goes wrong from here on, this engine does no other job.
+        self.discard = true;
         let Answer::Rendered(outputs) = answer else {
             return Err(unexpected(answer));
         };
@@ -236,14 +292,19 @@ impl Session {
         // Read only what the engine said it made, and only as much as the
         // job reserved: an engine cannot make the worker hold more.
         let said: u64 = outputs.iter().map(|o| o.bytes).sum();
-        if said > memory.max(MIN_OUTPUT_ROOM) {
+        if said > memory.max(MIN_OUTPUT_ROOM).min(output_room(header, spec)) {
             return Err(RenderError::CorruptInput(format!(
                 "the engine said it made {said} bytes, more than the job's {memory}"
             )));
         }
         let bytes = wire::read_up_to(file, said).map_err(RenderError::corrupt)?;
-        let rendered = split_outputs(outputs, &bytes)?;
+        let mut rendered = split_outputs(outputs, bytes)?;
         within_spec(&rendered, header, spec)?;
+        // Whether a mark was drawn is the spec's to say, not the engine's.
+        for r in &mut rendered {
+            r.watermarked = spec.watermark.is_some();
+        }
+        self.discard = false;
         Ok(rendered)
     }
 
@@ -270,13 +331,13 @@ impl Session {
         stage: &'static str,
     ) -> Result<(Answer, Vec<std::os::fd::OwnedFd>), RenderError> {
         let engine = self.engine.as_mut().ok_or_else(|| crashed(stage, "no engine".into()))?;
-        engine
-            .socket
-            .set_read_timeout(Some(self.deadline))
-            .map_err(RenderError::corrupt)?;
-        let answered = wire::send(&engine.socket, request, fds).and_then(|()| wire::receive::<Answer>(&engine.socket));
+        let by = std::time::Instant::now() + self.deadline;
+        let answered = wire::send(&engine.socket, request, fds).and_then(|()| wire::receive_by(&engine.socket, by));
         match answered {
-            Ok(Some((Answer::Refused { code, message }, _))) => Err(RenderError::Answered { code, message }),
+            Ok(Some((Answer::Refused { code, message }, _))) => Err(RenderError::Answered {
+                code: engine_code(code),
+                message: message.chars().take(MESSAGE_CHARS).collect(),
+            }),
             Ok(Some(answer)) => Ok(answer),
             Ok(None) => Err(self.died(stage)),
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -298,6 +359,8 @@ impl Session {
             return crashed(stage, "no engine".into());
         };
         self.pool.crashed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: as in `EngineProcess::kill`: the engine's own group.
+        unsafe { libc::kill(-(engine.child.id() as i32), libc::SIGKILL) };
         let _ = engine.child.kill();
         let status = engine.child.wait();
         // The stderr reader may still be draining the pipe.
@@ -326,31 +389,47 @@ impl Session {
 }
 
 impl Drop for Session {
-    /// A healthy engine goes back to the pool, until its job count is up.
+    /// A healthy engine goes back to the pool, until its job count is up;
+    /// any other is killed with whatever it started.
     fn drop(&mut self) {
         let Some(mut engine) = self.engine.take() else { return };
         engine.jobs += 1;
-        if engine.jobs < self.pool.settings.jobs_per_engine {
+        if !self.discard && engine.jobs < self.pool.settings.jobs_per_engine {
             self.pool.idle.lock().expect("the pool's lock").push(engine);
         } else {
-            // Closing its socket ends it; it is reaped here.
-            drop(engine.socket);
-            let _ = engine.child.wait();
+            engine.kill();
         }
+    }
+}
+
+impl EngineProcess {
+    /// Kills the engine's process group (it and what it forked) and reaps it.
+    fn kill(&mut self) {
+        // SAFETY: kill with integer arguments; the group is the engine's own
+        // (started with `process_group(0)`).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Drop for EnginePool {
     fn drop(&mut self) {
         for mut engine in self.idle.get_mut().expect("the pool's lock").drain(..) {
-            let _ = engine.child.kill();
-            let _ = engine.child.wait();
+            engine.kill();
         }
     }
 }
 
 fn crashed(stage: &'static str, how: String) -> RenderError {
     RenderError::Crashed { stage, how }
+}
+
+/// A header the engine could have read: the format's own limits hold
+/// (the reservation is sized from it, so an engine may not inflate it).
+fn plausible(header: &Header, limits: &EngineLimits) -> bool {
+    let pixels = u64::from(header.width) * u64::from(header.height);
+    pixels > 0 && pixels <= limits.max_source_pixels && header.pixel_bytes <= 16
 }
 
 fn unexpected(answer: Answer) -> RenderError {
@@ -388,7 +467,9 @@ fn within_spec(rendered: &[Rendered], header: &Header, spec: &Spec) -> Result<()
             .with_guessed_format()
             .ok()
             .and_then(|reader| reader.into_dimensions().ok());
-        if told.is_some_and(|told| told != (r.width, r.height)) {
+        // `image` reads back JPEG, PNG and WebP; AVIF's size is taken as said.
+        let unread = told.is_none() && r.format != crate::rendition::OutputFormat::Avif;
+        if unread || told.is_some_and(|told| told != (r.width, r.height)) {
             return Err(RenderError::CorruptInput(format!(
                 "the engine said {}×{}, its bytes say {told:?}",
                 r.width, r.height
@@ -407,7 +488,18 @@ fn within_spec(rendered: &[Rendered], header: &Header, spec: &Spec) -> Result<()
 }
 
 /// The outputs as the engine described them, each with its bytes.
-fn split_outputs(outputs: Vec<wire::Output>, bytes: &[u8]) -> Result<Vec<Rendered>, RenderError> {
+fn split_outputs(outputs: Vec<wire::Output>, bytes: Vec<u8>) -> Result<Vec<Rendered>, RenderError> {
+    if outputs.len() == 1 && outputs[0].bytes == bytes.len() as u64 {
+        let o = &outputs[0];
+        return Ok(vec![Rendered {
+            size: o.size,
+            bytes,
+            width: o.width,
+            height: o.height,
+            format: o.format,
+            watermarked: o.watermarked,
+        }]);
+    }
     let mut at = 0usize;
     let mut rendered = Vec::with_capacity(outputs.len());
     for o in outputs {

@@ -7,6 +7,7 @@ use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 
 use rustix::net::{
     RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -102,6 +103,31 @@ pub fn send<T: Serialize>(socket: &UnixStream, message: &T, fds: &[BorrowedFd<'_
 /// Receives one message and the descriptors beside it; `None` at the end
 /// of the stream (the other side is gone).
 pub fn receive<T: for<'de> Deserialize<'de>>(socket: &UnixStream) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+    receive_until(socket, None)
+}
+
+/// [`receive`], all of it by `by`: an answer trickled a byte at a time
+/// still ends at the deadline (`TimedOut`).
+pub fn receive_by<T: for<'de> Deserialize<'de>>(
+    socket: &UnixStream,
+    by: Instant,
+) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+    receive_until(socket, Some(by))
+}
+
+fn receive_until<T: for<'de> Deserialize<'de>>(
+    socket: &UnixStream,
+    by: Option<Instant>,
+) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let timeout = || -> std::io::Result<()> {
+        let Some(by) = by else { return Ok(()) };
+        let left = by.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        socket.set_read_timeout(Some(left))
+    };
+    timeout()?;
     let mut len = [0u8; 4];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -120,15 +146,29 @@ pub fn receive<T: for<'de> Deserialize<'de>>(socket: &UnixStream) -> std::io::Re
     if got.bytes == 0 {
         return Ok(None);
     }
-    (&*socket).read_exact(&mut len[got.bytes..])?;
+    read_by(socket, &mut len[got.bytes..], &timeout)?;
     let len = u32::from_le_bytes(len);
     if len > MAX_BODY {
         return Err(std::io::Error::other(format!("a message of {len} bytes")));
     }
     let mut body = vec![0; len as usize];
-    (&*socket).read_exact(&mut body)?;
+    read_by(socket, &mut body, &timeout)?;
     let message = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
     Ok(Some((message, fds)))
+}
+
+/// Fills `buf`, each read given what is left of the deadline.
+fn read_by(socket: &UnixStream, mut buf: &mut [u8], timeout: &dyn Fn() -> std::io::Result<()>) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        timeout()?;
+        match (&*socket).read(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// An anonymous file in memory holding `bytes` (outputs, a logo).
@@ -136,6 +176,20 @@ pub fn memory_file(name: &str, bytes: &[u8]) -> std::io::Result<std::fs::File> {
     let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
     let mut file = std::fs::File::from(fd);
     file.write_all(bytes)?;
+    Ok(file)
+}
+
+/// [`memory_file`], sealed: whoever it is sent to can neither change nor
+/// grow it (a source or a logo, as the worker sent it).
+pub fn sealed_memory_file(name: &str, bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+    let mut file = std::fs::File::from(rustix::fs::memfd_create(name, flags)?);
+    file.write_all(bytes)?;
+    use rustix::fs::SealFlags;
+    rustix::fs::fcntl_add_seals(
+        &file,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )?;
     Ok(file)
 }
 

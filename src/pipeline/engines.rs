@@ -87,7 +87,7 @@ impl ImageSource {
     /// or its bytes in an anonymous one.
     fn open(&self) -> Result<std::fs::File, PipelineError> {
         let opened = match self {
-            ImageSource::Bytes(b) => crate::isolated::wire::memory_file("rendition-source", b),
+            ImageSource::Bytes(b) => crate::isolated::wire::sealed_memory_file("rendition-source", b),
             ImageSource::File(path, _) => std::fs::File::open(path),
         };
         opened.map_err(|e| PipelineError::Render(RenderError::codec(format!("the source for an engine: {e}"), e)))

@@ -113,6 +113,12 @@ fn an_engine_cannot_signal_the_worker() {
 }
 
 #[test]
+fn an_engine_cannot_make_a_namespace() {
+    let refused = attempt(Attempt::NewNamespace).unwrap_err();
+    assert!(refused.contains("not permitted"), "{refused}");
+}
+
+#[test]
 fn a_fork_bomb_in_an_engine_is_stopped() {
     let refused = attempt(Attempt::ForkBomb).unwrap_err();
     assert!(refused.contains("refused after"), "{refused}");
