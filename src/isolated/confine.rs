@@ -184,15 +184,7 @@ fn seccomp_filter() -> std::io::Result<BpfProgram> {
     })
     .collect::<std::io::Result<Vec<_>>>()?;
     rules.insert(libc::SYS_clone, new_namespace);
-    let arch = std::env::consts::ARCH.try_into().map_err(std::io::Error::other)?;
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
-    )
-    .map_err(std::io::Error::other)?;
-    filter.try_into().map_err(std::io::Error::other)
+    bpf(rules, libc::EPERM)
 }
 
 /// `clone3` answers "not implemented": its flags sit in memory a filter
@@ -203,14 +195,15 @@ fn clone3_filter() -> std::io::Result<BpfProgram> {
         (libc::SYS_clone3, Vec::new()),
         (libc::SYS_clone3 | 0x4000_0000, Vec::new()),
     ]);
+    bpf(rules, libc::ENOSYS)
+}
+
+/// A filter that answers `errno` to the calls `rules` match and lets every
+/// other call through.
+fn bpf(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> std::io::Result<BpfProgram> {
     let arch = std::env::consts::ARCH.try_into().map_err(std::io::Error::other)?;
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch,
-    )
-    .map_err(std::io::Error::other)?;
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), arch)
+        .map_err(std::io::Error::other)?;
     filter.try_into().map_err(std::io::Error::other)
 }
 
