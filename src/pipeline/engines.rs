@@ -188,21 +188,21 @@ impl Engines {
     ) -> Result<Vec<Made>, PipelineError> {
         let file = Arc::new(source.open()?);
         let spec = Arc::new(spec);
-        match self.in_process(processes, &source, &file, &spec, priority).await {
+        match self.once_in_an_engine(processes, &source, &file, &spec, priority).await {
             Err(PipelineError::Render(RenderError::Crashed { stage, how })) => {
                 tracing::warn!(
                     stage,
                     how,
                     "an engine process died; the job is tried once more in a new one"
                 );
-                self.in_process(processes, &source, &file, &spec, priority).await
+                self.once_in_an_engine(processes, &source, &file, &spec, priority).await
             }
             other => other,
         }
     }
 
     /// Probe, reserve, render.
-    async fn in_process(
+    async fn once_in_an_engine(
         &self,
         processes: &Arc<EnginePool>,
         source: &ImageSource,
