@@ -13,6 +13,10 @@ use rendition::rendition::{EngineLimits, OutputFormat, Size, Spec, render_file};
 
 use crate::common::fixture;
 
+#[path = "../../workers/pss.rs"]
+mod pss;
+use pss::tree_pss_kib;
+
 /// A picture with detail at every scale: gradients, rings and stripes.
 fn picture(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
@@ -253,29 +257,6 @@ pub fn peak_kib(args: &[OsString], env: &[(&str, String)]) -> (u64, String) {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{stdout}{stderr}");
     (peak, stdout)
-}
-
-/// The summed PSS of `pid` and its descendants, in KiB.
-pub fn tree_pss_kib(pid: u32) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![pid];
-    while let Some(pid) = pending.pop() {
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-        total += rollup
-            .lines()
-            .find_map(|l| l.strip_prefix("Pss:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .into_iter()
-            .flatten()
-            .flatten();
-        for task in tasks {
-            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
-        }
-    }
-    total
 }
 
 #[test]

@@ -14,6 +14,8 @@ mod control_cmd;
 mod disrupt;
 mod load_cmd;
 mod priority_cmd;
+#[path = "../pss.rs"]
+mod pss;
 mod tree;
 
 use std::process::ExitCode;

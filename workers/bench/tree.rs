@@ -33,7 +33,7 @@ pub(crate) fn measure(program: &str, args: &[String], env: &[(&str, &str)]) -> a
     let pid = child.id() as i32;
     let mut pss_kib = 0;
     loop {
-        pss_kib = pss_kib.max(tree_pss_kib(pid as u32));
+        pss_kib = pss_kib.max(crate::pss::tree_pss_kib(pid as u32));
         let mut status = 0;
         // SAFETY: wait4 fills the status and rusage it is given.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -54,27 +54,4 @@ pub(crate) fn measure(program: &str, args: &[String], env: &[(&str, &str)]) -> a
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// The summed PSS of `pid` and its descendants, KiB.
-pub(crate) fn tree_pss_kib(pid: u32) -> u64 {
-    let mut total = 0;
-    let mut pending = vec![pid];
-    while let Some(pid) = pending.pop() {
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-        total += rollup
-            .lines()
-            .find_map(|l| l.strip_prefix("Pss:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            pending.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
-        }
-    }
-    total
 }
