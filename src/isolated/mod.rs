@@ -36,12 +36,9 @@ use wire::{Answer, Request};
 
 use crate::error::ErrorCode;
 use crate::rendition::probe::Header;
-use crate::rendition::{EngineLimits, RenderError, Rendered, Spec};
+use crate::rendition::{EngineLimits, RenderError, Rendered, Spec, kill_group, sandbox_id};
 
 pub use confine::MAX_PROCESSES;
-
-/// Who engines run as when the worker runs as root: `nobody`/`nogroup`.
-const SANDBOX_ID: u32 = 65534;
 
 /// The outputs of a job with a small reservation may still take this much.
 const MIN_OUTPUT_ROOM: u64 = 64 << 20;
@@ -129,7 +126,6 @@ impl EnginePool {
         Ok(Session {
             pool: self.clone(),
             engine: Some(engine),
-            deadline: Duration::from_secs(120),
             discard: false,
         })
     }
@@ -163,9 +159,10 @@ impl EnginePool {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if rustix::process::geteuid().is_root() {
-            std::os::unix::fs::chown(scratch.path(), Some(SANDBOX_ID), Some(SANDBOX_ID)).map_err(failed)?;
-            command.uid(SANDBOX_ID).gid(SANDBOX_ID);
+        // `nobody` when the worker runs as root, as the tools' children do.
+        if let Some(id) = sandbox_id() {
+            std::os::unix::fs::chown(scratch.path(), Some(id), Some(id)).map_err(failed)?;
+            command.uid(id).gid(id);
         }
         let fd = theirs.as_raw_fd();
         // SAFETY: plain system calls between fork and exec. dup2 clears
@@ -233,7 +230,6 @@ fn keep_tail(mut pipe: impl Read + Send + 'static, tail: Arc<Mutex<VecDeque<u8>>
 pub struct Session {
     pool: Arc<EnginePool>,
     engine: Option<EngineProcess>,
-    deadline: Duration,
     /// The engine broke the protocol: it is killed, not kept.
     discard: bool,
 }
@@ -241,9 +237,8 @@ pub struct Session {
 impl Session {
     /// The header of `page` of `source`, read by the engine.
     pub fn probe(&mut self, source: &File, page: u32, limits: &EngineLimits) -> Result<Header, RenderError> {
-        self.deadline = limits.document_deadline.max(Duration::from_secs(60)) * 2;
         let request = Request::Probe { page, limits: *limits };
-        match self.ask(&request, &[source.as_fd()], "read the header")? {
+        match self.ask(&request, &[source.as_fd()], "read the header", deadline(limits))? {
             (Answer::Probed(header), _) if plausible(&header, limits) => Ok(header),
             (other, _) => {
                 self.discard = true;
@@ -262,7 +257,6 @@ impl Session {
         limits: &EngineLimits,
         memory: u64,
     ) -> Result<Vec<Rendered>, RenderError> {
-        self.deadline = limits.document_deadline.max(Duration::from_secs(60)) * 2;
         let logo = spec.watermark.as_ref().and_then(|w| w.logo.as_ref());
         let logo_file = match logo {
             Some(logo) => {
@@ -280,7 +274,7 @@ impl Session {
         let fds: Vec<_> = std::iter::once(source.as_fd())
             .chain(logo_file.iter().map(|f| f.as_fd()))
             .collect();
-        let (answer, mut files) = self.ask(&request, &fds, "rendered")?;
+        let (answer, mut files) = self.ask(&request, &fds, "rendered", deadline(limits))?;
         // Whatever goes wrong from here on, this engine does no other job.
         self.discard = true;
         let Answer::Rendered(outputs) = answer else {
@@ -311,7 +305,12 @@ impl Session {
     /// Test builds only: an attempt, answered by the engine.
     #[cfg(feature = "engine-test-requests")]
     pub fn attempt(&mut self, attempt: attempts::Attempt) -> Result<Result<String, String>, RenderError> {
-        match self.ask(&Request::Attempt(attempt), &[], "attempted")? {
+        match self.ask(
+            &Request::Attempt(attempt),
+            &[],
+            "attempted",
+            deadline(&EngineLimits::default()),
+        )? {
             (Answer::Attempted(done), _) => Ok(done),
             (other, _) => Err(unexpected(other)),
         }
@@ -329,9 +328,10 @@ impl Session {
         request: &Request,
         fds: &[std::os::fd::BorrowedFd<'_>],
         stage: &'static str,
+        deadline: Duration,
     ) -> Result<(Answer, Vec<std::os::fd::OwnedFd>), RenderError> {
         let engine = self.engine.as_mut().ok_or_else(|| crashed(stage, "no engine".into()))?;
-        let by = std::time::Instant::now() + self.deadline;
+        let by = std::time::Instant::now() + deadline;
         let answered = wire::send(&engine.socket, request, fds).and_then(|()| wire::receive_by(&engine.socket, by));
         match answered {
             Ok(Some((Answer::Refused { code, message }, _))) => Err(RenderError::Answered {
@@ -343,8 +343,7 @@ impl Session {
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 self.died(stage);
                 Err(RenderError::Deadline(format!(
-                    "the engine took longer than {:?}",
-                    self.deadline
+                    "the engine took longer than {deadline:?}"
                 )))
             }
             Err(_) => Err(self.died(stage)),
@@ -359,10 +358,7 @@ impl Session {
             return crashed(stage, "no engine".into());
         };
         self.pool.crashed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: as in `EngineProcess::kill`: the engine's own group.
-        unsafe { libc::kill(-(engine.child.id() as i32), libc::SIGKILL) };
-        let _ = engine.child.kill();
-        let status = engine.child.wait();
+        let status = engine.kill();
         // The stderr reader may still be draining the pipe.
         std::thread::sleep(Duration::from_millis(20));
         let said =
@@ -397,28 +393,32 @@ impl Drop for Session {
         if !self.discard && engine.jobs < self.pool.settings.jobs_per_engine {
             self.pool.idle.lock().expect("the pool's lock").push(engine);
         } else {
-            engine.kill();
+            let _ = engine.kill();
         }
     }
 }
 
 impl EngineProcess {
-    /// Kills the engine's process group (it and what it forked) and reaps it.
-    fn kill(&mut self) {
-        // SAFETY: kill with integer arguments; the group is the engine's own
-        // (started with `process_group(0)`).
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Kills the engine's process group (it and what it forked: it was
+    /// started with `process_group(0)`), reaps it, and says how it ended.
+    fn kill(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        kill_group(&self.child);
+        self.child.wait()
     }
 }
 
 impl Drop for EnginePool {
     fn drop(&mut self) {
         for mut engine in self.idle.get_mut().expect("the pool's lock").drain(..) {
-            engine.kill();
+            let _ = engine.kill();
         }
     }
+}
+
+/// How long an engine may take over one answer, all of it: twice the
+/// document deadline, at least two minutes.
+fn deadline(limits: &EngineLimits) -> Duration {
+    limits.document_deadline.max(Duration::from_secs(60)) * 2
 }
 
 fn crashed(stage: &'static str, how: String) -> RenderError {

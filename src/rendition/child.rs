@@ -211,13 +211,13 @@ impl Run<'_> {
 
 /// The user children run as: `nobody` when the worker is root, else the
 /// worker's own (whom [`harden_worker`] keeps out of the worker's memory).
-fn sandbox_id() -> Option<u32> {
+pub(crate) fn sandbox_id() -> Option<u32> {
     // SAFETY: a plain system call.
     (unsafe { libc::geteuid() } == 0).then_some(SANDBOX_ID)
 }
 
 /// Kills the child's whole process group (it leads its own).
-fn kill_group(child: &std::process::Child) {
+pub(crate) fn kill_group(child: &std::process::Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: a signal to a group this process made; at worst it is gone.
         unsafe { libc::kill(-pid, libc::SIGKILL) };

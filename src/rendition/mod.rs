@@ -58,6 +58,7 @@ pub mod watermark;
 use rayon::prelude::*;
 
 pub use child::harden_worker;
+pub(crate) use child::{kill_group, sandbox_id};
 pub use error::RenderError;
 pub use input::Input;
 pub use spec::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
