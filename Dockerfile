@@ -25,22 +25,24 @@ RUN apt-get update \
 WORKDIR /src
 # Dependencies first, so that a source change does not refetch them.
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
-RUN mkdir -p src workers/rendition workers/engine \
+RUN mkdir -p src workers/rendition workers/engine workers/video-engine \
  && echo "" > src/lib.rs \
  && echo "fn main() {}" > workers/rendition/main.rs \
  && echo "fn main() {}" > workers/engine/main.rs \
- && cargo build --release --locked --bin rendition --bin rendition-engine \
+ && echo "fn main() {}" > workers/video-engine/main.rs \
+ && cargo build --release --locked --bin rendition --bin rendition-engine --bin rendition-video-engine \
  && rm -rf src workers
 # src/fuzzing.rs embeds the fixture policy (include_str!).
 COPY fixtures/policy.yaml fixtures/policy.yaml
 COPY src src
 COPY workers workers
-RUN touch src/lib.rs workers/rendition/main.rs workers/engine/main.rs \
- && cargo build --release --locked --bin rendition --bin rendition-engine
+RUN touch src/lib.rs workers/rendition/main.rs workers/engine/main.rs workers/video-engine/main.rs \
+ && cargo build --release --locked --bin rendition --bin rendition-engine --bin rendition-video-engine
 
 FROM debian:bookworm-slim
-# What the binary links (`ldd`, checked by scripts/check-image): FFmpeg's
-# codec, format, filter, scaling and resampling libraries, Little CMS, libheif
+# What the binaries link (`ldd`, checked by scripts/check-image): FFmpeg's
+# codec, format, filter, scaling and resampling libraries (the video engine
+# alone), Little CMS, libheif
 # (with its HEVC and AV1 codecs) and libtiff; libjpeg-turbo, libwebp, OpenJPEG and
 # aws-lc are linked in statically. No libavdevice (ffmpeg-next's `device`
 # feature is off).
@@ -51,8 +53,10 @@ RUN apt-get update \
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin rendition
 WORKDIR /app
 COPY --from=build /src/target/release/rendition /usr/local/bin/rendition
-# The engine processes the worker starts for image jobs (no FFmpeg linked).
+# The engine processes the worker starts for image jobs (no FFmpeg linked)
+# and for posters and proxies (FFmpeg).
 COPY --from=build /src/target/release/rendition-engine /usr/local/bin/rendition-engine
+COPY --from=build /src/target/release/rendition-video-engine /usr/local/bin/rendition-video-engine
 COPY fixtures/policy.yaml fixtures/policy.yaml
 COPY fixtures/jobs fixtures/jobs
 COPY fixtures/demo fixtures/demo

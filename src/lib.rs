@@ -20,8 +20,9 @@
 //!
 //! CPU (synchronous, on rayon pools; knows no policy, job or store):
 //! - [`rendition`]: the image engine. [`video`]: the FFmpeg engine.
-//! - [`isolated`]: the image engine in confined child processes, one job
-//!   at a time each; the worker's side (a pool) and the engine's.
+//! - [`isolated`]: both engines in confined child processes
+//!   (`rendition-engine`, `rendition-video-engine`), one job at a time
+//!   each; the worker's side (a pool) and the engine's.
 //!
 //! I/O:
 //! - [`pipeline`]: the executor: one job top to bottom, for CLI and worker.
@@ -42,7 +43,7 @@
 //!        remembered result?  (only for a repeat: redelivery, retry, id seen here)
 //!        facts               (share revocation marker, policy logo: cached)
 //!        plan()              PURE: decision, denial, specs, keys, expiry, publish
-//!        for each target:    lookup → render on the pool (+sha256) → put → sign
+//!        for each target:    lookup → render in an engine process (+sha256) → put → sign
 //!        publish             (publish jobs: copy to the destination bucket)
 //!        answer + remember   (JobResult, remembered with when it was made)
 //!   └► audit record         (store, then the audit exchange) → reply → ack

@@ -17,7 +17,7 @@ use crate::budget::MemoryBudget;
 use crate::control::{ControlKeys, ControlPlane, PolicyLocations};
 use crate::destinations::PublishDestinations;
 use crate::isolated::EngineSettings;
-use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig};
+use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig, VideoEngines};
 use crate::queue::{JobQueue, Topology};
 use crate::storage::s3::S3Config;
 use crate::video::VideoLimits;
@@ -185,8 +185,11 @@ pub struct Settings {
     pub publish: PublishDestinations,
     /// What policy updates and revokes are verified with.
     pub control: ControlPlane,
-    /// Jobs per engine process, or `None`: image jobs decode in this process.
-    pub engine_jobs: Option<u32>,
+    /// Jobs per engine process.
+    pub engine_jobs: u32,
+    /// Image jobs decode in engine processes (`false`: in this process;
+    /// video is always made in video engine processes).
+    pub image_engines: bool,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -330,6 +333,7 @@ impl Settings {
             publish: publish_destinations(raw.publish_destinations.as_deref(), &store)?,
             control: control_plane(&raw)?,
             engine_jobs: engine_jobs(&raw)?,
+            image_engines: image_engines(&raw)?,
             store,
         })
     }
@@ -357,23 +361,27 @@ impl Settings {
             memory_budget: self.memory_budget,
             publish: self.publish.clone(),
             control: self.control.clone(),
-            engines: self
-                .engine_jobs
-                .map(|jobs_per_engine| self.engine_settings(jobs_per_engine)),
-            ..PipelineConfig::default()
+            engines: self.image_engines.then(|| self.engine_settings("rendition-engine")),
+            ..PipelineConfig::with_video(VideoEngines::Processes(EngineSettings {
+                // Confined where the kernel allows, when the operator chose
+                // image renders in this process (a kernel without Landlock).
+                strict: self.image_engines,
+                ..self.engine_settings("rendition-video-engine")
+            }))
         }
     }
 
-    /// Engine processes run the `rendition-engine` program beside this
-    /// one, with scratch space in the temporary directory and as many
-    /// render threads as this process's pool.
-    fn engine_settings(&self, jobs_per_engine: u32) -> EngineSettings {
+    /// Engine processes run `program` from beside this one, with scratch
+    /// space in the temporary directory and as many render threads as this
+    /// process's pool.
+    fn engine_settings(&self, program: &str) -> EngineSettings {
         let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rendition"));
         EngineSettings {
-            program: me.with_file_name("rendition-engine"),
+            program: me.with_file_name(program),
             scratch: self.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
-            threads: PipelineConfig::default().render_threads,
-            jobs_per_engine,
+            threads: crate::pipeline::default_render_threads(),
+            jobs_per_engine: self.engine_jobs,
+            strict: true,
         }
     }
 
@@ -435,14 +443,18 @@ fn control_plane(raw: &RawSettings) -> Result<ControlPlane, SettingsError> {
 /// The budget as given, or three quarters of the machine's (or the
 /// container's) memory. Below 128 MiB no image would fit beside the
 /// process base and the originals cache.
-fn engine_jobs(raw: &RawSettings) -> Result<Option<u32>, SettingsError> {
+fn engine_jobs(raw: &RawSettings) -> Result<u32, SettingsError> {
     let jobs = raw.engine_jobs.unwrap_or(DEFAULT_ENGINE_JOBS);
     if jobs == 0 {
         bail!("RENDITION_ENGINE_JOBS", "must be at least 1");
     }
+    Ok(jobs)
+}
+
+fn image_engines(raw: &RawSettings) -> Result<bool, SettingsError> {
     match raw.engines.as_deref().unwrap_or("processes") {
-        "processes" => Ok(Some(jobs)),
-        "in-process" => Ok(None),
+        "processes" => Ok(true),
+        "in-process" => Ok(false),
         other => bail!("RENDITION_ENGINES", "must be processes or in-process, not {other:?}"),
     }
 }

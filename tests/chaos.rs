@@ -1,6 +1,6 @@
 //! Chaos at a size CI affords: 300 jobs through two real workers while one
-//! is SIGKILLed, the S3 server is stopped for 5 s and RabbitMQ is
-//! restarted — run by `rendition-bench chaos` (the driver of scripts/chaos)
+//! is SIGKILLed, the S3 server is stopped for 5 s, RabbitMQ is restarted
+//! and 1 % of the jobs crash the engine that renders them — run by `rendition-bench chaos` (the driver of scripts/chaos)
 //! against the real services. Its own test binary, run after the others
 //! (cargo runs test binaries one after another), because it stops servers
 //! they share. Left out of a plain `cargo test`; scripts/test runs it.
@@ -43,6 +43,7 @@ fn kills_a_broker_restart_and_a_storage_outage_lose_nothing_and_dead_letter_noth
             "0.6",
         ])
         .args(["--quiet-s", "120", "--worker-bin", env!("CARGO_BIN_EXE_rendition")])
+        .args(["--engine-crashes", "0.01"])
         .arg("--logs")
         .arg(logs.path())
         .args(&images)
@@ -71,8 +72,13 @@ fn kills_a_broker_restart_and_a_storage_outage_lose_nothing_and_dead_letter_noth
     eprintln!("{stderr}");
     let n = |k: &str| summary[k].as_u64().unwrap_or_else(|| panic!("{k} in {summary}"));
     assert_eq!(n("lost"), 0, "{summary}\n{}", worker_logs());
-    assert_eq!(n("done"), 300, "every job done: {summary}");
-    assert_eq!(n("dead_letters"), 0, "{summary}");
+    // 1 % of the jobs crash their engine: each answered `engine_crashed`
+    // and dead-lettered, every other job done.
+    assert_eq!(n("crash_jobs"), 3, "{summary}");
+    assert_eq!(n("crash_jobs_engine_crashed"), 3, "{summary}");
+    assert_eq!(n("innocent_not_done"), 0, "{summary}");
+    assert_eq!(n("done"), 297, "every other job done: {summary}");
+    assert_eq!(n("dead_letters"), 3, "the crashing jobs alone: {summary}");
     assert_eq!(
         n("audit_records"),
         300,

@@ -88,6 +88,20 @@ pub fn crash_on_marked(source: &std::fs::File) {
     }
 }
 
+/// Sources that start so make a video engine link its proxy to the file
+/// named after the mark and say it transcoded: a compromised engine's
+/// try at having the worker upload a file of the worker's.
+pub const LINKED_PROXY_MARK: &[u8] = b"rendition-test:linked-proxy:";
+
+/// The file a [`LINKED_PROXY_MARK`] source names, if it is one.
+pub fn linked_proxy_target(source: &std::path::Path) -> Option<std::path::PathBuf> {
+    let bytes = std::fs::read(source).ok()?;
+    let name = bytes.strip_prefix(LINKED_PROXY_MARK)?;
+    Some(std::path::PathBuf::from(
+        String::from_utf8_lossy(name).trim().to_string(),
+    ))
+}
+
 /// A real invalid write, as a decoder's bug makes (a raised signal would
 /// be swallowed by Rust's stack-overflow handler).
 fn segfault() {

@@ -55,8 +55,10 @@ pub struct Confinement {
 }
 
 /// Confines this process for good; what Landlock could enforce is kept
-/// (an older kernel enforces less, and the engine still runs).
-pub fn confine() -> std::io::Result<Confinement> {
+/// (an older kernel enforces less, and the engine still runs). `strict`:
+/// no Landlock at all, no engine; otherwise a warning (a video engine
+/// beside in-process image renders, the operator's choice).
+pub fn confine(strict: bool) -> std::io::Result<Confinement> {
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -73,6 +75,11 @@ pub fn confine() -> std::io::Result<Confinement> {
     match landlock {
         RulesetStatus::FullyEnforced => {}
         RulesetStatus::PartiallyEnforced => eprintln!("engine: this kernel enforces Landlock in part (an older ABI)"),
+        RulesetStatus::NotEnforced if !strict => {
+            eprintln!(
+                "engine: this kernel does not enforce Landlock; running without it (RENDITION_ENGINES=in-process)"
+            );
+        }
         RulesetStatus::NotEnforced => {
             return Err(std::io::Error::other(
                 "this kernel does not enforce Landlock: engines are not confined; \
@@ -208,15 +215,21 @@ fn bpf(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> std::io::Result<Bp
 }
 
 impl Confinement {
-    /// Runs one job with its data segment limited to what it uses now plus
-    /// its reservation (and slack), and its CPU to [`JOB_CPU_SECONDS`] more.
-    /// Past the data limit allocations fail: the job fails `too_large`.
+    /// Runs one image job with its data segment limited to what it uses
+    /// now plus its reservation (and slack), and its CPU to
+    /// [`JOB_CPU_SECONDS`] more. Past the data limit allocations fail: the
+    /// job fails `too_large`.
     pub fn within<T>(&self, memory: u64, job: impl FnOnce() -> T) -> T {
+        self.within_cpu(memory, JOB_CPU_SECONDS, job)
+    }
+
+    /// [`Confinement::within`], with `cpu_seconds` of CPU (a transcode's).
+    pub fn within_cpu<T>(&self, memory: u64, cpu_seconds: u64, job: impl FnOnce() -> T) -> T {
         let data = self.data_bytes().unwrap_or(0);
         let cap = data
             .saturating_add(memory.saturating_mul(3) / 2)
             .saturating_add(DATA_SLACK);
-        let cpu = cpu_seconds().saturating_add(JOB_CPU_SECONDS);
+        let cpu = cpu_used().saturating_add(cpu_seconds);
         let limited = set_soft(libc::RLIMIT_DATA, cap).and(set_soft(libc::RLIMIT_CPU, cpu));
         if let Err(e) = limited {
             eprintln!("engine: the job's limits were not set: {e}");
@@ -243,7 +256,7 @@ impl Confinement {
     }
 }
 
-fn cpu_seconds() -> u64 {
+fn cpu_used() -> u64 {
     // SAFETY: getrusage fills the struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };

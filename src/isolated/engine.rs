@@ -14,37 +14,71 @@ use image::RgbaImage;
 use super::confine::{self, Confinement};
 use super::wire::{self, Answer, Output, Request};
 use crate::error::panic_message;
-use crate::rendition::{self, EngineLimits, Input, Logo, RenderError, Rendered, Spec, probe};
+use crate::rendition::{self, EngineLimits, Input, Logo, RenderError, Rendered, Spec, WatermarkSpec, probe};
 
 /// The descriptor the worker hands the socket on as.
 pub const SOCKET_FD: i32 = 3;
 
+/// What an engine program answers beyond probes and renders: the image
+/// engine nothing ([`images_only`]), the video engine posters and proxies
+/// (`super::video_engine::answer`, linked into that program alone).
+pub type Extra = fn(Request, &mut std::vec::IntoIter<OwnedFd>, &UnixStream, &Confinement) -> Reply;
+
+/// An answer, and the file sent beside it.
+pub type Reply = (Answer, Option<File>);
+
+/// An engine program's `main`: arguments (render threads, then `strict`
+/// or `lenient` confinement) from the worker that started it.
+pub fn main(extra: Extra) -> std::process::ExitCode {
+    // No other process of its user (another engine) may read its memory.
+    if let Err(e) = crate::rendition::harden_worker() {
+        eprintln!("engine: could not make the process non-dumpable: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let mut args = std::env::args().skip(1);
+    let threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let strict = args.next().as_deref() != Some(LENIENT);
+    match run(threads, strict, extra) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// The argument that lets an engine run where the kernel enforces no
+/// Landlock (a video engine beside in-process image renders).
+pub const LENIENT: &str = "lenient";
+
 /// Runs the engine on descriptor 3 until the worker hangs up, rendering
 /// on `threads` threads. Confined before any thread starts: Landlock holds
 /// for the thread that asks and those it starts later.
-pub fn run(threads: usize) -> std::io::Result<()> {
+fn run(threads: usize, strict: bool, extra: Extra) -> std::io::Result<()> {
     // SAFETY: the worker started this process with its socket as fd 3,
     // owned by nothing else here.
     let socket = UnixStream::from(unsafe { OwnedFd::from_raw_fd(SOCKET_FD) });
-    let confinement = confine::confine()?;
+    let confinement = confine::confine(strict)?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("engine-{i}"))
         .build_global()
         .map_err(std::io::Error::other)?;
-    serve(&socket, &confinement)
+    serve(&socket, &confinement, extra)
 }
 
-fn serve(socket: &UnixStream, confinement: &Confinement) -> std::io::Result<()> {
+fn serve(socket: &UnixStream, confinement: &Confinement, extra: Extra) -> std::io::Result<()> {
     loop {
         wait_trimming(socket);
         let Some((request, fds)) = wire::receive::<Request>(socket)? else {
             return Ok(());
         };
         let mut fds = fds.into_iter();
-        let source = fds.next().map(File::from);
         let (answer, outputs) = match request {
-            Request::Probe { page, limits } => (probe_source(source.as_ref(), page, &limits), None),
+            Request::Probe { page, limits } => {
+                let source = fds.next().map(File::from);
+                (probe_source(source.as_ref(), page, &limits), None)
+            }
             Request::Render {
                 header,
                 spec,
@@ -52,20 +86,36 @@ fn serve(socket: &UnixStream, confinement: &Confinement) -> std::io::Result<()> 
                 memory,
                 logo,
             } => {
+                let source = fds.next().map(File::from);
                 let logo = logo.zip(fds.next());
                 let rendered = confinement.within(memory, || render(source.as_ref(), &header, spec, logo, &limits));
-                match rendered.and_then(outputs_file) {
-                    Ok((described, file)) => (Answer::Rendered(described), Some(file)),
-                    Err(e) => (Answer::refused(&e), None),
-                }
+                rendered_reply(rendered)
             }
             #[cfg(feature = "engine-test-requests")]
             Request::Attempt(attempt) => (Answer::Attempted(super::attempts::run(attempt, confinement)), None),
+            other => extra(other, &mut fds, socket, confinement),
         };
-        drop(source);
+        drop(fds);
         let fds: Vec<_> = outputs.iter().map(|f| f.as_fd()).collect();
         wire::send(socket, &answer, &fds)?;
         drop(outputs);
+    }
+}
+
+/// The image engine's [`Extra`]: no video here.
+pub fn images_only(request: Request, _: &mut std::vec::IntoIter<OwnedFd>, _: &UnixStream, _: &Confinement) -> Reply {
+    let refused = RenderError::Answered {
+        code: crate::error::ErrorCode::EngineError,
+        message: format!("this engine makes no video ({request:?})"),
+    };
+    (Answer::refused(&refused), None)
+}
+
+/// Renders as an answer: the outputs' descriptions and their file.
+pub(super) fn rendered_reply(rendered: Result<Vec<Rendered>, RenderError>) -> Reply {
+    match rendered.and_then(outputs_file) {
+        Ok((described, file)) => (Answer::Rendered(described), Some(file)),
+        Err(e) => (Answer::refused(&e), None),
     }
 }
 
@@ -111,17 +161,26 @@ fn render(
     limits: &EngineLimits,
 ) -> Result<Vec<Rendered>, RenderError> {
     let file = source.ok_or_else(|| RenderError::CorruptInput("no source was sent".into()))?;
-    if let (Some(((w, h), fd)), Some(watermark)) = (logo, spec.watermark.as_mut()) {
+    attach_logo(spec.watermark.as_mut(), logo)?;
+    caught(|| rendition::render_probed(Input::Open(file), header, &spec, limits))
+}
+
+/// Puts the logo's pixels, sent beside the request, into the watermark.
+pub(super) fn attach_logo(
+    watermark: Option<&mut WatermarkSpec>,
+    logo: Option<((u32, u32), OwnedFd)>,
+) -> Result<(), RenderError> {
+    if let (Some(((w, h), fd)), Some(watermark)) = (logo, watermark) {
         let pixels = wire::read_all(fd).map_err(RenderError::corrupt)?;
         let image = RgbaImage::from_raw(w, h, pixels)
             .ok_or_else(|| RenderError::CorruptInput("the logo's pixels do not fill its size".into()))?;
         watermark.logo = Some(Logo::new(image));
     }
-    caught(|| rendition::render_probed(Input::Open(file), header, &spec, limits))
+    Ok(())
 }
 
 /// A panic in engine code fails the request, not the engine.
-fn caught<T>(f: impl FnOnce() -> Result<T, RenderError>) -> Result<T, RenderError> {
+pub(super) fn caught<T>(f: impl FnOnce() -> Result<T, RenderError>) -> Result<T, RenderError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         Err(RenderError::Answered {
             code: crate::error::ErrorCode::EngineError,

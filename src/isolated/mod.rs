@@ -1,10 +1,11 @@
 //! Engine processes: the worker (and `rendition render`) decode nothing
 //! themselves. Each image job is probed and rendered by a long-lived child,
-//! `rendition-engine`, that holds no credential, queue or store, and is
-//! confined ([`confine`]); one job at a time per engine. A source goes to it
-//! as a descriptor, its outputs come back as one ([`wire`]). An engine that
-//! dies fails only its job, and the pool starts another
-//! (docs/security.md#engine-processes).
+//! `rendition-engine`, and each poster and proxy made by another,
+//! `rendition-video-engine` ([`video`], [`video_engine`]); they hold no
+//! credential, queue or store, and are confined ([`confine`]); one job at
+//! a time per engine. A source goes to an image engine as a descriptor,
+//! its outputs come back as one ([`wire`]). An engine that dies fails only
+//! its job, and the pool starts another (docs/security.md#engine-processes).
 //!
 //! ```text
 //!  worker (credentials, broker, store)        engine (nobody, Landlock, seccomp)
@@ -19,6 +20,8 @@
 pub mod attempts;
 mod confine;
 pub mod engine;
+pub mod video;
+pub mod video_engine;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -45,11 +48,11 @@ const MIN_OUTPUT_ROOM: u64 = 64 << 20;
 
 /// The most bytes the outputs of `spec` may take: uncompressed RGBA of
 /// each size, and a MiB of headers each.
-fn output_room(header: &Header, spec: &Spec) -> u64 {
+fn output_room(source_edge: u32, spec: &Spec) -> u64 {
     spec.sizes
         .iter()
         .map(|size| {
-            let edge = u64::from(size.long_edge().unwrap_or(u32::MAX).min(header.long_edge()));
+            let edge = u64::from(size.long_edge().unwrap_or(u32::MAX).min(source_edge));
             edge * edge * 4 + (1 << 20)
         })
         .sum()
@@ -86,6 +89,9 @@ pub struct EngineSettings {
     /// An engine is replaced after this many jobs (a leak or a slow
     /// corruption does not outlive it).
     pub jobs_per_engine: u32,
+    /// No engine runs where the kernel enforces no Landlock; `false` only
+    /// for video engines beside in-process image renders.
+    pub strict: bool,
 }
 
 /// The pool of engine processes; engines start when a job first needs one
@@ -103,7 +109,7 @@ struct EngineProcess {
     socket: UnixStream,
     jobs: u32,
     stderr: Arc<Mutex<VecDeque<u8>>>,
-    _scratch: tempfile::TempDir,
+    scratch: tempfile::TempDir,
 }
 
 impl EnginePool {
@@ -146,8 +152,14 @@ impl EnginePool {
             .map_err(failed)?;
         let (ours, theirs) = UnixStream::pair().map_err(failed)?;
         let mut command = Command::new(&self.settings.program);
+        let confinement = if self.settings.strict {
+            "strict"
+        } else {
+            engine::LENIENT
+        };
         command
             .arg(self.settings.threads.max(1).to_string())
+            .arg(confinement)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("TMPDIR", scratch.path())
@@ -195,7 +207,7 @@ impl EnginePool {
             socket: ours,
             jobs: 0,
             stderr,
-            _scratch: scratch,
+            scratch,
         })
     }
 }
@@ -238,7 +250,13 @@ impl Session {
     /// The header of `page` of `source`, read by the engine.
     pub fn probe(&mut self, source: &File, page: u32, limits: &EngineLimits) -> Result<Header, RenderError> {
         let request = Request::Probe { page, limits: *limits };
-        match self.ask(&request, &[source.as_fd()], "read the header", deadline(limits))? {
+        match self.ask(
+            &request,
+            &[source.as_fd()],
+            "read the header",
+            deadline(limits),
+            &mut |_| {},
+        )? {
             (Answer::Probed(header), _) if plausible(&header, limits) => Ok(header),
             (other, _) => {
                 self.discard = true;
@@ -257,24 +275,32 @@ impl Session {
         limits: &EngineLimits,
         memory: u64,
     ) -> Result<Vec<Rendered>, RenderError> {
-        let logo = spec.watermark.as_ref().and_then(|w| w.logo.as_ref());
-        let logo_file = match logo {
-            Some(logo) => {
-                Some(wire::sealed_memory_file("rendition-logo", logo.pixels.as_raw()).map_err(RenderError::corrupt)?)
-            }
-            None => None,
-        };
+        let (logo, logo_file) = logo_file(spec.watermark.as_ref())?;
         let request = Request::Render {
             header: *header,
             spec: spec.clone(),
             limits: *limits,
             memory,
-            logo: logo.map(|l| l.pixels.dimensions()),
+            logo,
         };
         let fds: Vec<_> = std::iter::once(source.as_fd())
             .chain(logo_file.iter().map(|f| f.as_fd()))
             .collect();
-        let (answer, mut files) = self.ask(&request, &fds, "rendered", deadline(limits))?;
+        let answered = self.ask(&request, &fds, "rendered", deadline(limits), &mut |_| {})?;
+        self.outputs(answered, spec, header.long_edge(), memory)
+    }
+
+    /// The outputs an engine answered for `spec` (from a source whose long
+    /// edge is `edge`), checked: read only what the engine said it made,
+    /// and only as much as the job reserved (an engine cannot make the
+    /// worker hold more), each size as asked.
+    fn outputs(
+        &mut self,
+        (answer, mut files): (Answer, Vec<std::os::fd::OwnedFd>),
+        spec: &Spec,
+        edge: u32,
+        memory: u64,
+    ) -> Result<Vec<Rendered>, RenderError> {
         // Whatever goes wrong from here on, this engine does no other job.
         self.discard = true;
         let Answer::Rendered(outputs) = answer else {
@@ -283,17 +309,15 @@ impl Session {
         let Some(file) = files.pop() else {
             return Err(RenderError::CorruptInput("the engine sent no outputs".into()));
         };
-        // Read only what the engine said it made, and only as much as the
-        // job reserved: an engine cannot make the worker hold more.
         let said: u64 = outputs.iter().map(|o| o.bytes).sum();
-        if said > memory.max(MIN_OUTPUT_ROOM).min(output_room(header, spec)) {
+        if said > memory.max(MIN_OUTPUT_ROOM).min(output_room(edge, spec)) {
             return Err(RenderError::CorruptInput(format!(
                 "the engine said it made {said} bytes, more than the job's {memory}"
             )));
         }
         let bytes = wire::read_up_to(file, said).map_err(RenderError::corrupt)?;
         let mut rendered = split_outputs(outputs, bytes)?;
-        within_spec(&rendered, header, spec)?;
+        within_spec(&rendered, edge, spec)?;
         // Whether a mark was drawn is the spec's to say, not the engine's.
         for r in &mut rendered {
             r.watermarked = spec.watermark.is_some();
@@ -310,6 +334,7 @@ impl Session {
             &[],
             "attempted",
             deadline(&EngineLimits::default()),
+            &mut |_| {},
         )? {
             (Answer::Attempted(done), _) => Ok(done),
             (other, _) => Err(unexpected(other)),
@@ -329,10 +354,15 @@ impl Session {
         fds: &[std::os::fd::BorrowedFd<'_>],
         stage: &'static str,
         deadline: Duration,
+        on_progress: &mut dyn FnMut(crate::video::Progress),
     ) -> Result<(Answer, Vec<std::os::fd::OwnedFd>), RenderError> {
         let engine = self.engine.as_mut().ok_or_else(|| crashed(stage, "no engine".into()))?;
         let by = std::time::Instant::now() + deadline;
-        let answered = wire::send(&engine.socket, request, fds).and_then(|()| wire::receive_by(&engine.socket, by));
+        let mut answered = wire::send(&engine.socket, request, fds).and_then(|()| wire::receive_by(&engine.socket, by));
+        while let Ok(Some((Answer::Progress(progress), _))) = answered {
+            on_progress(progress);
+            answered = wire::receive_by(&engine.socket, by);
+        }
         match answered {
             Ok(Some((Answer::Refused { code, message }, _))) => Err(RenderError::Answered {
                 code: engine_code(code),
@@ -421,6 +451,22 @@ fn deadline(limits: &EngineLimits) -> Duration {
     limits.document_deadline.max(Duration::from_secs(60)) * 2
 }
 
+/// A logo's width and height, and its RGBA pixels in a file.
+type LogoFile = (Option<(u32, u32)>, Option<File>);
+
+/// A watermark's logo as a sealed memory file of its RGBA pixels, and
+/// its size, to send beside a request.
+fn logo_file(watermark: Option<&crate::rendition::WatermarkSpec>) -> Result<LogoFile, RenderError> {
+    match watermark.and_then(|w| w.logo.as_ref()) {
+        Some(logo) => {
+            let file =
+                wire::sealed_memory_file("rendition-logo", logo.pixels.as_raw()).map_err(RenderError::corrupt)?;
+            Ok((Some(logo.pixels.dimensions()), Some(file)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
 fn crashed(stage: &'static str, how: String) -> RenderError {
     RenderError::Crashed { stage, how }
 }
@@ -452,7 +498,7 @@ fn signal_name(signal: i32) -> &'static str {
 
 /// An engine is not trusted to keep to the spec: each size asked, in its
 /// order, none larger than asked (nor than the source), in the format asked.
-fn within_spec(rendered: &[Rendered], header: &Header, spec: &Spec) -> Result<(), RenderError> {
+fn within_spec(rendered: &[Rendered], source_edge: u32, spec: &Spec) -> Result<(), RenderError> {
     let asked: Vec<_> = spec.sizes.iter().collect();
     let made: Vec<_> = rendered.iter().map(|r| &r.size).collect();
     if asked != made {
@@ -475,7 +521,7 @@ fn within_spec(rendered: &[Rendered], header: &Header, spec: &Spec) -> Result<()
                 r.width, r.height
             )));
         }
-        let edge = r.size.long_edge().unwrap_or(u32::MAX).min(header.long_edge());
+        let edge = r.size.long_edge().unwrap_or(u32::MAX).min(source_edge);
         let format_ok = spec.format == crate::rendition::OutputFormat::Auto || r.format == spec.format;
         if r.width.max(r.height) > edge || !format_ok {
             return Err(RenderError::CorruptInput(format!(

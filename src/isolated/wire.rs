@@ -16,7 +16,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::rendition::probe::Header;
-use crate::rendition::{EngineLimits, OutputFormat, RenderError, Size, Spec};
+use crate::rendition::{EngineLimits, OutputFormat, Size, Spec};
+use crate::video::{Progress, ProxySpec, VideoLimits};
+
+/// The video source's name in a video engine's scratch directory, where
+/// the worker places it (FFmpeg opens files by name, and Landlock lets an
+/// engine open nothing outside that directory).
+pub const VIDEO_SOURCE: &str = "source";
+
+/// The proxy's name beside it, where the worker takes it from.
+pub const PROXY_OUTPUT: &str = "proxy.mp4";
 
 /// The most descriptors one message carries.
 const MAX_FDS: usize = 4;
@@ -40,6 +49,24 @@ pub enum Request {
         memory: u64,
         logo: Option<(u32, u32)>,
     },
+    /// A poster: a frame of the video at [`VIDEO_SOURCE`], then every
+    /// size of `spec`, under `memory` bytes; a logo as for `Render`.
+    Poster {
+        spec: Spec,
+        limits: EngineLimits,
+        video: VideoLimits,
+        memory: u64,
+        logo: Option<(u32, u32)>,
+    },
+    /// A proxy of the video at [`VIDEO_SOURCE`], written to
+    /// [`PROXY_OUTPUT`] beside it, under `memory` bytes; `Progress`
+    /// answers come before the last one.
+    Proxy {
+        spec: ProxySpec,
+        video: VideoLimits,
+        memory: u64,
+        logo: Option<(u32, u32)>,
+    },
     /// Test builds only: something a compromised decoder might try.
     #[cfg(feature = "engine-test-requests")]
     Attempt(super::attempts::Attempt),
@@ -51,6 +78,14 @@ pub enum Answer {
     Probed(Header),
     /// The outputs, their bytes one after another in the file sent beside.
     Rendered(Vec<Output>),
+    /// A proxy's progress so far (any number, before its last answer).
+    Progress(Progress),
+    /// The proxy is written: its frame size and frames.
+    Transcoded {
+        width: u32,
+        height: u32,
+        frames: u64,
+    },
     Refused {
         code: ErrorCode,
         message: String,
@@ -72,9 +107,9 @@ pub struct Output {
 }
 
 impl Answer {
-    pub fn refused(e: &RenderError) -> Answer {
+    pub fn refused(e: &(impl crate::error::Coded + std::fmt::Display)) -> Answer {
         Answer::Refused {
-            code: crate::error::Coded::code(e),
+            code: e.code(),
             message: e.to_string(),
         }
     }

@@ -44,6 +44,8 @@ pub(super) struct Engines {
     /// Image jobs are probed and rendered in engine processes
     /// (docs/security.md#engine-processes); `None`: in this process.
     pub(super) processes: Option<Arc<EnginePool>>,
+    /// Where posters and proxies are made.
+    pub(super) video_work: VideoWork,
     video: LanePool,
     pub(super) limits: EngineLimits,
     pub(super) video_limits: VideoLimits,
@@ -55,6 +57,19 @@ pub(super) struct Engines {
 /// not probed per source.
 const PROXY_MEMORY: u64 = 160 << 20;
 const POSTER_MEMORY: u64 = 96 << 20;
+
+/// Where posters and proxies are made: FFmpeg in this process, or video
+/// engine processes (`rendition-video-engine`).
+#[derive(Debug, Clone)]
+pub enum VideoEngines {
+    InProcess(video::InProcess),
+    Processes(EngineSettings),
+}
+
+pub(super) enum VideoWork {
+    Here(video::InProcess),
+    Processes(Arc<EnginePool>),
+}
 
 /// An image original: in memory, or staged in a local file.
 #[derive(Clone)]
@@ -113,7 +128,7 @@ impl Engines {
         limits: EngineLimits,
         video_limits: VideoLimits,
         budget: MemoryBudget,
-        processes: Option<EngineSettings>,
+        (processes, video_engines): (Option<EngineSettings>, VideoEngines),
     ) -> Engines {
         let pool = |threads: usize, name: &'static str, stack: Option<usize>| {
             let mut builder = rayon::ThreadPoolBuilder::new()
@@ -132,6 +147,10 @@ impl Engines {
             started: Default::default(),
             images: pool(threads, "render", None),
             processes: processes.map(|settings| Arc::new(EnginePool::new(settings))),
+            video_work: match video_engines {
+                VideoEngines::InProcess(ffmpeg) => VideoWork::Here(ffmpeg),
+                VideoEngines::Processes(settings) => VideoWork::Processes(Arc::new(EnginePool::new(settings))),
+            },
             // FFmpeg's stack, not Rust's 2 MiB default (see the constant).
             video: pool(video_threads, "video", Some(video::THREAD_STACK_BYTES)),
             limits,
@@ -188,17 +207,7 @@ impl Engines {
     ) -> Result<Vec<Made>, PipelineError> {
         let file = Arc::new(source.open()?);
         let spec = Arc::new(spec);
-        match self.once_in_an_engine(processes, &source, &file, &spec, priority).await {
-            Err(PipelineError::Render(RenderError::Crashed { stage, how })) => {
-                tracing::warn!(
-                    stage,
-                    how,
-                    "an engine process died; the job is tried once more in a new one"
-                );
-                self.once_in_an_engine(processes, &source, &file, &spec, priority).await
-            }
-            other => other,
-        }
+        once_more_on_crash(|| self.once_in_an_engine(processes, &source, &file, &spec, priority)).await
     }
 
     /// Probe, reserve, render.
@@ -279,13 +288,36 @@ impl Engines {
     ) -> Result<Vec<Made>, PipelineError> {
         self.count();
         let (video_limits, limits) = (self.video_limits, self.limits);
-        let room = self.budget.reserve(POSTER_MEMORY).await?;
-        on_pool(&self.video, priority, move || {
-            let _hold = (keep, room);
-            let frame = video::poster(&input, None, &video_limits)?;
-            let picture = Picture::new(image::DynamicImage::ImageRgb8(frame));
-            let rendered = rendition::render_picture(&picture, &spec, &limits)?;
-            Ok(rendered.into_iter().map(made).collect())
+        let room = Arc::new(self.budget.reserve(POSTER_MEMORY).await?);
+        let engines = match &self.video_work {
+            VideoWork::Here(ffmpeg) => {
+                let poster = ffmpeg.poster;
+                return on_pool(&self.video, priority, move || {
+                    let _hold = (keep, room);
+                    let frame = poster(&input, None, &video_limits)?;
+                    let picture = Picture::new(image::DynamicImage::ImageRgb8(frame));
+                    let rendered = rendition::render_picture(&picture, &spec, &limits)?;
+                    Ok(rendered.into_iter().map(made).collect())
+                })
+                .await;
+            }
+            VideoWork::Processes(engines) => engines,
+        };
+        let spec = Arc::new(spec);
+        once_more_on_crash(|| {
+            let (engines, input, spec, hold) = (
+                engines.clone(),
+                input.clone(),
+                spec.clone(),
+                (keep.clone(), room.clone()),
+            );
+            on_pool(&self.video, priority, move || {
+                let _hold = hold;
+                let rendered = engines
+                    .session()?
+                    .poster(&input, &spec, (&limits, &video_limits), POSTER_MEMORY)?;
+                Ok(rendered.into_iter().map(made).collect())
+            })
         })
         .await
     }
@@ -302,18 +334,36 @@ impl Engines {
     ) -> Result<RenditionMeta, PipelineError> {
         self.count();
         let limits = self.video_limits;
-        let room = self.budget.reserve(PROXY_MEMORY).await?;
-        on_pool(&self.video, priority, move || {
-            let _hold = (keep, room);
-            let mut report = |p: video::Progress| {
-                if let Some(sink) = &sink {
-                    let _ = sink.send(JobProgress::new(&job_id, p.percent, p.frames, p.fps));
-                }
-            };
-            let done = video::transcode(&input, &output, &spec, &limits, &mut report)?;
-            let mut meta = describe_file(&output)?;
-            (meta.width, meta.height, meta.watermarked) = (Some(done.width), Some(done.height), done.watermarked);
-            Ok(meta)
+        let room = Arc::new(self.budget.reserve(PROXY_MEMORY).await?);
+        let report = move |p: video::Progress| {
+            if let Some(sink) = &sink {
+                let _ = sink.send(JobProgress::new(&job_id, p.percent, p.frames, p.fps));
+            }
+        };
+        let engines = match &self.video_work {
+            VideoWork::Here(ffmpeg) => {
+                let transcode = ffmpeg.transcode;
+                return on_pool(&self.video, priority, move || {
+                    let _hold = (keep, room);
+                    let mut report = report;
+                    let done = transcode(&input, &output, &spec, &limits, &mut report)?;
+                    described(&output, (done.width, done.height), spec.watermark.is_some())
+                })
+                .await;
+            }
+            VideoWork::Processes(engines) => engines,
+        };
+        let (spec, report) = (Arc::new(spec), Arc::new(report));
+        once_more_on_crash(|| {
+            let (engines, spec, report) = (engines.clone(), spec.clone(), report.clone());
+            let (input, output, hold) = (input.clone(), output.clone(), (keep.clone(), room.clone()));
+            on_pool(&self.video, priority, move || {
+                let _hold = hold;
+                let done = engines
+                    .session()?
+                    .proxy((&input, &output), &spec, &limits, PROXY_MEMORY, &mut |p| report(p))?;
+                described(&output, (done.width, done.height), spec.watermark.is_some())
+            })
         })
         .await
     }
@@ -335,6 +385,34 @@ impl Engines {
 
 /// Holds a job's temporary directory while the pool works in it.
 pub(super) type Keep = Arc<tempfile::TempDir>;
+
+/// Runs `attempt`; when an engine process died under it, the pool has
+/// replaced it and the job is tried once more in the new one (a second
+/// death answers it `engine_crashed`).
+async fn once_more_on_crash<T, F>(attempt: impl Fn() -> F) -> Result<T, PipelineError>
+where
+    F: std::future::Future<Output = Result<T, PipelineError>>,
+{
+    match attempt().await {
+        Err(PipelineError::Render(RenderError::Crashed { stage, how })) => {
+            tracing::warn!(
+                stage,
+                how,
+                "an engine process died; the job is tried once more in a new one"
+            );
+            attempt().await
+        }
+        other => other,
+    }
+}
+
+/// A proxy on disk, described: its bytes and sha256, the frame size the
+/// transcode made and whether the spec marked it.
+fn described(output: &Path, (width, height): (u32, u32), watermarked: bool) -> Result<RenditionMeta, PipelineError> {
+    let mut meta = describe_file(output)?;
+    (meta.width, meta.height, meta.watermarked) = (Some(width), Some(height), watermarked);
+    Ok(meta)
+}
 
 fn describe_file(path: &Path) -> Result<RenditionMeta, PipelineError> {
     let failed = |e: std::io::Error| VideoError::Engine(format!("reading {}: {e}", path.display()));
@@ -476,7 +554,7 @@ mod tests {
             EngineLimits::default(),
             VideoLimits::default(),
             MemoryBudget::new(1 << 30),
-            None,
+            (None, VideoEngines::InProcess(video::InProcess::FFMPEG)),
         );
         let panicked = on_pool(
             &engines.images,
@@ -525,7 +603,7 @@ mod tests {
             EngineLimits::default(),
             VideoLimits::default(),
             MemoryBudget::new(1 << 30),
-            None,
+            (None, VideoEngines::InProcess(video::InProcess::FFMPEG)),
         );
         let stack = on_pool(&engines.video, Priority::Bulk, || Ok(stack_size()))
             .await

@@ -37,8 +37,8 @@ use crate::video::{ProxySpec, VideoError, VideoLimits};
 use crate::work::Work;
 #[cfg(test)]
 pub(crate) use engines::PANIC_TRIGGER;
-pub use engines::ProgressSink;
 use engines::{Engines, Made};
+pub use engines::{ProgressSink, VideoEngines};
 pub use plan::MAX_LINK_TTL_S;
 use recent::Memory;
 use sources::SourceCache;
@@ -124,13 +124,31 @@ pub struct PipelineConfig {
     /// Image jobs in engine processes (default: in this process; the
     /// `rendition` program's settings turn them on).
     pub engines: Option<EngineSettings>,
+    /// Posters and proxies: FFmpeg in this process (the default), or in
+    /// video engine processes (the `rendition` program's settings).
+    pub video_engines: VideoEngines,
+}
+
+/// One render thread per core.
+pub fn default_render_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Default for PipelineConfig {
+    /// Every default, and video made by FFmpeg in this process.
     fn default() -> Self {
+        PipelineConfig::with_video(VideoEngines::InProcess(crate::video::InProcess::FFMPEG))
+    }
+}
+
+impl PipelineConfig {
+    /// Every default but where video is made. A program that never names
+    /// `video::InProcess::FFMPEG` (this constructor does not) maps no
+    /// FFmpeg library.
+    pub fn with_video(video_engines: VideoEngines) -> Self {
         PipelineConfig {
             limits: EngineLimits::default(),
-            render_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            render_threads: default_render_threads(),
             max_link_ttl_s: MAX_LINK_TTL_S,
             memory_budget: MemoryBudget::for_this_machine().total(),
             video_threads: 1,
@@ -140,6 +158,7 @@ impl Default for PipelineConfig {
             publish: PublishDestinations::default(),
             control: ControlPlane::default(),
             engines: None,
+            video_engines,
         }
     }
 }
@@ -239,7 +258,7 @@ impl<S: Store> Pipeline<S> {
             config.limits,
             config.video_limits,
             budget,
-            config.engines.clone(),
+            (config.engines.clone(), config.video_engines.clone()),
         );
         Pipeline {
             originals,
@@ -252,12 +271,20 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
-    /// Engine processes started and crashed so far (`None`: images are
-    /// rendered in this process).
+    /// Engine processes (image and video) started and crashed so far
+    /// (`None`: every job is made in this process).
     pub fn engine_counts(&self) -> Option<(u64, u64)> {
-        let pool = self.engines.processes.as_ref()?;
+        let video = match &self.engines.video_work {
+            engines::VideoWork::Processes(pool) => Some(pool),
+            engines::VideoWork::Here(_) => None,
+        };
+        let pools: Vec<_> = self.engines.processes.iter().chain(video).collect();
         let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        Some((get(&pool.started), get(&pool.crashed)))
+        (!pools.is_empty()).then(|| {
+            pools
+                .iter()
+                .fold((0, 0), |(s, c), p| (s + get(&p.started), c + get(&p.crashed)))
+        })
     }
 
     /// What control messages are verified with.

@@ -40,7 +40,7 @@ pub const THREAD_STACK_BYTES: usize = 16 << 20;
 pub const VIDEO_ENGINE_VERSION: u32 = 1;
 
 /// Caps on a video source, checked from its header and again while decoding.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct VideoLimits {
     pub max_duration_s: f64,
     /// Width × height of the stored frames.
@@ -66,11 +66,40 @@ impl Default for VideoLimits {
 }
 
 /// How far a transcode has come.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     pub percent: f32,
     pub frames: u64,
     pub fps: f32,
+}
+
+/// FFmpeg in the calling process: the video engine's two entry points, for
+/// a pipeline that runs video in-process (the library's default, tests).
+/// Reached only through [`InProcess::FFMPEG`], so a program that never
+/// names it (the `rendition` worker) links no FFmpeg library.
+#[derive(Clone, Copy)]
+pub struct InProcess {
+    pub poster: fn(&std::path::Path, Option<f64>, &VideoLimits) -> Result<image::RgbImage, VideoError>,
+    pub transcode: Transcode,
+}
+
+/// [`transcode`]'s signature: source, output, spec, limits, progress.
+pub type Transcode = fn(
+    &std::path::Path,
+    &std::path::Path,
+    &ProxySpec,
+    &VideoLimits,
+    &mut dyn FnMut(Progress),
+) -> Result<Transcoded, VideoError>;
+
+impl InProcess {
+    pub const FFMPEG: InProcess = InProcess { poster, transcode };
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FFmpeg in this process")
+    }
 }
 
 /// The moment a job must give up by.

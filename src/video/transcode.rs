@@ -23,7 +23,7 @@ pub const X264_CRF: u32 = 23;
 pub const AAC_BIT_RATE: usize = 128_000;
 
 /// What to make of one video source.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProxySpec {
     /// At most this high; `None` keeps the source's height.
     pub max_height: Option<u32>,

@@ -18,6 +18,7 @@ fn pool(scratch: &std::path::Path) -> Arc<EnginePool> {
         scratch: scratch.to_path_buf(),
         threads: 1,
         jobs_per_engine: 100,
+        strict: true,
     }))
 }
 

@@ -28,4 +28,5 @@ mod scenarios;
 mod schema;
 mod serve_limits;
 mod video;
+mod video_engines;
 mod video_hostile;

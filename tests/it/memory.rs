@@ -14,6 +14,7 @@ use rendition::rendition::{EngineLimits, OutputFormat, Size, Spec, render_file};
 use crate::common::fixture;
 
 #[path = "../../workers/pss.rs"]
+#[allow(dead_code, reason = "the benchmarks use the rest")]
 mod pss;
 use pss::tree_pss_kib;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rendition::pipeline::{Arrival, Outcome, Pipeline, PipelineConfig};
+use rendition::pipeline::{Arrival, Outcome, Pipeline, PipelineConfig, VideoEngines};
 use rendition::result::{JobResult, Status};
 use rendition::storage::fs::FsStore;
 use rendition::storage::link::LinkSigner;
@@ -70,46 +70,82 @@ fn the_video_engine_refuses_what_is_over_its_limits() {
 /// A proxy job for a fixture video through the pipeline on the filesystem
 /// store, with its temporary files in `temp`.
 fn video_run(temp: &std::path::Path, limits: rendition::video::VideoLimits, source: &str, id: &str) -> JobResult {
-    video_job_run(&fixture(""), temp, limits, (source, "proxy"), id).result
+    video_job_in(in_process(), &fixture(""), temp, limits, (source, "proxy"), id).result
+}
+
+/// Video engine processes: the real `rendition-video-engine`, confined,
+/// with their scratch directories under `scratch`.
+pub(crate) fn video_processes(scratch: &std::path::Path) -> VideoEngines {
+    VideoEngines::Processes(rendition::isolated::EngineSettings {
+        program: env!("CARGO_BIN_EXE_rendition-video-engine").into(),
+        scratch: scratch.to_path_buf(),
+        threads: 1,
+        jobs_per_engine: 100,
+        strict: true,
+    })
+}
+
+/// FFmpeg in the test's own process, as the library's default.
+pub(crate) fn in_process() -> VideoEngines {
+    VideoEngines::InProcess(rendition::video::InProcess::FFMPEG)
 }
 
 /// A video job asking for `rendition` of `originals/video/{source}` under
-/// `originals`, through the pipeline on the filesystem store.
-pub(crate) fn video_job_run(
+/// `originals`, made where `engines` says, through the pipeline on the
+/// filesystem store.
+pub(crate) fn video_job_in(
+    engines: VideoEngines,
     originals: &std::path::Path,
     temp: &std::path::Path,
     limits: rendition::video::VideoLimits,
     (source, rendition): (&str, &str),
     id: &str,
 ) -> Outcome {
+    let (mut outcomes, _) = video_jobs_in(engines, originals, temp, limits, &[(source, rendition, id)]);
+    outcomes.remove(0)
+}
+
+/// Video jobs (`source`, `rendition`, job id) one after another through one
+/// pipeline, and its engine processes started and crashed at the end.
+pub(crate) fn video_jobs_in(
+    engines: VideoEngines,
+    originals: &std::path::Path,
+    temp: &std::path::Path,
+    limits: rendition::video::VideoLimits,
+    jobs: &[(&str, &str, &str)],
+) -> (Vec<Outcome>, Option<(u64, u64)>) {
     let store = tempfile::tempdir().unwrap();
     let config = PipelineConfig {
         temp_dir: Some(temp.to_path_buf()),
         video_limits: limits,
-        ..PipelineConfig::default()
+        ..PipelineConfig::with_video(engines)
     };
     let renditions = FsStore::new(store.path(), Some(LinkSigner::new("s", "http://x")));
     let pipeline = Pipeline::new(FsStore::new(originals, None), renditions, config);
-    let job = serde_json::json!({
-        "schema": "rendition.job/v1", "job_id": id, "purpose": "download",
-        "principal": {"user": "u-cleo"},
-        "asset": {"id": "a-v", "collection": "g-launch", "media": "video",
-                  "source": format!("originals/video/{source}"), "filename": source},
-        "request": {"rendition": rendition, "format": "auto"},
-    });
     let policy = crate::common::load_policy("policy.yaml");
-    let work = Work::parse(&serde_json::to_vec(&job).unwrap(), false);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let outcome = rt.block_on(pipeline.run(&policy, &work, Arrival::now(), None));
-    let result = &outcome.result;
-    if result.status == Status::Done {
-        // What was uploaded from the local file is the proxy, byte for byte.
-        let record = &result.renditions[0];
-        let stored = std::fs::read(store.path().join(&record.key)).unwrap();
-        assert_eq!(hex::encode(Sha256::digest(&stored)), record.sha256);
-        assert_eq!(stored.len() as u64, record.bytes);
+    let mut outcomes = Vec::new();
+    for (source, rendition, id) in jobs {
+        let job = serde_json::json!({
+            "schema": "rendition.job/v1", "job_id": id, "purpose": "download",
+            "principal": {"user": "u-cleo"},
+            "asset": {"id": "a-v", "collection": "g-launch", "media": "video",
+                      "source": format!("originals/video/{source}"), "filename": source},
+            "request": {"rendition": rendition, "format": "auto"},
+        });
+        let work = Work::parse(&serde_json::to_vec(&job).unwrap(), false);
+        let outcome = rt.block_on(pipeline.run(&policy, &work, Arrival::now(), None));
+        let result = &outcome.result;
+        if result.status == Status::Done {
+            // What was uploaded from the local file is the rendition, byte for byte.
+            let record = &result.renditions[0];
+            let stored = std::fs::read(store.path().join(&record.key)).unwrap();
+            assert_eq!(hex::encode(Sha256::digest(&stored)), record.sha256);
+            assert_eq!(stored.len() as u64, record.bytes);
+        }
+        outcomes.push(outcome);
     }
-    outcome
+    (outcomes, pipeline.engine_counts())
 }
 
 #[test]

@@ -13,7 +13,7 @@ use rendition::video::probe::{self, Source};
 use rendition::video::{Deadline, ProxySpec, VideoError, VideoLimits, poster, transcode};
 
 use crate::common::fixture;
-use crate::video::video_job_run;
+use crate::video::{in_process, video_job_in, video_processes};
 
 /// An HLS playlist whose one segment is `target` (3 s, as the clip is).
 fn hls(target: &str) -> String {
@@ -240,12 +240,25 @@ fn originals_with(name: &str, text: impl FnOnce(&Path) -> String) -> tempfile::T
 }
 
 /// Both video renditions of `name` from `originals`, each failed as
-/// `unsupported_format` with nothing stored, and nothing left behind.
+/// `unsupported_format` with nothing stored, and nothing left behind: with
+/// FFmpeg in this process and in a video engine process.
 fn refused_by_the_pipeline(originals: &Path, name: &str) {
     let temp = tempfile::tempdir().unwrap();
-    for rendition in ["proxy", "poster"] {
+    for (engines, rendition) in [
+        (in_process(), "proxy"),
+        (in_process(), "poster"),
+        (video_processes(temp.path()), "proxy"),
+        (video_processes(temp.path()), "poster"),
+    ] {
         let id = format!("hostile-{rendition}");
-        let outcome = video_job_run(originals, temp.path(), VideoLimits::default(), (name, rendition), &id);
+        let outcome = video_job_in(
+            engines,
+            originals,
+            temp.path(),
+            VideoLimits::default(),
+            (name, rendition),
+            &id,
+        );
         assert!(
             !outcome.retry && !outcome.panicked,
             "{name} {rendition}: final, no panic"
@@ -269,7 +282,8 @@ fn playlists_and_manifests_fail_through_the_pipeline() {
     let temp = tempfile::tempdir().unwrap();
     let limits = VideoLimits::default();
     for rendition in ["proxy", "poster"] {
-        let done = video_job_run(originals.path(), temp.path(), limits, ("other.mp4", rendition), "real").result;
+        let real = ("other.mp4", rendition);
+        let done = video_job_in(in_process(), originals.path(), temp.path(), limits, real, "real").result;
         assert_eq!(done.status, Status::Done, "{done:?}");
     }
 }

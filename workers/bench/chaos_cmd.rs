@@ -63,6 +63,25 @@ pub struct ChaosArgs {
     /// Where the workers' logs go.
     #[arg(long, default_value = "target/chaos")]
     logs: PathBuf,
+    /// This share of the jobs (spread evenly) asks for a source that
+    /// crashes the engine rendering it; each must be answered
+    /// `engine_crashed` and dead-lettered, no other job touched. Needs a
+    /// test build (`--features engine-test-requests`), as the tests run it.
+    #[arg(long, default_value_t = 0.0)]
+    engine_crashes: f64,
+}
+
+/// Whether job `i` of a run with `rate` engine crashes is one of them.
+fn crashes(i: usize, rate: f64) -> bool {
+    (i as f64 * rate).floor() != ((i + 1) as f64 * rate).floor()
+}
+
+/// The bytes of a source that crashes its engine (test builds only).
+fn crashing_source() -> anyhow::Result<Vec<u8>> {
+    #[cfg(feature = "engine-test-requests")]
+    return Ok(rendition::isolated::attempts::SEGFAULT_MARK.to_vec());
+    #[cfg(not(feature = "engine-test-requests"))]
+    bail!("--engine-crashes needs a test build: cargo build --features engine-test-requests")
 }
 
 /// What came back.
@@ -94,6 +113,12 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         originals.put(&key, bytes, PutOptions::default()).await?;
         keys.push(key);
     }
+    let crash_key = "chaos/crash.jpg".to_string();
+    if args.engine_crashes > 0.0 {
+        originals
+            .put(&crash_key, crashing_source()?, PutOptions::default())
+            .await?;
+    }
     let s3 = S3Server::find(&endpoint)?;
     let broker = Broker::parse(&args.broker_restart)?;
     std::fs::create_dir_all(&args.logs)?;
@@ -106,7 +131,12 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let replies = format!("{}chaos-replies", settings.topology.prefix);
     let nonce = format!("{:08x}", rand::random::<u32>());
     let started = Instant::now();
-    publish_all(&settings, &replies, &nonce, &keys, args.jobs).await?;
+    let sources = Sources {
+        keys: &keys,
+        crash_key: &crash_key,
+        crash_rate: args.engine_crashes,
+    };
+    publish_all(&settings, &replies, &nonce, &sources, args.jobs).await?;
     eprintln!(
         "chaos: {} jobs published in {:.1} s",
         args.jobs,
@@ -163,6 +193,19 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let logs = fleet.stop();
     let dead = dead_letters(&settings).await?;
     let mut summary = summarize(&tally, args.jobs, &events, &logs, dead, seconds);
+    let crash_jobs = |first: &JobResult| {
+        let i = first.job_id.rsplit('-').next().and_then(|i| i.parse().ok());
+        i.is_some_and(|i| crashes(i, args.engine_crashes))
+    };
+    let (crashed, innocent): (Vec<_>, Vec<_>) = tally.answers.values().partition(|a| crash_jobs(&a[0]));
+    let code = |a: &JobResult| a.error.as_ref().map(|e| e.code.clone());
+    summary["crash_jobs"] = crashed.len().into();
+    summary["crash_jobs_engine_crashed"] = crashed
+        .iter()
+        .filter(|a| a.iter().all(|r| code(r).as_deref() == Some("engine_crashed")))
+        .count()
+        .into();
+    summary["innocent_not_done"] = innocent.iter().filter(|a| a[0].status != Status::Done).count().into();
     // One audit record per job, whatever the workers went through.
     let trail = audit::read(&originals.bucket(renditions)?, &AuditQuery::default()).await?;
     summary["audit_records"] = trail.iter().filter(|r| r.job_id.contains(&nonce)).count().into();
@@ -180,20 +223,39 @@ struct Events {
     broker_restarts: usize,
 }
 
+/// What the jobs ask for: the images, and the source that crashes its
+/// engine for a share of them.
+struct Sources<'a> {
+    keys: &'a [String],
+    crash_key: &'a str,
+    crash_rate: f64,
+}
+
 /// Job `i`: a collaborator asking image `i % n` at its own size (so each
-/// job really renders), answered on a durable queue that survives a
-/// broker restart.
-async fn publish_all(settings: &Settings, replies: &str, nonce: &str, keys: &[String], n: usize) -> anyhow::Result<()> {
+/// job really renders), or the crashing source when its turn comes,
+/// answered on a durable queue that survives a broker restart.
+async fn publish_all(
+    settings: &Settings,
+    replies: &str,
+    nonce: &str,
+    sources: &Sources<'_>,
+    n: usize,
+) -> anyhow::Result<()> {
     let broker = AmqpBroker::connect(&settings.amqp_url).await?;
     broker.declare_core(&settings.topology).await?;
     declare_replies(&broker, replies).await?;
+    let keys = sources.keys;
     for i in 0..n {
         let id = format!("chaos-{nonce}-{i}");
+        let source = match crashes(i, sources.crash_rate) {
+            true => sources.crash_key,
+            false => &keys[i % keys.len()],
+        };
         let job = json!({
             "schema": "rendition.job/v1", "job_id": id, "purpose": "download",
             "principal": {"user": "u-ben"},
             "asset": {"id": format!("a-chaos-{}", i % keys.len()), "collection": "g-launch",
-                      "media": "image", "source": keys[i % keys.len()], "filename": "chaos.jpg"},
+                      "media": "image", "source": source, "filename": "chaos.jpg"},
             "request": {"rendition": {"max_edge": 200 + i / keys.len()}, "format": "jpeg", "quality": 80},
         });
         let message = Message {
@@ -361,6 +423,9 @@ fn table(s: &serde_json::Value) -> String {
         "storage_outages",
         "broker_restarts",
         "audit_records",
+        "crash_jobs",
+        "crash_jobs_engine_crashed",
+        "innocent_not_done",
         "seconds",
         "jobs_per_s",
     ];

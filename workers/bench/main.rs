@@ -12,6 +12,7 @@ mod chaos_cmd;
 mod common;
 mod control_cmd;
 mod disrupt;
+mod idle_cmd;
 mod load_cmd;
 mod priority_cmd;
 #[path = "../pss.rs"]
@@ -41,6 +42,7 @@ enum Command {
     Chaos(chaos_cmd::ChaosArgs),
     Priority(priority_cmd::PriorityArgs),
     Control(control_cmd::ControlArgs),
+    Idle(idle_cmd::IdleArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Chaos(args) => runtime().block_on(chaos_cmd::run(args)),
         Command::Priority(args) => runtime().block_on(priority_cmd::run(args)),
         Command::Control(args) => control_cmd::run(&args),
+        Command::Idle(args) => idle_cmd::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,165 @@
+//! Video engine processes (src/isolated/video.rs, video_engine.rs): the
+//! real `rendition-video-engine`, confined, making posters and proxies for
+//! the pipeline. FFmpeg is mapped there and in no other program of ours;
+//! an engine that crashes fails its job alone; an engine that lies about
+//! its proxy gets nothing of the worker's uploaded.
+
+use std::path::Path;
+
+use rendition::isolated::EnginePool;
+use rendition::isolated::attempts::{LINKED_PROXY_MARK, SEGFAULT_MARK};
+use rendition::pipeline::VideoEngines;
+use rendition::result::Status;
+use rendition::video::{ProxySpec, VideoLimits};
+
+use crate::common::fixture;
+use crate::video::{in_process, video_jobs_in, video_processes};
+
+/// The shared libraries `program` loads, as the dynamic loader lists them.
+fn libraries(program: &str) -> String {
+    let out = std::process::Command::new("ldd").arg(program).output().unwrap();
+    assert!(out.status.success(), "ldd {program}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn only_the_video_engine_loads_ffmpeg() {
+    let video = libraries(env!("CARGO_BIN_EXE_rendition-video-engine"));
+    assert!(video.contains("libavcodec") && video.contains("libavformat"), "{video}");
+    for program in [env!("CARGO_BIN_EXE_rendition"), env!("CARGO_BIN_EXE_rendition-engine")] {
+        let loaded = libraries(program);
+        assert!(loaded.contains("libc.so"), "{loaded}");
+        for library in [
+            "libavcodec",
+            "libavformat",
+            "libavutil",
+            "libswscale",
+            "libavfilter",
+            "libx264",
+        ] {
+            assert!(!loaded.contains(library), "{program} loads {library}");
+        }
+    }
+}
+
+#[test]
+fn proxies_and_posters_are_made_in_video_engine_processes_as_in_this_one() {
+    let temp = tempfile::tempdir().unwrap();
+    let jobs = [("clip.mp4", "proxy", "v-proxy"), ("clip.mp4", "poster", "v-poster")];
+    let limits = VideoLimits::default();
+    let (there, counts) = video_jobs_in(video_processes(temp.path()), &fixture(""), temp.path(), limits, &jobs);
+    let (here, _) = video_jobs_in(in_process(), &fixture(""), temp.path(), limits, &jobs);
+    for (there, here) in there.iter().zip(&here) {
+        let (there, here) = (&there.result, &here.result);
+        assert_eq!(there.status, Status::Done, "{there:?}");
+        let (a, b) = (&there.renditions[0], &here.renditions[0]);
+        assert_eq!((a.width, a.height, a.watermarked), (b.width, b.height, b.watermarked));
+    }
+    assert_eq!(there[0].result.renditions[0].height, Some(540));
+    // One engine did both jobs; it and its scratch directory are gone.
+    assert_eq!(counts, Some((1, 0)));
+    assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0);
+}
+
+/// A store with `originals/video/{name}` holding `bytes`, beside the clip.
+fn originals_with(name: &str, bytes: &[u8]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let videos = root.path().join("originals/video");
+    std::fs::create_dir_all(&videos).unwrap();
+    std::fs::write(videos.join(name), bytes).unwrap();
+    std::fs::copy(fixture("originals/video/clip.mp4"), videos.join("clip.mp4")).unwrap();
+    root
+}
+
+#[test]
+fn a_video_that_crashes_its_engine_fails_its_job_alone() {
+    let originals = originals_with("crash.mp4", SEGFAULT_MARK);
+    let temp = tempfile::tempdir().unwrap();
+    let jobs = [
+        ("crash.mp4", "proxy", "v-crash-proxy"),
+        ("crash.mp4", "poster", "v-crash-poster"),
+        ("clip.mp4", "proxy", "v-after"),
+    ];
+    let engines = video_processes(temp.path());
+    let (outcomes, counts) = video_jobs_in(engines, originals.path(), temp.path(), VideoLimits::default(), &jobs);
+    for crashed in &outcomes[..2] {
+        let error = crashed.result.error.as_ref().expect("failed");
+        assert_eq!(error.code, "engine_crashed", "{error:?}");
+        assert!(error.message.contains("SIGSEGV"), "{error:?}");
+        assert!(!crashed.retry, "answered, not handed to another worker");
+    }
+    assert_eq!(outcomes[2].result.status, Status::Done, "{:?}", outcomes[2].result);
+    // Each crashing job was tried twice, each time in a new engine; the
+    // job after it had one more.
+    assert_eq!(counts, Some((5, 4)));
+}
+
+#[test]
+fn a_proxy_the_engine_linked_to_a_file_of_the_workers_is_not_taken() {
+    let temp = tempfile::tempdir().unwrap();
+    // Another job's video, staged by the worker: an MP4 the engine may not
+    // read, which it names as its proxy.
+    let secret = temp.path().join("another-jobs-source.mp4");
+    std::fs::copy(fixture("originals/video/clip.mp4"), &secret).unwrap();
+    let mut source = LINKED_PROXY_MARK.to_vec();
+    source.extend(secret.to_str().unwrap().as_bytes());
+    let staged = temp.path().join("staged");
+    std::fs::write(&staged, &source).unwrap();
+    let output = temp.path().join("proxy.mp4");
+    let VideoEngines::Processes(settings) = video_processes(temp.path()) else {
+        unreachable!()
+    };
+    let pool = std::sync::Arc::new(EnginePool::new(settings));
+    let spec = ProxySpec {
+        max_height: None,
+        watermark: None,
+    };
+    let taken = pool.session().unwrap().proxy(
+        (&staged, &output),
+        &spec,
+        &VideoLimits::default(),
+        64 << 20,
+        &mut |_| {},
+    );
+    let error = taken.unwrap_err();
+    assert_eq!(
+        rendition::error::Coded::code(&error).as_str(),
+        "corrupt_input",
+        "{error}"
+    );
+    assert!(!output.exists(), "nothing was copied out");
+}
+
+#[test]
+fn a_proxy_reports_progress_across_the_socket() {
+    let temp = tempfile::tempdir().unwrap();
+    let VideoEngines::Processes(settings) = video_processes(temp.path()) else {
+        unreachable!()
+    };
+    let pool = std::sync::Arc::new(EnginePool::new(settings));
+    let output = temp.path().join("proxy.mp4");
+    let spec = ProxySpec {
+        max_height: Some(360),
+        watermark: None,
+    };
+    let mut reports = Vec::new();
+    let clip = temp.path().join("staged");
+    std::fs::copy(fixture("originals/video/clip.mp4"), &clip).unwrap();
+    let made = pool
+        .session()
+        .unwrap()
+        .proxy((&clip, &output), &spec, &VideoLimits::default(), 160 << 20, &mut |p| {
+            reports.push(p)
+        })
+        .unwrap();
+    assert_eq!((made.width, made.height, made.frames), (640, 360, 75));
+    assert!(!reports.is_empty() && reports[0].frames == 1, "{reports:?}");
+    let probed = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&probed.stdout).contains("640,360"));
+    // The clip was linked, not moved: the staged file is where it was.
+    assert!(Path::new(&clip).exists());
+}
