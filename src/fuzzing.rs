@@ -160,6 +160,7 @@ fn asks(doc: &PolicyDocument, nodes: &Nodes, mut each: impl FnMut(&Query)) {
         (Media::Image, Rendition::MaxEdge(1024)),
         (Media::Image, Rendition::Set(vec![64, 40_000])),
         (Media::Image, Rendition::Proxy),
+        (Media::Image, Rendition::Preset("web".into())),
         (Media::Video, Rendition::MaxHeight(720)),
         (Media::Video, Rendition::Poster),
         (Media::Video, Rendition::Proxy),
@@ -181,6 +182,7 @@ fn asks(doc: &PolicyDocument, nodes: &Nodes, mut each: impl FnMut(&Query)) {
                     restricted: k.is_multiple_of(5),
                     generated: k.is_multiple_of(3),
                     filename: None,
+                    focal_point: None,
                 };
                 let on_exceed = if k % 7 < 2 { OnExceed::Deny } else { OnExceed::Clamp };
                 let request = Request {

@@ -15,7 +15,7 @@ use crate::layout;
 use crate::policy::document::{Watermark, WatermarkPosition};
 use crate::policy::{Decision, Delivery, Policy, Query, Rule, Target, resolve};
 use crate::priority::Priority;
-use crate::rendition::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
+use crate::rendition::{Frame, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
 use crate::video::ProxySpec;
 
 /// The longest a link may live, whatever a job asks (7 days, SigV4's limit).
@@ -166,8 +166,10 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, logo: &LogoFact
         None
     };
     match (job.asset.media, &job.request.rendition) {
-        (Media::Image, _) | (Media::Other, Rendition::Poster) => Make::Images(image_spec(decision, job, watermark)),
-        (Media::Video, Rendition::Poster) => Make::Poster(image_spec(decision, job, watermark)),
+        (Media::Image, _) | (Media::Other, Rendition::Poster) => {
+            Make::Images(image_spec(policy, decision, job, watermark))
+        }
+        (Media::Video, Rendition::Poster) => Make::Poster(image_spec(policy, decision, job, watermark)),
         (Media::Video, _) => Make::Proxy(ProxySpec {
             max_height: match decision.targets.first() {
                 Some(Target::MaxHeight(n)) => Some(*n),
@@ -179,17 +181,31 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, logo: &LogoFact
     }
 }
 
-fn image_spec(decision: &Decision, job: &Job, watermark: Option<WatermarkSpec>) -> Spec {
+fn image_spec(policy: &Policy, decision: &Decision, job: &Job, watermark: Option<WatermarkSpec>) -> Spec {
+    let focus = job.asset.focal_point.map(|p| p.basis_points());
     let sizes = decision
         .targets
         .iter()
-        .filter_map(|t| match t {
+        .filter_map(|t| match *t {
             Target::Full => Some(Size::Full),
-            Target::MaxEdge(n) | Target::MaxHeight(n) => Some(Size::LongEdge(*n)),
+            Target::MaxEdge(n) | Target::MaxHeight(n) => Some(Size::LongEdge(n)),
+            Target::Frame { width, height, fit } => Some(Size::Frame(Frame {
+                width,
+                height,
+                fit,
+                focus,
+            })),
             Target::Original => None,
         })
         .collect();
-    let format = match job.request.format {
+    // A preset's format and quality are the preset's, not the job's.
+    let preset = match &job.request.rendition {
+        Rendition::Preset(name) => policy.document().presets.get(name),
+        _ => None,
+    };
+    let format = preset.map_or(job.request.format, |p| p.format);
+    let quality = preset.and_then(|p| p.quality).unwrap_or(job.request.quality);
+    let format = match format {
         Format::Jpeg => OutputFormat::Jpeg,
         Format::Webp => OutputFormat::Webp,
         Format::Png => OutputFormat::Png,
@@ -199,7 +215,7 @@ fn image_spec(decision: &Decision, job: &Job, watermark: Option<WatermarkSpec>) 
     Spec {
         sizes,
         format,
-        quality: job.request.quality,
+        quality,
         watermark,
         page: job.request.page,
     }

@@ -39,7 +39,7 @@ use wire::{Answer, Request};
 
 use crate::error::ErrorCode;
 use crate::rendition::probe::Header;
-use crate::rendition::{EngineLimits, RenderError, Rendered, Spec, kill_group, sandbox_id};
+use crate::rendition::{EngineLimits, Fit, RenderError, Rendered, Size, Spec, kill_group, sandbox_id};
 
 pub use confine::MAX_PROCESSES;
 
@@ -521,6 +521,12 @@ fn within_spec(rendered: &[Rendered], source_edge: u32, spec: &Spec) -> Result<(
                 r.width, r.height
             )));
         }
+        if !keeps_the_frames_shape(r) {
+            return Err(RenderError::CorruptInput(format!(
+                "the engine made a {}×{} output for {:?}",
+                r.width, r.height, r.size
+            )));
+        }
         let edge = r.size.long_edge().unwrap_or(u32::MAX).min(source_edge);
         let format_ok = spec.format == crate::rendition::OutputFormat::Auto || r.format == spec.format;
         if r.width.max(r.height) > edge || !format_ok {
@@ -531,6 +537,16 @@ fn within_spec(rendered: &[Rendered], source_edge: u32, spec: &Spec) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A `cover` or `pad` output has its frame's shape (to a pixel's rounding).
+fn keeps_the_frames_shape(r: &Rendered) -> bool {
+    let Size::Frame(frame) = r.size else { return true };
+    if frame.fit == Fit::Inside {
+        return true;
+    }
+    let off = (u64::from(r.width) * u64::from(frame.height)).abs_diff(u64::from(r.height) * u64::from(frame.width));
+    off <= u64::from(frame.width.max(frame.height))
 }
 
 /// The outputs as the engine described them, each with its bytes.

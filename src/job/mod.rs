@@ -112,6 +112,29 @@ pub struct Asset {
     pub generated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
+    /// Where a crop to a preset's frame is centred: the DAM's focal point,
+    /// as fractions of the upright image's width and height.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focal_point: Option<FocalPoint>,
+}
+
+/// A point of an image, `x` from the left and `y` from the top, each
+/// from 0 to 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FocalPoint {
+    pub x: f64,
+    pub y: f64,
+}
+
+/// Checked to lie between 0 and 1 ([`Job::check`]), never NaN.
+impl Eq for FocalPoint {}
+
+impl FocalPoint {
+    /// The point in ten-thousandths (what the engine is told).
+    pub fn basis_points(&self) -> [u16; 2] {
+        [self.x, self.y].map(|v| (v.clamp(0.0, 1.0) * 1e4).round() as u16)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -212,6 +235,11 @@ impl Job {
             Principal::User(_) | Principal::Anonymous => {}
         }
         check_source(&self.asset.source)?;
+        if let Some(point) = self.asset.focal_point
+            && ![point.x, point.y].iter().all(|v| (0.0..=1.0).contains(v))
+        {
+            return Err(JobError::at("asset.focal_point", "x and y must be between 0 and 1"));
+        }
         if self.link_ttl_s == 0 {
             return Err(JobError::at("link_ttl_s", "must be at least 1 second"));
         }
@@ -303,7 +331,10 @@ fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
             }
             sizes.iter().try_for_each(|n| size(*n))
         }
-        (Rendition::MaxEdge(_) | Rendition::Set(_), _) => Err(JobError::at(field, "max_edge and set are for images")),
+        (Rendition::Preset(name), Media::Image) => check_id("request.rendition.preset", name),
+        (Rendition::MaxEdge(_) | Rendition::Set(_) | Rendition::Preset(_), _) => {
+            Err(JobError::at(field, "max_edge, set and preset are for images"))
+        }
         (Rendition::MaxHeight(_), _) => Err(JobError::at(field, "max_height is for video")),
         (Rendition::Poster, _) => Err(JobError::at(
             field,
@@ -348,6 +379,25 @@ mod tests {
         assert_eq!(err.code(), "invalid_job");
         assert!(err.field.starts_with("request"), "{err}");
         assert!(err.message.contains("sharpen"), "{err}");
+    }
+
+    #[test]
+    fn presets_and_focal_points_are_checked() {
+        let mut job: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        job["asset"]["focal_point"] = serde_json::json!({"x": 0.25, "y": 1.0});
+        job["request"]["rendition"] = serde_json::json!({"preset": "social-square"});
+        let parsed = Job::parse(&serde_json::to_vec(&job).unwrap()).unwrap();
+        assert_eq!(parsed.asset.focal_point.unwrap().basis_points(), [2500, 10000]);
+        job["asset"]["focal_point"] = serde_json::json!({"x": 1.5, "y": 0.5});
+        let err = Job::parse(&serde_json::to_vec(&job).unwrap()).unwrap_err();
+        assert_eq!(err.field, "asset.focal_point");
+        job["asset"]["focal_point"] = serde_json::json!({"x": 0.5, "y": 0.5});
+        job["asset"]["media"] = serde_json::json!("video");
+        let err = Job::parse(&serde_json::to_vec(&job).unwrap()).unwrap_err();
+        assert_eq!(err.field, "request.rendition", "a preset is for images: {err}");
+        job["asset"]["media"] = serde_json::json!("image");
+        job["request"]["rendition"] = serde_json::json!({"preset": "../web"});
+        assert!(Job::parse(&serde_json::to_vec(&job).unwrap()).is_err());
     }
 
     #[test]

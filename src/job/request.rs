@@ -18,6 +18,8 @@ pub enum Rendition {
     MaxHeight(u32),
     /// Several image sizes from one decode.
     Set(Vec<u32>),
+    /// A named preset of the policy (docs/contract.md#presets).
+    Preset(String),
 }
 
 impl Rendition {
@@ -30,6 +32,7 @@ impl Rendition {
             Rendition::MaxEdge(n) => format!("{n} px"),
             Rendition::MaxHeight(n) => format!("{n} px high"),
             Rendition::Set(sizes) => format!("the set {sizes:?}"),
+            Rendition::Preset(name) => format!("preset {name}"),
         }
     }
 }
@@ -96,6 +99,7 @@ mod tests {
         assert_eq!(r(r#"{"max_edge":1024}"#), Rendition::MaxEdge(1024));
         assert_eq!(r(r#"{"max_height":540}"#), Rendition::MaxHeight(540));
         assert_eq!(r(r#"{"set":[2048,320]}"#), Rendition::Set(vec![2048, 320]));
+        assert_eq!(r(r#"{"preset":"web"}"#), Rendition::Preset("web".into()));
         assert!(serde_json::from_str::<Rendition>(r#"{"max_width":10}"#).is_err());
     }
 

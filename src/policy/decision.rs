@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::limit::{Cap, Limit};
+use super::preset::Fit;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +45,8 @@ pub enum Rule {
     Watermark,
     Limit,
     OnExceed,
+    /// A preset unknown to the policy, or a role or share held to presets.
+    Preset,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +72,9 @@ pub enum Target {
     MaxEdge(u32),
     /// A video this high at most.
     MaxHeight(u32),
+    /// An image filling a frame of this shape as `fit` says (a preset's),
+    /// never larger than the frame.
+    Frame { width: u32, height: u32, fit: Fit },
 }
 
 impl Target {
@@ -77,6 +83,7 @@ impl Target {
         match self {
             Target::Original | Target::Full => Limit::Original,
             Target::MaxEdge(n) | Target::MaxHeight(n) => Limit::Px(*n),
+            Target::Frame { width, height, .. } => Limit::Px(*width.max(height)),
         }
     }
 }

@@ -6,6 +6,7 @@ use super::admit::{Admission, role_ceiling};
 use super::decision::{Decision, Delivery, Rule, Target};
 use super::document::{PublishRight, ShareRight};
 use super::limit::{Cap, DownloadLimits, Limit};
+use super::preset::PresetSize;
 use super::query::Query;
 use super::tree::NodeIdx;
 use crate::job::{Media, OnExceed, Principal, Purpose, Rendition};
@@ -26,6 +27,10 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
     if let Err(denial) = check_restricted(q, &adm).and_then(|_| check_purpose(q, &mut adm)) {
         return denial;
     }
+    let preset = match preset(policy, q, &adm) {
+        Ok(preset) => preset,
+        Err(denial) => return denial,
+    };
     if q.request.rendition == Rendition::Proxy && adm.proxy_only.is_none() {
         adm.proxy_only = Some("a proxy was asked for".into());
     }
@@ -52,7 +57,7 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
             format!("{why}, and {media} cannot be watermarked"),
         );
     }
-    let (targets, clamped) = targets(q, limit, watermark.is_some());
+    let (targets, clamped) = targets(q, limit, watermark.is_some(), preset);
     if clamped
         && q.request.on_exceed == OnExceed::Deny
         && let (Limit::Px(n), Some(bound)) = (limit, binding)
@@ -210,8 +215,40 @@ fn watermark_reason(policy: &Policy, adm: &Admission) -> Option<String> {
         .map(|s| format!("share {} asks for a watermark", s.id))
 }
 
+/// The size of the preset asked for, if one is; a role or a share held to
+/// a list of presets (strict mode) gets an image only as one of them.
+fn preset(policy: &Policy, q: &Query, adm: &Admission) -> Result<Option<PresetSize>, Decision> {
+    let asked = match &q.request.rendition {
+        Rendition::Preset(name) => Some(name.as_str()),
+        _ => None,
+    };
+    let role_list = adm
+        .role
+        .and_then(|(name, role)| role.presets.as_ref().map(|list| (format!("role {name}"), list)));
+    let share_list = adm
+        .share
+        .and_then(|share| share.presets.as_ref().map(|list| (format!("share {}", share.id), list)));
+    let strict = !adm.staff && q.asset.media == Media::Image;
+    for (who, list) in role_list.into_iter().chain(share_list).filter(|_| strict) {
+        if !asked.is_some_and(|name| list.iter().any(|p| p == name)) {
+            let what = q.request.rendition.describe();
+            let reason = format!("{who} downloads only the presets [{}], not {what}", list.join(", "));
+            return Err(Decision::deny(Rule::Preset, None, reason));
+        }
+    }
+    let Some(name) = asked else { return Ok(None) };
+    match policy.document().presets.get(name).map(|p| p.size()) {
+        Some(Ok(size)) => Ok(Some(size)),
+        _ => Err(Decision::deny(
+            Rule::Preset,
+            None,
+            format!("policy version {} has no preset {name}", policy.version()),
+        )),
+    }
+}
+
 /// Step 8: what to make, each size clamped to the limit on its own.
-fn targets(q: &Query, limit: Limit, watermark: bool) -> (Vec<Target>, bool) {
+fn targets(q: &Query, limit: Limit, watermark: bool, preset: Option<PresetSize>) -> (Vec<Target>, bool) {
     let cap = |n: u32| match limit {
         Limit::Px(max) if n > max => (max, true),
         _ => (n, false),
@@ -253,6 +290,18 @@ fn targets(q: &Query, limit: Limit, watermark: bool) -> (Vec<Target>, bool) {
                 }
             }
             (out, clamped)
+        }
+        Rendition::Preset(_) => {
+            let Some(size) = preset else { return (Vec::new(), false) };
+            let (size, clamped) = match limit {
+                Limit::Px(max) => size.within(max),
+                _ => (size, false),
+            };
+            let target = match size {
+                PresetSize::MaxEdge(n) => sized(n),
+                PresetSize::Frame { width, height, fit } => Target::Frame { width, height, fit },
+            };
+            (vec![target], clamped)
         }
     }
 }

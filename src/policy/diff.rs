@@ -158,27 +158,34 @@ impl Who {
 }
 
 /// One probing request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
     Original,
     Proxy,
     Poster,
+    /// An image preset of either policy (a list of presets decides it).
+    Preset(String),
 }
 
 impl Probe {
-    fn for_media(media: Media) -> &'static [Probe] {
+    fn for_media(media: Media, presets: &BTreeSet<String>) -> Vec<Probe> {
         match media {
-            Media::Video => &[Probe::Original, Probe::Proxy, Probe::Poster],
-            _ => &[Probe::Original, Probe::Proxy],
+            Media::Video => vec![Probe::Original, Probe::Proxy, Probe::Poster],
+            Media::Image => [Probe::Original, Probe::Proxy]
+                .into_iter()
+                .chain(presets.iter().cloned().map(Probe::Preset))
+                .collect(),
+            _ => vec![Probe::Original, Probe::Proxy],
         }
     }
 
-    pub fn request(self) -> Request {
+    pub fn request(&self) -> Request {
         let (rendition, on_exceed) = match self {
             Probe::Original => (Rendition::Original, OnExceed::Clamp),
             Probe::Proxy => (Rendition::Proxy, OnExceed::Clamp),
             Probe::Poster => (Rendition::Poster, OnExceed::Clamp),
+            Probe::Preset(name) => (Rendition::Preset(name.clone()), OnExceed::Clamp),
         };
         Request {
             rendition,
@@ -224,6 +231,7 @@ impl Place {
             restricted: self.restricted,
             generated: self.generated,
             filename: None,
+            focal_point: None,
         }
     }
 }
@@ -326,7 +334,7 @@ impl Diff {
 
 /// How many questions a diff of these two policies asks each of them.
 pub fn size(old: &Policy, new: &Policy) -> usize {
-    whos(old, new).len() * nodes(old, new).len() * places_at("").len()
+    whos(old, new).len() * nodes(old, new).len() * places_at("", &presets(old, new)).len()
 }
 
 /// Compares every decision the two policies make (module docs).
@@ -368,7 +376,7 @@ pub fn view_as(policy: &Policy, who: &Who, node: &str, now: DateTime<Utc>) -> Ve
     let asked = with_role_users(policy, &names);
     let principal = who.principal(&names);
     let mut rows = Vec::new();
-    for place in places_at(node) {
+    for place in places_at(node, &presets(policy, policy)) {
         let side = place.ask(&asked, &principal, now);
         rows.push((place, side));
     }
@@ -445,13 +453,20 @@ fn nodes(old: &Policy, new: &Policy) -> BTreeSet<String> {
     ids(old).into_iter().chain(ids(new)).collect()
 }
 
+/// The preset names of either policy.
+fn presets(old: &Policy, new: &Policy) -> BTreeSet<String> {
+    let names = |p: &Policy| p.document().presets.keys().cloned().collect::<Vec<_>>();
+    names(old).into_iter().chain(names(new)).collect()
+}
+
 fn places(old: &Policy, new: &Policy) -> Vec<Place> {
-    nodes(old, new).iter().flat_map(|n| places_at(n)).collect()
+    let presets = presets(old, new);
+    nodes(old, new).iter().flat_map(|n| places_at(n, &presets)).collect()
 }
 
 const PURPOSES: [Purpose; 4] = [Purpose::Download, Purpose::Share, Purpose::Preview, Purpose::Publish];
 
-fn places_at(node: &str) -> Vec<Place> {
+fn places_at(node: &str, presets: &BTreeSet<String>) -> Vec<Place> {
     let mut places = Vec::new();
     for media in Media::ALL {
         for restricted in [false, true] {
@@ -463,7 +478,7 @@ fn places_at(node: &str) -> Vec<Place> {
                     &[false]
                 };
                 for &generated in generated {
-                    for &probe in Probe::for_media(media) {
+                    for probe in Probe::for_media(media, presets) {
                         places.push(Place {
                             node: node.to_string(),
                             media,

@@ -13,6 +13,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::limit::{DownloadLimits, Limit};
+pub use super::preset::Preset;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,13 @@ pub struct PolicyDocument {
     pub proxy: ProxySize,
     #[serde(default)]
     pub watermark: Watermark,
+    /// Named renditions a job may ask for (docs/contract.md#presets).
+    #[serde(
+        default,
+        deserialize_with = "unique_keys",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub presets: BTreeMap<String, Preset>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -66,6 +74,9 @@ pub struct Role {
     /// team permission; a user's own `manage_restricted` overrides it).
     #[serde(default)]
     pub manage_restricted: bool,
+    /// Holders download these presets and nothing else (strict mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -191,6 +202,9 @@ pub struct Share {
     /// Asks for a watermark even on an original share (an addition).
     #[serde(default)]
     pub watermark: bool,
+    /// The share's recipient downloads these presets and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

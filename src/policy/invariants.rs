@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use super::document::{Collection, InheritMode, PolicyDocument, ShareKind, Visibility};
+use super::preset::PresetSize;
 use super::{Decision, Delivery, DownloadLimits, Limit, Query, Target};
 use crate::job::{Media, OnExceed, Principal, Rendition};
 
@@ -98,6 +99,55 @@ macro_rules! ensure {
     };
 }
 
+/// Presets: one the policy lacks is never delivered; a preset's frame
+/// keeps its shape; a role or share held to presets gets images only as
+/// one of its presets (staff aside).
+fn check_presets(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String> {
+    let why = &d.reason;
+    let asked = match &q.request.rendition {
+        Rendition::Preset(name) => Some(name),
+        _ => None,
+    };
+    if let Some(name) = asked
+        && d.allowed
+    {
+        let Some(Ok(size)) = doc.presets.get(name).map(|p| p.size()) else {
+            return Err(format!("a preset the policy lacks delivered: {why}"));
+        };
+        for t in &d.targets {
+            if let (
+                Target::Frame { width, height, .. },
+                PresetSize::Frame {
+                    width: w, height: h, ..
+                },
+            ) = (t, size)
+            {
+                let off = (u64::from(*width) * u64::from(h)).abs_diff(u64::from(*height) * u64::from(w));
+                ensure!(
+                    off <= u64::from(w.max(h)),
+                    "a frame of another shape: {t:?} for {w}×{h}: {why}"
+                );
+            }
+        }
+    }
+    if !d.allowed || q.asset.media != Media::Image {
+        return Ok(());
+    }
+    let in_list = |list: &Option<Vec<String>>| list.as_ref().is_none_or(|l| asked.is_some_and(|a| l.contains(a)));
+    if let Some(role) = d.role.as_ref().map(|r| &doc.roles[r]).filter(|r| !r.staff) {
+        ensure!(
+            in_list(&role.presets),
+            "a role held to presets got another image: {why}"
+        );
+    }
+    if let Principal::Share { share, .. } = q.principal
+        && let Some(s) = doc.shares.iter().find(|s| &s.id == share)
+    {
+        ensure!(in_list(&s.presets), "a share held to presets got another image: {why}");
+    }
+    Ok(())
+}
+
 /// Whether decision `d` to question `q` keeps every invariant of `doc`.
 pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String> {
     let nodes = index(doc);
@@ -130,6 +180,7 @@ pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String
         !(d.allowed && q.request.on_exceed == OnExceed::Deny && d.clamped),
         "on_exceed deny clamped: {why}"
     );
+    check_presets(doc, q, d)?;
     if !nodes.contains_key(q.asset.collection.as_str()) {
         ensure!(!d.allowed, "an unknown collection admitted: {why}");
         return Ok(());
@@ -139,9 +190,11 @@ pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String
         _ => None,
     };
     if user.is_some_and(|u| doc.roles[&u.role].staff) {
-        // Anything, except a proxy of what has no proxy.
+        // Anything, except a proxy of what has no proxy or a preset the
+        // policy lacks.
         let no_proxy = q.request.rendition == Rendition::Proxy && matches!(media, Media::Audio | Media::Other);
-        ensure!(d.allowed || no_proxy, "staff denied: {why}");
+        let no_preset = matches!(&q.request.rendition, Rendition::Preset(p) if !doc.presets.contains_key(p));
+        ensure!(d.allowed || no_proxy || no_preset, "staff denied: {why}");
         return Ok(());
     }
     let node = q.asset.collection.as_str();

@@ -78,6 +78,7 @@ pub fn check(doc: &PolicyDocument) -> Result<Checked, Vec<Problem>> {
         check_entry(doc, &groups, entry, parents[i].is_none(), &mut report);
     }
     check_shares(doc, &index, &mut report);
+    check_presets(doc, &mut report);
     let order = parents_first(&entries, &parents, &mut report);
 
     if !report.errors.is_empty() {
@@ -133,6 +134,31 @@ fn check_names(doc: &PolicyDocument, report: &mut Report) {
             report.error(format!("{kind}.{name:?}"), message);
         }
     }
+}
+
+/// Presets and the role and share lists that name them
+/// (docs/contract.md#presets).
+fn check_presets(doc: &PolicyDocument, report: &mut Report) {
+    let roles = doc
+        .roles
+        .iter()
+        .map(|(name, role)| (format!("roles.{name}.presets"), role.presets.as_ref()));
+    let shares = (doc.shares.iter()).map(|share| (format!("shares.{}.presets", share.id), share.presets.as_ref()));
+    let lists: Vec<_> = roles.chain(shares).collect();
+    let all_held = !doc.roles.is_empty() && doc.roles.values().all(|r| r.staff || r.presets.is_some());
+    let (errors, warnings) = super::preset::problems(&doc.presets, &lists, all_held);
+    for name in doc.presets.keys().filter(|n| !is_plain_name(n)) {
+        report.error(
+            format!("presets.{name:?}"),
+            "a name may not be blank, start or end with a space, or hold a control character",
+        );
+    }
+    errors
+        .into_iter()
+        .for_each(|(place, message)| report.error(place, message));
+    warnings
+        .into_iter()
+        .for_each(|(place, message)| report.warn(place, message));
 }
 
 fn check_roles_and_users(doc: &PolicyDocument, report: &mut Report) {

@@ -61,7 +61,7 @@ pub use child::harden_worker;
 pub(crate) use child::{kill_group, sandbox_id};
 pub use error::RenderError;
 pub use input::Input;
-pub use spec::{Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
+pub use spec::{Fit, Frame, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
 
 /// Caps checked from the header, before any pixel is allocated.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -120,13 +120,20 @@ pub fn render_probed(
     spec: &Spec,
     limits: &EngineLimits,
 ) -> Result<Vec<Rendered>, RenderError> {
-    let picture = decode::decode(input, header, largest(spec), limits)?;
+    let picture = decode::decode(input, header, largest(spec, header), limits)?;
     render_picture(&picture, spec, limits)
 }
 
-/// The long edge of the largest size in `spec` (`None`: full size).
-fn largest(spec: &Spec) -> Option<u32> {
-    spec.sizes.iter().map(|s| s.long_edge()).max().flatten()
+/// The long edge the whole picture is scaled to for the largest size in
+/// `spec` (`None`: full size), what a decode may shrink to. A header's
+/// size may be before orientation: a frame is fitted both ways round.
+fn largest(spec: &Spec, header: &probe::Header) -> Option<u32> {
+    let (w, h) = (header.width, header.height);
+    spec.sizes
+        .iter()
+        .map(|s| s.scaled_edge(w, h).max(s.scaled_edge(h, w)))
+        .max()
+        .flatten()
 }
 
 /// The bytes a render of `spec` from an original with this `header` will
@@ -136,7 +143,7 @@ fn largest(spec: &Spec) -> Option<u32> {
 pub fn estimate(header: &probe::Header, spec: &Spec, in_memory: u64) -> u64 {
     const WORKING: u64 = 8 << 20;
     let format = formats::of(header.format);
-    let largest = largest(spec);
+    let largest = largest(spec, header);
     let (w, h) = (u64::from(header.width), u64::from(header.height));
     let pixel = u64::from(header.pixel_bytes.max(1));
     // Converted to 8-bit RGB(A) unless decoded so.
@@ -197,7 +204,10 @@ pub fn render_picture(
     spec.sizes
         .par_iter()
         .map(|&size| {
-            let (w, h) = resize::fit_within(picture, size);
+            let (w, h) = match size {
+                Size::Frame(_) => resize::fit(picture.full_size.0, picture.full_size.1, size),
+                _ => resize::fit_within(picture, size),
+            };
             if w.max(h) > limits.max_output_edge {
                 return Err(RenderError::TooLarge {
                     what: "output edge",
@@ -205,7 +215,8 @@ pub fn render_picture(
                     max: u64::from(limits.max_output_edge),
                 });
             }
-            let mut out = resize::resize(picture, w, h)?;
+            let mut out = resize::sized(picture, size)?;
+            let (w, h) = (out.width(), out.height());
             if let Some(stamp) = stamp {
                 watermark::apply(out.to_mut(), stamp);
             }

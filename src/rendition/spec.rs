@@ -17,13 +17,72 @@ pub enum Size {
     Full,
     /// The long edge at most this many pixels; never upscaled.
     LongEdge(u32),
+    /// A `width`×`height` frame, filled as `fit` says (a preset's). Never
+    /// upscaled: a source too small for it gives the largest frame of the
+    /// same shape it can fill.
+    Frame(Frame),
+}
+
+/// A frame of a fixed shape (docs/contract.md#presets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub fit: Fit,
+    /// Where a `cover` crop is centred, in ten-thousandths of the upright
+    /// picture's width and height (the asset's focal point); `None`: the
+    /// picture's centre.
+    pub focus: Option<[u16; 2]>,
+}
+
+/// How a picture fills a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    /// Inside the frame, whole, aspect kept: the output is at most the frame.
+    #[default]
+    Inside,
+    /// Fills the frame, cropped around the focus: the output is the frame.
+    Cover,
+    /// Inside the frame, whole, on a canvas of the frame's size (white, or
+    /// transparent where the output keeps alpha).
+    Pad,
 }
 
 impl Size {
+    /// The long edge the output has at most (`None`: the source's).
     pub fn long_edge(&self) -> Option<u32> {
         match self {
             Size::Full => None,
             Size::LongEdge(n) => Some(*n),
+            Size::Frame(f) => Some(f.width.max(f.height)),
+        }
+    }
+
+    /// The long edge the whole upright picture (`width`×`height`) is
+    /// scaled to on the way to this size (`None`: kept whole): a cover
+    /// frame crops after scaling, so it needs more than its own edge.
+    pub fn scaled_edge(&self, width: u32, height: u32) -> Option<u32> {
+        match self {
+            Size::Frame(f) => {
+                let scale = f.scale(width, height);
+                Some(((f64::from(width.max(height)) * scale).ceil() as u32).max(1))
+            }
+            other => other.long_edge(),
+        }
+    }
+}
+
+impl Frame {
+    /// How much the whole picture is scaled for this frame, at most 1.
+    pub fn scale(&self, width: u32, height: u32) -> f64 {
+        let (sx, sy) = (
+            f64::from(self.width) / f64::from(width.max(1)),
+            f64::from(self.height) / f64::from(height.max(1)),
+        );
+        match self.fit {
+            Fit::Cover => sx.max(sy).min(1.0),
+            Fit::Inside | Fit::Pad => sx.min(sy).min(1.0),
         }
     }
 }

@@ -145,7 +145,7 @@ fn check_summarises_a_valid_policy() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("policy version 42 is valid"), "{stdout}");
-    assert!(stdout.contains("shares: 6 (1 revoked)"), "{stdout}");
+    assert!(stdout.contains("shares: 7 (1 revoked)"), "{stdout}");
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod formats_psd;
 mod formats_raw;
 mod formats_svg;
 mod formats_tiff;
+mod frames;
 mod fuzz_corpus;
 mod imports;
 mod memory;

@@ -4,9 +4,11 @@
 use std::path::Path;
 
 use chrono::{Duration, Utc};
+use image::GenericImageView;
 use rendition::job::Job;
 use rendition::pipeline::{Arrival, Pipeline, PipelineConfig};
-use rendition::policy::{Cap, Policy, Query, resolve};
+use rendition::policy::preset::Fit;
+use rendition::policy::{Cap, Policy, Query, Target, resolve};
 use rendition::result::{JobResult, Status};
 use rendition::storage::fs::FsStore;
 use rendition::storage::link::LinkSigner;
@@ -150,7 +152,7 @@ fn delivered_renditions_never_exceed_the_decision() {
     let p = pipeline(dir.path(), "http://h");
     let file = ScenarioFile::load();
     let policy = load_policy(&file.policy);
-    let mut checked = 0;
+    let (mut checked, mut frames) = (0, 0);
     for scenario in file.scenarios.iter().filter(|s| s.policy.is_none()) {
         let mut job = file.job(scenario);
         if job["asset"]["media"] != "image" || job["purpose"] == "publish" {
@@ -168,11 +170,25 @@ fn delivered_renditions_never_exceed_the_decision() {
                 Cap::MaxEdge(n) => assert!(long <= n, "{}: {long} > {n}", scenario.name),
                 Cap::Original | Cap::MaxHeight(_) => {}
             }
+            // A preset's cover frame is delivered exactly (hero.jpg is
+            // larger than every frame of the demo policy).
+            if let [
+                Target::Frame {
+                    width,
+                    height,
+                    fit: Fit::Cover,
+                },
+            ] = decision.targets.as_slice()
+            {
+                assert_eq!(img.dimensions(), (*width, *height), "{}", scenario.name);
+                frames += 1;
+            }
             assert_eq!(r.watermarked, decision.watermark, "{}", scenario.name);
             checked += 1;
         }
     }
     assert!(checked >= 20, "only {checked} renditions checked");
+    assert!(frames >= 2, "only {frames} preset frames checked");
 }
 
 /// Serves `store` on a loopback port for the test's lifetime.

@@ -71,6 +71,7 @@ pub(super) fn ask(nodes: usize, shares: usize) -> impl Strategy<Value = Ask> {
                     restricted,
                     generated,
                     filename: None,
+                    focal_point: None,
                 };
                 let on_exceed = if deny { OnExceed::Deny } else { OnExceed::Clamp };
                 Ask {
@@ -103,11 +104,13 @@ impl Shape {
             (3, Media::Image) => Rendition::Set(self.1.clone()),
             (2, Media::Video) => Rendition::MaxHeight(n),
             (3, Media::Video) => Rendition::Poster,
+            // p0–p2 are the policy's presets; p3 is not one.
+            (4, Media::Image) => Rendition::Preset(format!("p{}", n % 4)),
             _ => Rendition::Original,
         }
     }
 }
 
 fn request_shape() -> impl Strategy<Value = Shape> {
-    (0u8..4, prop::collection::vec(1u32..6000, 1..5)).prop_map(|(k, sizes)| Shape(k, sizes))
+    (0u8..5, prop::collection::vec(1u32..6000, 1..5)).prop_map(|(k, sizes)| Shape(k, sizes))
 }

@@ -8,6 +8,7 @@ use rendition::policy::document::{
     Access, Collection, InheritMode, Invitation, NodeKind, PolicyDocument, ProxySize, PublishRight, Role, Share,
     ShareKind, ShareRight, User, Visibility, Watermark,
 };
+use rendition::policy::preset::{Fit, Preset};
 use rendition::policy::{DownloadLimits, Limit};
 
 use super::asks::{Ask, ask};
@@ -48,6 +49,7 @@ fn role(staff: bool) -> impl Strategy<Value = Role> {
             publish,
             watermark,
             manage_restricted,
+            presets: None,
         })
 }
 
@@ -126,7 +128,49 @@ fn share_spec() -> impl Strategy<Value = ShareSpec> {
         )
 }
 
+/// A random valid policy with presets `p0` (a long edge), `p1` (a cover
+/// frame) and `p2` (a pad frame); some roles and shares are held to a few
+/// of them.
 pub(super) fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
+    let held = || prop::option::weighted(0.3, prop::sample::subsequence(vec!["p0", "p1", "p2", "p9"], 0..=2));
+    let frame = || (1u32..5000, 1u32..5000);
+    (
+        policy_doc_without_presets(),
+        (1u32..5000, frame(), frame()),
+        prop::collection::vec(held(), ROLES.len()),
+        prop::collection::vec(held(), 4),
+    )
+        .prop_map(|(mut doc, (edge, (w1, h1), (w2, h2)), role_lists, share_lists)| {
+            let preset = |max_edge, frame: Option<(u32, u32, Fit)>| Preset {
+                max_edge,
+                width: frame.map(|f| f.0),
+                height: frame.map(|f| f.1),
+                fit: frame.map_or(Fit::Inside, |f| f.2),
+                format: Default::default(),
+                quality: None,
+            };
+            doc.presets = [
+                ("p0", preset(Some(edge), None)),
+                ("p1", preset(None, Some((w1, h1, Fit::Cover)))),
+                ("p2", preset(None, Some((w2, h2, Fit::Pad)))),
+            ]
+            .into_iter()
+            .map(|(name, p)| (name.to_string(), p))
+            .collect();
+            // `p9` is no preset: a list naming it is refused, so drop it.
+            let list =
+                |l: Option<Vec<&str>>| l.map(|l| l.into_iter().filter(|n| *n != "p9").map(String::from).collect());
+            for (role, l) in doc.roles.values_mut().zip(role_lists) {
+                role.presets = list(l);
+            }
+            for (share, l) in doc.shares.iter_mut().zip(share_lists) {
+                share.presets = list(l);
+            }
+            doc
+        })
+}
+
+fn policy_doc_without_presets() -> impl Strategy<Value = PolicyDocument> {
     (
         (role(true), prop::collection::vec(role(false), 4)),
         prop::collection::vec(
@@ -216,6 +260,7 @@ fn build_policy(
             expires_at: s.expires_in_days.map(|d| now() + Duration::days(d)),
             revoked: s.revoked,
             watermark: s.watermark,
+            presets: None,
         })
         .collect();
     PolicyDocument {
@@ -232,6 +277,7 @@ fn build_policy(
         shares,
         proxy,
         watermark: Watermark::default(),
+        presets: Default::default(),
     }
 }
 
