@@ -22,6 +22,7 @@
 //!   what `image` cannot read of BMP, TGA, PNM, DDS and GIF, through
 //!   ImageMagick) and `raw` (camera RAW files through dcraw).
 
+mod attention;
 mod caps;
 mod child;
 mod color;

@@ -118,6 +118,21 @@ pub fn sized(picture: &Picture, size: Size) -> Result<Cow<'_, DynamicImage>, Ren
         return resize(picture, w, h);
     };
     let (full_w, full_h) = picture.full_size;
+    let frame = match frame {
+        // No focal point: the most interesting window of the frame's shape.
+        Frame {
+            fit: Fit::Cover,
+            focus: None,
+            ..
+        } => Frame {
+            focus: Some(super::attention::focus(
+                &picture.image,
+                f64::from(frame.width) / f64::from(frame.height),
+            )),
+            ..frame
+        },
+        frame => frame,
+    };
     let placed = framed(full_w, full_h, frame);
     // The region in the pixels at hand (the picture may be shrunk on load).
     let k = f64::from(picture.width()) / f64::from(full_w.max(1));

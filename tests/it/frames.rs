@@ -91,9 +91,41 @@ fn a_subject_at_the_focal_point_stays_in_a_narrow_crop() {
     let kept = made(&source, frame(300, 900, Fit::Cover, at), OutputFormat::Png, None);
     assert_eq!(kept.dimensions(), (300, 900));
     assert!(red(&kept) > 9000, "the subject is in the crop");
-    // Without the focal point the centre is kept, and the subject is lost.
-    let centred = made(&source, frame(300, 900, Fit::Cover, None), OutputFormat::Png, None);
-    assert_eq!(red(&centred), 0);
+    // A focal point elsewhere loses it: the crop goes where it is told.
+    let elsewhere = made(
+        &source,
+        frame(300, 900, Fit::Cover, Some([2000, 5000])),
+        OutputFormat::Png,
+        None,
+    );
+    assert_eq!(red(&elsewhere), 0);
+}
+
+#[test]
+fn without_a_focal_point_the_crop_finds_the_subject() {
+    // The subject off-centre on a plain ground: the most interesting
+    // window holds it (libvips' `attention`, as src/rendition/attention.rs
+    // scores it), not the centre.
+    let source = with_subject(2100, 900, (1900, 450), 100);
+    let found = made(&source, frame(300, 900, Fit::Cover, None), OutputFormat::Png, None);
+    assert!(red(&found) > 9000, "{} red pixels", red(&found));
+    // A picture with nothing in it is cropped in its centre.
+    let plain = with_subject(2100, 900, (0, 0), 0);
+    let centred = framed(
+        2100,
+        900,
+        Frame {
+            width: 300,
+            height: 900,
+            fit: Fit::Cover,
+            focus: None,
+        },
+    );
+    assert_eq!(centred.region[0], 900.0);
+    assert_eq!(
+        made(&plain, frame(300, 900, Fit::Cover, None), OutputFormat::Png, None).dimensions(),
+        (300, 900)
+    );
 }
 
 #[test]
