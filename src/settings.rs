@@ -363,9 +363,13 @@ impl Settings {
             control: self.control.clone(),
             engines: self.image_engines.then(|| self.engine_settings("rendition-engine")),
             ..PipelineConfig::with_video(VideoEngines::Processes(EngineSettings {
-                // Confined where the kernel allows, when the operator chose
-                // image renders in this process (a kernel without Landlock).
-                strict: self.image_engines,
+                // One job each: a transcode takes minutes, a start
+                // milliseconds, and no engine sees two jobs' files.
+                jobs_per_engine: 1,
+                // Without Landlock only when the operator chose image
+                // renders in this process (a kernel without it) and the
+                // engine runs as another user than the worker.
+                strict: self.image_engines || crate::rendition::sandbox_id().is_none(),
                 ..self.engine_settings("rendition-video-engine")
             }))
         }

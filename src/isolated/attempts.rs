@@ -18,6 +18,8 @@ pub enum Attempt {
     Write(String),
     /// Start processes until refused.
     ForkBomb,
+    /// Run a program.
+    Run(String),
     /// Send a signal to another process (the worker).
     Signal(i32),
     /// Start a process in a new user namespace (`clone`).
@@ -41,6 +43,10 @@ pub fn run(attempt: Attempt, confinement: &Confinement) -> Result<String, String
             .map(|()| format!("wrote {path}"))
             .map_err(|e| e.to_string()),
         Attempt::ForkBomb => fork_bomb(),
+        Attempt::Run(program) => std::process::Command::new(&program)
+            .status()
+            .map(|status| format!("ran {program}: {status}"))
+            .map_err(|e| e.to_string()),
         // SAFETY: kill with integer arguments.
         Attempt::Signal(pid) => match unsafe { libc::kill(pid, libc::SIGTERM) } {
             0 => Ok(format!("signalled {pid}")),
@@ -92,6 +98,16 @@ pub fn crash_on_marked(source: &std::fs::File) {
 /// named after the mark and say it transcoded: a compromised engine's
 /// try at having the worker upload a file of the worker's.
 pub const LINKED_PROXY_MARK: &[u8] = b"rendition-test:linked-proxy:";
+
+/// Sources that start so make a video engine send this many progress
+/// messages, each claiming an impossible percentage, before it answers.
+pub const PROGRESS_FLOOD_MARK: &[u8] = b"rendition-test:progress-flood";
+pub const PROGRESS_FLOOD: u32 = 200_000;
+
+/// Whether `source` carries [`PROGRESS_FLOOD_MARK`].
+pub fn floods_progress(source: &std::path::Path) -> bool {
+    std::fs::read(source).is_ok_and(|b| b.starts_with(PROGRESS_FLOOD_MARK))
+}
 
 /// The file a [`LINKED_PROXY_MARK`] source names, if it is one.
 pub fn linked_proxy_target(source: &std::path::Path) -> Option<std::path::PathBuf> {

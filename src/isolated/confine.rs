@@ -58,7 +58,7 @@ pub struct Confinement {
 /// (an older kernel enforces less, and the engine still runs). `strict`:
 /// no Landlock at all, no engine; otherwise a warning (a video engine
 /// beside in-process image renders, the operator's choice).
-pub fn confine(strict: bool) -> std::io::Result<Confinement> {
+pub fn confine(strict: bool, no_children: bool) -> std::io::Result<Confinement> {
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -89,6 +89,9 @@ pub fn confine(strict: bool) -> std::io::Result<Confinement> {
     }
     seccompiler::apply_filter_all_threads(&seccomp_filter()?).map_err(std::io::Error::other)?;
     seccompiler::apply_filter_all_threads(&clone3_filter()?).map_err(std::io::Error::other)?;
+    if no_children {
+        seccompiler::apply_filter_all_threads(&no_children_filter()?).map_err(std::io::Error::other)?;
+    }
     Ok(Confinement { statm })
 }
 
@@ -191,6 +194,38 @@ fn seccomp_filter() -> std::io::Result<BpfProgram> {
     })
     .collect::<std::io::Result<Vec<_>>>()?;
     rules.insert(libc::SYS_clone, new_namespace);
+    bpf(rules, libc::EPERM)
+}
+
+/// An engine that starts no program (the video engine: FFmpeg needs none)
+/// may start no process either: no `fork`, `vfork`, `execve`,
+/// `execveat`, `setsid` or `setpgid`, and `clone` only for threads. A
+/// process it made could leave its group and outlive the kill.
+fn no_children_filter() -> std::io::Result<BpfProgram> {
+    const X32: i64 = 0x4000_0000;
+    let calls = [
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        libc::SYS_execve,
+        libc::SYS_execveat,
+        libc::SYS_setsid,
+        libc::SYS_setpgid,
+    ];
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = calls
+        .into_iter()
+        .flat_map(|call| [call, call | X32])
+        .map(|call| (call, Vec::new()))
+        .collect();
+    let thread = libc::CLONE_THREAD as u64;
+    let not_a_thread = seccompiler::SeccompCondition::new(
+        0,
+        seccompiler::SeccompCmpArgLen::Qword,
+        seccompiler::SeccompCmpOp::MaskedEq(thread),
+        0,
+    )
+    .and_then(|c| SeccompRule::new(vec![c]))
+    .map_err(std::io::Error::other)?;
+    rules.insert(libc::SYS_clone, vec![not_a_thread]);
     bpf(rules, libc::EPERM)
 }
 

@@ -29,7 +29,9 @@ pub type Reply = (Answer, Option<File>);
 
 /// An engine program's `main`: arguments (render threads, then `strict`
 /// or `lenient` confinement) from the worker that started it.
-pub fn main(extra: Extra) -> std::process::ExitCode {
+/// `no_children`: the program starts no other (see
+/// [`confine::confine`]).
+pub fn main(extra: Extra, no_children: bool) -> std::process::ExitCode {
     // No other process of its user (another engine) may read its memory.
     if let Err(e) = crate::rendition::harden_worker() {
         eprintln!("engine: could not make the process non-dumpable: {e}");
@@ -38,7 +40,7 @@ pub fn main(extra: Extra) -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
     let strict = args.next().as_deref() != Some(LENIENT);
-    match run(threads, strict, extra) {
+    match run(threads, (strict, no_children), extra) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("engine: {e}");
@@ -54,11 +56,11 @@ pub const LENIENT: &str = "lenient";
 /// Runs the engine on descriptor 3 until the worker hangs up, rendering
 /// on `threads` threads. Confined before any thread starts: Landlock holds
 /// for the thread that asks and those it starts later.
-fn run(threads: usize, strict: bool, extra: Extra) -> std::io::Result<()> {
+fn run(threads: usize, (strict, no_children): (bool, bool), extra: Extra) -> std::io::Result<()> {
     // SAFETY: the worker started this process with its socket as fd 3,
     // owned by nothing else here.
     let socket = UnixStream::from(unsafe { OwnedFd::from_raw_fd(SOCKET_FD) });
-    let confinement = confine::confine(strict)?;
+    let confinement = confine::confine(strict, no_children)?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("engine-{i}"))

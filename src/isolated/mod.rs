@@ -71,6 +71,20 @@ fn engine_code(code: ErrorCode) -> ErrorCode {
     }
 }
 
+/// How often an engine's progress is passed on.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Progress as a person may read it: a percentage from 0 to 100, a frame
+/// rate that is a number.
+fn clamped(p: crate::video::Progress) -> crate::video::Progress {
+    let finite = |v: f32, max: f32| if v.is_finite() { v.clamp(0.0, max) } else { 0.0 };
+    crate::video::Progress {
+        percent: finite(p.percent, 100.0),
+        frames: p.frames,
+        fps: finite(p.fps, 1e6),
+    }
+}
+
 /// What of an engine's refusal message is kept.
 const MESSAGE_CHARS: usize = 512;
 
@@ -106,6 +120,8 @@ pub struct EnginePool {
 
 struct EngineProcess {
     child: Child,
+    /// Killed and reaped already (its scratch directory still held).
+    stopped: bool,
     socket: UnixStream,
     jobs: u32,
     stderr: Arc<Mutex<VecDeque<u8>>>,
@@ -204,6 +220,7 @@ impl EnginePool {
         self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(EngineProcess {
             child,
+            stopped: false,
             socket: ours,
             jobs: 0,
             stderr,
@@ -359,8 +376,14 @@ impl Session {
         let engine = self.engine.as_mut().ok_or_else(|| crashed(stage, "no engine".into()))?;
         let by = std::time::Instant::now() + deadline;
         let mut answered = wire::send(&engine.socket, request, fds).and_then(|()| wire::receive_by(&engine.socket, by));
+        // Progress is passed on at most once a second, clamped: an engine
+        // cannot flood the worker or the broker with it.
+        let mut passed: Option<std::time::Instant> = None;
         while let Ok(Some((Answer::Progress(progress), _))) = answered {
-            on_progress(progress);
+            if passed.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+                passed = Some(std::time::Instant::now());
+                on_progress(clamped(progress));
+            }
             answered = wire::receive_by(&engine.socket, by);
         }
         match answered {
@@ -432,7 +455,11 @@ impl EngineProcess {
     /// Kills the engine's process group (it and what it forked: it was
     /// started with `process_group(0)`), reaps it, and says how it ended.
     fn kill(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        kill_group(&self.child);
+        // A reaped engine's process id may be another's by now.
+        if !self.stopped {
+            kill_group(&self.child);
+            self.stopped = true;
+        }
         self.child.wait()
     }
 }

@@ -34,7 +34,7 @@ impl Session {
         (limits, video): (&EngineLimits, &VideoLimits),
         memory: u64,
     ) -> Result<Vec<Rendered>, RenderError> {
-        self.place(source)?;
+        self.placed(source)?;
         let (logo, logo_file) = logo_file(spec.watermark.as_ref())?;
         let request = Request::Poster {
             spec: spec.clone(),
@@ -61,7 +61,7 @@ impl Session {
         memory: u64,
         on_progress: &mut dyn FnMut(Progress),
     ) -> Result<Proxy, RenderError> {
-        self.place(source)?;
+        self.placed(source)?;
         let made = self.transcode(output, spec, video, memory, on_progress);
         self.clear();
         made
@@ -89,10 +89,13 @@ impl Session {
             return Err(unexpected(answer));
         };
         let proxy = Proxy { width, height, frames };
-        if let Err(e) = self.take_proxy(output, spec, proxy) {
-            self.discard = true;
-            return Err(e);
+        // The engine is done: killed before its file is read, so it cannot
+        // change the file while it is copied (and does no other job).
+        self.discard = true;
+        if let Some(engine) = self.engine.as_mut() {
+            let _ = engine.kill();
         }
+        self.take_proxy(output, spec, proxy)?;
         Ok(proxy)
     }
 
@@ -103,6 +106,14 @@ impl Session {
             .as_ref()
             .ok_or_else(|| RenderError::CorruptInput("no engine".into()))?;
         Ok(engine.scratch.path())
+    }
+
+    /// [`Session::place`]; an engine whose directory refused the source
+    /// does no other job.
+    fn placed(&mut self, source: &Path) -> Result<(), RenderError> {
+        let placed = self.place(source);
+        self.discard |= placed.is_err();
+        placed
     }
 
     /// Puts the source where the engine reads it: read only for all (the

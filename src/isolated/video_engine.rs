@@ -65,6 +65,18 @@ pub fn answer(
             };
             let output = scratch.join(wire::PROXY_OUTPUT);
             #[cfg(feature = "engine-test-requests")]
+            if super::attempts::floods_progress(&source) {
+                let lie = video::Progress {
+                    percent: 1e30,
+                    frames: u64::MAX,
+                    fps: -5.0,
+                };
+                for _ in 0..super::attempts::PROGRESS_FLOOD {
+                    let _ = wire::send(socket, &Answer::Progress(lie), &[]);
+                }
+                return (Answer::refused(&RenderError::CorruptInput("flooded".into())), None);
+            }
+            #[cfg(feature = "engine-test-requests")]
             if let Some(target) = super::attempts::linked_proxy_target(&source) {
                 let linked = std::os::unix::fs::symlink(target, &output);
                 eprintln!("engine: linked the proxy: {linked:?}");

@@ -169,3 +169,11 @@ fn an_engine_past_its_memory_limit_fails_the_job_too_large() {
         "{err}"
     );
 }
+
+#[test]
+fn an_image_engine_may_start_the_tools_it_needs() {
+    // poppler, ImageMagick and dcraw are programs: the image engine runs
+    // them (a video engine may not: tests/it/video_engines.rs).
+    let ran = attempt(Attempt::Run("/bin/true".into()));
+    assert!(ran.as_ref().is_ok_and(|r| r.contains("exit status: 0")), "{ran:?}");
+}

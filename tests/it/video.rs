@@ -80,7 +80,7 @@ pub(crate) fn video_processes(scratch: &std::path::Path) -> VideoEngines {
         program: env!("CARGO_BIN_EXE_rendition-video-engine").into(),
         scratch: scratch.to_path_buf(),
         threads: 1,
-        jobs_per_engine: 100,
+        jobs_per_engine: 1,
         strict: true,
     })
 }

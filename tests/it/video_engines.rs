@@ -56,9 +56,25 @@ fn proxies_and_posters_are_made_in_video_engine_processes_as_in_this_one() {
         assert_eq!((a.width, a.height, a.watermarked), (b.width, b.height, b.watermarked));
     }
     assert_eq!(there[0].result.renditions[0].height, Some(540));
-    // One engine did both jobs; it and its scratch directory are gone.
-    assert_eq!(counts, Some((1, 0)));
+    // One engine for each job; they and their scratch directories are gone.
+    assert_eq!(counts, Some((2, 0)));
     assert_eq!(std::fs::read_dir(temp.path()).unwrap().count(), 0);
+}
+
+/// A pool of real video engines, their scratch directories under `scratch`.
+fn video_pool(scratch: &Path) -> std::sync::Arc<EnginePool> {
+    let VideoEngines::Processes(settings) = video_processes(scratch) else {
+        unreachable!("video_processes gives processes")
+    };
+    std::sync::Arc::new(EnginePool::new(settings))
+}
+
+/// A proxy at the source's own height, unmarked.
+fn whole_height() -> ProxySpec {
+    ProxySpec {
+        max_height: None,
+        watermark: None,
+    }
 }
 
 /// A store with `originals/video/{name}` holding `bytes`, beside the clip.
@@ -106,14 +122,8 @@ fn a_proxy_the_engine_linked_to_a_file_of_the_workers_is_not_taken() {
     let staged = temp.path().join("staged");
     std::fs::write(&staged, &source).unwrap();
     let output = temp.path().join("proxy.mp4");
-    let VideoEngines::Processes(settings) = video_processes(temp.path()) else {
-        unreachable!()
-    };
-    let pool = std::sync::Arc::new(EnginePool::new(settings));
-    let spec = ProxySpec {
-        max_height: None,
-        watermark: None,
-    };
+    let pool = video_pool(temp.path());
+    let spec = whole_height();
     let taken = pool.session().unwrap().proxy(
         (&staged, &output),
         &spec,
@@ -131,12 +141,53 @@ fn a_proxy_the_engine_linked_to_a_file_of_the_workers_is_not_taken() {
 }
 
 #[test]
+fn a_video_engine_starts_no_process_and_no_program() {
+    use rendition::isolated::attempts::Attempt;
+    let temp = tempfile::tempdir().unwrap();
+    let pool = video_pool(temp.path());
+    let forked = pool.session().unwrap().attempt(Attempt::ForkBomb).unwrap();
+    assert!(
+        forked.as_ref().is_err_and(|e| e.contains("after 0 processes")),
+        "{forked:?}"
+    );
+    let ran = pool
+        .session()
+        .unwrap()
+        .attempt(Attempt::Run("/bin/true".into()))
+        .unwrap();
+    assert!(ran.is_err(), "{ran:?}");
+}
+
+#[test]
+fn a_flood_of_progress_reaches_the_job_a_few_times_and_clamped() {
+    let temp = tempfile::tempdir().unwrap();
+    let staged = temp.path().join("staged");
+    std::fs::write(&staged, rendition::isolated::attempts::PROGRESS_FLOOD_MARK).unwrap();
+    let pool = video_pool(temp.path());
+    let spec = whole_height();
+    let mut passed = Vec::new();
+    let output = temp.path().join("proxy.mp4");
+    let made = pool
+        .session()
+        .unwrap()
+        .proxy((&staged, &output), &spec, &VideoLimits::default(), 64 << 20, &mut |p| {
+            passed.push(p)
+        });
+    assert_eq!(
+        rendition::error::Coded::code(&made.unwrap_err()).as_str(),
+        "corrupt_input"
+    );
+    // 200 000 messages in, one a second out (the flood takes a few).
+    assert!(!passed.is_empty() && passed.len() <= 10, "{} passed on", passed.len());
+    for p in &passed {
+        assert!(p.percent == 100.0 && p.fps == 0.0, "{p:?}");
+    }
+}
+
+#[test]
 fn a_proxy_reports_progress_across_the_socket() {
     let temp = tempfile::tempdir().unwrap();
-    let VideoEngines::Processes(settings) = video_processes(temp.path()) else {
-        unreachable!()
-    };
-    let pool = std::sync::Arc::new(EnginePool::new(settings));
+    let pool = video_pool(temp.path());
     let output = temp.path().join("proxy.mp4");
     let spec = ProxySpec {
         max_height: Some(360),

@@ -127,7 +127,7 @@ impl Tally {
         self.pss_max = self.pss_max.max(run.pss_kib);
         self.count += renditions;
     }
-    fn per_sec(&self) -> f64 {
+    pub(crate) fn per_sec(&self) -> f64 {
         f64::from(self.count) / self.secs
     }
 }
@@ -226,6 +226,7 @@ fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
         &vips,
         None,
     );
+    crate::bench_crop::run(&tools, &photos, repeat)?;
     crate::bench_batch::run(&tools, &photos)?;
     crate::bench_big::run(&tools, &photos)
 }

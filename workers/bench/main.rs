@@ -5,6 +5,7 @@
 mod bench_batch;
 mod bench_big;
 mod bench_cmd;
+mod bench_crop;
 mod bench_master;
 mod bench_video_cmd;
 mod chaos_cmd;

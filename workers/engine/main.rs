@@ -4,5 +4,5 @@
 //! needs none, and every library mapped is memory and start-up time.
 
 fn main() -> std::process::ExitCode {
-    rendition::isolated::engine::main(rendition::isolated::engine::images_only)
+    rendition::isolated::engine::main(rendition::isolated::engine::images_only, false)
 }

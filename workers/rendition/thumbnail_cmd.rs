@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use rendition::error::Coded;
-use rendition::rendition::{EngineLimits, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec, render_file};
+use rendition::rendition::{
+    EngineLimits, Fit, Frame, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec, render_file,
+};
 
 use crate::common::sized;
 
@@ -14,8 +16,12 @@ use crate::common::sized;
 pub struct ThumbnailArgs {
     input: PathBuf,
     /// Long edges, e.g. 2048 or 2048,1024,320.
-    #[arg(long = "size", value_delimiter = ',', required = true)]
+    #[arg(long = "size", value_delimiter = ',', required_unless_present = "crop")]
     sizes: Vec<u32>,
+    /// Instead of sizes: a `cover` frame, WIDTHxHEIGHT, cropped around the
+    /// most interesting window (a preset's crop without a focal point).
+    #[arg(long, conflicts_with = "sizes", value_parser = frame)]
+    crop: Option<Frame>,
     #[arg(short, long)]
     output: PathBuf,
     #[arg(long, default_value_t = 85)]
@@ -44,8 +50,12 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    let sizes: Vec<Size> = match args.crop {
+        Some(frame) => vec![Size::Frame(frame)],
+        None => args.sizes.iter().map(|&n| Size::LongEdge(n)).collect(),
+    };
     let spec = Spec {
-        sizes: args.sizes.iter().map(|&n| Size::LongEdge(n)).collect(),
+        sizes,
         format: match args.format.as_str() {
             "webp" => OutputFormat::Webp,
             "png" => OutputFormat::Png,
@@ -65,8 +75,11 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
     // The stable code first, so scripts (scripts/corpus) can count failures.
     let outputs = render_file(&args.input, &spec, &EngineLimits::default())
         .map_err(|e| anyhow::anyhow!("{}: {}: {e}", e.code(), args.input.display()))?;
-    for (out, size) in outputs.iter().zip(&args.sizes) {
-        let path = if args.sizes.len() == 1 {
+    for (out, size) in outputs
+        .iter()
+        .zip(args.sizes.iter().chain(args.crop.map(|f| f.width).as_ref()))
+    {
+        let path = if outputs.len() == 1 {
             args.output.clone()
         } else {
             sized(&args.output, *size)
@@ -74,4 +87,21 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
         std::fs::write(&path, &out.bytes).with_context(|| path.display().to_string())?;
     }
     Ok(())
+}
+
+/// `1080x1080` as a cover frame.
+fn frame(text: &str) -> Result<Frame, String> {
+    let (w, h) = text.split_once('x').ok_or("WIDTHxHEIGHT, e.g. 1080x1080")?;
+    let side = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(format!("{v} is not a size in pixels"))
+    };
+    Ok(Frame {
+        width: side(w)?,
+        height: side(h)?,
+        fit: Fit::Cover,
+        focus: None,
+    })
 }

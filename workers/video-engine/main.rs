@@ -4,5 +4,5 @@
 //! ours that maps the FFmpeg libraries.
 
 fn main() -> std::process::ExitCode {
-    rendition::isolated::engine::main(rendition::isolated::video_engine::answer)
+    rendition::isolated::engine::main(rendition::isolated::video_engine::answer, true)
 }
