@@ -210,6 +210,7 @@ fn image_spec(policy: &Policy, decision: &Decision, job: &Job, watermark: Option
         Format::Webp => OutputFormat::Webp,
         Format::Png => OutputFormat::Png,
         Format::Avif => OutputFormat::Avif,
+        Format::Tiff => OutputFormat::Tiff,
         Format::Auto | Format::Mp4 => OutputFormat::Auto,
     };
     Spec {

@@ -44,6 +44,8 @@ pub enum Format {
     Webp,
     Png,
     Avif,
+    /// For print: Deflate, sRGB profile embedded, 300 ppi.
+    Tiff,
     Mp4,
     /// JPEG for opaque images, PNG with alpha, MP4 for video.
     #[default]

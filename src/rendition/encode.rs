@@ -45,6 +45,7 @@ pub fn encode(
             other if other.color().has_alpha() => heif::encode_avif(other.to_rgba8().as_raw(), w, h, true, quality),
             other => heif::encode_avif(other.to_rgb8().as_raw(), w, h, false, quality),
         },
+        OutputFormat::Tiff => print_tiff(image).map_err(|e| failed(&e)),
         OutputFormat::Png => {
             let mut out = Vec::new();
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
@@ -53,6 +54,39 @@ pub fn encode(
             Ok(out)
         }
     }
+}
+
+/// A TIFF for print: Deflate with the horizontal predictor, 8-bit RGB (RGBA
+/// where there is alpha), the sRGB profile its pixels are in, 300 pixels
+/// per inch.
+fn print_tiff(image: &DynamicImage) -> Result<Vec<u8>, String> {
+    use tiff::encoder::compression::DeflateLevel;
+    use tiff::encoder::{Compression, Rational, TiffEncoder, colortype};
+    use tiff::tags::{Predictor, ResolutionUnit, Tag};
+    let icc = lcms2::Profile::new_srgb().icc().map_err(|e| e.to_string())?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut tiff = TiffEncoder::new(&mut out)
+        .map_err(|e| e.to_string())?
+        .with_compression(Compression::Deflate(DeflateLevel::Balanced))
+        .with_predictor(Predictor::Horizontal);
+    let (w, h) = (image.width(), image.height());
+    let ppi = Rational { n: 300, d: 1 };
+    macro_rules! write {
+        ($color:ty, $pixels:expr) => {{
+            let mut page = tiff.new_image::<$color>(w, h).map_err(|e| e.to_string())?;
+            page.resolution(ResolutionUnit::Inch, ppi);
+            page.encoder()
+                .write_tag(Tag::IccProfile, &icc[..])
+                .map_err(|e| e.to_string())?;
+            page.write_data($pixels).map_err(|e| e.to_string())
+        }};
+    }
+    if image.color().has_alpha() {
+        write!(colortype::RGBA8, image.to_rgba8().as_raw())?;
+    } else {
+        write!(colortype::RGB8, flatten(image).as_raw())?;
+    }
+    Ok(out.into_inner())
 }
 
 /// JPEG has no alpha: composite over white (one pass, no RGBA copy).

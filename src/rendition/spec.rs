@@ -94,6 +94,8 @@ pub enum OutputFormat {
     Png,
     /// AV1 in HEIF (libaom through libheif), alpha kept.
     Avif,
+    /// For print: Deflate, 8-bit RGB(A), sRGB profile embedded, 300 ppi.
+    Tiff,
     /// PNG when the picture has alpha, else JPEG.
     Auto,
 }
@@ -113,6 +115,7 @@ impl OutputFormat {
             OutputFormat::Webp => "webp",
             OutputFormat::Png => "png",
             OutputFormat::Avif => "avif",
+            OutputFormat::Tiff => "tif",
         }
     }
 
@@ -122,6 +125,7 @@ impl OutputFormat {
             OutputFormat::Webp => "image/webp",
             OutputFormat::Png => "image/png",
             OutputFormat::Avif => "image/avif",
+            OutputFormat::Tiff => "image/tiff",
         }
     }
 }

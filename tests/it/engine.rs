@@ -320,3 +320,34 @@ fn a_logo_is_drawn_with_the_text_in_every_position() {
         );
     }
 }
+
+#[test]
+fn a_print_tiff_is_deflated_at_300_ppi_with_its_profile() {
+    let r = one(
+        "hero.jpg",
+        Size::LongEdge(800),
+        OutputFormat::Tiff,
+        Some(Position::Tiled),
+    );
+    assert_eq!((r.width, r.height), (800, 533));
+    assert_eq!(decoded(&r).dimensions(), (800, 533), "`image` reads it back");
+    // Read by another reader (ImageMagick, from Debian).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("print.tif");
+    std::fs::write(&path, &r.bytes).unwrap();
+    let out = std::process::Command::new("identify")
+        .arg("-verbose")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let told = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for said in [
+        "Compression: Zip",
+        "Resolution: 300x300",
+        "Units: PixelsPerInch",
+        "Profile-icc",
+    ] {
+        assert!(told.contains(said), "{said} in {told}");
+    }
+}

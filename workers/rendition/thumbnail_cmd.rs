@@ -27,7 +27,7 @@ pub struct ThumbnailArgs {
     #[arg(long, default_value_t = 85)]
     quality: u8,
     /// The output's encoding.
-    #[arg(long, value_parser = ["jpeg", "webp", "png", "avif"], default_value = "jpeg")]
+    #[arg(long, value_parser = ["jpeg", "webp", "png", "avif", "tiff"], default_value = "jpeg")]
     format: String,
     /// Burn in this text, tiled.
     #[arg(long)]
@@ -60,6 +60,7 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
             "webp" => OutputFormat::Webp,
             "png" => OutputFormat::Png,
             "avif" => OutputFormat::Avif,
+            "tiff" => OutputFormat::Tiff,
             _ => OutputFormat::Jpeg,
         },
         quality: args.quality,
