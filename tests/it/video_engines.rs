@@ -42,6 +42,46 @@ fn only_the_video_engine_loads_ffmpeg() {
     }
 }
 
+/// The shared libraries process `pid` has mapped.
+fn mapped(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap()
+}
+
+const FFMPEG: [&str; 5] = ["libavcodec", "libavformat", "libavutil", "libswscale", "libavfilter"];
+
+#[test]
+fn a_running_worker_maps_no_ffmpeg_library_and_a_video_engine_does() {
+    // A worker waiting for a broker that is not there (it waits, as in an
+    // outage), on the embedded store.
+    let store = tempfile::tempdir().unwrap();
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_rendition"))
+        .arg("worker")
+        .env("RENDITION_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .env("RENDITION_STORE", format!("fs:{}", store.path().display()))
+        .env("RENDITION_POLICY", fixture("policy.yaml"))
+        .env("RENDITION_HTTP_ADDR", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let alive = worker.try_wait().unwrap().is_none();
+    let maps = mapped(worker.id());
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(alive && maps.contains("libc.so"), "the worker ran: {maps}");
+    for library in FFMPEG {
+        assert!(!maps.contains(library), "the worker maps {library}");
+    }
+    // A video engine, once it has answered, maps them.
+    let temp = tempfile::tempdir().unwrap();
+    let pool = video_pool(temp.path());
+    let mut engine = pool.session().unwrap();
+    let _ = engine.attempt(rendition::isolated::attempts::Attempt::Read("/nonexistent".into()));
+    let maps = mapped(engine.pid().unwrap());
+    assert!(FFMPEG.iter().all(|l| maps.contains(l)), "{maps}");
+}
+
 #[test]
 fn proxies_and_posters_are_made_in_video_engine_processes_as_in_this_one() {
     let temp = tempfile::tempdir().unwrap();

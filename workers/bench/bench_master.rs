@@ -21,6 +21,8 @@ struct Usage {
     wall_s: f64,
     cpu_s: f64,
     peak_kib: u64,
+    /// The peak of the process tree's summed PSS.
+    pss_kib: u64,
 }
 
 pub fn run(out: &Path, repeat: usize) -> anyhow::Result<()> {
@@ -61,21 +63,23 @@ pub fn run(out: &Path, repeat: usize) -> anyhow::Result<()> {
         master.display(),
         size as f64 / 1e6
     );
-    println!("| process | wall s | CPU s | peak RSS MiB |");
-    println!("|---|---|---|---|");
+    println!("| process | wall s | CPU s | largest peak RSS MiB | peak summed PSS MiB |");
+    println!("|---|---|---|---|---|");
     for (name, u) in [("rendition render (whole job)", ours), ("ffmpeg CLI (transcode)", cli)] {
         println!(
-            "| {name} | {:.2} | {:.2} | {:.1} |",
+            "| {name} | {:.2} | {:.2} | {:.1} | {:.1} |",
             u.wall_s,
             u.cpu_s,
-            u.peak_kib as f64 / 1024.0
+            u.peak_kib as f64 / 1024.0,
+            u.pss_kib as f64 / 1024.0
         );
     }
     println!(
-        "ratios, rendition ÷ ffmpeg: throughput (wall) {:.2}×, per CPU-second {:.2}×, peak RSS {:.2}×",
+        "ratios, rendition ÷ ffmpeg: throughput (wall) {:.2}×, per CPU-second {:.2}×, peak RSS {:.2}×, summed PSS {:.2}×",
         cli.wall_s / ours.wall_s,
         cli.cpu_s / ours.cpu_s,
-        ours.peak_kib as f64 / cli.peak_kib as f64
+        ours.peak_kib as f64 / cli.peak_kib as f64,
+        ours.pss_kib as f64 / cli.pss_kib.max(1) as f64
     );
     Ok(())
 }
@@ -116,9 +120,23 @@ fn timed(command: &mut Command) -> anyhow::Result<(Usage, String)> {
     let mut timed = Command::new("/usr/bin/time");
     timed.args(["-f", "%e %U %S %M", "-o"]).arg(report.path());
     timed.arg(command.get_program()).args(command.get_args());
-    let out = timed
-        .output()
+    let child = timed
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .context("GNU time (apt install time; scripts/bench-video installs it)")?;
+    // The summed PSS of the tree (time, the program, its engines), every 10 ms.
+    let pid = child.id();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            peak = crate::pss::tree_pss_kib(pid).max(peak);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        peak
+    });
+    let out = child.wait_with_output()?;
+    let pss_kib = sampler.join().unwrap_or(0);
     if !out.status.success() {
         bail!(
             "{:?} failed: {}",
@@ -135,6 +153,7 @@ fn timed(command: &mut Command) -> anyhow::Result<(Usage, String)> {
         wall_s,
         cpu_s: user + system,
         peak_kib: peak as u64,
+        pss_kib,
     };
     Ok((usage, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
