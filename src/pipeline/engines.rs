@@ -3,19 +3,17 @@
 //! computed there too. A panic in engine code becomes an `engine_error`
 //! answer for that job, never a dead worker.
 
-use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::PipelineError;
+use super::lanes::{LanePool, on_pool};
 use crate::budget::MemoryBudget;
-use crate::error::panic_message;
 use crate::isolated::{EnginePool, EngineSettings};
-use crate::priority::{Priority, Turns};
+use crate::priority::Priority;
 use crate::rendition::probe::Header;
 use crate::rendition::{self, EngineLimits, Input, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
@@ -130,29 +128,16 @@ impl Engines {
         budget: MemoryBudget,
         (processes, video_engines): (Option<EngineSettings>, VideoEngines),
     ) -> Engines {
-        let pool = |threads: usize, name: &'static str, stack: Option<usize>| {
-            let mut builder = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads.max(1))
-                .thread_name(move |i| format!("{name}-{i}"))
-                .panic_handler(|_| tracing::error!("a pool task panicked outside a job"));
-            if let Some(bytes) = stack {
-                builder = builder.stack_size(bytes);
-            }
-            LanePool {
-                threads: builder.build().expect("a rayon pool starts"),
-                waiting: Arc::default(),
-            }
-        };
         Engines {
             started: Default::default(),
-            images: pool(threads, "render", None),
+            images: LanePool::new(threads, "render", None),
             processes: processes.map(|settings| Arc::new(EnginePool::new(settings))),
             video_work: match video_engines {
                 VideoEngines::InProcess(ffmpeg) => VideoWork::Here(ffmpeg),
                 VideoEngines::Processes(settings) => VideoWork::Processes(Arc::new(EnginePool::new(settings))),
             },
             // FFmpeg's stack, not Rust's 2 MiB default (see the constant).
-            video: pool(video_threads, "video", Some(video::THREAD_STACK_BYTES)),
+            video: LanePool::new(video_threads, "video", Some(video::THREAD_STACK_BYTES)),
             limits,
             video_limits,
             budget,
@@ -440,76 +425,6 @@ fn describe_file(path: &Path) -> Result<RenditionMeta, PipelineError> {
         height,
         watermarked: false,
     })
-}
-
-/// A rayon pool whose waiting work leaves in [`Turns`] order: every spawn
-/// runs the task whose turn it is when a thread takes it, not the one it
-/// was spawned with, so an interactive render queued behind a bulk
-/// backlog is the next to start.
-struct LanePool {
-    threads: rayon::ThreadPool,
-    waiting: Arc<Mutex<Waiting>>,
-}
-
-type Task = Box<dyn FnOnce() + Send>;
-
-#[derive(Default)]
-struct Waiting {
-    interactive: VecDeque<Task>,
-    bulk: VecDeque<Task>,
-    turns: Turns,
-}
-
-impl Waiting {
-    fn next(&mut self) -> Option<Task> {
-        let (interactive, bulk) = (!self.interactive.is_empty(), !self.bulk.is_empty());
-        match self
-            .turns
-            .pick(|p| if p == Priority::Interactive { interactive } else { bulk })?
-        {
-            Priority::Interactive => self.interactive.pop_front(),
-            Priority::Bulk => self.bulk.pop_front(),
-        }
-    }
-}
-
-impl LanePool {
-    /// One task in, one run out: each spawn takes exactly one waiting task.
-    fn spawn(&self, priority: Priority, task: Task) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        match priority {
-            Priority::Interactive => waiting.interactive.push_back(task),
-            Priority::Bulk => waiting.bulk.push_back(task),
-        }
-        drop(waiting);
-        let waiting = Arc::clone(&self.waiting);
-        self.threads.spawn(move || {
-            let next = waiting.lock().unwrap_or_else(|e| e.into_inner()).next();
-            if let Some(task) = next {
-                task();
-            }
-        });
-    }
-}
-
-/// Runs `work` on `pool` and waits for it without blocking the runtime. A
-/// panic is caught on the pool thread and answered as an error.
-async fn on_pool<T: Send + 'static>(
-    pool: &LanePool,
-    priority: Priority,
-    work: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
-) -> Result<T, PipelineError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    pool.spawn(
-        priority,
-        Box::new(move || {
-            let outcome = catch_unwind(AssertUnwindSafe(work))
-                .unwrap_or_else(|panic| Err(PipelineError::Panicked(panic_message(&*panic))));
-            let _ = tx.send(outcome);
-        }),
-    );
-    rx.await
-        .unwrap_or_else(|_| Err(PipelineError::Panicked("the pool dropped the task".into())))
 }
 
 fn made(r: rendition::Rendered) -> Made {

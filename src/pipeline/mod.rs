@@ -10,6 +10,7 @@
 
 mod engines;
 mod facts;
+mod lanes;
 mod progress;
 mod publish;
 mod recent;
