@@ -89,6 +89,9 @@ pub fn confine(strict: bool, no_children: bool) -> std::io::Result<Confinement> 
     }
     seccompiler::apply_filter_all_threads(&seccomp_filter()?).map_err(std::io::Error::other)?;
     seccompiler::apply_filter_all_threads(&clone3_filter()?).map_err(std::io::Error::other)?;
+    // SAFETY: plain system calls.
+    let (worker, group) = unsafe { (libc::getppid(), libc::getpgid(libc::getppid())) };
+    seccompiler::apply_filter_all_threads(&no_signals_to(worker, group)?).map_err(std::io::Error::other)?;
     if no_children {
         seccompiler::apply_filter_all_threads(&no_children_filter()?).map_err(std::io::Error::other)?;
     }
@@ -194,6 +197,43 @@ fn seccomp_filter() -> std::io::Result<BpfProgram> {
     })
     .collect::<std::io::Result<Vec<_>>>()?;
     rules.insert(libc::SYS_clone, new_namespace);
+    bpf(rules, libc::EPERM)
+}
+
+/// No signal to the worker (`worker`, its process group `group`) nor to
+/// every process at once (`kill(-1)`), no `pidfd` of the worker's, no
+/// `tkill` (glibc signals threads with `tgkill`). Before 6.12 Landlock does
+/// not scope signals, and an engine of the worker's own user (a worker
+/// that does not run as root) could otherwise stop or kill it.
+fn no_signals_to(worker: i32, group: i32) -> std::io::Result<BpfProgram> {
+    let first_is = |value: i32| {
+        seccompiler::SeccompCondition::new(
+            0,
+            seccompiler::SeccompCmpArgLen::Dword,
+            seccompiler::SeccompCmpOp::Eq,
+            u64::from(value as u32),
+        )
+        .and_then(|c| SeccompRule::new(vec![c]))
+        .map_err(std::io::Error::other)
+    };
+    let targets = [worker, -worker, -group.max(1), -1];
+    let mut rules = BTreeMap::new();
+    for call in [
+        libc::SYS_kill,
+        libc::SYS_tgkill,
+        libc::SYS_rt_sigqueueinfo,
+        libc::SYS_rt_tgsigqueueinfo,
+    ] {
+        rules.insert(
+            call,
+            targets
+                .iter()
+                .map(|&t| first_is(t))
+                .collect::<std::io::Result<Vec<_>>>()?,
+        );
+    }
+    rules.insert(libc::SYS_pidfd_open, vec![first_is(worker)?]);
+    rules.insert(libc::SYS_tkill, Vec::new());
     bpf(rules, libc::EPERM)
 }
 
@@ -321,4 +361,50 @@ fn set_soft(resource: libc::__rlimit_resource_t, soft: u64) -> std::io::Result<(
         return Err(std::io::Error::last_os_error());
     }
     set_limit(resource, soft.min(limit.rlim_max), limit.rlim_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `kill(parent, 0)` (a permission check, no signal sent) gives in
+    /// a forked child, with the filter or without: the exit code is the
+    /// errno, 0 when the signal would have gone through.
+    fn signal_parent_from_a_child(filtered: bool) -> i32 {
+        // SAFETY: the filter is built before the fork; the child makes
+        // system calls only and leaves with `_exit`.
+        unsafe {
+            let parent = libc::getpid();
+            let filter = no_signals_to(parent, libc::getpgid(parent)).unwrap();
+            match libc::fork() {
+                0 => {
+                    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                    if filtered && seccompiler::apply_filter(&filter).is_err() {
+                        libc::_exit(99);
+                    }
+                    let code = match libc::kill(parent, 0) {
+                        0 => 0,
+                        _ => *libc::__errno_location(),
+                    };
+                    libc::_exit(code)
+                }
+                pid => {
+                    let mut status = 0;
+                    libc::waitpid(pid, &mut status, 0);
+                    libc::WEXITSTATUS(status)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_signal_filter_alone_keeps_an_engine_from_the_worker() {
+        // Same user, no Landlock: only the filter stands in the way.
+        assert_eq!(
+            signal_parent_from_a_child(false),
+            0,
+            "without the filter the signal goes"
+        );
+        assert_eq!(signal_parent_from_a_child(true), libc::EPERM);
+    }
 }
