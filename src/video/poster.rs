@@ -1,5 +1,6 @@
 //! The poster: one upright frame at 10 % of the duration (or a given
-//! second), skipping black frames for up to two seconds. The image engine
+//! second), skipping blank frames (black, a fade, a slate of one colour)
+//! for up to two seconds. The image engine
 //! then sizes, watermarks and encodes it under the image rules.
 
 use std::path::Path;
@@ -91,25 +92,34 @@ impl Picker {
 
     fn offer(&mut self, image: RgbImage) -> Option<RgbImage> {
         self.seen += 1;
-        if !is_black(&image) || self.seen > BLACK_SKIP_FRAMES {
-            return Some(self.fallback.take().filter(|_| is_black(&image)).unwrap_or(image));
+        if !is_blank(&image) || self.seen > BLACK_SKIP_FRAMES {
+            return Some(self.fallback.take().filter(|_| is_blank(&image)).unwrap_or(image));
         }
         self.fallback.get_or_insert(image);
         None
     }
 }
 
-/// Dark almost everywhere: a fade or a black slate, not a picture.
-fn is_black(image: &RgbImage) -> bool {
+/// Not a picture: dark almost everywhere (black, a fade), or one flat
+/// colour (a white or grey slate: the luma's standard deviation under
+/// [`FLAT_DEVIATION`]). The score of each candidate frame, read from 4 096
+/// pixels at most.
+fn is_blank(image: &RgbImage) -> bool {
     let step = (image.len() / 3 / 4096).max(1);
-    let samples: Vec<u8> = image
-        .pixels()
-        .step_by(step)
-        .map(|p| p.0.iter().copied().max().unwrap_or(0))
+    let samples: Vec<[u8; 3]> = image.pixels().step_by(step).map(|p| p.0).collect();
+    let n = samples.len().max(1) as f64;
+    let bright = samples.iter().filter(|p| p.iter().any(|&v| v > 40)).count();
+    let luma: Vec<f64> = samples
+        .iter()
+        .map(|[r, g, b]| 0.299 * f64::from(*r) + 0.587 * f64::from(*g) + 0.114 * f64::from(*b))
         .collect();
-    let bright = samples.iter().filter(|&&v| v > 40).count();
-    bright * 50 < samples.len()
+    let mean = luma.iter().sum::<f64>() / n;
+    let deviation = (luma.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n).sqrt();
+    bright * 50 < samples.len() || deviation < FLAT_DEVIATION
 }
+
+/// Below this, a frame is one flat colour (8-bit luma levels).
+const FLAT_DEVIATION: f64 = 4.0;
 
 fn to_image(frame: &frame::Video) -> RgbImage {
     let (w, h) = (frame.width() as usize, frame.height() as usize);
@@ -120,4 +130,23 @@ fn to_image(frame: &frame::Video) -> RgbImage {
         pixels.extend_from_slice(&data[y * stride..y * stride + w * 3]);
     }
     RgbImage::from_raw(w as u32, h as u32, pixels).expect("w × h × 3 bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn black_fades_and_flat_slates_are_blank_pictures_are_not() {
+        let flat = |v: u8| RgbImage::from_pixel(320, 180, image::Rgb([v, v, v]));
+        assert!(is_blank(&flat(0)) && is_blank(&flat(12)), "black and a fade");
+        assert!(is_blank(&flat(255)) && is_blank(&flat(128)), "white and grey slates");
+        let gradient = RgbImage::from_fn(320, 180, |x, y| image::Rgb([(x % 256) as u8, (y * 2) as u8, 90]));
+        assert!(!is_blank(&gradient));
+        // A dark scene with some light in it is a picture.
+        let night = RgbImage::from_fn(320, 180, |x, _| {
+            image::Rgb(if x % 10 < 3 { [200, 180, 90] } else { [5, 5, 10] })
+        });
+        assert!(!is_blank(&night));
+    }
 }

@@ -259,3 +259,26 @@ fn a_longer_video_source_does_not_cost_more_memory() {
         "peak {short_peak} KiB → {long_peak} KiB for {extra_source_kib} KiB more source"
     );
 }
+
+#[test]
+fn a_poster_skips_a_white_slate() {
+    // One second of white, then a test pattern; 10 % of 3 s falls on white.
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("slate.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "color=white:size=320x240:rate=25:duration=1"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2"])
+        .args(["-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]"])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .expect("the ffmpeg CLI (scripts/install-deps installs it)");
+    assert!(status.success());
+    let still = rendition::video::poster(&clip, None, &rendition::video::VideoLimits::default()).unwrap();
+    let white = still.pixels().filter(|p| p.0.iter().all(|&c| c > 235)).count();
+    assert!(
+        white * 2 < still.pixels().len(),
+        "the poster is the slate: {white} white pixels"
+    );
+}
