@@ -81,6 +81,7 @@ pub fn image(bytes: &[u8]) {
         quality: 80,
         watermark,
         page: 1,
+        metadata: Default::default(),
     };
     let Ok(out) = crate::rendition::render(bytes, &spec, &EngineLimits::default()) else {
         return;

@@ -15,7 +15,7 @@ use crate::layout;
 use crate::policy::document::{Watermark, WatermarkPosition};
 use crate::policy::{Decision, Delivery, Policy, Query, Rule, Target, resolve};
 use crate::priority::Priority;
-use crate::rendition::{Frame, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
+use crate::rendition::{Frame, Logo, MetadataProfile, MetadataSpec, OutputFormat, Position, Size, Spec, WatermarkSpec};
 use crate::video::ProxySpec;
 
 /// The longest a link may live, whatever a job asks (7 days, SigV4's limit).
@@ -113,12 +113,13 @@ impl Coded for PlanError {
 /// Decides everything about `job`.
 pub fn plan(policy: &Policy, job: &Job, facts: &Facts) -> Plan {
     let decision = decide(policy, job, facts);
+    let ttl = job.link_ttl_s.min(facts.max_link_ttl_s).min(MAX_LINK_TTL_S);
+    let expires_at = facts.now + Duration::seconds(ttl as i64);
     let make = if decision.allowed {
-        what_to_make(policy, job, &decision, &facts.logo)
+        what_to_make(policy, job, &decision, facts, expires_at)
     } else {
         Make::Nothing
     };
-    let ttl = job.link_ttl_s.min(facts.max_link_ttl_s).min(MAX_LINK_TTL_S);
     let name = job.asset.filename.as_deref().unwrap_or(&job.asset.source);
     let base = name.rsplit('/').next().unwrap_or(name);
     let share = match &job.principal {
@@ -132,7 +133,7 @@ pub fn plan(policy: &Policy, job: &Job, facts: &Facts) -> Plan {
         source: job.asset.source.clone(),
         prefix: layout::rendition_prefix(job),
         stem: base.rsplit_once('.').map_or(base, |(s, _)| s).to_string(),
-        expires_at: facts.now + Duration::seconds(ttl as i64),
+        expires_at,
         publish: (job.purpose == Purpose::Publish && decision.allowed)
             .then(|| job.destination.clone())
             .flatten(),
@@ -153,12 +154,12 @@ fn decide(policy: &Policy, job: &Job, facts: &Facts) -> Decision {
     }
 }
 
-fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, logo: &LogoFact) -> Make {
+fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, facts: &Facts, expires: DateTime<Utc>) -> Make {
     if decision.delivery == Some(Delivery::Original) {
         return Make::Original;
     }
     let watermark = if decision.watermark {
-        match watermark(&policy.document().watermark, job.principal.recipient(), logo) {
+        match watermark(&policy.document().watermark, job.principal.recipient(), &facts.logo) {
             Ok(mark) => Some(mark),
             Err(e) => return Make::Fail(e),
         }
@@ -167,9 +168,9 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, logo: &LogoFact
     };
     match (job.asset.media, &job.request.rendition) {
         (Media::Image, _) | (Media::Other, Rendition::Poster) => {
-            Make::Images(image_spec(policy, decision, job, watermark))
+            Make::Images(image_spec(policy, decision, job, watermark, expires))
         }
-        (Media::Video, Rendition::Poster) => Make::Poster(image_spec(policy, decision, job, watermark)),
+        (Media::Video, Rendition::Poster) => Make::Poster(image_spec(policy, decision, job, watermark, expires)),
         (Media::Video, _) => Make::Proxy(ProxySpec {
             max_height: match decision.targets.first() {
                 Some(Target::MaxHeight(n)) => Some(*n),
@@ -181,7 +182,13 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, logo: &LogoFact
     }
 }
 
-fn image_spec(policy: &Policy, decision: &Decision, job: &Job, watermark: Option<WatermarkSpec>) -> Spec {
+fn image_spec(
+    policy: &Policy,
+    decision: &Decision,
+    job: &Job,
+    watermark: Option<WatermarkSpec>,
+    expires: DateTime<Utc>,
+) -> Spec {
     let focus = job.asset.focal_point.map(|p| p.basis_points());
     let sizes = decision
         .targets
@@ -219,7 +226,32 @@ fn image_spec(policy: &Policy, decision: &Decision, job: &Job, watermark: Option
         quality,
         watermark,
         page: job.request.page,
+        metadata: MetadataSpec {
+            profile: decision.metadata,
+            usage_terms: usage_terms(policy, job, decision, expires),
+        },
     }
+}
+
+/// The policy's usage terms for this recipient (docs/metadata.md), when it
+/// writes some and the rendition carries rights at all. `{expiry}` is a
+/// date, the share's or the link's, so renditions made the same day share
+/// a content address.
+fn usage_terms(policy: &Policy, job: &Job, decision: &Decision, link_expires: DateTime<Utc>) -> Option<String> {
+    let template = policy.document().metadata.usage_terms.as_ref()?;
+    if decision.metadata == MetadataProfile::None {
+        return None;
+    }
+    let share_expiry = match &job.principal {
+        Principal::Share { share, .. } => policy.share(share).and_then(|s| s.expires_at),
+        _ => None,
+    };
+    let expiry = share_expiry.unwrap_or(link_expires).format("%Y-%m-%d").to_string();
+    Some(
+        template
+            .replace("{recipient}", job.principal.recipient())
+            .replace("{expiry}", &expiry),
+    )
 }
 
 /// The policy's watermark for this recipient; the default text when the

@@ -488,6 +488,7 @@ mod tests {
             quality: 80,
             watermark: None,
             page: 1,
+            metadata: Default::default(),
         };
         let made = engines
             .images(ImageSource::Bytes(Arc::new(hero)), spec, Priority::Bulk)

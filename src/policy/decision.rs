@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::limit::{Cap, Limit};
 use super::preset::Fit;
+use crate::rendition::MetadataProfile;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +28,14 @@ pub struct Decision {
     pub delivery: Option<Delivery>,
     /// What to produce, each within `limit`; empty when denied.
     pub targets: Vec<Target>,
+    /// The metadata the delivery carries (docs/metadata.md): `all` for an
+    /// original as stored; `none` when denied.
+    #[serde(default = "no_metadata")]
+    pub metadata: MetadataProfile,
+}
+
+fn no_metadata() -> MetadataProfile {
+    MetadataProfile::None
 }
 
 /// The rule a decision rests on.
@@ -101,6 +110,7 @@ impl Decision {
             node: node.map(str::to_string),
             delivery: None,
             targets: Vec::new(),
+            metadata: MetadataProfile::None,
         }
     }
 }

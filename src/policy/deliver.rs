@@ -1,5 +1,6 @@
 //! Steps 6–8 of docs/rules.md: from an admitted principal to what may be
-//! delivered: the most restrictive limit, the watermark, the clamp.
+//! delivered: the most restrictive limit, the watermark, the clamp, the
+//! metadata.
 
 use super::Policy;
 use super::admit::{Admission, role_ceiling};
@@ -10,6 +11,7 @@ use super::preset::PresetSize;
 use super::query::Query;
 use super::tree::NodeIdx;
 use crate::job::{Media, OnExceed, Principal, Purpose, Rendition};
+use crate::rendition::MetadataProfile;
 
 /// Where a limit comes from, for the reason.
 enum Bound {
@@ -57,7 +59,10 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
             format!("{why}, and {media} cannot be watermarked"),
         );
     }
-    let (targets, clamped) = targets(q, limit, watermark.is_some(), preset);
+    let (metadata, held_by) = metadata(policy, q, &adm);
+    // An original carries all its metadata: one held to less is re-encoded.
+    let reencode = watermark.is_some() || metadata < MetadataProfile::All && held_by.is_some();
+    let (targets, clamped) = targets(q, limit, reencode, preset);
     if clamped
         && q.request.on_exceed == OnExceed::Deny
         && let (Limit::Px(n), Some(bound)) = (limit, binding)
@@ -75,7 +80,10 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         (_, Some(_)) => Delivery::Proxy,
         _ => Delivery::Rendition,
     };
-    let reason = allowed_reason(policy, q, &adm, limit, binding, watermark.as_deref());
+    let mut reason = allowed_reason(policy, q, &adm, limit, binding, watermark.as_deref());
+    if let Some(who) = held_by.filter(|_| delivery != Delivery::Original) {
+        reason.push_str(&format!("; {who} holds metadata to {}", metadata.name()));
+    }
     Decision {
         allowed: true,
         limit: Cap::new(limit, q.limit_media()),
@@ -87,7 +95,52 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         node: Some(policy.tree().id(adm.node).to_string()),
         delivery: Some(delivery),
         targets,
+        metadata: if delivery == Delivery::Original {
+            MetadataProfile::All
+        } else {
+            metadata
+        },
     }
+}
+
+/// How much metadata a rendition carries (docs/metadata.md): the least of
+/// the profiles the role, the share and the preset set (the policy's
+/// default when neither role nor share sets one), `rights` when none is
+/// set, `all` for staff; a proxy carries `rights` at most. With who set
+/// it, when someone did.
+fn metadata(policy: &Policy, q: &Query, adm: &Admission) -> (MetadataProfile, Option<String>) {
+    let mut held: Vec<(MetadataProfile, String)> = Vec::new();
+    if !adm.staff {
+        if let Some((name, p)) = adm.role.and_then(|(name, r)| Some((name, r.metadata?))) {
+            held.push((p, format!("role {name}")));
+        }
+        if let Some(share) = adm.share.filter(|s| s.metadata.is_some()) {
+            held.extend(share.metadata.map(|p| (p, format!("share {}", share.id))));
+        }
+        if held.is_empty() {
+            held.extend(
+                policy
+                    .document()
+                    .metadata
+                    .default
+                    .map(|p| (p, "the policy's default".into())),
+            );
+        }
+    }
+    if let Rendition::Preset(name) = &q.request.rendition
+        && let Some(p) = policy.document().presets.get(name).and_then(|p| p.metadata)
+    {
+        held.push((p, format!("preset {name}")));
+    }
+    let (profile, who) = match held.into_iter().min_by_key(|(p, _)| *p) {
+        Some((p, who)) => (p, Some(who)),
+        None if adm.staff => (MetadataProfile::All, None),
+        None => (MetadataProfile::Rights, None),
+    };
+    if adm.proxy_only.is_some() && profile > MetadataProfile::Rights {
+        return (MetadataProfile::Rights, who);
+    }
+    (profile, who)
 }
 
 fn check_restricted(q: &Query, adm: &Admission) -> Result<(), Decision> {
@@ -247,8 +300,9 @@ fn preset(policy: &Policy, q: &Query, adm: &Admission) -> Result<Option<PresetSi
     }
 }
 
-/// Step 8: what to make, each size clamped to the limit on its own.
-fn targets(q: &Query, limit: Limit, watermark: bool, preset: Option<PresetSize>) -> (Vec<Target>, bool) {
+/// Step 8: what to make, each size clamped to the limit on its own;
+/// `reencode`: the original may not go as stored (a watermark, metadata).
+fn targets(q: &Query, limit: Limit, reencode: bool, preset: Option<PresetSize>) -> (Vec<Target>, bool) {
     let cap = |n: u32| match limit {
         Limit::Px(max) if n > max => (max, true),
         _ => (n, false),
@@ -262,7 +316,7 @@ fn targets(q: &Query, limit: Limit, watermark: bool, preset: Option<PresetSize>)
     };
     let whole = match limit {
         Limit::Px(max) => sized(max),
-        _ if watermark || q.request.rendition != Rendition::Original => Target::Full,
+        _ if reencode || q.request.rendition != Rendition::Original => Target::Full,
         _ => Target::Original,
     };
     match &q.request.rendition {

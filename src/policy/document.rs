@@ -14,6 +14,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::limit::{DownloadLimits, Limit};
 pub use super::preset::Preset;
+/// How much metadata a rendition carries: the engine's own words
+/// (`none`, `rights`, `public`, `all`).
+pub use crate::rendition::MetadataProfile;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +50,31 @@ pub struct PolicyDocument {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub presets: BTreeMap<String, Preset>,
+    /// What metadata renditions carry by default, and the usage terms
+    /// written for each recipient (docs/metadata.md).
+    #[serde(default, skip_serializing_if = "MetadataPolicy::is_default")]
+    pub metadata: MetadataPolicy,
+}
+
+/// The policy-wide metadata settings (docs/metadata.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataPolicy {
+    /// The profile of every principal no role, share or preset holds to
+    /// one of its own; unset: `rights` for renditions, originals as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<MetadataProfile>,
+    /// Written into each rendition's rights usage terms (XMP
+    /// xmpRights:UsageTerms): `{recipient}` is the user id or the share's
+    /// e-mail, `{expiry}` the share's expiry or the link's (a date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_terms: Option<String>,
+}
+
+impl MetadataPolicy {
+    fn is_default(&self) -> bool {
+        *self == MetadataPolicy::default()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -77,6 +105,9 @@ pub struct Role {
     /// Holders download these presets and nothing else (strict mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presets: Option<Vec<String>>,
+    /// The most metadata holders' downloads carry (docs/metadata.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MetadataProfile>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -205,6 +236,9 @@ pub struct Share {
     /// The share's recipient downloads these presets and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presets: Option<Vec<String>>,
+    /// The most metadata the recipient's downloads carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MetadataProfile>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

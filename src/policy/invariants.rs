@@ -10,6 +10,7 @@ use super::document::{Collection, InheritMode, PolicyDocument, ShareKind, Visibi
 use super::preset::PresetSize;
 use super::{Decision, Delivery, DownloadLimits, Limit, Query, Target};
 use crate::job::{Media, OnExceed, Principal, Rendition};
+use crate::rendition::MetadataProfile;
 
 /// Every node by id, with its parent's id.
 pub type Nodes<'a> = HashMap<&'a str, (&'a Collection, Option<&'a str>)>;
@@ -148,6 +149,58 @@ fn check_presets(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), St
     Ok(())
 }
 
+/// Metadata (docs/metadata.md): never more than the least profile the
+/// decision's role (staff aside), the share, the preset (and the policy's
+/// default, when neither role nor share sets one) allow; a proxy `rights`
+/// at most; an original, which carries everything, only when nothing that
+/// applies holds metadata below `all`.
+fn check_metadata(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String> {
+    if !d.allowed {
+        ensure!(d.metadata == MetadataProfile::None, "a denial with metadata");
+        return Ok(());
+    }
+    let why = &d.reason;
+    let role = d.role.as_ref().map(|r| &doc.roles[r]).filter(|r| !r.staff);
+    let share = match q.principal {
+        Principal::Share { share, .. } => doc.shares.iter().find(|s| &s.id == share),
+        _ => None,
+    };
+    let mut set: Vec<MetadataProfile> = role.and_then(|r| r.metadata).into_iter().collect();
+    set.extend(share.and_then(|s| s.metadata));
+    let staff = d.role.as_ref().is_some_and(|r| doc.roles[r].staff) && role.is_none();
+    if set.is_empty() && !staff {
+        set.extend(doc.metadata.default);
+    }
+    if let Rendition::Preset(name) = &q.request.rendition {
+        set.extend(doc.presets.get(name).and_then(|p| p.metadata));
+    }
+    let ceiling = set.iter().copied().min();
+    if d.delivery == Some(Delivery::Original) {
+        ensure!(
+            ceiling.is_none_or(|c| c == MetadataProfile::All) && d.metadata == MetadataProfile::All,
+            "an original to a principal held to {ceiling:?} metadata: {why}"
+        );
+        return Ok(());
+    }
+    let fallback = if staff {
+        MetadataProfile::All
+    } else {
+        MetadataProfile::Rights
+    };
+    ensure!(
+        d.metadata <= ceiling.unwrap_or(fallback),
+        "{:?} metadata above {ceiling:?}: {why}",
+        d.metadata
+    );
+    if d.delivery == Some(Delivery::Proxy) {
+        ensure!(
+            d.metadata <= MetadataProfile::Rights,
+            "a proxy with more than rights: {why}"
+        );
+    }
+    Ok(())
+}
+
 /// Whether decision `d` to question `q` keeps every invariant of `doc`.
 pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String> {
     let nodes = index(doc);
@@ -181,6 +234,7 @@ pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String
         "on_exceed deny clamped: {why}"
     );
     check_presets(doc, q, d)?;
+    check_metadata(doc, q, d)?;
     if !nodes.contains_key(q.asset.collection.as_str()) {
         ensure!(!d.allowed, "an unknown collection admitted: {why}");
         return Ok(());

@@ -31,6 +31,10 @@ pub struct Preset {
     pub format: Format,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
+    /// The most metadata this preset carries (never more than the
+    /// principal's own profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<crate::rendition::MetadataProfile>,
 }
 
 /// A preset's size: a long edge, or a frame.

@@ -9,7 +9,7 @@ use super::source::Header;
 use super::{EngineLimits, RenderError, formats};
 
 pub use super::jpeg::shrink_on_load;
-pub use super::source::{Credits, Picture};
+pub use super::source::{Metadata, Picture};
 
 /// Decodes `input`; `largest` is the biggest long edge any output needs
 /// (`None`: full size), which lets JPEG decode at a reduced scale and PNG

@@ -1,18 +1,18 @@
 //! Encoding: JPEG with libjpeg-turbo, WebP with libwebp, PNG with `image`,
 //! AVIF with libaom (through libheif).
-//! Outputs carry no metadata but the credits (artist, copyright) on JPEG.
+//! Outputs carry the metadata their profile kept (rendition/metadata).
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, RgbImage};
 
-use super::source::Credits;
-use super::{OutputFormat, RenderError, heif, jpeg_meta};
+use super::metadata::{self, Embedded};
+use super::{OutputFormat, RenderError, heif};
 
 pub fn encode(
     image: &DynamicImage,
     format: OutputFormat,
     quality: u8,
-    credits: &Credits,
+    embedded: &Embedded,
 ) -> Result<Vec<u8>, RenderError> {
     let (w, h) = (image.width(), image.height());
     let failed = |e: &dyn std::fmt::Display| RenderError::CorruptInput(format!("encode: {e}"));
@@ -30,36 +30,39 @@ pub fn encode(
                 format: turbojpeg::PixelFormat::RGB,
             };
             let jpeg = tj.compress_to_vec(pixels).map_err(|e| failed(&e))?;
-            Ok(with_credits(jpeg, credits))
+            Ok(metadata::into_jpeg(jpeg, embedded))
         }
         OutputFormat::Webp => {
             let encoder = match image {
                 DynamicImage::ImageRgba8(i) => webp::Encoder::from_rgba(i.as_raw(), w, h),
                 _ => webp::Encoder::from_rgb(image.as_bytes(), w, h),
             };
-            Ok(encoder.encode(f32::from(quality)).to_vec())
+            let webp = encoder.encode(f32::from(quality)).to_vec();
+            Ok(metadata::into_webp(webp, embedded, w, h, image.color().has_alpha()))
         }
         OutputFormat::Avif => match image {
-            DynamicImage::ImageRgb8(i) => heif::encode_avif(i.as_raw(), w, h, false, quality),
-            DynamicImage::ImageRgba8(i) => heif::encode_avif(i.as_raw(), w, h, true, quality),
-            other if other.color().has_alpha() => heif::encode_avif(other.to_rgba8().as_raw(), w, h, true, quality),
-            other => heif::encode_avif(other.to_rgb8().as_raw(), w, h, false, quality),
+            DynamicImage::ImageRgb8(i) => heif::encode_avif(i.as_raw(), (w, h), false, quality, embedded),
+            DynamicImage::ImageRgba8(i) => heif::encode_avif(i.as_raw(), (w, h), true, quality, embedded),
+            other if other.color().has_alpha() => {
+                heif::encode_avif(other.to_rgba8().as_raw(), (w, h), true, quality, embedded)
+            }
+            other => heif::encode_avif(other.to_rgb8().as_raw(), (w, h), false, quality, embedded),
         },
-        OutputFormat::Tiff => print_tiff(image).map_err(|e| failed(&e)),
+        OutputFormat::Tiff => print_tiff(image, embedded).map_err(|e| failed(&e)),
         OutputFormat::Png => {
             let mut out = Vec::new();
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
                 .write_image(image.as_bytes(), w, h, image.color().into())
                 .map_err(|e| failed(&e))?;
-            Ok(out)
+            Ok(metadata::into_png(out, embedded))
         }
     }
 }
 
 /// A TIFF for print: Deflate with the horizontal predictor, 8-bit RGB (RGBA
 /// where there is alpha), the sRGB profile its pixels are in, 300 pixels
-/// per inch.
-fn print_tiff(image: &DynamicImage) -> Result<Vec<u8>, String> {
+/// per inch; the metadata as tags (IFD0 text, XMP, IPTC-IIM).
+fn print_tiff(image: &DynamicImage, embedded: &Embedded) -> Result<Vec<u8>, String> {
     use tiff::encoder::compression::DeflateLevel;
     use tiff::encoder::{Compression, Rational, TiffEncoder, colortype};
     use tiff::tags::{Predictor, ResolutionUnit, Tag};
@@ -78,6 +81,7 @@ fn print_tiff(image: &DynamicImage) -> Result<Vec<u8>, String> {
             page.encoder()
                 .write_tag(Tag::IccProfile, &icc[..])
                 .map_err(|e| e.to_string())?;
+            tiff_tags(page.encoder(), embedded).map_err(|e| e.to_string())?;
             page.write_data($pixels).map_err(|e| e.to_string())
         }};
     }
@@ -107,18 +111,40 @@ fn flatten(image: &DynamicImage) -> std::borrow::Cow<'_, RgbImage> {
     }
 }
 
-/// Puts the credits back as a minimal EXIF segment right after SOI.
-fn with_credits(jpeg: Vec<u8>, credits: &Credits) -> Vec<u8> {
-    let tags: Vec<(u16, &str)> = [(0x013B, &credits.artist), (0x8298, &credits.copyright)]
-        .into_iter()
-        .filter_map(|(tag, v)| v.as_deref().map(|v| (tag, v)))
-        .collect();
-    if tags.is_empty() || jpeg.len() < 2 {
-        return jpeg;
+/// TIFF's text tags are ASCII: `©` is spelt `(C)`, other letters beyond
+/// ASCII become `?` (the XMP packet beside them keeps the text as written).
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '©' => "(C)".to_string(),
+            c if c.is_ascii() && c != '\0' => c.to_string(),
+            _ => "?".to_string(),
+        })
+        .collect()
+}
+
+/// The profile's fields as a TIFF's own tags: Artist, Copyright and
+/// ImageDescription in IFD0, the XMP packet (700) and IPTC-IIM (33723).
+fn tiff_tags<W: std::io::Write + std::io::Seek, K: tiff::encoder::TiffKind>(
+    ifd: &mut tiff::encoder::DirectoryEncoder<'_, W, K>,
+    embedded: &Embedded,
+) -> tiff::TiffResult<()> {
+    use tiff::tags::Tag;
+    let fields = &embedded.fields;
+    for (tag, value) in [
+        (Tag::Artist, fields.artist()),
+        (Tag::Copyright, fields.copyright.clone()),
+        (Tag::ImageDescription, fields.description.clone()),
+    ] {
+        if let Some(text) = value {
+            ifd.write_tag(tag, ascii(&text).as_str())?;
+        }
     }
-    let mut out = Vec::with_capacity(jpeg.len() + 128);
-    out.extend_from_slice(&jpeg[..2]);
-    out.extend_from_slice(&jpeg_meta::exif_segment(&tags));
-    out.extend_from_slice(&jpeg[2..]);
-    out
+    if let Some(xmp) = &embedded.xmp {
+        ifd.write_tag(Tag::Unknown(700), &xmp[..])?;
+    }
+    if let Some(iim) = &embedded.iim {
+        ifd.write_tag(Tag::Unknown(33723), &iim[..])?;
+    }
+    Ok(())
 }

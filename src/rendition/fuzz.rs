@@ -24,6 +24,7 @@ pub fn svg(bytes: &[u8]) {
         quality: 80,
         watermark: None,
         page: 1,
+        metadata: Default::default(),
     };
     let Ok(out) = super::render(bytes, &spec, &limits) else {
         return;

@@ -17,7 +17,7 @@ use libheif_rs::{
 use super::format::{Decoding, Format, Layout, Probing};
 use super::input::Input;
 use super::source::SourceFormat;
-use super::source::{Credits, Decoded};
+use super::source::{Decoded, Metadata};
 use super::{RenderError, heif_meta};
 
 /// One initialisation of libheif for the process (its plugins are loaded
@@ -85,7 +85,11 @@ pub(super) fn decode(source: &[u8]) -> Result<Decoded, RenderError> {
     Ok(Decoded {
         image: picture,
         icc: profile(&handle),
-        credits: Credits::from_exif(exif(&handle).as_deref()),
+        metadata: Metadata {
+            exif: exif(&handle),
+            xmp: xmp(&handle),
+            iim: None,
+        },
         orientation: image::metadata::Orientation::NoTransforms,
     })
 }
@@ -160,6 +164,17 @@ fn exif(handle: &ImageHandle) -> Option<Vec<u8>> {
     block.get(4usize.checked_add(offset)?..).map(<[u8]>::to_vec)
 }
 
+/// The XMP packet: a `mime` item of type `application/rdf+xml` (the
+/// item's size was held to the caps of rendition/heif_meta.rs).
+fn xmp(handle: &ImageHandle) -> Option<Vec<u8>> {
+    let mut ids: [ItemId; 4] = [0; 4];
+    let n = handle.metadata_block_ids(&mut ids, b"mime");
+    ids[..n.min(4)]
+        .iter()
+        .find(|&&id| handle.metadata_content_type(id) == Some("application/rdf+xml"))
+        .and_then(|&id| handle.metadata(id).ok())
+}
+
 /// libaom's speed for AVIF outputs: 0 (slowest) to 9; 8 keeps a 2048 px
 /// rendition within a few times a JPEG's encode time.
 const AVIF_SPEED: i32 = 8;
@@ -167,10 +182,10 @@ const AVIF_SPEED: i32 = 8;
 /// 8-bit RGB or RGBA pixels as an AVIF file (4:2:0, libaom).
 pub(super) fn encode_avif(
     pixels: &[u8],
-    width: u32,
-    height: u32,
+    (width, height): (u32, u32),
     alpha: bool,
     quality: u8,
+    embedded: &super::metadata::Embedded,
 ) -> Result<Vec<u8>, RenderError> {
     let failed = |e: HeifError| RenderError::codec(format!("AVIF encode: {e}"), e);
     let channels = if alpha { 4 } else { 3 };
@@ -201,7 +216,14 @@ pub(super) fn encode_avif(
     encoder
         .set_parameter_value("threads", EncoderParameterValue::Int(1))
         .map_err(failed)?;
-    context.encode_image(&image, &mut encoder, None).map_err(failed)?;
+    let handle = context.encode_image(&image, &mut encoder, None).map_err(failed)?;
+    if let Some(exif) = &embedded.exif {
+        // libheif finds the TIFF header and writes the item's offset itself.
+        context.add_exif_metadata(&handle, exif).map_err(failed)?;
+    }
+    if let Some(xmp) = &embedded.xmp {
+        context.add_xmp_metadata(&handle, xmp).map_err(failed)?;
+    }
     context.write_to_bytes().map_err(failed)
 }
 

@@ -8,7 +8,7 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use super::format::{Decoding, Format, Layout, Probing, Sniffing};
 use super::input::{Input, Reader};
-use super::source::{Credits, Decoded, Header, SourceFormat, eight_bit, full_decode_bytes};
+use super::source::{Decoded, Header, Metadata, SourceFormat, eight_bit, full_decode_bytes};
 use super::{RenderError, caps, magick};
 
 pub(super) const WEBP: Format = bitmap(SourceFormat::Webp, ImageFormat::WebP).caps(caps::webp_file);
@@ -106,12 +106,17 @@ pub(super) fn decode(format: &Format, input: Input<'_>, header: &Header) -> Resu
     let mut decoder = reader.into_decoder().map_err(RenderError::from_image)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
-    let exif = decoder.exif_metadata().ok().flatten();
+    let metadata = Metadata {
+        exif: decoder.exif_metadata().ok().flatten(),
+        xmp: decoder.xmp_metadata().ok().flatten(),
+        iim: decoder.iptc_metadata().ok().flatten(),
+    }
+    .capped(caps::MAX_METADATA_BYTES as usize);
     let decoded = DynamicImage::from_decoder(decoder).map_err(RenderError::from_image)?;
     Ok(Decoded {
         image: eight_bit(decoded),
         icc,
-        credits: Credits::from_exif(exif.as_deref()),
+        metadata,
         orientation,
     })
 }

@@ -10,7 +10,7 @@
 //! turned into 8-bit RGB(A) here.
 
 use std::ffi::{CStr, c_char, c_void};
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 
 use image::metadata::Orientation;
 use image::{DynamicImage, GrayAlphaImage, GrayImage, RgbImage, RgbaImage};
@@ -19,7 +19,7 @@ use openjpeg_sys as opj;
 use super::format::{Decoding, Format, Layout, Probing};
 use super::input::{Input, Reader, read_up_to};
 use super::source::SourceFormat;
-use super::source::{Credits, Decoded};
+use super::source::{Decoded, Metadata};
 use super::{RenderError, caps, color};
 
 const JP2_SIGNATURE: &[u8] = b"\0\0\0\x0cjP  \r\n\x87\n";
@@ -350,9 +350,42 @@ pub(super) fn decode(input: Input<'_>, long_edge: u32, largest: Option<u32>) -> 
     Ok(Decoded {
         image,
         icc: icc.filter(|_| !cmyk),
-        credits: Credits::default(),
+        metadata: metadata(input).unwrap_or_default(),
         orientation: Orientation::NoTransforms,
     })
+}
+
+/// The `uuid` boxes that carry XMP (Adobe's id) and EXIF (the id reading
+/// `JpgTiffExif->JP2`) among a JP2's top-level boxes, read by seeking from
+/// header to header: the codestream between them is not read.
+fn metadata(input: Input<'_>) -> Option<Metadata> {
+    const XMP: [u8; 16] = *b"\xbe\x7a\xcf\xcb\x97\xa9\x42\xe8\x9c\x71\x99\x94\x91\xe3\xaf\xac";
+    const EXIF: &[u8; 16] = b"JpgTiffExif->JP2";
+    let mut r = input.open().ok()?;
+    let (mut at, end) = (0u64, input.len().ok()?);
+    let mut found = Metadata::default();
+    while at + 8 <= end {
+        let mut head = [0u8; 8];
+        r.seek(SeekFrom::Start(at)).ok()?;
+        r.read_exact(&mut head).ok()?;
+        let len = u64::from(u32::from_be_bytes(head[..4].try_into().ok()?));
+        if len < 8 {
+            break; // to the end (0) or a 64-bit length (1): no metadata after
+        }
+        if &head[4..8] == b"uuid" && (24..=caps::MAX_METADATA_BYTES).contains(&len) {
+            let mut body = vec![0u8; (len - 8) as usize];
+            r.read_exact(&mut body).ok()?;
+            let (id, data) = body.split_at(16);
+            if id == XMP {
+                found.xmp = Some(data.to_vec());
+            } else if id == EXIF {
+                // Some writers keep the JPEG segment's `Exif\0\0` prefix.
+                found.exif = Some(data.strip_prefix(b"Exif\0\0").unwrap_or(data).to_vec());
+            }
+        }
+        at += len;
+    }
+    Some(found)
 }
 
 /// Levels of wavelet resolution to leave out for `largest`.

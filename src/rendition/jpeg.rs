@@ -9,7 +9,7 @@ use turbojpeg::{Colorspace, Decompressor, PixelFormat, ScalingFactor};
 
 use super::format::{Decoding, Drawn, Format, Layout, Probing};
 use super::input::Input;
-use super::source::{Credits, Decoded, Header, SourceFormat};
+use super::source::{Decoded, Header, Metadata, SourceFormat};
 use super::{RenderError, caps, color, image_crate, jpeg_meta};
 
 pub(super) const FORMAT: Format = Format::new(SourceFormat::Jpeg, image_crate::sniff, header, decode)
@@ -104,7 +104,11 @@ fn decode_turbo(source: &[u8], header: &Header, largest: Option<u32>) -> Result<
     Ok(Decoded {
         image: DynamicImage::ImageRgb8(image),
         icc,
-        credits: Credits::from_exif(meta.exif.as_deref()),
+        metadata: Metadata {
+            exif: meta.exif,
+            xmp: meta.xmp,
+            iim: meta.iim,
+        },
         orientation: orientation.unwrap_or(Orientation::NoTransforms),
     })
 }

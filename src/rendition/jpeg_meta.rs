@@ -1,15 +1,22 @@
 //! The few JPEG markers the engine reads itself (libjpeg-turbo decodes the
-//! pixels): EXIF, ICC profile chunks, and Adobe's APP14 (inverted CMYK).
+//! pixels): EXIF, XMP, IPTC-IIM (in Photoshop's APP13), ICC profile chunks,
+//! and Adobe's APP14 (inverted CMYK).
 //! Bounds-checked throughout: a truncated or hostile header yields nothing.
 
 #[derive(Debug, Default)]
 pub struct JpegMeta {
     /// The EXIF TIFF structure (after `Exif\0\0`).
     pub exif: Option<Vec<u8>>,
+    /// The XMP packet (after its namespace line).
+    pub xmp: Option<Vec<u8>>,
+    /// IPTC-IIM datasets (Photoshop resource 0x0404 of APP13).
+    pub iim: Option<Vec<u8>>,
     pub icc: Option<Vec<u8>>,
     /// An Adobe APP14 marker: Photoshop's CMYK JPEGs store inverted values.
     pub adobe: bool,
 }
+
+const XMP: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 
 pub fn read(src: &[u8]) -> JpegMeta {
     let mut meta = JpegMeta::default();
@@ -28,6 +35,10 @@ pub fn read(src: &[u8]) -> JpegMeta {
         let Some(data) = src.get(i + 4..i + 2 + len) else { break };
         match marker {
             0xE1 if data.starts_with(b"Exif\0\0") => meta.exif = Some(data[6..].to_vec()),
+            0xE1 if data.starts_with(XMP) => meta.xmp = Some(data[XMP.len()..].to_vec()),
+            0xED if data.starts_with(b"Photoshop 3.0\0") => {
+                meta.iim = super::metadata::irb_resource(&data[14..], 0x0404).map(<[u8]>::to_vec);
+            }
             0xE2 if data.starts_with(b"ICC_PROFILE\0") && data.len() > 14 => icc_chunks.push((data[12], &data[14..])),
             0xEE if data.starts_with(b"Adobe") => meta.adobe = true,
             _ => {}
@@ -39,12 +50,6 @@ pub fn read(src: &[u8]) -> JpegMeta {
         meta.icc = Some(icc_chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect());
     }
     meta
-}
-
-/// A value of IFD0 in an EXIF TIFF structure.
-enum Value {
-    Short(u16),
-    Ascii(String),
 }
 
 /// A TIFF structure's byte order, read off its first two bytes.
@@ -99,32 +104,19 @@ pub(super) fn ifd0_has(tiff: &[u8], tag: u16) -> bool {
     Tiff::new(tiff).and_then(|t| t.ifd0_entry(tag)).is_some()
 }
 
-/// A SHORT value of IFD0.
-pub(super) fn ifd0_short(tiff: &[u8], tag: u16) -> Option<u16> {
-    match ifd0_value(tiff, tag)? {
-        Value::Short(v) => Some(v),
-        Value::Ascii(_) => None,
-    }
-}
-
-fn ifd0_value(tiff: &[u8], tag: u16) -> Option<Value> {
+/// Where IFD0's SHORT value for `tag` is, and whether the structure is
+/// little-endian: for setting it in place.
+pub(super) fn ifd0_short_at(tiff: &[u8], tag: u16) -> Option<(usize, bool)> {
     let t = Tiff::new(tiff)?;
     let entry = t.ifd0_entry(tag)?;
-    let (kind, len) = (t.u16_at(entry + 2)?, t.u32_at(entry + 4)? as usize);
-    match kind {
-        3 => t.u16_at(entry + 8).map(Value::Short),
-        2 => {
-            let at = if len <= 4 {
-                entry + 8
-            } else {
-                t.u32_at(entry + 8)? as usize
-            };
-            let bytes = tiff.get(at..at.checked_add(len)?)?;
-            let text = String::from_utf8_lossy(bytes).trim_end_matches('\0').trim().to_string();
-            (!text.is_empty()).then_some(Value::Ascii(text))
-        }
-        _ => None,
-    }
+    (t.u16_at(entry + 2)? == 3 && tiff.len() >= entry + 10).then_some((entry + 8, t.little))
+}
+
+/// A SHORT value of IFD0.
+pub(super) fn ifd0_short(tiff: &[u8], tag: u16) -> Option<u16> {
+    let t = Tiff::new(tiff)?;
+    let entry = t.ifd0_entry(tag)?;
+    (t.u16_at(entry + 2)? == 3).then(|| t.u16_at(entry + 8)).flatten()
 }
 
 /// EXIF Orientation (1–8), if present.
@@ -132,61 +124,25 @@ pub fn orientation(tiff: &[u8]) -> Option<u8> {
     ifd0_short(tiff, 0x0112).and_then(|v| u8::try_from(v).ok())
 }
 
-/// An ASCII tag of IFD0 (Artist 0x013B, Copyright 0x8298).
-pub fn ascii(tiff: &[u8], tag: u16) -> Option<String> {
-    match ifd0_value(tiff, tag)? {
-        Value::Ascii(s) => Some(s),
-        Value::Short(_) => None,
-    }
-}
-
-/// A minimal EXIF APP1 segment carrying only the given ASCII tags, for the
-/// credits kept on outputs (everything else is stripped).
-pub fn exif_segment(tags: &[(u16, &str)]) -> Vec<u8> {
-    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
-    let n = tags.len() as u16;
-    let mut values_at = 8 + 2 + 12 * tags.len() + 4;
-    let mut values = Vec::new();
-    tiff.extend_from_slice(&n.to_le_bytes());
-    for (tag, text) in tags {
-        let mut bytes = text.as_bytes().to_vec();
-        bytes.push(0);
-        tiff.extend_from_slice(&tag.to_le_bytes());
-        tiff.extend_from_slice(&2u16.to_le_bytes());
-        tiff.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        if bytes.len() <= 4 {
-            bytes.resize(4, 0);
-            tiff.extend_from_slice(&bytes);
-        } else {
-            tiff.extend_from_slice(&(values_at as u32).to_le_bytes());
-            values_at += bytes.len();
-            values.extend_from_slice(&bytes);
-        }
-    }
-    tiff.extend_from_slice(&0u32.to_le_bytes());
-    tiff.extend_from_slice(&values);
-    let mut seg = vec![0xFF, 0xE1];
-    seg.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
-    seg.extend_from_slice(b"Exif\0\0");
-    seg.extend_from_slice(&tiff);
-    seg
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn written_credits_read_back() {
-        let seg = exif_segment(&[(0x013B, "Ada"), (0x8298, "© Brand 2026")]);
+    fn xmp_and_iptc_are_found_beside_exif() {
         let mut jpeg = vec![0xFF, 0xD8];
-        jpeg.extend_from_slice(&seg);
-        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        let mut segment = |marker: u8, body: &[u8]| {
+            jpeg.extend_from_slice(&[0xFF, marker]);
+            jpeg.extend_from_slice(&((body.len() + 2) as u16).to_be_bytes());
+            jpeg.extend_from_slice(body);
+        };
+        segment(0xE1, b"Exif\0\0II*\0\x08\0\0\0\0\0");
+        segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>");
+        segment(0xED, b"Photoshop 3.0\08BIM\x04\x04\0\0\0\0\0\x05\x1c\x02\x50\0\0\0");
         let meta = read(&jpeg);
-        let tiff = meta.exif.unwrap();
-        assert_eq!(ascii(&tiff, 0x013B).as_deref(), Some("Ada"));
-        assert_eq!(ascii(&tiff, 0x8298).as_deref(), Some("© Brand 2026"));
-        assert_eq!(orientation(&tiff), None);
+        assert_eq!(meta.xmp.as_deref(), Some(&b"<x:xmpmeta/>"[..]));
+        assert_eq!(meta.iim.as_deref(), Some(&[0x1c, 2, 0x50, 0, 0][..]));
+        assert_eq!(orientation(meta.exif.as_deref().unwrap()), None);
     }
 
     #[test]
@@ -199,6 +155,6 @@ mod tests {
             let meta = read(bytes);
             assert!(meta.exif.is_none() && meta.icc.is_none());
         }
-        assert!(ifd0_value(b"II*\0\xff\xff\xff\xff", 0x0112).is_none());
+        assert!(ifd0_short(b"II*\0\xff\xff\xff\xff", 0x0112).is_none());
     }
 }

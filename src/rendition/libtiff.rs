@@ -19,7 +19,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage, RgbaImage};
 
 use super::input::{Input, Reader, read_up_to};
-use super::source::{Credits, Decoded};
+use super::source::{Decoded, Metadata};
 use super::{RenderError, color};
 
 #[repr(C)]
@@ -297,7 +297,7 @@ pub(super) fn decode(input: Input<'_>, page: u32, size: (u32, u32), max_alloc: u
     Ok(Decoded {
         image,
         icc,
-        credits: Credits::default(),
+        metadata: Metadata::default(),
         orientation,
     })
 }

@@ -42,6 +42,7 @@ mod jpeg;
 mod jpeg_meta;
 mod libtiff;
 mod magick;
+pub mod metadata;
 mod pdf;
 mod png_file;
 pub mod probe;
@@ -62,7 +63,7 @@ pub use child::harden_worker;
 pub(crate) use child::{kill_group, sandbox_id};
 pub use error::RenderError;
 pub use input::Input;
-pub use spec::{Fit, Frame, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec};
+pub use spec::{Fit, Frame, Logo, MetadataProfile, MetadataSpec, OutputFormat, Position, Size, Spec, WatermarkSpec};
 
 /// Caps checked from the header, before any pixel is allocated.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -202,6 +203,7 @@ pub fn render_picture(
 ) -> Result<Vec<Rendered>, RenderError> {
     let format = spec.format.resolve(picture.has_alpha());
     let stamp = spec.watermark.as_ref();
+    let embedded = metadata::embed(&picture.metadata, &spec.metadata);
     spec.sizes
         .par_iter()
         .map(|&size| {
@@ -221,7 +223,7 @@ pub fn render_picture(
             if let Some(stamp) = stamp {
                 watermark::apply(out.to_mut(), stamp);
             }
-            let bytes = encode::encode(&out, format, spec.quality, &picture.credits)?;
+            let bytes = encode::encode(&out, format, spec.quality, &embedded)?;
             Ok(Rendered {
                 size,
                 bytes,

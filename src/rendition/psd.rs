@@ -17,7 +17,7 @@ use std::io::{Read, Seek, SeekFrom};
 use super::format::{self, Decoding, Format, Probing};
 use super::input::Input;
 use super::shrink::Shrinker;
-use super::source::{Credits, Decoded, SourceFormat};
+use super::source::{Decoded, Metadata, SourceFormat};
 use super::{RenderError, caps, color, shrink};
 
 /// Photoshop's colour modes (header field), the ones read here.
@@ -46,6 +46,8 @@ pub(super) struct Layout {
     psb: bool,
     palette: Vec<u8>,
     icc: Option<Vec<u8>>,
+    /// IPTC-IIM (resource 1028), EXIF (1058) and XMP (1060).
+    metadata: Metadata,
     /// Offset of the image data section (its compression field).
     data_at: u64,
 }
@@ -124,7 +126,7 @@ pub(super) fn layout(input: Input<'_>) -> Result<Layout, RenderError> {
         Vec::new()
     };
     let resources_len = read_be(&mut *r, 4)?;
-    let icc = icc_resource(&mut *r, resources_len)?;
+    let (icc, metadata) = resources(&mut *r, resources_len)?;
     let layers_len = read_be(&mut *r, if psb { 8 } else { 4 })?;
     let layers_at = r.stream_position().map_err(|_| corrupt("seek"))?;
     // A negative layer count says the composite's first extra channel is
@@ -155,6 +157,7 @@ pub(super) fn layout(input: Input<'_>) -> Result<Layout, RenderError> {
         psb,
         palette,
         icc,
+        metadata,
         data_at: layers_at + layers_len,
     })
 }
@@ -165,10 +168,12 @@ fn skip<R: Read + Seek + ?Sized>(r: &mut R, n: u64) -> Result<(), RenderError> {
     Ok(())
 }
 
-/// The ICC profile among the image resources (ID 1039), if any.
-fn icc_resource<R: Read + Seek + ?Sized>(r: &mut R, len: u64) -> Result<Option<Vec<u8>>, RenderError> {
+/// The ICC profile among the image resources (ID 1039), if any, and the
+/// metadata (IPTC-IIM 1028, EXIF 1058, XMP 1060).
+fn resources<R: Read + Seek + ?Sized>(r: &mut R, len: u64) -> Result<(Option<Vec<u8>>, Metadata), RenderError> {
     let end = r.stream_position().map_err(|_| corrupt("seek"))? + len;
     let mut icc = None;
+    let mut metadata = Metadata::default();
     while r.stream_position().map_err(|_| corrupt("seek"))? + 12 <= end {
         let _signature = read_n(r, 4)?;
         let id = read_be(r, 2)?;
@@ -180,12 +185,20 @@ fn icc_resource<R: Read + Seek + ?Sized>(r: &mut R, len: u64) -> Result<Option<V
             caps::at_most("a PSD's ICC profile", size, caps::MAX_ICC_BYTES)?;
             icc = Some(read_n(r, size as usize)?);
             skip(r, size % 2)?;
+        } else if matches!(id, 1028 | 1058 | 1060) && size <= caps::MAX_METADATA_BYTES.min(len) {
+            let block = Some(read_n(r, size as usize)?);
+            skip(r, size % 2)?;
+            match id {
+                1028 => metadata.iim = block,
+                1058 => metadata.exif = block,
+                _ => metadata.xmp = block,
+            }
         } else {
             skip(r, size + size % 2)?;
         }
     }
     r.seek(SeekFrom::Start(end)).map_err(|_| corrupt("seek"))?;
-    Ok(icc)
+    Ok((icc, metadata))
 }
 
 /// The composite, shrunk by `factor` as its rows are read.
@@ -265,7 +278,7 @@ pub(super) fn read(input: Input<'_>, layout: &Layout, factor: u32) -> Result<Dec
         image,
         // CMYK was converted with its profile already.
         icc: if cmyk.is_some() { None } else { layout.icc.clone() },
-        credits: Credits::default(),
+        metadata: layout.metadata.clone(),
         orientation: image::metadata::Orientation::NoTransforms,
     })
 }

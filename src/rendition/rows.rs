@@ -13,7 +13,7 @@ use tiff::tags::Tag;
 use super::RenderError;
 use super::input::Reader;
 use super::shrink::Shrinker;
-use super::source::{Credits, Decoded};
+use super::source::{Decoded, Metadata};
 
 /// 8-bit pixels of `channels` samples (1–4), shrunk, as an image.
 pub(super) fn image_of(
@@ -54,6 +54,12 @@ pub fn read_png(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> Re
     let (width, height) = (info.width, info.height);
     let icc = info.icc_profile.as_ref().map(|p| p.to_vec());
     let exif = info.exif_metadata.as_ref().map(|p| p.to_vec());
+    let xmp = info
+        .utf8_text
+        .iter()
+        .find(|chunk| chunk.keyword == "XML:com.adobe.xmp")
+        .and_then(|chunk| chunk.get_text().ok())
+        .map(String::into_bytes);
     let channels = reader.output_color_type().0.samples();
     let mut shrinker = Shrinker::new(width, height, channels, factor);
     while let Some(row) = reader.next_row().map_err(RenderError::corrupt)? {
@@ -67,7 +73,10 @@ pub fn read_png(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> Re
     Ok(Some(Decoded {
         image: shrunk(shrinker, channels)?,
         icc,
-        credits: Credits::from_exif(exif.as_deref()),
+        metadata: Metadata {
+            xmp,
+            ..Metadata::from_exif(exif.as_deref())
+        },
         orientation,
     }))
 }
@@ -85,10 +94,23 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
     };
     let (width, height) = tiff.dimensions().map_err(RenderError::from_tiff)?;
     let text = |tiff: &mut TiffDecoder<_>, tag| tiff.get_tag_ascii_string(tag).ok().map(|s| s.trim().to_string());
-    let credits = Credits {
-        artist: text(&mut tiff, Tag::Artist),
-        copyright: text(&mut tiff, Tag::Copyright),
-    };
+    let text_tags = [
+        Tag::Artist,
+        Tag::Copyright,
+        Tag::ImageDescription,
+        Tag::Make,
+        Tag::Model,
+    ]
+    .into_iter()
+    .filter_map(|tag| Some((tag.to_u16(), text(&mut tiff, tag)?)))
+    .collect();
+    let bytes = |tiff: &mut TiffDecoder<_>, tag: u16| tiff.get_tag_u8_vec(Tag::Unknown(tag)).ok();
+    let metadata = Metadata {
+        exif: super::metadata::exif_of_text_tags(text_tags),
+        xmp: bytes(&mut tiff, 700),
+        iim: bytes(&mut tiff, 33723),
+    }
+    .capped(super::caps::MAX_METADATA_BYTES as usize);
     let icc = tiff.get_tag_u8_vec(Tag::IccProfile).ok();
     let orientation = tiff
         .find_tag_unsigned::<u8>(Tag::Orientation)
@@ -144,7 +166,7 @@ pub fn read_tiff(reader: Box<dyn Reader + '_>, factor: u32, max_alloc: u64) -> R
     Ok(Some(Decoded {
         image: shrunk(shrinker, channels)?,
         icc,
-        credits,
+        metadata,
         orientation,
     }))
 }

@@ -1,6 +1,6 @@
 //! What every format shares, in one leaf module: which format a source is
 //! ([`SourceFormat`]), what its header says ([`Header`]), what a decoder
-//! gives back ([`Decoded`], [`Credits`]) and what the engine draws from
+//! gives back ([`Decoded`], with its [`Metadata`]) and what the engine draws from
 //! ([`Picture`]). `probe` and `decode` dispatch to the formats' own files,
 //! and those files need only this module: no format file imports `probe` or
 //! `decode`, so the engine's modules form no circle.
@@ -8,7 +8,8 @@
 use image::DynamicImage;
 use image::metadata::Orientation;
 
-use super::{RenderError, color, jpeg_meta};
+pub use super::metadata::Metadata;
+use super::{RenderError, color};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SourceFormat {
@@ -77,27 +78,11 @@ impl Header {
     }
 }
 
-/// Who made the picture: the only metadata kept on outputs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Credits {
-    pub artist: Option<String>,
-    pub copyright: Option<String>,
-}
-
-impl Credits {
-    pub(super) fn from_exif(exif: Option<&[u8]>) -> Credits {
-        let Some(tiff) = exif else { return Credits::default() };
-        Credits {
-            artist: jpeg_meta::ascii(tiff, 0x013B),
-            copyright: jpeg_meta::ascii(tiff, 0x8298),
-        }
-    }
-}
-
 /// Decoded, upright, sRGB, 8 bits per channel (RGB, or RGBA with alpha).
 pub struct Picture {
     pub image: DynamicImage,
-    pub credits: Credits,
+    /// The source's EXIF, XMP and IPTC, for the outputs' metadata profile.
+    pub metadata: Metadata,
     /// The upright size of the original before any shrink on load: output
     /// sizes are fitted to it, so a shrunk decode gives the same sizes.
     pub full_size: (u32, u32),
@@ -109,7 +94,7 @@ impl Picture {
         let full_size = (image.width(), image.height());
         Picture {
             image,
-            credits: Credits::default(),
+            metadata: Metadata::default(),
             full_size,
         }
     }
@@ -129,7 +114,7 @@ pub(super) struct Decoded {
     /// 8-bit grey, grey+alpha, RGB or RGBA.
     pub(super) image: DynamicImage,
     pub(super) icc: Option<Vec<u8>>,
-    pub(super) credits: Credits,
+    pub(super) metadata: Metadata,
     pub(super) orientation: Orientation,
 }
 
@@ -139,7 +124,7 @@ impl Decoded {
         Decoded {
             image,
             icc: None,
-            credits: Credits::default(),
+            metadata: Metadata::default(),
             orientation: Orientation::NoTransforms,
         }
     }
@@ -172,7 +157,7 @@ impl Decoded {
         };
         Picture {
             image,
-            credits: self.credits,
+            metadata: self.metadata,
             full_size,
         }
     }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use image::RgbaImage;
 use sha2::{Digest, Sha256};
 
+pub use super::metadata::{MetadataSpec, Profile as MetadataProfile};
+
 /// Bumped when the engine's output for the same spec changes, so cached
 /// renditions made by an older engine are not reused.
-pub const ENGINE_VERSION: u32 = 1;
+pub const ENGINE_VERSION: u32 = 2;
 
 /// One output size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -187,6 +189,8 @@ pub struct Spec {
     pub watermark: Option<WatermarkSpec>,
     /// The page of a PDF or a multipage TIFF, from 1.
     pub page: u32,
+    /// The metadata the outputs carry (docs/metadata.md).
+    pub metadata: MetadataSpec,
 }
 
 impl Spec {
@@ -195,9 +199,12 @@ impl Spec {
     pub fn digest(&self, source_identity: &str, size: Size, format: OutputFormat) -> String {
         let mut h = Sha256::new();
         let wm = self.watermark.as_ref().map(WatermarkSpec::identity);
+        let md = &self.metadata;
         let mut line = format!(
-            "v{ENGINE_VERSION}|{source_identity}|{size:?}|{format:?}|q{}|wm:{wm:?}",
-            self.quality
+            "v{ENGINE_VERSION}|{source_identity}|{size:?}|{format:?}|q{}|wm:{wm:?}|md:{}|terms:{:?}",
+            self.quality,
+            md.profile.name(),
+            md.usage_terms
         );
         // Page 1 keeps the addresses renditions had before pages were asked.
         if self.page != 1 {

@@ -23,7 +23,7 @@ use resvg::{tiny_skia, usvg};
 use super::forked::{self, Bounds};
 use super::format::{Decoding, Drawn, Format, Layout, Probing, Sniffing, drawn_size};
 use super::input::Input;
-use super::source::{Credits, Decoded};
+use super::source::{Decoded, Metadata};
 use super::source::{Header, SourceFormat};
 use super::{EngineLimits, RenderError, caps};
 
@@ -224,7 +224,7 @@ pub(super) fn decode(
     Ok(Decoded {
         image: image::DynamicImage::ImageRgba8(image),
         icc: None,
-        credits: Credits::default(),
+        metadata: Metadata::default(),
         orientation: Orientation::NoTransforms,
     })
 }

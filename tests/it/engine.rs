@@ -23,6 +23,7 @@ pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<Position>) -
             logo: None,
         }),
         page: 1,
+        metadata: Default::default(),
     }
 }
 

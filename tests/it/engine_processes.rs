@@ -29,6 +29,7 @@ fn spec() -> Spec {
         quality: 80,
         watermark: None,
         page: 1,
+        metadata: Default::default(),
     }
 }
 

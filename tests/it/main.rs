@@ -23,6 +23,7 @@ mod frames;
 mod fuzz_corpus;
 mod imports;
 mod memory;
+mod metadata;
 mod pipeline;
 mod properties;
 mod scenarios;

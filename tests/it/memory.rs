@@ -178,6 +178,7 @@ fn png_and_tiff_shrunk_as_they_are_read_match_a_full_decode() {
             quality: 90,
             watermark: None,
             page: 1,
+            metadata: Default::default(),
         };
         let out = render_file(&path, &spec, &EngineLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for (rendered, size) in out.iter().zip(&spec.sizes) {
@@ -203,6 +204,7 @@ fn hostile_streamed_sources_fail_with_stable_codes() {
         quality: 80,
         watermark: None,
         page: 1,
+        metadata: Default::default(),
     };
     let rgb = DynamicImage::ImageRgb8(picture(600, 400));
     let tiles = tiled_tiff(&picture(600, 400), 64, None);
@@ -384,6 +386,7 @@ fn grey_and_small_images_still_render_from_files() {
         quality: 80,
         watermark: None,
         page: 1,
+        metadata: Default::default(),
     };
     let out = render_file(&path, &spec, &EngineLimits::default()).unwrap();
     assert!(out.iter().all(|o| (o.width, o.height) == (300, 200)));
@@ -456,6 +459,7 @@ fn jpeg_files_render_as_jpeg_bytes_do() {
             quality: 80,
             watermark: None,
             page: 1,
+            metadata: Default::default(),
         };
         let from_file = render_file(&path, &spec, &EngineLimits::default()).unwrap();
         let bytes = std::fs::read(&path).unwrap();

@@ -71,6 +71,7 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
             logo,
         }),
         page: args.page,
+        metadata: Default::default(),
     };
     // From the file: PNG and TIFF are read a strip at a time, never whole.
     // The stable code first, so scripts (scripts/corpus) can count failures.

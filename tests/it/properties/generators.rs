@@ -10,6 +10,7 @@ use rendition::policy::document::{
 };
 use rendition::policy::preset::{Fit, Preset};
 use rendition::policy::{DownloadLimits, Limit};
+use rendition::rendition::MetadataProfile;
 
 use super::asks::{Ask, ask};
 use super::now;
@@ -50,6 +51,7 @@ fn role(staff: bool) -> impl Strategy<Value = Role> {
             watermark,
             manage_restricted,
             presets: None,
+            metadata: None,
         })
 }
 
@@ -139,35 +141,64 @@ pub(super) fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
         (1u32..5000, frame(), frame()),
         prop::collection::vec(held(), ROLES.len()),
         prop::collection::vec(held(), 4),
+        (prop::collection::vec(metadata(), ROLES.len() + 4 + 3), metadata()),
     )
-        .prop_map(|(mut doc, (edge, (w1, h1), (w2, h2)), role_lists, share_lists)| {
-            let preset = |max_edge, frame: Option<(u32, u32, Fit)>| Preset {
-                max_edge,
-                width: frame.map(|f| f.0),
-                height: frame.map(|f| f.1),
-                fit: frame.map_or(Fit::Inside, |f| f.2),
-                format: Default::default(),
-                quality: None,
-            };
-            doc.presets = [
-                ("p0", preset(Some(edge), None)),
-                ("p1", preset(None, Some((w1, h1, Fit::Cover)))),
-                ("p2", preset(None, Some((w2, h2, Fit::Pad)))),
-            ]
-            .into_iter()
-            .map(|(name, p)| (name.to_string(), p))
-            .collect();
-            // `p9` is no preset: a list naming it is refused, so drop it.
-            let list =
-                |l: Option<Vec<&str>>| l.map(|l| l.into_iter().filter(|n| *n != "p9").map(String::from).collect());
-            for (role, l) in doc.roles.values_mut().zip(role_lists) {
-                role.presets = list(l);
-            }
-            for (share, l) in doc.shares.iter_mut().zip(share_lists) {
-                share.presets = list(l);
-            }
-            doc
-        })
+        .prop_map(
+            |(mut doc, (edge, (w1, h1), (w2, h2)), role_lists, share_lists, (held_to, default))| {
+                let preset = |max_edge, frame: Option<(u32, u32, Fit)>| Preset {
+                    max_edge,
+                    width: frame.map(|f| f.0),
+                    height: frame.map(|f| f.1),
+                    fit: frame.map_or(Fit::Inside, |f| f.2),
+                    format: Default::default(),
+                    quality: None,
+                    metadata: None,
+                };
+                doc.presets = [
+                    ("p0", preset(Some(edge), None)),
+                    ("p1", preset(None, Some((w1, h1, Fit::Cover)))),
+                    ("p2", preset(None, Some((w2, h2, Fit::Pad)))),
+                ]
+                .into_iter()
+                .map(|(name, p)| (name.to_string(), p))
+                .collect();
+                // `p9` is no preset: a list naming it is refused, so drop it.
+                let list =
+                    |l: Option<Vec<&str>>| l.map(|l| l.into_iter().filter(|n| *n != "p9").map(String::from).collect());
+                for (role, l) in doc.roles.values_mut().zip(role_lists) {
+                    role.presets = list(l);
+                }
+                for (share, l) in doc.shares.iter_mut().zip(share_lists) {
+                    share.presets = list(l);
+                }
+                // Metadata profiles on some roles, shares and presets, and a
+                // default now and then.
+                let mut held_to = held_to.into_iter();
+                for role in doc.roles.values_mut() {
+                    role.metadata = held_to.next().flatten();
+                }
+                for share in doc.shares.iter_mut() {
+                    share.metadata = held_to.next().flatten();
+                }
+                for preset in doc.presets.values_mut() {
+                    preset.metadata = held_to.next().flatten();
+                }
+                doc.metadata.default = default;
+                doc
+            },
+        )
+}
+
+fn metadata() -> impl Strategy<Value = Option<MetadataProfile>> {
+    prop::option::weighted(
+        0.3,
+        prop::sample::select(vec![
+            MetadataProfile::None,
+            MetadataProfile::Rights,
+            MetadataProfile::Public,
+            MetadataProfile::All,
+        ]),
+    )
 }
 
 fn policy_doc_without_presets() -> impl Strategy<Value = PolicyDocument> {
@@ -261,6 +292,7 @@ fn build_policy(
             revoked: s.revoked,
             watermark: s.watermark,
             presets: None,
+            metadata: None,
         })
         .collect();
     PolicyDocument {
@@ -278,6 +310,7 @@ fn build_policy(
         proxy,
         watermark: Watermark::default(),
         presets: Default::default(),
+        metadata: Default::default(),
     }
 }
 
