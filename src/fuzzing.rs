@@ -82,6 +82,8 @@ pub fn image(bytes: &[u8]) {
         watermark,
         page: 1,
         metadata: Default::default(),
+        colour: Default::default(),
+        dpi: None,
     };
     let Ok(out) = crate::rendition::render(bytes, &spec, &EngineLimits::default()) else {
         return;

@@ -13,9 +13,12 @@ use crate::error::{Coded, ErrorCode};
 use crate::job::{Destination, Format, Job, Media, Principal, Purpose, Rendition};
 use crate::layout;
 use crate::policy::document::{Watermark, WatermarkPosition};
+use crate::policy::preset::PresetColour;
 use crate::policy::{Decision, Delivery, Policy, Query, Rule, Target, resolve};
 use crate::priority::Priority;
-use crate::rendition::{Frame, Logo, MetadataProfile, MetadataSpec, OutputFormat, Position, Size, Spec, WatermarkSpec};
+use crate::rendition::{
+    Colour, Frame, Logo, MetadataProfile, MetadataSpec, OutputFormat, Position, PrintProfile, Size, Spec, WatermarkSpec,
+};
 use crate::video::ProxySpec;
 
 /// The longest a link may live, whatever a job asks (7 days, SigV4's limit).
@@ -30,7 +33,12 @@ pub struct Facts {
     /// A revoke message for the job's share has reached the store.
     pub share_revoked: bool,
     pub logo: LogoFact,
+    /// The operator's print profiles by name (settings `print_profiles`).
+    pub print_profiles: PrintProfiles,
 }
+
+/// Print profiles by the names presets use, shared by every job.
+pub type PrintProfiles = std::sync::Arc<std::collections::BTreeMap<String, PrintProfile>>;
 
 /// The policy's watermark logo, as the originals store had it.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +101,8 @@ pub enum Make {
 pub enum PlanError {
     #[error("source watermark logo {0} does not exist")]
     MissingLogo(String),
+    #[error("preset {preset} separates with print profile {profile}, which this worker's settings do not have")]
+    NoPrintProfile { preset: String, profile: String },
     #[error("{0} are delivered whole or not at all")]
     WholeOnly(&'static str),
     /// Not an answer: the executor reads the logo and plans again.
@@ -104,6 +114,7 @@ impl Coded for PlanError {
     fn code(&self) -> ErrorCode {
         match self {
             PlanError::MissingLogo(_) => ErrorCode::MissingSource,
+            PlanError::NoPrintProfile { .. } => ErrorCode::InvalidPolicy,
             PlanError::WholeOnly(_) => ErrorCode::UnsupportedFormat,
             PlanError::LogoUnread => ErrorCode::EngineError,
         }
@@ -166,11 +177,11 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, facts: &Facts, 
     } else {
         None
     };
+    let spec =
+        |watermark| print_colour(policy, job, facts).map(|c| image_spec(policy, decision, job, watermark, expires, c));
     match (job.asset.media, &job.request.rendition) {
-        (Media::Image, _) | (Media::Other, Rendition::Poster) => {
-            Make::Images(image_spec(policy, decision, job, watermark, expires))
-        }
-        (Media::Video, Rendition::Poster) => Make::Poster(image_spec(policy, decision, job, watermark, expires)),
+        (Media::Image, _) | (Media::Other, Rendition::Poster) => spec(watermark).map_or_else(Make::Fail, Make::Images),
+        (Media::Video, Rendition::Poster) => spec(watermark).map_or_else(Make::Fail, Make::Poster),
         (Media::Video, _) => Make::Proxy(ProxySpec {
             max_height: match decision.targets.first() {
                 Some(Target::MaxHeight(n)) => Some(*n),
@@ -182,12 +193,33 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, facts: &Facts, 
     }
 }
 
+/// A preset's colour: CMYK through the operator's profile it names.
+fn print_colour(policy: &Policy, job: &Job, facts: &Facts) -> Result<Colour, PlanError> {
+    let Rendition::Preset(name) = &job.request.rendition else {
+        return Ok(Colour::Srgb);
+    };
+    let Some(preset) = policy.document().presets.get(name) else {
+        return Ok(Colour::Srgb);
+    };
+    match (preset.colour, &preset.print_profile) {
+        (PresetColour::Cmyk, Some(profile)) => match facts.print_profiles.get(profile) {
+            Some(p) => Ok(Colour::Cmyk(p.clone())),
+            None => Err(PlanError::NoPrintProfile {
+                preset: name.clone(),
+                profile: profile.clone(),
+            }),
+        },
+        _ => Ok(Colour::Srgb),
+    }
+}
+
 fn image_spec(
     policy: &Policy,
     decision: &Decision,
     job: &Job,
     watermark: Option<WatermarkSpec>,
     expires: DateTime<Utc>,
+    colour: Colour,
 ) -> Spec {
     let focus = job.asset.focal_point.map(|p| p.basis_points());
     let sizes = decision
@@ -230,6 +262,8 @@ fn image_spec(
             profile: decision.metadata,
             usage_terms: usage_terms(policy, job, decision, expires),
         },
+        colour,
+        dpi: preset.and_then(|p| p.dpi),
     }
 }
 

@@ -23,6 +23,7 @@ fn facts() -> Facts {
         max_link_ttl_s: MAX_LINK_TTL_S,
         share_revoked: false,
         logo: LogoFact::None,
+        print_profiles: Default::default(),
     }
 }
 
@@ -154,4 +155,32 @@ fn links_live_as_asked_within_both_caps_and_only_publish_jobs_publish() {
     );
     let download = job(BEN, "image", r#""original""#, "");
     assert_eq!(plan(&policy(), &download, &facts()).publish, None);
+}
+
+#[test]
+fn a_print_preset_separates_with_the_profile_it_names_or_fails_without_it() {
+    let print = job(BEN, "image", r#"{"preset":"print"}"#, "");
+    let plan_without = plan(&policy(), &print, &facts());
+    let Make::Fail(e) = &plan_without.make else {
+        panic!("{:?}", plan_without.make)
+    };
+    assert_eq!(e.code(), ErrorCode::InvalidPolicy);
+    assert!(e.to_string().contains("press"), "{e}");
+    let press = PrintProfile {
+        name: "press".into(),
+        icc: vec![1, 2, 3],
+    };
+    let with = Facts {
+        print_profiles: std::sync::Arc::new([("press".to_string(), press.clone())].into()),
+        ..facts()
+    };
+    let plan_with = plan(&policy(), &print, &with);
+    let Make::Images(spec) = &plan_with.make else {
+        panic!("{:?}", plan_with.make)
+    };
+    assert_eq!((spec.colour.clone(), spec.dpi), (Colour::Cmyk(press), Some(300)));
+    assert_eq!(spec.metadata.profile, MetadataProfile::Rights);
+    // Other presets of the same worker stay sRGB.
+    let web = plan(&policy(), &job(BEN, "image", r#"{"preset":"web"}"#, ""), &with);
+    assert!(matches!(&web.make, Make::Images(s) if s.colour == Colour::Srgb && s.dpi.is_none()));
 }

@@ -51,6 +51,7 @@ macro_rules! bail {
 }
 
 // After `bail!`, which the store settings use too.
+mod print;
 mod store;
 pub use store::link_signer;
 use store::{publish_destinations, store_setting};
@@ -104,6 +105,8 @@ pub struct RawSettings {
     pub engines: Option<String>,
     /// Jobs an engine process does before it is replaced.
     pub engine_jobs: Option<u32>,
+    /// `NAME=PATH,…`: CMYK output profiles presets may name.
+    pub print_profiles: Option<String>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -190,6 +193,8 @@ pub struct Settings {
     /// Image jobs decode in engine processes (`false`: in this process;
     /// video is always made in video engine processes).
     pub image_engines: bool,
+    /// CMYK output profiles by name.
+    pub print_profiles: crate::plan::PrintProfiles,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -268,7 +273,8 @@ impl RawSettings {
             control_keys,
             policy_locations,
             engines,
-            engine_jobs
+            engine_jobs,
+            print_profiles
         );
         Ok(raw)
     }
@@ -334,6 +340,7 @@ impl Settings {
             control: control_plane(&raw)?,
             engine_jobs: engine_jobs(&raw)?,
             image_engines: image_engines(&raw)?,
+            print_profiles: print::print_profiles(raw.print_profiles.as_deref())?,
             store,
         })
     }
@@ -360,6 +367,7 @@ impl Settings {
             temp_dir: self.temp_dir.clone(),
             memory_budget: self.memory_budget,
             publish: self.publish.clone(),
+            print_profiles: self.print_profiles.clone(),
             control: self.control.clone(),
             engines: self.image_engines.then(|| self.engine_settings("rendition-engine")),
             ..PipelineConfig::with_video(VideoEngines::Processes(EngineSettings {

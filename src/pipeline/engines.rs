@@ -489,6 +489,8 @@ mod tests {
             watermark: None,
             page: 1,
             metadata: Default::default(),
+            colour: Default::default(),
+            dpi: None,
         };
         let made = engines
             .images(ImageSource::Bytes(Arc::new(hero)), spec, Priority::Bulk)

@@ -46,6 +46,7 @@ impl<S: Store> Pipeline<S> {
             max_link_ttl_s: self.config.max_link_ttl_s,
             share_revoked,
             logo: self.known_logo(policy),
+            print_profiles: self.config.print_profiles.clone(),
         })
     }
 

@@ -128,6 +128,9 @@ pub struct PipelineConfig {
     /// Posters and proxies: FFmpeg in this process (the default), or in
     /// video engine processes (the `rendition` program's settings).
     pub video_engines: VideoEngines,
+    /// CMYK output profiles by name (settings `print_profiles`; default:
+    /// none).
+    pub print_profiles: crate::plan::PrintProfiles,
 }
 
 /// One render thread per core.
@@ -160,6 +163,7 @@ impl PipelineConfig {
             control: ControlPlane::default(),
             engines: None,
             video_engines,
+            print_profiles: Default::default(),
         }
     }
 }

@@ -35,6 +35,31 @@ pub struct Preset {
     /// principal's own profile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<crate::rendition::MetadataProfile>,
+    /// `srgb`, or `cmyk` through `print_profile` (JPEG and TIFF).
+    #[serde(default, skip_serializing_if = "PresetColour::is_srgb")]
+    pub colour: PresetColour,
+    /// The operator's print profile (settings `print_profiles`) a `cmyk`
+    /// preset separates with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub print_profile: Option<String>,
+    /// Pixels per inch recorded in the file (JPEG, PNG, TIFF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpi: Option<u16>,
+}
+
+/// A preset's colour output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresetColour {
+    #[default]
+    Srgb,
+    Cmyk,
+}
+
+impl PresetColour {
+    fn is_srgb(&self) -> bool {
+        *self == PresetColour::Srgb
+    }
 }
 
 /// A preset's size: a long edge, or a frame.
@@ -66,9 +91,18 @@ impl Preset {
         if self.format == Format::Mp4 {
             return Some("a preset makes images: `mp4` is not an image format".into());
         }
-        match self.quality {
-            Some(q) if !(1..=100).contains(&q) => Some(format!("quality {q} is not between 1 and 100")),
-            _ => None,
+        if let Some(q) = self.quality.filter(|q| !(1..=100).contains(q)) {
+            return Some(format!("quality {q} is not between 1 and 100"));
+        }
+        if let Some(dpi) = self.dpi.filter(|d| !(1..=10_000).contains(d)) {
+            return Some(format!("dpi {dpi} is not between 1 and 10000"));
+        }
+        match (self.colour, &self.print_profile, self.format) {
+            (PresetColour::Cmyk, None, _) => Some("a `cmyk` preset names its `print_profile`".into()),
+            (PresetColour::Cmyk, _, Format::Jpeg | Format::Tiff) => None,
+            (PresetColour::Cmyk, _, _) => Some("`cmyk` is written as `jpeg` or `tiff` only".into()),
+            (PresetColour::Srgb, Some(_), _) => Some("a `print_profile` is used with `colour: cmyk` only".into()),
+            (PresetColour::Srgb, None, _) => None,
         }
     }
 }
@@ -189,5 +223,22 @@ mod tests {
         assert!(preset("{ max_edge: 10, format: mp4 }").problem().is_some());
         assert!(preset("{ max_edge: 10, quality: 0 }").problem().is_some());
         assert!(serde_yaml::from_str::<Preset>("{ max_edge: 10, crop: yes }").is_err());
+        assert!(
+            preset("{ max_edge: 10, colour: cmyk, print_profile: fogra39, format: tiff, dpi: 300 }")
+                .problem()
+                .is_none()
+        );
+        assert!(
+            preset("{ max_edge: 10, colour: cmyk, format: tiff }")
+                .problem()
+                .is_some()
+        );
+        assert!(
+            preset("{ max_edge: 10, colour: cmyk, print_profile: fogra39, format: webp }")
+                .problem()
+                .is_some()
+        );
+        assert!(preset("{ max_edge: 10, print_profile: fogra39 }").problem().is_some());
+        assert!(preset("{ max_edge: 10, dpi: 0 }").problem().is_some());
     }
 }

@@ -1,23 +1,30 @@
 //! Encoding: JPEG with libjpeg-turbo, WebP with libwebp, PNG with `image`,
-//! AVIF with libaom (through libheif).
+//! AVIF with libaom (through libheif), TIFF with `tiff`; CMYK and the
+//! resolution for print in rendition/print.rs.
 //! Outputs carry the metadata their profile kept (rendition/metadata).
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, RgbImage};
 
 use super::metadata::{self, Embedded};
-use super::{OutputFormat, RenderError, heif};
+use super::spec::{Colour, Spec};
+use super::{OutputFormat, RenderError, heif, print};
 
 pub fn encode(
     image: &DynamicImage,
     format: OutputFormat,
-    quality: u8,
+    spec: &Spec,
     embedded: &Embedded,
 ) -> Result<Vec<u8>, RenderError> {
     let (w, h) = (image.width(), image.height());
+    let quality = spec.quality;
     let failed = |e: &dyn std::fmt::Display| RenderError::CorruptInput(format!("encode: {e}"));
-    match format {
-        OutputFormat::Jpeg | OutputFormat::Auto => {
+    let bytes = match (format, &spec.colour) {
+        (OutputFormat::Jpeg | OutputFormat::Auto, Colour::Cmyk(printer)) => {
+            let mut cmyk = print::separate(&flatten(image), &printer.icc)?;
+            metadata::into_jpeg(print::cmyk_jpeg(&mut cmyk, (w, h), quality, &printer.icc)?, embedded)
+        }
+        (OutputFormat::Jpeg | OutputFormat::Auto, Colour::Srgb) => {
             let rgb = flatten(image);
             let mut tj = turbojpeg::Compressor::new().map_err(|e| failed(&e))?;
             tj.set_quality(i32::from(quality)).map_err(|e| failed(&e))?;
@@ -30,67 +37,68 @@ pub fn encode(
                 format: turbojpeg::PixelFormat::RGB,
             };
             let jpeg = tj.compress_to_vec(pixels).map_err(|e| failed(&e))?;
-            Ok(metadata::into_jpeg(jpeg, embedded))
+            metadata::into_jpeg(jpeg, embedded)
         }
-        OutputFormat::Webp => {
+        (OutputFormat::Webp, _) => {
             let encoder = match image {
                 DynamicImage::ImageRgba8(i) => webp::Encoder::from_rgba(i.as_raw(), w, h),
                 _ => webp::Encoder::from_rgb(image.as_bytes(), w, h),
             };
             let webp = encoder.encode(f32::from(quality)).to_vec();
-            Ok(metadata::into_webp(webp, embedded, w, h, image.color().has_alpha()))
+            metadata::into_webp(webp, embedded, w, h, image.color().has_alpha())
         }
-        OutputFormat::Avif => match image {
-            DynamicImage::ImageRgb8(i) => heif::encode_avif(i.as_raw(), (w, h), false, quality, embedded),
-            DynamicImage::ImageRgba8(i) => heif::encode_avif(i.as_raw(), (w, h), true, quality, embedded),
-            other if other.color().has_alpha() => {
-                heif::encode_avif(other.to_rgba8().as_raw(), (w, h), true, quality, embedded)
-            }
-            other => heif::encode_avif(other.to_rgb8().as_raw(), (w, h), false, quality, embedded),
-        },
-        OutputFormat::Tiff => print_tiff(image, embedded).map_err(|e| failed(&e)),
-        OutputFormat::Png => {
+        (OutputFormat::Avif, _) => {
+            let alpha = image.color().has_alpha();
+            let pixels = match image {
+                DynamicImage::ImageRgb8(i) => std::borrow::Cow::Borrowed(i.as_raw()),
+                DynamicImage::ImageRgba8(i) => std::borrow::Cow::Borrowed(i.as_raw()),
+                other if alpha => std::borrow::Cow::Owned(other.to_rgba8().into_raw()),
+                other => std::borrow::Cow::Owned(other.to_rgb8().into_raw()),
+            };
+            heif::encode_avif(&pixels, (w, h), alpha, quality, embedded)?
+        }
+        (OutputFormat::Tiff, colour) => print_tiff(image, colour, spec.dpi, embedded)?,
+        (OutputFormat::Png, _) => {
             let mut out = Vec::new();
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
                 .write_image(image.as_bytes(), w, h, image.color().into())
                 .map_err(|e| failed(&e))?;
-            Ok(metadata::into_png(out, embedded))
+            metadata::into_png(out, embedded)
         }
-    }
+    };
+    Ok(match (format, spec.dpi) {
+        (OutputFormat::Jpeg | OutputFormat::Auto, Some(dpi)) => print::jpeg_density(bytes, dpi),
+        (OutputFormat::Png, Some(dpi)) => print::png_density(bytes, dpi),
+        _ => bytes,
+    })
 }
 
-/// A TIFF for print: Deflate with the horizontal predictor, 8-bit RGB (RGBA
-/// where there is alpha), the sRGB profile its pixels are in, 300 pixels
-/// per inch; the metadata as tags (IFD0 text, XMP, IPTC-IIM).
-fn print_tiff(image: &DynamicImage, embedded: &Embedded) -> Result<Vec<u8>, String> {
-    use tiff::encoder::compression::DeflateLevel;
-    use tiff::encoder::{Compression, Rational, TiffEncoder, colortype};
-    use tiff::tags::{Predictor, ResolutionUnit, Tag};
-    let icc = lcms2::Profile::new_srgb().icc().map_err(|e| e.to_string())?;
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut tiff = TiffEncoder::new(&mut out)
-        .map_err(|e| e.to_string())?
-        .with_compression(Compression::Deflate(DeflateLevel::Balanced))
-        .with_predictor(Predictor::Horizontal);
-    let (w, h) = (image.width(), image.height());
-    let ppi = Rational { n: 300, d: 1 };
-    macro_rules! write {
-        ($color:ty, $pixels:expr) => {{
-            let mut page = tiff.new_image::<$color>(w, h).map_err(|e| e.to_string())?;
-            page.resolution(ResolutionUnit::Inch, ppi);
-            page.encoder()
-                .write_tag(Tag::IccProfile, &icc[..])
-                .map_err(|e| e.to_string())?;
-            tiff_tags(page.encoder(), embedded).map_err(|e| e.to_string())?;
-            page.write_data($pixels).map_err(|e| e.to_string())
-        }};
+/// A TIFF for print: sRGB (its profile embedded) or CMYK (the printer's),
+/// at `dpi` or 300 pixels per inch.
+fn print_tiff(
+    image: &DynamicImage,
+    colour: &Colour,
+    dpi: Option<u16>,
+    embedded: &Embedded,
+) -> Result<Vec<u8>, RenderError> {
+    let failed = |e: String| RenderError::CorruptInput(format!("encode: {e}"));
+    let srgb = lcms2::Profile::new_srgb().icc().map_err(|e| failed(e.to_string()))?;
+    let (size, ppi) = ((image.width(), image.height()), dpi.unwrap_or(300));
+    let page = |pixels, icc| print::TiffPage { pixels, size, icc, ppi };
+    match colour {
+        Colour::Cmyk(printer) => {
+            let cmyk = print::separate(&flatten(image), &printer.icc)?;
+            print::tiff(&page(print::Pixels::Cmyk(&cmyk), &printer.icc), embedded).map_err(failed)
+        }
+        Colour::Srgb if image.color().has_alpha() => {
+            let rgba = image.to_rgba8();
+            print::tiff(&page(print::Pixels::Rgba(rgba.as_raw()), &srgb), embedded).map_err(failed)
+        }
+        Colour::Srgb => {
+            let rgb = flatten(image);
+            print::tiff(&page(print::Pixels::Rgb(rgb.as_raw()), &srgb), embedded).map_err(failed)
+        }
     }
-    if image.color().has_alpha() {
-        write!(colortype::RGBA8, image.to_rgba8().as_raw())?;
-    } else {
-        write!(colortype::RGB8, flatten(image).as_raw())?;
-    }
-    Ok(out.into_inner())
 }
 
 /// JPEG has no alpha: composite over white (one pass, no RGBA copy).
@@ -125,7 +133,7 @@ fn ascii(text: &str) -> String {
 
 /// The profile's fields as a TIFF's own tags: Artist, Copyright and
 /// ImageDescription in IFD0, the XMP packet (700) and IPTC-IIM (33723).
-fn tiff_tags<W: std::io::Write + std::io::Seek, K: tiff::encoder::TiffKind>(
+pub(super) fn tiff_tags<W: std::io::Write + std::io::Seek, K: tiff::encoder::TiffKind>(
     ifd: &mut tiff::encoder::DirectoryEncoder<'_, W, K>,
     embedded: &Embedded,
 ) -> tiff::TiffResult<()> {

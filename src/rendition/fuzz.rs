@@ -25,6 +25,8 @@ pub fn svg(bytes: &[u8]) {
         watermark: None,
         page: 1,
         metadata: Default::default(),
+        colour: Default::default(),
+        dpi: None,
     };
     let Ok(out) = super::render(bytes, &spec, &limits) else {
         return;

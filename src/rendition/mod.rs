@@ -45,6 +45,7 @@ mod magick;
 pub mod metadata;
 mod pdf;
 mod png_file;
+pub mod print;
 pub mod probe;
 mod psd;
 mod raw;
@@ -63,7 +64,10 @@ pub use child::harden_worker;
 pub(crate) use child::{kill_group, sandbox_id};
 pub use error::RenderError;
 pub use input::Input;
-pub use spec::{Fit, Frame, Logo, MetadataProfile, MetadataSpec, OutputFormat, Position, Size, Spec, WatermarkSpec};
+pub use spec::{
+    Colour, Fit, Frame, Logo, MetadataProfile, MetadataSpec, OutputFormat, Position, PrintProfile, Size, Spec,
+    WatermarkSpec,
+};
 
 /// Caps checked from the header, before any pixel is allocated.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -223,7 +227,7 @@ pub fn render_picture(
             if let Some(stamp) = stamp {
                 watermark::apply(out.to_mut(), stamp);
             }
-            let bytes = encode::encode(&out, format, spec.quality, &embedded)?;
+            let bytes = encode::encode(&out, format, spec, &embedded)?;
             Ok(Rendered {
                 size,
                 bytes,

@@ -160,6 +160,34 @@ impl Logo {
     }
 }
 
+/// How an output's colours are written.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Colour {
+    /// sRGB (the engine's working space), its profile embedded in TIFF.
+    #[default]
+    Srgb,
+    /// Separated to CMYK through a printer's ICC profile (JPEG and TIFF),
+    /// the profile embedded.
+    Cmyk(PrintProfile),
+}
+
+/// An operator's output profile for print (docs/metadata.md#print): a
+/// name the policy's presets use and the ICC bytes, crossing to an engine
+/// as hex.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PrintProfile {
+    pub name: String,
+    #[serde(with = "hex::serde")]
+    pub icc: Vec<u8>,
+}
+
+impl PrintProfile {
+    /// What names its bytes in content addresses.
+    pub fn identity(&self) -> String {
+        format!("{}:{}", self.name, hex::encode(&Sha256::digest(&self.icc)[..8]))
+    }
+}
+
 /// The watermark to burn in: final text, opacity, place and logo.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WatermarkSpec {
@@ -191,6 +219,13 @@ pub struct Spec {
     pub page: u32,
     /// The metadata the outputs carry (docs/metadata.md).
     pub metadata: MetadataSpec,
+    /// sRGB, or CMYK for print.
+    #[serde(default)]
+    pub colour: Colour,
+    /// Pixels per inch recorded in the file (JPEG, PNG, TIFF); `None`:
+    /// none (TIFF: 300).
+    #[serde(default)]
+    pub dpi: Option<u16>,
 }
 
 impl Spec {
@@ -206,6 +241,12 @@ impl Spec {
             md.profile.name(),
             md.usage_terms
         );
+        if let Colour::Cmyk(profile) = &self.colour {
+            line.push_str(&format!("|cmyk:{}", profile.identity()));
+        }
+        if let Some(dpi) = self.dpi {
+            line.push_str(&format!("|dpi{dpi}"));
+        }
         // Page 1 keeps the addresses renditions had before pages were asked.
         if self.page != 1 {
             line.push_str(&format!("|p{}", self.page));

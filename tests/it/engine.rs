@@ -24,6 +24,8 @@ pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<Position>) -
         }),
         page: 1,
         metadata: Default::default(),
+        colour: Default::default(),
+        dpi: None,
     }
 }
 

@@ -30,6 +30,8 @@ fn spec() -> Spec {
         watermark: None,
         page: 1,
         metadata: Default::default(),
+        colour: Default::default(),
+        dpi: None,
     }
 }
 

@@ -25,6 +25,7 @@ mod imports;
 mod memory;
 mod metadata;
 mod pipeline;
+mod print;
 mod properties;
 mod scenarios;
 mod schema;

@@ -179,6 +179,8 @@ fn png_and_tiff_shrunk_as_they_are_read_match_a_full_decode() {
             watermark: None,
             page: 1,
             metadata: Default::default(),
+            colour: Default::default(),
+            dpi: None,
         };
         let out = render_file(&path, &spec, &EngineLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for (rendered, size) in out.iter().zip(&spec.sizes) {
@@ -205,6 +207,8 @@ fn hostile_streamed_sources_fail_with_stable_codes() {
         watermark: None,
         page: 1,
         metadata: Default::default(),
+        colour: Default::default(),
+        dpi: None,
     };
     let rgb = DynamicImage::ImageRgb8(picture(600, 400));
     let tiles = tiled_tiff(&picture(600, 400), 64, None);
@@ -387,6 +391,8 @@ fn grey_and_small_images_still_render_from_files() {
         watermark: None,
         page: 1,
         metadata: Default::default(),
+        colour: Default::default(),
+        dpi: None,
     };
     let out = render_file(&path, &spec, &EngineLimits::default()).unwrap();
     assert!(out.iter().all(|o| (o.width, o.height) == (300, 200)));
@@ -460,6 +466,8 @@ fn jpeg_files_render_as_jpeg_bytes_do() {
             watermark: None,
             page: 1,
             metadata: Default::default(),
+            colour: Default::default(),
+            dpi: None,
         };
         let from_file = render_file(&path, &spec, &EngineLimits::default()).unwrap();
         let bytes = std::fs::read(&path).unwrap();

@@ -116,6 +116,7 @@ fn engine_rate(policy: &Policy, jobs: &[Job], sources: &[(String, Arc<Vec<u8>>)]
         max_link_ttl_s: MAX_LINK_TTL_S,
         share_revoked: false,
         logo: LogoFact::None,
+        print_profiles: Default::default(),
     };
     let work: Vec<(Spec, &Arc<Vec<u8>>)> = jobs
         .iter()

@@ -72,6 +72,8 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
         }),
         page: args.page,
         metadata: Default::default(),
+        colour: Default::default(),
+        dpi: None,
     };
     // From the file: PNG and TIFF are read a strip at a time, never whole.
     // The stable code first, so scripts (scripts/corpus) can count failures.

@@ -1,9 +1,6 @@
-//! The fields the `rights` and `public` profiles write, gathered from a
-//! source's XMP, then its IPTC-IIM, then its EXIF: XMP is where DAMs and
-//! Lightroom keep the current values (IPTC's own guidance), IIM and EXIF
-//! fill what it lacks.
-
-use super::{Metadata, exif_block, iim, xmp};
+//! The fields the `rights` and `public` profiles write (gathered by
+//! [`super::Fields::read`]), a leaf the readers and writers of each
+//! standard share.
 
 /// The rights and description fields (IPTC Photo Metadata names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,15 +28,8 @@ pub struct Fields {
 }
 
 impl Fields {
-    pub fn read(source: &Metadata) -> Fields {
-        let from_xmp = source.xmp.as_deref().map(xmp::read).unwrap_or_default();
-        let from_iim = source.iim.as_deref().map(iim::read).unwrap_or_default();
-        let from_exif = source.exif.as_deref().map(exif_block::read).unwrap_or_default();
-        from_xmp.or(from_iim).or(from_exif)
-    }
-
     /// Each field this one lacks, taken from `other`.
-    fn or(self, other: Fields) -> Fields {
+    pub(super) fn or(self, other: Fields) -> Fields {
         let list = |a: Vec<String>, b: Vec<String>| if a.is_empty() { b } else { a };
         Fields {
             creators: list(self.creators, other.creators),

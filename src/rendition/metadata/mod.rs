@@ -108,6 +108,18 @@ pub struct Embedded {
     pub fields: Fields,
 }
 
+impl Fields {
+    /// The fields of a source's XMP, then its IPTC-IIM, then its EXIF: XMP
+    /// is where DAMs and Lightroom keep the current values (IPTC's own
+    /// guidance), IIM and EXIF fill what it lacks.
+    pub fn read(source: &Metadata) -> Fields {
+        let from_xmp = source.xmp.as_deref().map(xmp::read).unwrap_or_default();
+        let from_iim = source.iim.as_deref().map(iim::read).unwrap_or_default();
+        let from_exif = source.exif.as_deref().map(exif_block::read).unwrap_or_default();
+        from_xmp.or(from_iim).or(from_exif)
+    }
+}
+
 /// The source's metadata held to `spec`'s profile.
 pub fn embed(source: &Metadata, spec: &MetadataSpec) -> Embedded {
     if spec.profile == Profile::None {

@@ -153,6 +153,9 @@ pub(super) fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
                     format: Default::default(),
                     quality: None,
                     metadata: None,
+                    colour: Default::default(),
+                    print_profile: None,
+                    dpi: None,
                 };
                 doc.presets = [
                     ("p0", preset(Some(edge), None)),
