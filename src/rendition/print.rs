@@ -155,7 +155,7 @@ pub(super) fn tiff(page: &TiffPage<'_>, embedded: &Embedded) -> Result<Vec<u8>, 
                 .encoder()
                 .write_tag(Tag::IccProfile, page.icc)
                 .map_err(|e| e.to_string())?;
-            super::encode::tiff_tags(image.encoder(), embedded).map_err(|e| e.to_string())?;
+            tiff_tags(image.encoder(), embedded).map_err(|e| e.to_string())?;
             image.write_data($pixels).map_err(|e| e.to_string())
         }};
     }
@@ -165,4 +165,42 @@ pub(super) fn tiff(page: &TiffPage<'_>, embedded: &Embedded) -> Result<Vec<u8>, 
         Pixels::Cmyk(p) => write!(colortype::CMYK8, p)?,
     }
     Ok(out.into_inner())
+}
+
+/// TIFF's text tags are ASCII: `©` is spelt `(C)`, other letters beyond
+/// ASCII become `?` (the XMP packet beside them keeps the text as written).
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '©' => "(C)".to_string(),
+            c if c.is_ascii() && c != '\0' => c.to_string(),
+            _ => "?".to_string(),
+        })
+        .collect()
+}
+
+/// The profile's fields as a TIFF's own tags: Artist, Copyright and
+/// ImageDescription in IFD0, the XMP packet (700) and IPTC-IIM (33723).
+fn tiff_tags<W: std::io::Write + std::io::Seek, K: tiff::encoder::TiffKind>(
+    ifd: &mut tiff::encoder::DirectoryEncoder<'_, W, K>,
+    embedded: &Embedded,
+) -> tiff::TiffResult<()> {
+    use tiff::tags::Tag;
+    let fields = &embedded.fields;
+    for (tag, value) in [
+        (Tag::Artist, fields.artist()),
+        (Tag::Copyright, fields.copyright.clone()),
+        (Tag::ImageDescription, fields.description.clone()),
+    ] {
+        if let Some(text) = value {
+            ifd.write_tag(tag, ascii(&text).as_str())?;
+        }
+    }
+    if let Some(xmp) = &embedded.xmp {
+        ifd.write_tag(Tag::Unknown(700), &xmp[..])?;
+    }
+    if let Some(iim) = &embedded.iim {
+        ifd.write_tag(Tag::Unknown(33723), &iim[..])?;
+    }
+    Ok(())
 }

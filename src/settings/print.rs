@@ -1,5 +1,5 @@
 //! `print_profiles` (`RENDITION_PRINT_PROFILES`): the CMYK output profiles
-//! presets separate with, `NAME=PATH,…` (docs/operating.md#settings). Each
+//! presets separate with, `NAME=PATH,…` (docs/operating.md#configuration). Each
 //! is read and checked once, at start: a file that is missing, larger than
 //! 8 MiB or not a CMYK profile Little CMS reads stops the program, not a
 //! job.

@@ -142,13 +142,17 @@ pub struct BenchArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 1)]
     repeat: u32,
+    /// Only one part: `crop` (cover crops) or `print` (metadata profiles
+    /// and CMYK).
+    #[arg(long, value_parser = ["crop", "print"])]
+    only: Option<String>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    bench(&args.images, &args.out, args.repeat)
+    bench(&args.images, &args.out, args.repeat, args.only.as_deref())
 }
 
-fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
+fn bench(images: &Path, out: &Path, repeat: u32, only: Option<&str>) -> anyhow::Result<()> {
     let mut photos: Vec<PathBuf> = std::fs::read_dir(images)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
@@ -178,6 +182,11 @@ fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
             p.file_name().unwrap().to_string_lossy(),
             f64::from(w * h) / 1e6
         );
+    }
+    match only {
+        Some("crop") => return crate::bench_crop::run(&tools, &photos, repeat),
+        Some("print") => return crate::bench_print::run(&tools, &photos, repeat),
+        _ => {}
     }
     for size in [2048u32, 1024] {
         let (mut ours, mut vips, mut magick) = (Tally::default(), Tally::default(), Tally::default());
@@ -227,6 +236,7 @@ fn bench(images: &Path, out: &Path, repeat: u32) -> anyhow::Result<()> {
         None,
     );
     crate::bench_crop::run(&tools, &photos, repeat)?;
+    crate::bench_print::run(&tools, &photos, repeat)?;
     crate::bench_batch::run(&tools, &photos)?;
     crate::bench_big::run(&tools, &photos)
 }

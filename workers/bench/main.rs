@@ -7,6 +7,7 @@ mod bench_big;
 mod bench_cmd;
 mod bench_crop;
 mod bench_master;
+mod bench_print;
 mod bench_video_cmd;
 mod chaos_cmd;
 #[path = "../common.rs"]

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use rendition::error::Coded;
 use rendition::rendition::{
-    EngineLimits, Fit, Frame, Logo, OutputFormat, Position, Size, Spec, WatermarkSpec, render_file,
+    Colour, EngineLimits, Fit, Frame, Logo, MetadataProfile, MetadataSpec, OutputFormat, Position, PrintProfile, Size,
+    Spec, WatermarkSpec, render_file,
 };
 
 use crate::common::sized;
@@ -38,6 +39,15 @@ pub struct ThumbnailArgs {
     /// The page of a PDF or a multipage TIFF, from 1.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     page: u32,
+    /// The metadata kept (docs/metadata.md).
+    #[arg(long, value_parser = ["none", "rights", "public", "all"], default_value = "rights")]
+    metadata: String,
+    /// Separate to CMYK through this ICC output profile (JPEG and TIFF).
+    #[arg(long)]
+    cmyk: Option<PathBuf>,
+    /// Pixels per inch recorded in the file (JPEG, PNG, TIFF).
+    #[arg(long)]
+    dpi: Option<u16>,
 }
 
 /// Writes `OUTPUT` for one size, or `OUTPUT-<size>.<ext>` for several.
@@ -71,9 +81,23 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
             logo,
         }),
         page: args.page,
-        metadata: Default::default(),
-        colour: Default::default(),
-        dpi: None,
+        metadata: MetadataSpec {
+            profile: match args.metadata.as_str() {
+                "none" => MetadataProfile::None,
+                "public" => MetadataProfile::Public,
+                "all" => MetadataProfile::All,
+                _ => MetadataProfile::Rights,
+            },
+            usage_terms: None,
+        },
+        colour: match &args.cmyk {
+            Some(path) => Colour::Cmyk(PrintProfile {
+                name: path.display().to_string(),
+                icc: std::fs::read(path).with_context(|| path.display().to_string())?,
+            }),
+            None => Colour::Srgb,
+        },
+        dpi: args.dpi,
     };
     // From the file: PNG and TIFF are read a strip at a time, never whole.
     // The stable code first, so scripts (scripts/corpus) can count failures.
