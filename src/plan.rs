@@ -90,6 +90,9 @@ pub enum Make {
     Images(Spec),
     /// A frame of a video, then the image rules.
     Poster(Spec),
+    /// A sheet of a video's frames (then the image rules) and its WebVTT
+    /// index.
+    Storyboard(Spec),
     /// A video proxy.
     Proxy(ProxySpec),
     /// Allowed, but cannot be made: the job fails with this error.
@@ -182,6 +185,7 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, facts: &Facts, 
     match (job.asset.media, &job.request.rendition) {
         (Media::Image, _) | (Media::Other, Rendition::Poster) => spec(watermark).map_or_else(Make::Fail, Make::Images),
         (Media::Video, Rendition::Poster) => spec(watermark).map_or_else(Make::Fail, Make::Poster),
+        (Media::Video, Rendition::Storyboard) => spec(watermark).map_or_else(Make::Fail, Make::Storyboard),
         (Media::Video, _) => Make::Proxy(ProxySpec {
             max_height: match decision.targets.first() {
                 Some(Target::MaxHeight(n)) => Some(*n),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::wire::{Answer, PROXY_OUTPUT, Request, VIDEO_SOURCE};
 use super::{Session, logo_file, unexpected};
 use crate::rendition::{EngineLimits, RenderError, Rendered, Spec, sandbox_id};
-use crate::video::{Progress, ProxySpec, VideoLimits};
+use crate::video::{Progress, ProxySpec, Sheet, VideoLimits};
 
 /// A proxy as the engine made it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,6 +47,45 @@ impl Session {
         let made = self
             .ask(&request, &fds, "poster", deadline(video), &mut |_| {})
             .and_then(|answered| self.outputs(answered, spec, u32::MAX, memory));
+        self.clear();
+        made
+    }
+
+    /// A storyboard's sheet of the video at `source` in every size of
+    /// `spec`, and the duration its tiles share, under `memory` bytes.
+    pub fn storyboard(
+        &mut self,
+        source: &Path,
+        (spec, sheet): (&Spec, Sheet),
+        (limits, video): (&EngineLimits, &VideoLimits),
+        memory: u64,
+    ) -> Result<(Vec<Rendered>, f64), RenderError> {
+        self.placed(source)?;
+        let (logo, logo_file) = logo_file(spec.watermark.as_ref())?;
+        let request = Request::Storyboard {
+            spec: spec.clone(),
+            sheet,
+            limits: *limits,
+            video: *video,
+            memory,
+            logo,
+        };
+        let fds: Vec<_> = logo_file.iter().map(|f| f.as_fd()).collect();
+        let made = self
+            .ask(&request, &fds, "storyboard", deadline(video), &mut |_| {})
+            .and_then(|(answer, files)| match answer {
+                // A duration past what the limits admit is a lie.
+                Answer::Storyboard { outputs, duration_s }
+                    if duration_s.is_finite() && (0.0..=video.max_duration_s).contains(&duration_s) =>
+                {
+                    let rendered = self.outputs((Answer::Rendered(outputs), files), spec, u32::MAX, memory)?;
+                    Ok((rendered, duration_s))
+                }
+                other => {
+                    self.discard = true;
+                    Err(unexpected(other))
+                }
+            });
         self.clear();
         made
     }

@@ -49,6 +49,30 @@ pub fn answer(
             });
             rendered_reply(made)
         }
+        Request::Storyboard {
+            mut spec,
+            sheet,
+            limits,
+            video,
+            memory,
+            logo,
+        } => {
+            let mut duration_s = 0.0;
+            let made = attach_logo(spec.watermark.as_mut(), logo.zip(fds.next())).and_then(|()| {
+                confinement.within_cpu(memory, cpu_seconds(&video), || {
+                    caught(|| {
+                        let board = video::storyboard(&source, sheet, &video).map_err(refusal)?;
+                        duration_s = board.duration_s;
+                        let picture = Picture::new(image::DynamicImage::ImageRgb8(board.image));
+                        rendition::render_picture(&picture, &spec, &limits)
+                    })
+                })
+            });
+            match rendered_reply(made) {
+                (Answer::Rendered(outputs), file) => (Answer::Storyboard { outputs, duration_s }, file),
+                refused => refused,
+            }
+        }
         Request::Proxy {
             mut spec,
             video,

@@ -58,6 +58,17 @@ pub enum Request {
         memory: u64,
         logo: Option<(u32, u32)>,
     },
+    /// A storyboard: a sheet of frames of the video at [`VIDEO_SOURCE`],
+    /// then every size of `spec`, under `memory` bytes; a logo as for
+    /// `Render`. Answered `Storyboard`.
+    Storyboard {
+        spec: Spec,
+        sheet: crate::video::Sheet,
+        limits: EngineLimits,
+        video: VideoLimits,
+        memory: u64,
+        logo: Option<(u32, u32)>,
+    },
     /// A proxy of the video at [`VIDEO_SOURCE`], written to
     /// [`PROXY_OUTPUT`] beside it, under `memory` bytes; `Progress`
     /// answers come before the last one.
@@ -78,6 +89,12 @@ pub enum Answer {
     Probed(Header),
     /// The outputs, their bytes one after another in the file sent beside.
     Rendered(Vec<Output>),
+    /// A storyboard's sheet, as `Rendered`, and the duration its tiles
+    /// share.
+    Storyboard {
+        outputs: Vec<Output>,
+        duration_s: f64,
+    },
     /// A proxy's progress so far (any number, before its last answer).
     Progress(Progress),
     /// The proxy is written: its frame size and frames.

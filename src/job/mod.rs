@@ -324,7 +324,7 @@ fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
         (Rendition::Original | Rendition::Proxy, _) => Ok(()),
         (Rendition::MaxEdge(n), Media::Image) => size(*n),
         (Rendition::MaxHeight(n), Media::Video) => size(*n),
-        (Rendition::Poster, Media::Video | Media::Other) => Ok(()),
+        (Rendition::Poster, Media::Video | Media::Other) | (Rendition::Storyboard, Media::Video) => Ok(()),
         (Rendition::Set(sizes), Media::Image) => {
             if sizes.is_empty() || sizes.len() > MAX_SET_SIZES {
                 return Err(JobError::at(field, format!("a set holds 1 to {MAX_SET_SIZES} sizes")));
@@ -340,6 +340,7 @@ fn check_rendition(media: Media, request: &Request) -> Result<(), JobError> {
             field,
             "poster is for video and other media (a document's page)",
         )),
+        (Rendition::Storyboard, _) => Err(JobError::at(field, "storyboard is for video")),
     }
 }
 

@@ -12,6 +12,9 @@ pub enum Rendition {
     Proxy,
     /// A still from a video.
     Poster,
+    /// A sheet of stills from a video and its WebVTT index, for scrubbing
+    /// (docs/contract.md#storyboards); decided as a poster is.
+    Storyboard,
     /// An image whose long edge is at most N px.
     MaxEdge(u32),
     /// A video at most N px high.
@@ -23,12 +26,18 @@ pub enum Rendition {
 }
 
 impl Rendition {
+    /// A poster or a storyboard: stills of a video, under the image rules.
+    pub fn is_still(&self) -> bool {
+        matches!(self, Rendition::Poster | Rendition::Storyboard)
+    }
+
     /// How the request reads in a reason.
     pub fn describe(&self) -> String {
         match self {
             Rendition::Original => "the original".into(),
             Rendition::Proxy => "a proxy".into(),
             Rendition::Poster => "a poster".into(),
+            Rendition::Storyboard => "a storyboard".into(),
             Rendition::MaxEdge(n) => format!("{n} px"),
             Rendition::MaxHeight(n) => format!("{n} px high"),
             Rendition::Set(sizes) => format!("the set {sizes:?}"),
@@ -98,6 +107,7 @@ mod tests {
         let r = |j: &str| serde_json::from_str::<Rendition>(j).unwrap();
         assert_eq!(r(r#""original""#), Rendition::Original);
         assert_eq!(r(r#""poster""#), Rendition::Poster);
+        assert_eq!(r(r#""storyboard""#), Rendition::Storyboard);
         assert_eq!(r(r#"{"max_edge":1024}"#), Rendition::MaxEdge(1024));
         assert_eq!(r(r#"{"max_height":540}"#), Rendition::MaxHeight(540));
         assert_eq!(r(r#"{"set":[2048,320]}"#), Rendition::Set(vec![2048, 320]));

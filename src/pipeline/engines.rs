@@ -18,7 +18,7 @@ use crate::rendition::probe::Header;
 use crate::rendition::{self, EngineLimits, Input, Logo, OutputFormat, RenderError, Size, Spec, decode::Picture};
 use crate::result::JobProgress;
 use crate::storage::RenditionMeta;
-use crate::video::{self, ProxySpec, VideoError, VideoLimits};
+use crate::video::{self, ProxySpec, Sheet, VideoError, VideoLimits};
 
 /// Sources that start so make the image engine panic (unit tests only).
 #[cfg(test)]
@@ -307,6 +307,51 @@ impl Engines {
         .await
     }
 
+    /// A storyboard's sheet of the video at `input` in every size of
+    /// `spec`, and the duration its tiles share.
+    pub(super) async fn storyboard(
+        &self,
+        (input, keep): (PathBuf, Keep),
+        (spec, sheet): (Spec, Sheet),
+        priority: Priority,
+    ) -> Result<(Vec<Made>, f64), PipelineError> {
+        self.count();
+        let (video_limits, limits) = (self.video_limits, self.limits);
+        let room = Arc::new(self.budget.reserve(POSTER_MEMORY).await?);
+        let engines = match &self.video_work {
+            VideoWork::Here(ffmpeg) => {
+                let storyboard = ffmpeg.storyboard;
+                return on_pool(&self.video, priority, move || {
+                    let _hold = (keep, room);
+                    let board = storyboard(&input, sheet, &video_limits)?;
+                    let picture = Picture::new(image::DynamicImage::ImageRgb8(board.image));
+                    let rendered = rendition::render_picture(&picture, &spec, &limits)?;
+                    Ok((rendered.into_iter().map(made).collect(), board.duration_s))
+                })
+                .await;
+            }
+            VideoWork::Processes(engines) => engines,
+        };
+        let spec = Arc::new(spec);
+        once_more_on_crash(|| {
+            let (engines, input, spec, hold) = (
+                engines.clone(),
+                input.clone(),
+                spec.clone(),
+                (keep.clone(), room.clone()),
+            );
+            on_pool(&self.video, priority, move || {
+                let _hold = hold;
+                let (rendered, duration) =
+                    engines
+                        .session()?
+                        .storyboard(&input, (&spec, sheet), (&limits, &video_limits), POSTER_MEMORY)?;
+                Ok((rendered.into_iter().map(made).collect(), duration))
+            })
+        })
+        .await
+    }
+
     /// A watermarked H.264/AAC proxy of the file at `input`, written to
     /// `output`, reporting progress to `sink`.
     pub(super) async fn proxy(
@@ -443,7 +488,7 @@ fn made(r: rendition::Rendered) -> Made {
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(super) fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 

@@ -16,6 +16,7 @@ mod publish;
 mod recent;
 mod sources;
 mod staging;
+mod storyboard;
 
 use std::sync::Arc;
 
@@ -385,6 +386,7 @@ impl<S: Store> Pipeline<S> {
             Make::Original => self.original(&plan).await,
             Make::Images(spec) => self.images(&plan, spec).await,
             Make::Poster(spec) => self.poster(&plan, spec).await,
+            Make::Storyboard(spec) => self.storyboard(&plan, spec).await,
             Make::Proxy(spec) => self.proxy(&plan, spec, progress).await,
         };
         let mut records = match made {
@@ -673,6 +675,11 @@ impl<S: Store> Pipeline<S> {
 }
 
 /// The part of `spec` not `found` in the store; `None` when all was found.
+/// Every size as not found: made again, whatever was found.
+fn missing_all(found: &[Option<(String, RenditionMeta)>]) -> Vec<Option<(String, RenditionMeta)>> {
+    found.iter().map(|_| None).collect()
+}
+
 fn missing(spec: &Spec, found: &[Option<(String, RenditionMeta)>]) -> Option<Spec> {
     let sizes: Vec<_> = spec
         .sizes

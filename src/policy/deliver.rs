@@ -37,9 +37,10 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         adm.proxy_only = Some("a proxy was asked for".into());
     }
     let bounds = bounds(policy, &adm);
-    // A poster shows the video (or the document's page): it needs the
-    // rights to the asset's own file type, then obeys the image limits.
-    if q.request.rendition == Rendition::Poster
+    // A poster (a storyboard) shows the video (or the document's page): it
+    // needs the rights to the asset's own file type, then obeys the image
+    // limits.
+    if q.request.rendition.is_still()
         && let (Limit::None, Some(b)) = tightest(&bounds, q.asset.media)
     {
         return deny_nothing(policy, b, q.asset.media);
@@ -322,7 +323,7 @@ fn targets(q: &Query, limit: Limit, reencode: bool, preset: Option<PresetSize>) 
     match &q.request.rendition {
         Rendition::Original => (vec![whole], matches!(limit, Limit::Px(_))),
         Rendition::Proxy => (vec![whole], false),
-        Rendition::Poster => (
+        Rendition::Poster | Rendition::Storyboard => (
             vec![match limit {
                 Limit::Px(max) => Target::MaxEdge(max),
                 _ => Target::Full,

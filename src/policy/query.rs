@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::job::{Asset, Job, Media, Principal, Purpose, Rendition, Request};
+use crate::job::{Asset, Job, Media, Principal, Purpose, Request};
 
 /// One question to the resolver.
 #[derive(Debug, Clone, Copy)]
@@ -28,9 +28,10 @@ impl<'a> Query<'a> {
         }
     }
 
-    /// The file type whose limits apply: a poster is an image.
+    /// The file type whose limits apply: a poster (or a storyboard) is an
+    /// image.
     pub fn limit_media(&self) -> Media {
-        if self.request.rendition == Rendition::Poster {
+        if self.request.rendition.is_still() {
             Media::Image
         } else {
             self.asset.media

@@ -7,7 +7,8 @@
 //! - [`probe`]: what the source is; every limit checked before decoding.
 //! - [`graph`]: the filter graphs (upright, scaled, yuv420p; audio to AAC's format).
 //! - [`overlay`]: the watermark drawn once per job, blended into each frame.
-//! - [`transcode`]: the proxy MP4; [`poster`]: the still.
+//! - [`transcode`]: the proxy MP4; [`poster`]: the still; [`storyboard`]:
+//!   a sheet of stills for scrubbing.
 
 pub mod error;
 mod graph;
@@ -15,6 +16,7 @@ pub mod input;
 pub mod overlay;
 pub mod poster;
 pub mod probe;
+pub mod storyboard;
 pub mod transcode;
 
 use std::sync::Once;
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 pub use error::VideoError;
 pub use poster::poster;
+pub use storyboard::{Sheet, Storyboard, storyboard};
 pub use transcode::{ProxySpec, Transcoded, transcode};
 
 /// The stack of each video pool thread, where FFmpeg demuxes, filters and
@@ -80,6 +83,7 @@ pub struct Progress {
 #[derive(Clone, Copy)]
 pub struct InProcess {
     pub poster: fn(&std::path::Path, Option<f64>, &VideoLimits) -> Result<image::RgbImage, VideoError>,
+    pub storyboard: fn(&std::path::Path, Sheet, &VideoLimits) -> Result<Storyboard, VideoError>,
     pub transcode: Transcode,
 }
 
@@ -93,7 +97,11 @@ pub type Transcode = fn(
 ) -> Result<Transcoded, VideoError>;
 
 impl InProcess {
-    pub const FFMPEG: InProcess = InProcess { poster, transcode };
+    pub const FFMPEG: InProcess = InProcess {
+        poster,
+        storyboard,
+        transcode,
+    };
 }
 
 impl std::fmt::Debug for InProcess {

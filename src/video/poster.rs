@@ -16,80 +16,110 @@ const BLACK_SKIP_FRAMES: usize = 60;
 
 /// The still at `at_s` seconds (default: 10 % of the duration).
 pub fn poster(input: &Path, at_s: Option<f64>, limits: &VideoLimits) -> Result<RgbImage, VideoError> {
-    let deadline = Deadline::after(limits.deadline);
-    let (mut ictx, source) = probe::open(input, limits, deadline)?;
-    let target = at_s
-        .unwrap_or(source.duration_s * 0.1)
-        .clamp(0.0, (source.duration_s - 0.05).max(0.0));
-    let micros = (target * 1e6) as i64;
-    if micros > 0 {
-        // A failed seek only means decoding from the start.
-        let _ = ictx.seek(micros, ..micros);
+    let mut stills = Stills::open(input, limits, None)?;
+    let duration = stills.source.duration_s;
+    let target = at_s.unwrap_or(duration * 0.1).clamp(0.0, (duration - 0.05).max(0.0));
+    let mut picker = Picker::default();
+    stills
+        .at(target, &mut |image| picker.offer(image))?
+        .map_or_else(|| picker.fallback.take().ok_or_else(|| no_frame(target)), Ok)
+}
+
+pub(super) fn no_frame(target: f64) -> VideoError {
+    VideoError::Corrupt(format!("no frame could be decoded at or after {target:.2} s"))
+}
+
+/// Frames of one source, upright in RGB at one size, taken at times in
+/// increasing order: each a seek to the keyframe before it, then decoding
+/// up to it (the source is read, never held).
+pub(super) struct Stills {
+    ictx: ffmpeg_next::format::context::Input,
+    pub(super) source: Source,
+    decoder: ffmpeg_next::decoder::Video,
+    graph: ffmpeg_next::filter::Graph,
+    deadline: Deadline,
+}
+
+impl Stills {
+    /// The source at `input`, its frames scaled to `size` (default: its
+    /// own upright size).
+    pub(super) fn open(input: &Path, limits: &VideoLimits, size: Option<(u32, u32)>) -> Result<Stills, VideoError> {
+        let deadline = Deadline::after(limits.deadline);
+        let (ictx, source) = probe::open(input, limits, deadline)?;
+        let stream = ictx.stream(source.video_stream).expect("probe found it");
+        let context = ffmpeg_next::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(VideoError::corrupt("stream parameters"))?;
+        let decoder = context
+            .decoder()
+            .video()
+            .map_err(VideoError::corrupt("video decoder"))?;
+        let graph = graph::video(&decoder, &source, size.unwrap_or(source.upright()), "rgb24")?;
+        Ok(Stills {
+            ictx,
+            source,
+            decoder,
+            graph,
+            deadline,
+        })
     }
-    let stream = ictx.stream(source.video_stream).expect("probe found it");
-    let context = ffmpeg_next::codec::context::Context::from_parameters(stream.parameters())
-        .map_err(VideoError::corrupt("stream parameters"))?;
-    let mut decoder = context
-        .decoder()
-        .video()
-        .map_err(VideoError::corrupt("video decoder"))?;
-    let mut graph = graph::video(&decoder, &source, source.upright(), "rgb24")?;
-    let mut picker = Picker::new(target, &source);
-    let mut decoded = frame::Video::empty();
-    let mut rgb = frame::Video::empty();
-    let mut ended = false;
-    while !ended {
-        deadline.check()?;
-        // A fresh packet each time: a reused one leaks (see transcode).
-        let mut packet = Packet::empty();
-        match packet.read(&mut ictx) {
-            Ok(()) if packet.stream() != source.video_stream => continue,
-            Ok(()) => decoder.send_packet(&packet),
-            Err(ffmpeg_next::Error::Eof) => {
-                ended = true;
-                decoder.send_eof()
-            }
-            Err(e) => return Err(VideoError::Corrupt(format!("reading the source: {e}"))),
+
+    /// Frames from `target` on, offered to `take` until it keeps one;
+    /// `None` when the stream ends first.
+    pub(super) fn at(
+        &mut self,
+        target: f64,
+        take: &mut dyn FnMut(RgbImage) -> Option<RgbImage>,
+    ) -> Result<Option<RgbImage>, VideoError> {
+        let micros = (target * 1e6) as i64;
+        if micros > 0 {
+            // A failed seek only means decoding from the start.
+            let _ = self.ictx.seek(micros, ..micros);
         }
-        .map_err(VideoError::corrupt("decoding video"))?;
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            let at = decoded.timestamp().unwrap_or(0) as f64 * f64::from(source.time_base);
-            if at < picker.target {
-                continue;
+        self.decoder.flush();
+        let early = target - 0.5 / f64::from(self.source.frame_rate).max(1.0);
+        let (mut decoded, mut rgb) = (frame::Video::empty(), frame::Video::empty());
+        let mut ended = false;
+        while !ended {
+            self.deadline.check()?;
+            // A fresh packet each time: a reused one leaks (see transcode).
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.ictx) {
+                Ok(()) if packet.stream() != self.source.video_stream => continue,
+                Ok(()) => self.decoder.send_packet(&packet),
+                Err(ffmpeg_next::Error::Eof) => {
+                    ended = true;
+                    self.decoder.send_eof()
+                }
+                Err(e) => return Err(VideoError::Corrupt(format!("reading the source: {e}"))),
             }
-            let pts = decoded.timestamp();
-            decoded.set_pts(pts);
-            graph::push(&mut graph, &decoded)?;
-            while graph::pull(&mut graph, &mut rgb) {
-                if let Some(done) = picker.offer(to_image(&rgb)) {
-                    return Ok(done);
+            .map_err(VideoError::corrupt("decoding video"))?;
+            while self.decoder.receive_frame(&mut decoded).is_ok() {
+                let at = decoded.timestamp().unwrap_or(0) as f64 * f64::from(self.source.time_base);
+                if at < early {
+                    continue;
+                }
+                let pts = decoded.timestamp();
+                decoded.set_pts(pts);
+                graph::push(&mut self.graph, &decoded)?;
+                while graph::pull(&mut self.graph, &mut rgb) {
+                    if let Some(done) = take(to_image(&rgb)) {
+                        return Ok(Some(done));
+                    }
                 }
             }
         }
+        Ok(None)
     }
-    picker
-        .fallback
-        .ok_or_else(|| VideoError::Corrupt(format!("no frame could be decoded at or after {target:.2} s")))
 }
 
 /// Keeps the first frame at the target, and moves on while it is black.
+#[derive(Default)]
 struct Picker {
-    target: f64,
     fallback: Option<RgbImage>,
     seen: usize,
 }
 
 impl Picker {
-    fn new(target: f64, source: &Source) -> Picker {
-        // Half a frame early still counts as "at the target".
-        let half_frame = 0.5 / f64::from(source.frame_rate).max(1.0);
-        Picker {
-            target: target - half_frame,
-            fallback: None,
-            seen: 0,
-        }
-    }
-
     fn offer(&mut self, image: RgbImage) -> Option<RgbImage> {
         self.seen += 1;
         if !is_blank(&image) || self.seen > BLACK_SKIP_FRAMES {
@@ -121,7 +151,7 @@ fn is_blank(image: &RgbImage) -> bool {
 /// Below this, a frame is one flat colour (8-bit luma levels).
 const FLAT_DEVIATION: f64 = 4.0;
 
-fn to_image(frame: &frame::Video) -> RgbImage {
+pub(super) fn to_image(frame: &frame::Video) -> RgbImage {
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let stride = frame.stride(0);
     let data = frame.data(0);

@@ -30,6 +30,7 @@ mod properties;
 mod scenarios;
 mod schema;
 mod serve_limits;
+mod storyboard;
 mod video;
 mod video_engines;
 mod video_hostile;

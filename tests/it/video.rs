@@ -105,6 +105,23 @@ pub(crate) fn video_job_in(
     outcomes.remove(0)
 }
 
+/// A pipeline on the filesystem store (`originals`, renditions in
+/// `store`) with video made where `engines` says.
+pub(crate) fn video_pipeline(
+    engines: VideoEngines,
+    originals: &std::path::Path,
+    (temp, store): (&std::path::Path, &std::path::Path),
+    limits: rendition::video::VideoLimits,
+) -> Pipeline<FsStore> {
+    let config = PipelineConfig {
+        temp_dir: Some(temp.to_path_buf()),
+        video_limits: limits,
+        ..PipelineConfig::with_video(engines)
+    };
+    let renditions = FsStore::new(store, Some(LinkSigner::new("s", "http://x")));
+    Pipeline::new(FsStore::new(originals, None), renditions, config)
+}
+
 /// Video jobs (`source`, `rendition`, job id) one after another through one
 /// pipeline, and its engine processes started and crashed at the end.
 pub(crate) fn video_jobs_in(
@@ -115,13 +132,7 @@ pub(crate) fn video_jobs_in(
     jobs: &[(&str, &str, &str)],
 ) -> (Vec<Outcome>, Option<(u64, u64)>) {
     let store = tempfile::tempdir().unwrap();
-    let config = PipelineConfig {
-        temp_dir: Some(temp.to_path_buf()),
-        video_limits: limits,
-        ..PipelineConfig::with_video(engines)
-    };
-    let renditions = FsStore::new(store.path(), Some(LinkSigner::new("s", "http://x")));
-    let pipeline = Pipeline::new(FsStore::new(originals, None), renditions, config);
+    let pipeline = video_pipeline(engines, originals, (temp, store.path()), limits);
     let policy = crate::common::load_policy("policy.yaml");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut outcomes = Vec::new();
