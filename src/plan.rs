@@ -192,7 +192,16 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, facts: &Facts, 
                 _ => None,
             },
             watermark,
+            audio_kbps: None,
         }),
+        (Media::Audio, _) => match decision.targets.first() {
+            Some(Target::MaxKbps(kbps)) => Make::Proxy(ProxySpec {
+                max_height: None,
+                watermark: None,
+                audio_kbps: Some(*kbps),
+            }),
+            _ => Make::Fail(PlanError::WholeOnly(Media::Audio.plural())),
+        },
         (media, _) => Make::Fail(PlanError::WholeOnly(media.plural())),
     }
 }
@@ -238,7 +247,7 @@ fn image_spec(
                 fit,
                 focus,
             })),
-            Target::Original => None,
+            Target::Original | Target::MaxKbps(_) => None,
         })
         .collect();
     // A preset's format and quality are the preset's, not the job's.
@@ -338,7 +347,7 @@ impl Plan {
 
     /// Where a video proxy is stored.
     pub fn proxy_key(&self, spec: &ProxySpec, source_digest: &str) -> String {
-        layout::rendition_key(&self.prefix, &spec.digest(source_digest), "mp4")
+        layout::rendition_key(&self.prefix, &spec.digest(source_digest), spec.extension())
     }
 
     /// The file name a download of a rendition with `ext` is saved as.

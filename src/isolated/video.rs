@@ -209,7 +209,18 @@ impl Session {
             return Err(bad("not an MP4 file".into()));
         }
         let within = spec.max_height.is_none_or(|max| proxy.height <= max);
-        if !within || proxy.width == 0 || proxy.height == 0 || proxy.width % 2 == 1 || proxy.height % 2 == 1 {
+        let framed = match spec.audio_kbps {
+            // An audio proxy has no frames.
+            Some(_) => proxy.width == 0 && proxy.height == 0,
+            None => {
+                within
+                    && proxy.width > 0
+                    && proxy.height > 0
+                    && proxy.width.is_multiple_of(2)
+                    && proxy.height.is_multiple_of(2)
+            }
+        };
+        if !framed {
             return Err(bad(format!(
                 "{}×{} for {:?}",
                 proxy.width, proxy.height, spec.max_height

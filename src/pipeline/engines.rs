@@ -440,7 +440,9 @@ where
 /// transcode made and whether the spec marked it.
 fn described(output: &Path, (width, height): (u32, u32), watermarked: bool) -> Result<RenditionMeta, PipelineError> {
     let mut meta = describe_file(output)?;
-    (meta.width, meta.height, meta.watermarked) = (Some(width), Some(height), watermarked);
+    // An audio proxy has no frame size.
+    let frame = |n: u32| (n > 0).then_some(n);
+    (meta.width, meta.height, meta.watermarked) = (frame(width), frame(height), watermarked);
     Ok(meta)
 }
 

@@ -506,8 +506,14 @@ impl<S: Store> Pipeline<S> {
             .engines
             .proxy(files, spec.clone(), job_id, sink, plan.priority)
             .await?;
-        self.store_file(&key, &output, &meta, "video/mp4", &plan.filename("mp4"))
-            .await?;
+        self.store_file(
+            &key,
+            &output,
+            &meta,
+            spec.content_type(),
+            &plan.filename(spec.extension()),
+        )
+        .await?;
         self.record(&key, &meta, plan, false).await.map(|r| vec![r])
     }
 

@@ -13,6 +13,9 @@ use super::tree::NodeIdx;
 use crate::job::{Media, OnExceed, Principal, Purpose, Rendition};
 use crate::rendition::MetadataProfile;
 
+/// An audio proxy asked of someone who may download the audio whole.
+pub const AUDIO_PROXY_KBPS: u32 = 128;
+
 /// Where a limit comes from, for the reason.
 enum Bound {
     /// A collection setting: the asset's node and the node that set it.
@@ -33,7 +36,8 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         Ok(preset) => preset,
         Err(denial) => return denial,
     };
-    if q.request.rendition == Rendition::Proxy && adm.proxy_only.is_none() {
+    // Audio's proxy is a bit rate, not the proxy size (nor a watermark).
+    if q.request.rendition == Rendition::Proxy && adm.proxy_only.is_none() && q.asset.media != Media::Audio {
         adm.proxy_only = Some("a proxy was asked for".into());
     }
     let bounds = bounds(policy, &adm);
@@ -238,10 +242,10 @@ fn deny_nothing(policy: &Policy, bound: &Bound, media: Media) -> Decision {
 /// "collection c-brand caps images at 2048 px (inherited by g-launch)".
 fn cap_statement(policy: &Policy, q: &Query, bound: &Bound, n: u32) -> String {
     let plural = q.limit_media().plural();
-    let unit = if q.limit_media() == Media::Video {
-        "px high"
-    } else {
-        "px"
+    let unit = match q.limit_media() {
+        Media::Video => "px high",
+        Media::Audio => "kb/s (a proxy)",
+        _ => "px",
     };
     match bound {
         Bound::Collection { node, from } => policy.node_says(*node, *from, &format!("caps {plural} at {n} {unit}")),
@@ -308,12 +312,10 @@ fn targets(q: &Query, limit: Limit, reencode: bool, preset: Option<PresetSize>) 
         Limit::Px(max) if n > max => (max, true),
         _ => (n, false),
     };
-    let sized = |n: u32| {
-        if q.asset.media == Media::Video {
-            Target::MaxHeight(n)
-        } else {
-            Target::MaxEdge(n)
-        }
+    let sized = |n: u32| match q.asset.media {
+        Media::Video => Target::MaxHeight(n),
+        Media::Audio => Target::MaxKbps(n),
+        _ => Target::MaxEdge(n),
     };
     let whole = match limit {
         Limit::Px(max) => sized(max),
@@ -322,6 +324,10 @@ fn targets(q: &Query, limit: Limit, reencode: bool, preset: Option<PresetSize>) 
     };
     match &q.request.rendition {
         Rendition::Original => (vec![whole], matches!(limit, Limit::Px(_))),
+        // Audio's proxy without a bit rate limit: the default bit rate.
+        Rendition::Proxy if q.asset.media == Media::Audio && limit == Limit::Original => {
+            (vec![Target::MaxKbps(AUDIO_PROXY_KBPS)], false)
+        }
         Rendition::Proxy => (vec![whole], false),
         Rendition::Poster | Rendition::Storyboard => (
             vec![match limit {

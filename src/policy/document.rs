@@ -279,7 +279,7 @@ impl ProxySize {
         DownloadLimits {
             image: Limit::Px(self.image),
             video: Limit::Px(self.video),
-            audio: false,
+            audio: Limit::None,
             other: false,
         }
     }

@@ -5,14 +5,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::job::Media;
 
-/// A limit for images (max long edge) or video (max height).
+/// A limit for images (max long edge), video (max height) or audio (the
+/// bit rate of an audio proxy, kb/s).
 ///
 /// Ordered from most to least restrictive, so `min` is "most restrictive".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Limit {
     /// Nothing of this type may be downloaded.
     None,
-    /// At most this many pixels (long edge for images, height for video).
+    /// At most this many pixels (long edge for images, height for video);
+    /// for audio, a proxy of at most this many kb/s.
     Px(u32),
     /// No size cap: the original may be delivered.
     Original,
@@ -70,10 +72,45 @@ pub struct DownloadLimits {
     pub image: Limit,
     #[serde(default = "no_limit")]
     pub video: Limit,
-    #[serde(default)]
-    pub audio: bool,
+    /// `true` (whole), `false` (none) or a number: an AAC proxy of at most
+    /// that many kb/s (docs/contract.md#audio-proxies).
+    #[serde(default = "no_limit", with = "audio_limit")]
+    pub audio: Limit,
     #[serde(default)]
     pub other: bool,
+}
+
+/// An audio limit as policies write it: a boolean, or a bit rate.
+mod audio_limit {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Limit;
+
+    pub fn serialize<S: Serializer>(limit: &Limit, s: S) -> Result<S::Ok, S::Error> {
+        match limit {
+            Limit::None => s.serialize_bool(false),
+            Limit::Original => s.serialize_bool(true),
+            Limit::Px(kbps) => s.serialize_u32(*kbps),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Limit, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Allowed(bool),
+            Kbps(u64),
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected true, false or an audio proxy's kb/s"))?
+        {
+            Raw::Allowed(allowed) => Ok(Limit::from_allowed(allowed)),
+            Raw::Kbps(n @ 8..=512) => Ok(Limit::Px(n as u32)),
+            Raw::Kbps(n) => Err(serde::de::Error::custom(format!(
+                "an audio proxy of {n} kb/s: between 8 and 512, or true/false"
+            ))),
+        }
+    }
 }
 
 fn no_limit() -> Limit {
@@ -85,7 +122,7 @@ impl DownloadLimits {
     pub const NOTHING: DownloadLimits = DownloadLimits {
         image: Limit::None,
         video: Limit::None,
-        audio: false,
+        audio: Limit::None,
         other: false,
     };
 
@@ -93,7 +130,7 @@ impl DownloadLimits {
     pub const EVERYTHING: DownloadLimits = DownloadLimits {
         image: Limit::Original,
         video: Limit::Original,
-        audio: true,
+        audio: Limit::Original,
         other: true,
     };
 
@@ -101,7 +138,7 @@ impl DownloadLimits {
         match media {
             Media::Image => self.image,
             Media::Video => self.video,
-            Media::Audio => Limit::from_allowed(self.audio),
+            Media::Audio => self.audio,
             Media::Other => Limit::from_allowed(self.other),
         }
     }
@@ -111,7 +148,7 @@ impl DownloadLimits {
         DownloadLimits {
             image: self.image.max(other.image),
             video: self.video.max(other.video),
-            audio: self.audio || other.audio,
+            audio: self.audio.max(other.audio),
             other: self.other || other.other,
         }
     }
@@ -125,6 +162,8 @@ pub enum Cap {
     MaxEdge(u32),
     /// Video: the maximum height.
     MaxHeight(u32),
+    /// Audio: a proxy of at most this many kb/s.
+    MaxKbps(u32),
     /// No size cap (also allowed audio/other).
     Original,
 }
@@ -136,6 +175,7 @@ impl Cap {
             Limit::None => None,
             Limit::Original => Some(Cap::Original),
             Limit::Px(n) if media == Media::Video => Some(Cap::MaxHeight(n)),
+            Limit::Px(n) if media == Media::Audio => Some(Cap::MaxKbps(n)),
             Limit::Px(n) => Some(Cap::MaxEdge(n)),
         }
     }
@@ -143,7 +183,7 @@ impl Cap {
     /// The same cap as a [`Limit`], for comparisons.
     pub fn as_limit(&self) -> Limit {
         match self {
-            Cap::MaxEdge(n) | Cap::MaxHeight(n) => Limit::Px(*n),
+            Cap::MaxEdge(n) | Cap::MaxHeight(n) | Cap::MaxKbps(n) => Limit::Px(*n),
             Cap::Original => Limit::Original,
         }
     }
@@ -165,7 +205,15 @@ mod tests {
         let l: DownloadLimits = serde_yaml::from_str("{ image: 2048, video: original, audio: true }").unwrap();
         assert_eq!(l.image, Limit::Px(2048));
         assert_eq!(l.video, Limit::Original);
-        assert!(l.audio && !l.other);
+        assert!(l.audio == Limit::Original && !l.other);
+        let proxy: DownloadLimits = serde_yaml::from_str("{ audio: 96 }").unwrap();
+        assert_eq!(proxy.audio, Limit::Px(96));
+        assert_eq!(
+            serde_json::to_string(&proxy).unwrap(),
+            r#"{"image":"none","video":"none","audio":96,"other":false}"#
+        );
+        assert!(serde_yaml::from_str::<DownloadLimits>("{ audio: 4 }").is_err());
+        assert!(serde_yaml::from_str::<DownloadLimits>("{ audio: maybe }").is_err());
         assert!(serde_yaml::from_str::<DownloadLimits>("{ image: 0 }").is_err());
         assert!(serde_yaml::from_str::<DownloadLimits>("{ image: huge }").is_err());
         assert!(serde_yaml::from_str::<DownloadLimits>("{ imgae: 10 }").is_err());

@@ -301,6 +301,7 @@ pub fn content_type_of(key: &str) -> &'static str {
         Some("tif" | "tiff") => "image/tiff",
         Some("bmp") => "image/bmp",
         Some("mp4") => "video/mp4",
+        Some("m4a") => "audio/mp4",
         Some("vtt") => "text/vtt",
         Some("mov") => "video/quicktime",
         Some("wav") => "audio/wav",

@@ -28,11 +28,32 @@ pub struct ProxySpec {
     /// At most this high; `None` keeps the source's height.
     pub max_height: Option<u32>,
     pub watermark: Option<WatermarkSpec>,
+    /// An audio proxy instead: the source's audio alone, AAC at this many
+    /// kb/s, in an MP4 (`.m4a`) container (docs/contract.md#audio-proxies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_kbps: Option<u32>,
 }
 
 impl ProxySpec {
+    /// `m4a` for an audio proxy, else `mp4`.
+    pub fn extension(&self) -> &'static str {
+        if self.audio_kbps.is_some() { "m4a" } else { "mp4" }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        if self.audio_kbps.is_some() {
+            "audio/mp4"
+        } else {
+            "video/mp4"
+        }
+    }
+
     /// The content address: the same source, height and mark give the same key.
     pub fn digest(&self, source_identity: &str) -> String {
+        if let Some(kbps) = self.audio_kbps {
+            let line = format!("audio-v{VIDEO_ENGINE_VERSION}|{source_identity}|aac{kbps}");
+            return hex::encode(&Sha256::digest(line.as_bytes())[..16]);
+        }
         let wm = self.watermark.as_ref().map(WatermarkSpec::identity);
         let line = format!(
             "video-v{VIDEO_ENGINE_VERSION}|{source_identity}|h{:?}|{X264_PRESET}|crf{X264_CRF}|wm:{wm:?}",
@@ -68,13 +89,16 @@ pub fn transcode(
     limits: &VideoLimits,
     report: &mut dyn FnMut(Progress),
 ) -> Result<Transcoded, VideoError> {
+    if let Some(kbps) = spec.audio_kbps {
+        return audio_proxy(input, output, kbps, limits);
+    }
     let deadline = Deadline::after(limits.deadline);
     let (mut ictx, source) = probe::open(input, limits, deadline)?;
     let (width, height) = proxy_size(source.upright(), spec.max_height);
     let mut octx = format::output_as(output, "mp4").map_err(VideoError::engine("mp4 output"))?;
     let mut video = VideoLane::new(&ictx, &source, (width, height), spec, &mut octx)?;
     let mut audio = match source.audio_stream {
-        Some(index) => Some(AudioLane::new(&ictx, index, &mut octx)?),
+        Some(index) => Some(AudioLane::new(&ictx, index, &mut octx, AAC_BIT_RATE)?),
         None => None,
     };
     let mut options = Dictionary::new();
@@ -112,6 +136,51 @@ pub fn transcode(
         frames: meter.frames,
         has_audio: audio.is_some(),
         watermarked: spec.watermark.is_some(),
+    })
+}
+
+/// The audio of the file at `input` alone, AAC at `kbps`, into an MP4 at
+/// `output`; its loudness as it was (no filter but the resampler's).
+fn audio_proxy(input: &Path, output: &Path, kbps: u32, limits: &VideoLimits) -> Result<Transcoded, VideoError> {
+    let deadline = Deadline::after(limits.deadline);
+    let mut ictx = super::input::open(input, deadline)?;
+    let index = ictx
+        .streams()
+        .best(ffmpeg_next::media::Type::Audio)
+        .ok_or_else(|| VideoError::NotVideo("the file has no audio stream".into()))?
+        .index();
+    let duration_s = ictx.duration().max(0) as f64 / f64::from(ffmpeg_next::ffi::AV_TIME_BASE);
+    if duration_s > limits.max_duration_s {
+        return Err(VideoError::TooLarge {
+            what: "duration (s)",
+            value: duration_s as u64,
+            max: limits.max_duration_s as u64,
+        });
+    }
+    let mut octx = format::output_as(output, "mp4").map_err(VideoError::engine("m4a output"))?;
+    let mut lane = AudioLane::new(&ictx, index, &mut octx, kbps as usize * 1000)?;
+    let mut options = Dictionary::new();
+    options.set("movflags", "+faststart");
+    octx.write_header_with(options)
+        .map_err(VideoError::engine("m4a header"))?;
+    loop {
+        deadline.check()?;
+        let mut packet = Packet::empty();
+        match packet.read(&mut ictx) {
+            Ok(()) if packet.stream() == index => lane.decode(Some(&packet), &mut octx)?,
+            Ok(()) => {}
+            Err(ffmpeg_next::Error::Eof) => break,
+            Err(e) => return Err(VideoError::Corrupt(format!("reading the source: {e}"))),
+        }
+    }
+    lane.decode(None, &mut octx)?;
+    octx.write_trailer().map_err(VideoError::engine("m4a trailer"))?;
+    Ok(Transcoded {
+        width: 0,
+        height: 0,
+        frames: 0,
+        has_audio: true,
+        watermarked: false,
     })
 }
 
@@ -262,6 +331,8 @@ impl VideoLane {
 }
 
 struct AudioLane {
+    /// The output stream it writes (1 beside video, 0 alone).
+    out_index: usize,
     stream: usize,
     stream_tb: Rational,
     decoder: decoder::Audio,
@@ -270,7 +341,12 @@ struct AudioLane {
 }
 
 impl AudioLane {
-    fn new(ictx: &format::context::Input, index: usize, octx: &mut Output) -> Result<AudioLane, VideoError> {
+    fn new(
+        ictx: &format::context::Input,
+        index: usize,
+        octx: &mut Output,
+        bit_rate: usize,
+    ) -> Result<AudioLane, VideoError> {
         let input = ictx.stream(index).expect("probe found it");
         if codec::decoder::find(input.parameters().id()).is_none() {
             let id = format!("{:?}", input.parameters().id()).to_lowercase();
@@ -283,6 +359,7 @@ impl AudioLane {
             encoder::find(codec::Id::AAC).ok_or_else(|| VideoError::Engine("FFmpeg here has no AAC encoder".into()))?;
         let global = global_header(octx);
         let mut stream = octx.add_stream(aac).map_err(VideoError::engine("audio stream"))?;
+        let out_index = stream.index();
         let mut context = codec::context::Context::new_with_codec(aac)
             .encoder()
             .audio()
@@ -291,7 +368,7 @@ impl AudioLane {
         context.set_channel_layout(ChannelLayout::STEREO);
         context.set_channels(2);
         context.set_format(Sample::F32(sample::Type::Planar));
-        context.set_bit_rate(AAC_BIT_RATE);
+        context.set_bit_rate(bit_rate);
         context.set_time_base(Rational(1, graph::AUDIO_RATE as i32));
         if global {
             context.set_flags(codec::Flags::GLOBAL_HEADER);
@@ -301,6 +378,7 @@ impl AudioLane {
         stream.set_time_base(Rational(1, graph::AUDIO_RATE as i32));
         let graph = graph::audio(&decoder, encoder.frame_size().max(1))?;
         Ok(AudioLane {
+            out_index,
             stream: index,
             stream_tb: input.time_base(),
             decoder,
@@ -327,16 +405,22 @@ impl AudioLane {
             graph::finish(&mut self.graph)?;
             self.encode_filtered(octx)?;
             self.encoder.send_eof().map_err(VideoError::engine("aac"))?;
-            drain(&mut self.encoder, (Rational(1, graph::AUDIO_RATE as i32), 0), 1, octx)?;
+            self.drain(octx)?;
         }
         Ok(())
+    }
+
+    /// The encoder's packets into this lane's output stream.
+    fn drain(&mut self, octx: &mut Output) -> Result<(), VideoError> {
+        let time_base = Rational(1, graph::AUDIO_RATE as i32);
+        drain(&mut self.encoder, (time_base, 0), self.out_index, octx)
     }
 
     fn encode_filtered(&mut self, octx: &mut Output) -> Result<(), VideoError> {
         let mut out = frame::Audio::empty();
         while graph::pull(&mut self.graph, &mut out) {
             self.encoder.send_frame(&out).map_err(VideoError::engine("aac"))?;
-            drain(&mut self.encoder, (Rational(1, graph::AUDIO_RATE as i32), 0), 1, octx)?;
+            self.drain(octx)?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! RabbitMQ or an S3 server, so a plain `cargo test` runs it anywhere. The
 //! tests on the real services are the `services` and `restart` binaries.
 
+mod audio;
 mod bombs;
 mod bombs_make;
 mod cli;

@@ -168,7 +168,7 @@ fn delivered_renditions_never_exceed_the_decision() {
             let long = img.width().max(img.height());
             match decision.limit.unwrap() {
                 Cap::MaxEdge(n) => assert!(long <= n, "{}: {long} > {n}", scenario.name),
-                Cap::Original | Cap::MaxHeight(_) => {}
+                Cap::Original | Cap::MaxHeight(_) | Cap::MaxKbps(_) => {}
             }
             // A preset's cover frame is delivered exactly (hero.jpg is
             // larger than every frame of the demo policy).

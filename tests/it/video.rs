@@ -22,6 +22,7 @@ fn the_video_engine_refuses_what_is_over_its_limits() {
     let spec = ProxySpec {
         max_height: Some(360),
         watermark: None,
+        audio_kbps: None,
     };
     let defaults = VideoLimits::default();
     let cases = [

@@ -114,6 +114,7 @@ fn whole_height() -> ProxySpec {
     ProxySpec {
         max_height: None,
         watermark: None,
+        audio_kbps: None,
     }
 }
 
@@ -232,6 +233,7 @@ fn a_proxy_reports_progress_across_the_socket() {
     let spec = ProxySpec {
         max_height: Some(360),
         watermark: None,
+        audio_kbps: None,
     };
     let mut reports = Vec::new();
     let clip = temp.path().join("staged");

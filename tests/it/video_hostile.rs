@@ -76,6 +76,7 @@ fn refused_by_the_engine(source: &Path, demuxer: &str) {
     let spec = ProxySpec {
         max_height: Some(360),
         watermark: None,
+        audio_kbps: None,
     };
     let made = transcode(source, &output, &spec, &limits, &mut |_| {});
     assert_eq!(
@@ -138,6 +139,7 @@ fn protocol_paths_are_refused() {
         let spec = ProxySpec {
             max_height: None,
             watermark: None,
+            audio_kbps: None,
         };
         let made = transcode(&path, &output, &spec, &VideoLimits::default(), &mut |_| {});
         assert_eq!(made.map_err(|e| e.code().as_str()), Err("unsupported_format"));

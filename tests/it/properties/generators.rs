@@ -25,7 +25,9 @@ fn limit() -> impl Strategy<Value = Limit> {
 }
 
 pub(super) fn limits() -> impl Strategy<Value = DownloadLimits> {
-    (limit(), limit(), any::<bool>(), any::<bool>()).prop_map(|(image, video, audio, other)| DownloadLimits {
+    // Audio: whole, none, or a proxy of 8–512 kb/s.
+    let audio = prop_oneof![1 => Just(Limit::None), 2 => Just(Limit::Original), 1 => (8u32..=512).prop_map(Limit::Px)];
+    (limit(), limit(), audio, any::<bool>()).prop_map(|(image, video, audio, other)| DownloadLimits {
         image,
         video,
         audio,

@@ -162,7 +162,7 @@ fn tighten(doc: &PolicyDocument, pick: usize, cut: &DownloadLimits) -> PolicyDoc
     let lower = |d: &DownloadLimits| DownloadLimits {
         image: d.image.min(cut.image),
         video: d.video.min(cut.video),
-        audio: d.audio && cut.audio,
+        audio: d.audio.min(cut.audio),
         other: d.other && cut.other,
     };
     let n = count_nodes(&doc.collections);
