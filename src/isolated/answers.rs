@@ -4,19 +4,31 @@
 //! engine may give, progress a person may read (docs/security.md#engine-processes).
 
 use crate::error::ErrorCode;
+use crate::rendition::metadata::MAX_BLOCK_BYTES;
 use crate::rendition::probe::Header;
-use crate::rendition::{EngineLimits, Fit, RenderError, Rendered, Size, Spec};
+use crate::rendition::{Colour, EngineLimits, Fit, MetadataProfile, RenderError, Rendered, Size, Spec};
 
 use super::wire;
 
 /// The most bytes the outputs of `spec` may take: uncompressed RGBA of
 /// each size, and a MiB of headers each.
 pub(super) fn output_room(source_edge: u32, spec: &Spec) -> u64 {
+    // What an output carries beside its pixels: the printer's profile, and
+    // the metadata blocks a profile may copy (EXIF, XMP and IPTC, each held
+    // to MAX_BLOCK_BYTES on the way in).
+    let profile = match &spec.colour {
+        Colour::Cmyk(printer) => printer.icc.len() as u64,
+        Colour::Srgb => 0,
+    };
+    let metadata = match spec.metadata.profile {
+        MetadataProfile::None => 0,
+        _ => 3 * MAX_BLOCK_BYTES,
+    };
     spec.sizes
         .iter()
         .map(|size| {
             let edge = u64::from(size.long_edge().unwrap_or(u32::MAX).min(source_edge));
-            edge * edge * 4 + (1 << 20)
+            edge * edge * 4 + (1 << 20) + profile + metadata
         })
         .sum()
 }

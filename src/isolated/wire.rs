@@ -30,8 +30,14 @@ pub const PROXY_OUTPUT: &str = "proxy.mp4";
 /// The most descriptors one message carries.
 const MAX_FDS: usize = 4;
 
-/// The largest message body: requests and answers are a few hundred bytes.
+/// The largest answer an engine may send the worker: answers are a few
+/// hundred bytes.
 const MAX_BODY: u32 = 1 << 20;
+
+/// The largest request the worker sends an engine: a CMYK spec carries its
+/// print profile (at most 8 MiB, settings/print.rs) as hex. The worker is
+/// the trusted side; what it reads stays at [`MAX_BODY`].
+const MAX_REQUEST: u32 = 32 << 20;
 
 /// From the worker to an engine process.
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,7 +161,7 @@ pub fn send<T: Serialize>(socket: &UnixStream, message: &T, fds: &[BorrowedFd<'_
 /// Receives one message and the descriptors beside it; `None` at the end
 /// of the stream (the other side is gone).
 pub fn receive<T: for<'de> Deserialize<'de>>(socket: &UnixStream) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
-    receive_until(socket, None)
+    receive_until(socket, None, MAX_REQUEST)
 }
 
 /// [`receive`], all of it by `by`: an answer trickled a byte at a time
@@ -164,12 +170,13 @@ pub fn receive_by<T: for<'de> Deserialize<'de>>(
     socket: &UnixStream,
     by: Instant,
 ) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
-    receive_until(socket, Some(by))
+    receive_until(socket, Some(by), MAX_BODY)
 }
 
 fn receive_until<T: for<'de> Deserialize<'de>>(
     socket: &UnixStream,
     by: Option<Instant>,
+    max: u32,
 ) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
     let timeout = || -> std::io::Result<()> {
         let Some(by) = by else { return Ok(()) };
@@ -200,7 +207,7 @@ fn receive_until<T: for<'de> Deserialize<'de>>(
     }
     read_by(socket, &mut len[got.bytes..], &timeout)?;
     let len = u32::from_le_bytes(len);
-    if len > MAX_BODY {
+    if len > max {
         return Err(std::io::Error::other(format!("a message of {len} bytes")));
     }
     let mut body = vec![0; len as usize];

@@ -60,6 +60,32 @@ fn an_engine_renders_the_same_bytes_as_the_engine_in_process() {
 }
 
 #[test]
+fn a_cmyk_render_reaches_the_engine_with_a_print_profile_of_megabytes() {
+    // Press profiles (ECI's, FOGRA's) are about 2 MB: as hex in the spec,
+    // more than an answer may be. Padded past its end, the profile reads
+    // the same.
+    let mut icc = std::fs::read("/usr/share/color/icc/ghostscript/default_cmyk.icc").expect("libgs-common");
+    icc.resize(2 << 20, 0);
+    let mut spec = spec();
+    spec.colour = rendition::rendition::Colour::Cmyk(rendition::rendition::PrintProfile {
+        name: "press".into(),
+        icc,
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("originals/photo.jpg")).unwrap();
+    let limits = EngineLimits::default();
+    let mut engine = pool(scratch.path()).session().unwrap();
+    let source = memory_file("test-source", &bytes).unwrap();
+    let header = engine.probe(&source, 1, &limits).unwrap();
+    let made = engine.render(&source, &header, &spec, &limits, 64 << 20).unwrap();
+    let here = render(&bytes, &spec, &limits).unwrap();
+    assert!(
+        made[0].bytes == here[0].bytes,
+        "the engine separated it as this process does"
+    );
+}
+
+#[test]
 fn an_engine_maps_no_ffmpeg_library() {
     let scratch = tempfile::tempdir().unwrap();
     let mut engine = pool(scratch.path()).session().unwrap();

@@ -25,6 +25,10 @@ pub use exif_block::of_text_tags as exif_of_text_tags;
 pub use fields::Fields;
 pub(crate) use iim::irb_resource;
 
+/// The most one metadata block of a source may hold (rendition/caps.rs):
+/// what an output may carry beside its pixels is reckoned from it.
+pub const MAX_BLOCK_BYTES: u64 = super::caps::MAX_METADATA_BYTES;
+
 /// How much of a source's metadata an output carries, least first: a
 /// decision takes the least of every profile that applies to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
