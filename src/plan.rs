@@ -193,12 +193,14 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, facts: &Facts, 
             },
             watermark,
             audio_kbps: None,
+            audio_seconds: None,
         }),
         (Media::Audio, _) => match decision.targets.first() {
-            Some(Target::MaxKbps(kbps)) => Make::Proxy(ProxySpec {
+            Some(Target::Audio { max_kbps, max_seconds }) => Make::Proxy(ProxySpec {
                 max_height: None,
                 watermark: None,
-                audio_kbps: Some(*kbps),
+                audio_kbps: Some(*max_kbps),
+                audio_seconds: *max_seconds,
             }),
             _ => Make::Fail(PlanError::WholeOnly(Media::Audio.plural())),
         },
@@ -247,7 +249,7 @@ fn image_spec(
                 fit,
                 focus,
             })),
-            Target::Original | Target::MaxKbps(_) => None,
+            Target::Original | Target::Audio { .. } => None,
         })
         .collect();
     // A preset's format and quality are the preset's, not the job's.

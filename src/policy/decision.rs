@@ -81,8 +81,13 @@ pub enum Target {
     MaxEdge(u32),
     /// A video this high at most.
     MaxHeight(u32),
-    /// An audio proxy (AAC) of at most this many kb/s.
-    MaxKbps(u32),
+    /// An audio proxy (AAC) of at most `max_kbps` kb/s, cut to
+    /// `max_seconds` when a limit sets a length.
+    Audio {
+        max_kbps: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_seconds: Option<u32>,
+    },
     /// An image filling a frame of this shape as `fit` says (a preset's),
     /// never larger than the frame.
     Frame { width: u32, height: u32, fit: Fit },
@@ -93,7 +98,8 @@ impl Target {
     pub fn as_limit(&self) -> Limit {
         match self {
             Target::Original | Target::Full => Limit::Original,
-            Target::MaxEdge(n) | Target::MaxHeight(n) | Target::MaxKbps(n) => Limit::Px(*n),
+            Target::MaxEdge(n) | Target::MaxHeight(n) => Limit::Px(*n),
+            Target::Audio { max_kbps, .. } => Limit::Px(*max_kbps),
             Target::Frame { width, height, .. } => Limit::Px(*width.max(height)),
         }
     }

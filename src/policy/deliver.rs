@@ -6,15 +6,12 @@ use super::Policy;
 use super::admit::{Admission, role_ceiling};
 use super::decision::{Decision, Delivery, Rule, Target};
 use super::document::{PublishRight, ShareRight};
-use super::limit::{Cap, DownloadLimits, Limit};
+use super::limit::{AUDIO_PROXY_KBPS, Cap, DownloadLimits, Limit};
 use super::preset::PresetSize;
 use super::query::Query;
 use super::tree::NodeIdx;
 use crate::job::{Media, OnExceed, Principal, Purpose, Rendition};
 use crate::rendition::MetadataProfile;
-
-/// An audio proxy asked of someone who may download the audio whole.
-pub const AUDIO_PROXY_KBPS: u32 = 128;
 
 /// Where a limit comes from, for the reason.
 enum Bound {
@@ -67,7 +64,9 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
     let (metadata, held_by) = metadata(policy, q, &adm);
     // An original carries all its metadata: one held to less is re-encoded.
     let reencode = watermark.is_some() || metadata < MetadataProfile::All && held_by.is_some();
-    let (targets, clamped) = targets(q, limit, reencode, preset);
+    // The shortest length any limit sets on audio (a preview).
+    let seconds = bounds.iter().filter_map(|(l, _)| l.audio_seconds).min();
+    let (targets, clamped) = targets(q, (limit, seconds), reencode, preset);
     if clamped
         && q.request.on_exceed == OnExceed::Deny
         && let (Limit::Px(n), Some(bound)) = (limit, binding)
@@ -307,14 +306,22 @@ fn preset(policy: &Policy, q: &Query, adm: &Admission) -> Result<Option<PresetSi
 
 /// Step 8: what to make, each size clamped to the limit on its own;
 /// `reencode`: the original may not go as stored (a watermark, metadata).
-fn targets(q: &Query, limit: Limit, reencode: bool, preset: Option<PresetSize>) -> (Vec<Target>, bool) {
+fn targets(
+    q: &Query,
+    (limit, seconds): (Limit, Option<u32>),
+    reencode: bool,
+    preset: Option<PresetSize>,
+) -> (Vec<Target>, bool) {
     let cap = |n: u32| match limit {
         Limit::Px(max) if n > max => (max, true),
         _ => (n, false),
     };
     let sized = |n: u32| match q.asset.media {
         Media::Video => Target::MaxHeight(n),
-        Media::Audio => Target::MaxKbps(n),
+        Media::Audio => Target::Audio {
+            max_kbps: n,
+            max_seconds: seconds,
+        },
         _ => Target::MaxEdge(n),
     };
     let whole = match limit {
@@ -326,7 +333,7 @@ fn targets(q: &Query, limit: Limit, reencode: bool, preset: Option<PresetSize>) 
         Rendition::Original => (vec![whole], matches!(limit, Limit::Px(_))),
         // Audio's proxy without a bit rate limit: the default bit rate.
         Rendition::Proxy if q.asset.media == Media::Audio && limit == Limit::Original => {
-            (vec![Target::MaxKbps(AUDIO_PROXY_KBPS)], false)
+            (vec![sized(AUDIO_PROXY_KBPS)], false)
         }
         Rendition::Proxy => (vec![whole], false),
         Rendition::Poster | Rendition::Storyboard => (

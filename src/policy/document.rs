@@ -280,6 +280,7 @@ impl ProxySize {
             image: Limit::Px(self.image),
             video: Limit::Px(self.video),
             audio: Limit::None,
+            audio_seconds: None,
             other: false,
         }
     }

@@ -63,6 +63,9 @@ impl<'de> Deserialize<'de> for Limit {
     }
 }
 
+/// An audio proxy's bit rate when the limit sets none (kb/s).
+pub const AUDIO_PROXY_KBPS: u32 = 128;
+
 /// The per-file-type download limits ("DL types") of a collection or role.
 /// A type left out means `none` / not allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +79,10 @@ pub struct DownloadLimits {
     /// that many kb/s (docs/contract.md#audio-proxies).
     #[serde(default = "no_limit", with = "audio_limit")]
     pub audio: Limit,
+    /// The longest audio delivered, in seconds (a preview): a proxy cut to
+    /// it, at the default bit rate at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_seconds: Option<u32>,
     #[serde(default)]
     pub other: bool,
 }
@@ -123,6 +130,7 @@ impl DownloadLimits {
         image: Limit::None,
         video: Limit::None,
         audio: Limit::None,
+        audio_seconds: None,
         other: false,
     };
 
@@ -131,6 +139,7 @@ impl DownloadLimits {
         image: Limit::Original,
         video: Limit::Original,
         audio: Limit::Original,
+        audio_seconds: None,
         other: true,
     };
 
@@ -138,7 +147,12 @@ impl DownloadLimits {
         match media {
             Media::Image => self.image,
             Media::Video => self.video,
-            Media::Audio => self.audio,
+            // A preview (a length) is a proxy of the default rate at most:
+            // so a tighter limit never gives more.
+            Media::Audio => match self.audio_seconds {
+                Some(_) => self.audio.min(Limit::Px(AUDIO_PROXY_KBPS)),
+                None => self.audio,
+            },
             Media::Other => Limit::from_allowed(self.other),
         }
     }
@@ -149,6 +163,7 @@ impl DownloadLimits {
             image: self.image.max(other.image),
             video: self.video.max(other.video),
             audio: self.audio.max(other.audio),
+            audio_seconds: self.audio_seconds.zip(other.audio_seconds).map(|(a, b)| a.max(b)),
             other: self.other || other.other,
         }
     }
@@ -213,6 +228,12 @@ mod tests {
             r#"{"image":"none","video":"none","audio":96,"other":false}"#
         );
         assert!(serde_yaml::from_str::<DownloadLimits>("{ audio: 4 }").is_err());
+        let preview: DownloadLimits = serde_yaml::from_str("{ audio: true, audio_seconds: 30 }").unwrap();
+        assert_eq!(
+            preview.for_media(Media::Audio),
+            Limit::Px(AUDIO_PROXY_KBPS),
+            "cut, so a proxy"
+        );
         assert!(serde_yaml::from_str::<DownloadLimits>("{ audio: maybe }").is_err());
         assert!(serde_yaml::from_str::<DownloadLimits>("{ image: 0 }").is_err());
         assert!(serde_yaml::from_str::<DownloadLimits>("{ image: huge }").is_err());

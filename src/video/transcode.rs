@@ -32,6 +32,9 @@ pub struct ProxySpec {
     /// kb/s, in an MP4 (`.m4a`) container (docs/contract.md#audio-proxies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_kbps: Option<u32>,
+    /// An audio proxy cut to this many seconds (a preview).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_seconds: Option<u32>,
 }
 
 impl ProxySpec {
@@ -51,7 +54,10 @@ impl ProxySpec {
     /// The content address: the same source, height and mark give the same key.
     pub fn digest(&self, source_identity: &str) -> String {
         if let Some(kbps) = self.audio_kbps {
-            let line = format!("audio-v{VIDEO_ENGINE_VERSION}|{source_identity}|aac{kbps}");
+            let line = format!(
+                "audio-v{VIDEO_ENGINE_VERSION}|{source_identity}|aac{kbps}|s{:?}",
+                self.audio_seconds
+            );
             return hex::encode(&Sha256::digest(line.as_bytes())[..16]);
         }
         let wm = self.watermark.as_ref().map(WatermarkSpec::identity);
@@ -90,7 +96,7 @@ pub fn transcode(
     report: &mut dyn FnMut(Progress),
 ) -> Result<Transcoded, VideoError> {
     if let Some(kbps) = spec.audio_kbps {
-        return audio_proxy(input, output, kbps, limits);
+        return audio_proxy(input, output, (kbps, spec.audio_seconds), limits);
     }
     let deadline = Deadline::after(limits.deadline);
     let (mut ictx, source) = probe::open(input, limits, deadline)?;
@@ -141,14 +147,21 @@ pub fn transcode(
 
 /// The audio of the file at `input` alone, AAC at `kbps`, into an MP4 at
 /// `output`; its loudness as it was (no filter but the resampler's).
-fn audio_proxy(input: &Path, output: &Path, kbps: u32, limits: &VideoLimits) -> Result<Transcoded, VideoError> {
+fn audio_proxy(
+    input: &Path,
+    output: &Path,
+    (kbps, seconds): (u32, Option<u32>),
+    limits: &VideoLimits,
+) -> Result<Transcoded, VideoError> {
     let deadline = Deadline::after(limits.deadline);
     let mut ictx = super::input::open(input, deadline)?;
-    let index = ictx
+    let stream = ictx
         .streams()
         .best(ffmpeg_next::media::Type::Audio)
-        .ok_or_else(|| VideoError::NotVideo("the file has no audio stream".into()))?
-        .index();
+        .ok_or_else(|| VideoError::NotVideo("the file has no audio stream".into()))?;
+    let (index, time_base) = (stream.index(), f64::from(stream.time_base()));
+    // A preview ends at its length: packets that start after it are not read.
+    let end = seconds.map_or(f64::INFINITY, f64::from);
     let duration_s = ictx.duration().max(0) as f64 / f64::from(ffmpeg_next::ffi::AV_TIME_BASE);
     if duration_s > limits.max_duration_s {
         return Err(VideoError::TooLarge {
@@ -167,7 +180,12 @@ fn audio_proxy(input: &Path, output: &Path, kbps: u32, limits: &VideoLimits) -> 
         deadline.check()?;
         let mut packet = Packet::empty();
         match packet.read(&mut ictx) {
-            Ok(()) if packet.stream() == index => lane.decode(Some(&packet), &mut octx)?,
+            Ok(()) if packet.stream() == index => {
+                if packet.pts().unwrap_or(0) as f64 * time_base >= end {
+                    break;
+                }
+                lane.decode(Some(&packet), &mut octx)?;
+            }
             Ok(()) => {}
             Err(ffmpeg_next::Error::Eof) => break,
             Err(e) => return Err(VideoError::Corrupt(format!("reading the source: {e}"))),

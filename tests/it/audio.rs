@@ -17,19 +17,24 @@ const POLICY: &str = "version: 1
 roles:
   listener: { download: { audio: 64 } }
   producer: { download: { audio: true } }
-users: { u-lis: { role: listener }, u-pro: { role: producer } }
+  previewer: { download: { audio: true, audio_seconds: 1 } }
+users: { u-lis: { role: listener }, u-pro: { role: producer }, u-pre: { role: previewer } }
 collections:
   - { id: c-sound, visibility: everyone, access: any_visitor, download: { audio: true } }
 ";
 
 fn ask(engines: VideoEngines, store: &std::path::Path, user: &str, rendition: &str) -> JobResult {
+    ask_of(engines, store, (user, rendition), "jingle.m4a")
+}
+
+fn ask_of(engines: VideoEngines, store: &std::path::Path, (user, rendition): (&str, &str), source: &str) -> JobResult {
     let temp = tempfile::tempdir().unwrap();
     let pipeline = video_pipeline(engines, &fixture(""), (temp.path(), store), Default::default());
     let job = serde_json::json!({
         "schema": "rendition.job/v1", "job_id": format!("a-{user}-{rendition}"), "purpose": "download",
         "principal": {"user": user},
         "asset": {"id": "a-j", "collection": "c-sound", "media": "audio",
-                  "source": "originals/video/jingle.m4a", "filename": "jingle.m4a"},
+                  "source": format!("originals/video/{source}"), "filename": source},
         "request": {"rendition": rendition, "format": "auto"},
     });
     let work = Work::parse(&serde_json::to_vec(&job).unwrap(), false);
@@ -67,7 +72,10 @@ fn probe(path: &std::path::Path) -> (Vec<String>, f64, f64) {
 fn check_proxy(result: &JobResult, store: &std::path::Path, kbps: u32) {
     assert_eq!(result.status, Status::Done, "{:?} {:?}", result.error, result.decision);
     let decision = serde_json::to_value(result.decision.as_ref().unwrap()).unwrap();
-    assert_eq!(decision["targets"], serde_json::json!([{ "max_kbps": kbps }]));
+    assert_eq!(
+        decision["targets"],
+        serde_json::json!([{ "audio": { "max_kbps": kbps } }])
+    );
     let record = &result.renditions[0];
     assert_eq!(record.content_type, "audio/mp4");
     assert!(record.key.ends_with(".m4a") && record.width.is_none(), "{record:?}");
@@ -107,4 +115,20 @@ fn whole_audio_stays_whole_and_its_proxy_has_the_default_rate() {
         "byte for byte"
     );
     check_proxy(&ask(in_process(), store.path(), "u-pro", "proxy"), store.path(), 128);
+}
+
+#[test]
+fn a_preview_length_cuts_the_audio_to_it() {
+    let store = tempfile::tempdir().unwrap();
+    // clip.mp4's 3 s of sound, asked whole by a role that previews 1 s.
+    let result = ask_of(in_process(), store.path(), ("u-pre", "original"), "clip.mp4");
+    assert_eq!(result.status, Status::Done, "{:?} {:?}", result.error, result.decision);
+    let decision = serde_json::to_value(result.decision.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        decision["targets"],
+        serde_json::json!([{ "audio": { "max_kbps": 128, "max_seconds": 1 } }])
+    );
+    let (kinds, _, duration) = probe(&store.path().join(&result.renditions[0].key));
+    assert_eq!(kinds, ["audio:aac"], "the sound alone, no picture");
+    assert!((0.9..1.2).contains(&duration), "cut to 1 s: {duration} s");
 }

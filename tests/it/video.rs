@@ -23,6 +23,7 @@ fn the_video_engine_refuses_what_is_over_its_limits() {
         max_height: Some(360),
         watermark: None,
         audio_kbps: None,
+        audio_seconds: None,
     };
     let defaults = VideoLimits::default();
     let cases = [

@@ -115,6 +115,7 @@ fn whole_height() -> ProxySpec {
         max_height: None,
         watermark: None,
         audio_kbps: None,
+        audio_seconds: None,
     }
 }
 
@@ -234,6 +235,7 @@ fn a_proxy_reports_progress_across_the_socket() {
         max_height: Some(360),
         watermark: None,
         audio_kbps: None,
+        audio_seconds: None,
     };
     let mut reports = Vec::new();
     let clip = temp.path().join("staged");

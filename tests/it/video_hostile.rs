@@ -77,6 +77,7 @@ fn refused_by_the_engine(source: &Path, demuxer: &str) {
         max_height: Some(360),
         watermark: None,
         audio_kbps: None,
+        audio_seconds: None,
     };
     let made = transcode(source, &output, &spec, &limits, &mut |_| {});
     assert_eq!(
@@ -140,6 +141,7 @@ fn protocol_paths_are_refused() {
             max_height: None,
             watermark: None,
             audio_kbps: None,
+            audio_seconds: None,
         };
         let made = transcode(&path, &output, &spec, &VideoLimits::default(), &mut |_| {});
         assert_eq!(made.map_err(|e| e.code().as_str()), Err("unsupported_format"));

@@ -51,6 +51,7 @@ pub fn run(args: &BenchVideoArgs) -> anyhow::Result<()> {
         max_height: Some(540),
         watermark: Some(mark),
         audio_kbps: None,
+        audio_seconds: None,
     };
     let ours_out = args.out.join("ours.mp4");
     let cli_out = args.out.join("ffmpeg-cli.mp4");

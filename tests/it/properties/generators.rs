@@ -27,11 +27,15 @@ fn limit() -> impl Strategy<Value = Limit> {
 pub(super) fn limits() -> impl Strategy<Value = DownloadLimits> {
     // Audio: whole, none, or a proxy of 8–512 kb/s.
     let audio = prop_oneof![1 => Just(Limit::None), 2 => Just(Limit::Original), 1 => (8u32..=512).prop_map(Limit::Px)];
-    (limit(), limit(), audio, any::<bool>()).prop_map(|(image, video, audio, other)| DownloadLimits {
-        image,
-        video,
-        audio,
-        other,
+    let seconds = prop::option::weighted(0.2, 1u32..600);
+    (limit(), limit(), audio, seconds, any::<bool>()).prop_map(|(image, video, audio, audio_seconds, other)| {
+        DownloadLimits {
+            image,
+            video,
+            audio,
+            audio_seconds,
+            other,
+        }
     })
 }
 

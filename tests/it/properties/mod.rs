@@ -163,6 +163,10 @@ fn tighten(doc: &PolicyDocument, pick: usize, cut: &DownloadLimits) -> PolicyDoc
         image: d.image.min(cut.image),
         video: d.video.min(cut.video),
         audio: d.audio.min(cut.audio),
+        audio_seconds: match (d.audio_seconds, cut.audio_seconds) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
         other: d.other && cut.other,
     };
     let n = count_nodes(&doc.collections);
