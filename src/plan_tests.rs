@@ -184,3 +184,15 @@ fn a_print_preset_separates_with_the_profile_it_names_or_fails_without_it() {
     let web = plan(&policy(), &job(BEN, "image", r#"{"preset":"web"}"#, ""), &with);
     assert!(matches!(&web.make, Make::Images(s) if s.colour == Colour::Srgb && s.dpi.is_none()));
 }
+
+#[test]
+fn a_preset_never_raises_a_profile_and_a_watermark_caps_it() {
+    let archive = |who: &str| plan(&policy(), &job(who, "image", r#"{"preset":"archive"}"#, ""), &facts());
+    // u-ben's role sets no profile: `rights`, whatever the preset says.
+    assert_eq!(archive(BEN).decision.metadata, MetadataProfile::Rights);
+    // Staff get all of it.
+    assert_eq!(archive(r#"{"user":"u-anna"}"#).decision.metadata, MetadataProfile::All);
+    // u-cleo's role requires a watermark: never the source's thumbnails.
+    let cleo = plan(&policy(), &job(CLEO, "image", r#""original""#, ""), &facts());
+    assert!(cleo.decision.watermark && cleo.decision.metadata <= MetadataProfile::Public);
+}

@@ -195,6 +195,14 @@ impl Session {
             .open(self.scratch()?.join(PROXY_OUTPUT))
             .map_err(|e| bad(e.to_string()))?;
         let meta = made.metadata().map_err(|e| bad(e.to_string()))?;
+        // An audio preview is no longer than its length at its bit rate
+        // (with room for the container and AAC's overshoot).
+        if let (Some(kbps), Some(seconds)) = (spec.audio_kbps, spec.audio_seconds) {
+            let most = u64::from(kbps) * 125 * (u64::from(seconds) + 1) * 3 / 2 + (64 << 10);
+            if meta.len() > most {
+                return Err(bad(format!("{} bytes for {seconds} s at {kbps} kb/s", meta.len())));
+            }
+        }
         let owner_ok = sandbox_id().is_none_or(|id| meta.uid() == id);
         if !meta.is_file() || meta.nlink() != 1 || !owner_ok {
             return Err(bad(format!(

@@ -46,7 +46,10 @@ impl<S: Store> Pipeline<S> {
             .and_then(|m| m.meta.width.zip(m.meta.height))
             .ok_or_else(|| RenderError::CorruptInput("a storyboard without a sheet".into()))?;
         let mut records = self.deliver(plan, spec, &digest, missing_all(&found), made).await?;
-        let sheet_name = plan.filename(spec.format.resolve(false).extension());
+        // The sheet by its key's own name: content-addressed like the index
+        // beside it, and nothing of the job's (a file name could carry a
+        // line break, a forged cue).
+        let sheet_name = records[0].key.rsplit('/').next().unwrap_or_default().to_string();
         let text = webvtt(sheet, duration, (width, height), &sheet_name);
         let key = index_key(&records[0].key);
         let meta = RenditionMeta {

@@ -61,9 +61,11 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
             format!("{why}, and {media} cannot be watermarked"),
         );
     }
-    let (metadata, held_by) = metadata(policy, q, &adm);
-    // An original carries all its metadata: one held to less is re-encoded.
-    let reencode = watermark.is_some() || metadata < MetadataProfile::All && held_by.is_some();
+    let (metadata, held_by) = metadata(policy, q, &adm, watermark.is_some());
+    // An original image or video carries all its metadata: one held to less
+    // is re-encoded (audio and other files go whole, as stored, or not).
+    let held = metadata < MetadataProfile::All && held_by.is_some();
+    let reencode = watermark.is_some() || held && matches!(q.asset.media, Media::Image | Media::Video);
     // The shortest length any limit sets on audio (a preview).
     let seconds = bounds.iter().filter_map(|(l, _)| l.audio_seconds).min();
     let (targets, clamped) = targets(q, (limit, seconds), reencode, preset);
@@ -108,11 +110,11 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
 }
 
 /// How much metadata a rendition carries (docs/metadata.md): the least of
-/// the profiles the role, the share and the preset set (the policy's
-/// default when neither role nor share sets one), `rights` when none is
-/// set, `all` for staff; a proxy carries `rights` at most. With who set
-/// it, when someone did.
-fn metadata(policy: &Policy, q: &Query, adm: &Admission) -> (MetadataProfile, Option<String>) {
+/// the profiles the role and the share set (the policy's default when
+/// neither does; `rights` when none is set, `all` for staff), lowered by
+/// the preset's; `public` at most when watermarked, `rights` at most on a
+/// proxy. With who set it, when someone did.
+fn metadata(policy: &Policy, q: &Query, adm: &Admission, watermarked: bool) -> (MetadataProfile, Option<String>) {
     let mut held: Vec<(MetadataProfile, String)> = Vec::new();
     if !adm.staff {
         if let Some((name, p)) = adm.role.and_then(|(name, r)| Some((name, r.metadata?))) {
@@ -131,20 +133,26 @@ fn metadata(policy: &Policy, q: &Query, adm: &Admission) -> (MetadataProfile, Op
             );
         }
     }
-    if let Rendition::Preset(name) = &q.request.rendition
-        && let Some(p) = policy.document().presets.get(name).and_then(|p| p.metadata)
-    {
-        held.push((p, format!("preset {name}")));
-    }
-    let (profile, who) = match held.into_iter().min_by_key(|(p, _)| *p) {
+    let (mut profile, mut who) = match held.into_iter().min_by_key(|(p, _)| *p) {
         Some((p, who)) => (p, Some(who)),
         None if adm.staff => (MetadataProfile::All, None),
         None => (MetadataProfile::Rights, None),
     };
-    if adm.proxy_only.is_some() && profile > MetadataProfile::Rights {
-        return (MetadataProfile::Rights, who);
+    // A preset lowers the principal's profile, never raises it.
+    if let Rendition::Preset(name) = &q.request.rendition
+        && let Some(p) = policy.document().presets.get(name).and_then(|p| p.metadata)
+        && p < profile
+    {
+        (profile, who) = (p, Some(format!("preset {name}")));
     }
-    (profile, who)
+    // A marked picture carries no unmarked one: `all` would copy the
+    // source's EXIF and XMP thumbnails, so a watermark caps it at `public`.
+    let cap = match (&adm.proxy_only, watermarked) {
+        (Some(_), _) => MetadataProfile::Rights,
+        (None, true) => MetadataProfile::Public,
+        (None, false) => MetadataProfile::All,
+    };
+    (profile.min(cap), who)
 }
 
 fn check_restricted(q: &Query, adm: &Admission) -> Result<(), Decision> {

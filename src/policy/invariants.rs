@@ -171,24 +171,32 @@ fn check_metadata(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), S
     if set.is_empty() && !staff {
         set.extend(doc.metadata.default);
     }
-    if let Rendition::Preset(name) = &q.request.rendition {
-        set.extend(doc.presets.get(name).and_then(|p| p.metadata));
-    }
-    let ceiling = set.iter().copied().min();
+    // Nothing set: `rights` (staff: `all`); a preset only lowers that.
+    let explicit = !set.is_empty();
+    let base = set.iter().copied().min().unwrap_or(if staff {
+        MetadataProfile::All
+    } else {
+        MetadataProfile::Rights
+    });
+    let preset = match &q.request.rendition {
+        Rendition::Preset(name) => doc.presets.get(name).and_then(|p| p.metadata),
+        _ => None,
+    };
+    let ceiling = (explicit || preset.is_some_and(|p| p < base)).then(|| base.min(preset.unwrap_or(base)));
+    ensure!(
+        !d.watermark || d.metadata <= MetadataProfile::Public,
+        "a watermarked rendition with all its source's metadata (thumbnails): {why}"
+    );
+    let whole_only = matches!(q.asset.media, Media::Audio | Media::Other);
     if d.delivery == Some(Delivery::Original) {
         ensure!(
-            ceiling.is_none_or(|c| c == MetadataProfile::All) && d.metadata == MetadataProfile::All,
+            (whole_only || ceiling.is_none_or(|c| c == MetadataProfile::All)) && d.metadata == MetadataProfile::All,
             "an original to a principal held to {ceiling:?} metadata: {why}"
         );
         return Ok(());
     }
-    let fallback = if staff {
-        MetadataProfile::All
-    } else {
-        MetadataProfile::Rights
-    };
     ensure!(
-        d.metadata <= ceiling.unwrap_or(fallback),
+        d.metadata <= base.min(preset.unwrap_or(base)),
         "{:?} metadata above {ceiling:?}: {why}",
         d.metadata
     );

@@ -16,7 +16,8 @@ use super::{VideoError, VideoLimits};
 pub struct Sheet {
     pub columns: u32,
     pub rows: u32,
-    /// Each tile's width in pixels (its height keeps the picture's shape).
+    /// Each tile's longer side in pixels (the other keeps the picture's
+    /// shape).
     pub tile_width: u32,
 }
 
@@ -45,10 +46,16 @@ pub fn storyboard(input: &Path, sheet: Sheet, limits: &VideoLimits) -> Result<St
     let probe = Stills::open(input, limits, None)?;
     let (w, h) = probe.source.upright();
     drop(probe);
-    let tile = (
-        sheet.tile_width,
-        ((u64::from(sheet.tile_width) * u64::from(h)) / u64::from(w.max(1))).max(2) as u32,
-    );
+    // The picture's shape within a square of the tile width: a sliver of a
+    // video (64 × 500 000) makes a sliver of a tile, not a giant one.
+    let side = u64::from(sheet.tile_width);
+    let (w, h) = (u64::from(w.max(1)), u64::from(h.max(1)));
+    let fit = |a: u64, b: u64| (side * a / b).clamp(2, side) as u32;
+    let tile = if w >= h {
+        (sheet.tile_width, fit(h, w))
+    } else {
+        (fit(w, h), sheet.tile_width)
+    };
     let mut stills = Stills::open(input, limits, Some(tile))?;
     let duration = stills.source.duration_s.max(0.0);
     let mut image = RgbImage::new(tile.0 * sheet.columns, tile.1 * sheet.rows);

@@ -159,8 +159,9 @@ fn audio_proxy(
         .streams()
         .best(ffmpeg_next::media::Type::Audio)
         .ok_or_else(|| VideoError::NotVideo("the file has no audio stream".into()))?;
-    let (index, time_base) = (stream.index(), f64::from(stream.time_base()));
-    // A preview ends at its length: packets that start after it are not read.
+    let index = stream.index();
+    // A preview ends at its length, counted in samples decoded (a file's
+    // own timestamps may lie): no packet is read past it.
     let end = seconds.map_or(f64::INFINITY, f64::from);
     let duration_s = ictx.duration().max(0) as f64 / f64::from(ffmpeg_next::ffi::AV_TIME_BASE);
     if duration_s > limits.max_duration_s {
@@ -181,10 +182,10 @@ fn audio_proxy(
         let mut packet = Packet::empty();
         match packet.read(&mut ictx) {
             Ok(()) if packet.stream() == index => {
-                if packet.pts().unwrap_or(0) as f64 * time_base >= end {
+                lane.decode(Some(&packet), &mut octx)?;
+                if lane.decoded_seconds() >= end {
                     break;
                 }
-                lane.decode(Some(&packet), &mut octx)?;
             }
             Ok(()) => {}
             Err(ffmpeg_next::Error::Eof) => break,
@@ -351,6 +352,8 @@ impl VideoLane {
 struct AudioLane {
     /// The output stream it writes (1 beside video, 0 alone).
     out_index: usize,
+    /// Samples decoded so far (per channel).
+    decoded: u64,
     stream: usize,
     stream_tb: Rational,
     decoder: decoder::Audio,
@@ -397,6 +400,7 @@ impl AudioLane {
         let graph = graph::audio(&decoder, encoder.frame_size().max(1))?;
         Ok(AudioLane {
             out_index,
+            decoded: 0,
             stream: index,
             stream_tb: input.time_base(),
             decoder,
@@ -414,6 +418,7 @@ impl AudioLane {
         let mut decoded = frame::Audio::empty();
         let rate = Rational(1, self.decoder.rate().max(1) as i32);
         while self.decoder.receive_frame(&mut decoded).is_ok() {
+            self.decoded += decoded.samples() as u64;
             let pts = decoded.timestamp().map(|t| t.rescale(self.stream_tb, rate));
             decoded.set_pts(pts);
             graph::push(&mut self.graph, &decoded)?;
@@ -426,6 +431,11 @@ impl AudioLane {
             self.drain(octx)?;
         }
         Ok(())
+    }
+
+    /// How much audio has been decoded, in seconds.
+    fn decoded_seconds(&self) -> f64 {
+        self.decoded as f64 / f64::from(self.decoder.rate().max(1))
     }
 
     /// The encoder's packets into this lane's output stream.

@@ -66,7 +66,11 @@ fn check(result: &JobResult, store: &std::path::Path) {
     assert!(cues.windows(2).all(|w| w[0].1 == w[1].0), "one cue after another");
     for (_, _, fragment) in &cues {
         let (name, xywh) = fragment.split_once("#xywh=").unwrap();
-        assert_eq!(name, "clip.jpg");
+        assert_eq!(
+            name,
+            sheet.key.rsplit('/').next().unwrap(),
+            "the sheet by its key's name"
+        );
         let v: Vec<u32> = xywh.split(',').map(|n| n.parse().unwrap()).collect();
         assert!(
             v[0] + v[2] <= picture.width() && v[1] + v[3] <= picture.height(),

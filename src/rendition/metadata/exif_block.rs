@@ -38,9 +38,16 @@ const PUBLIC: [Tag; 20] = [
     Tag::LensSpecification,
 ];
 
-fn primary(tiff: &[u8]) -> Vec<Field> {
+/// The fields `tags` of IFD0 (and the EXIF IFD), each looked up on its
+/// own: only their values are read, so a block whose thousands of entries
+/// all point at one large value costs what these few cost, not thousands
+/// of copies of it.
+fn primary(tiff: &[u8], tags: &[Tag]) -> Vec<Field> {
     match exif::Reader::new().read_raw(tiff.to_vec()) {
-        Ok(exif) => exif.fields().filter(|f| f.ifd_num == In::PRIMARY).cloned().collect(),
+        Ok(exif) => tags
+            .iter()
+            .filter_map(|&tag| exif.get_field(tag, In::PRIMARY).cloned())
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -56,7 +63,7 @@ fn text(field: &Field) -> Option<String> {
 }
 
 pub(super) fn read(tiff: &[u8]) -> Fields {
-    let fields = primary(tiff);
+    let fields = primary(tiff, &[Tag::Artist, Tag::Copyright, Tag::ImageDescription]);
     let find = |tag: Tag| fields.iter().find(|f| f.tag == tag).and_then(text);
     Fields {
         creators: find(Tag::Artist).into_iter().collect(),
@@ -81,8 +88,7 @@ pub(super) fn write(source: Option<&[u8]>, fields: &Fields, profile: Profile) ->
     out.extend(fields.copyright.clone().map(|c| ascii(Tag::Copyright, c)));
     if profile >= Profile::Public {
         out.extend(fields.description.clone().map(|d| ascii(Tag::ImageDescription, d)));
-        let kept = source.map(primary).unwrap_or_default();
-        out.extend(kept.into_iter().filter(|f| PUBLIC.contains(&f.tag)));
+        out.extend(source.map(|tiff| primary(tiff, &PUBLIC)).unwrap_or_default());
     }
     block(&out)
 }

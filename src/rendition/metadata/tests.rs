@@ -179,3 +179,54 @@ impl MetadataSpec {
         }
     }
 }
+
+#[test]
+fn a_deep_or_wide_packet_is_not_parsed() {
+    let nested = |depth: usize| {
+        let open = "<dc:subject><rdf:Bag><rdf:li>".repeat(depth);
+        let close = "</rdf:li></rdf:Bag></dc:subject>".repeat(depth);
+        format!(
+            r#"<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/">{open}k{close}</rdf:Description></rdf:RDF></x:xmpmeta>"#
+        )
+    };
+    assert_eq!(
+        xmp::read(nested(2).as_bytes()).keywords.len(),
+        1,
+        "a shallow packet is read"
+    );
+    assert!(xmp::read(nested(16_000).as_bytes()).is_empty(), "16 000 levels are not");
+    let namespaces: String = (0..100).map(|n| format!(r#"<a xmlns:p{n}="urn:{n}">"#)).collect();
+    assert!(xmp::read(namespaces.as_bytes()).is_empty());
+}
+
+#[test]
+fn thousands_of_exif_entries_sharing_one_value_cost_one_lookup_each() {
+    // IFD0 of 2 000 UserComment entries, each naming the same 1 MiB, and an
+    // Artist: reading every entry would copy 2 GB.
+    let entries = 2_000usize;
+    let blob_at = 8 + 2 + 12 * (entries + 1) + 4;
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&((entries + 1) as u16).to_le_bytes());
+    let artist = b"Ada\0";
+    tiff.extend_from_slice(&0x013Bu16.to_le_bytes());
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    tiff.extend_from_slice(&4u32.to_le_bytes());
+    tiff.extend_from_slice(artist);
+    for _ in 0..entries {
+        tiff.extend_from_slice(&0x9286u16.to_le_bytes());
+        tiff.extend_from_slice(&7u16.to_le_bytes());
+        tiff.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        tiff.extend_from_slice(&(blob_at as u32).to_le_bytes());
+    }
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff.resize(blob_at + (1 << 20), b'x');
+    let out = embed(
+        &Metadata::from_exif(Some(&tiff)),
+        &MetadataSpec {
+            profile: Profile::Public,
+            usage_terms: None,
+        },
+    );
+    assert_eq!(out.fields.creators, ["Ada"]);
+    assert!(out.exif.unwrap().len() < 4096, "the comment is not public");
+}

@@ -19,6 +19,38 @@ const PLUS: &str = "http://ns.useplus.org/ldf/xmp/1.0/";
 /// A packet with more nodes than this is refused (a packet is a few
 /// hundred nodes; a hostile one may be millions).
 const MAX_NODES: u32 = 50_000;
+/// Larger packets, deeper nesting or more namespace declarations than
+/// these are not read (their fields are taken from IIM and EXIF): a real
+/// packet is a few KiB, 10 levels and 30 namespaces, and the XML parser's
+/// cost grows with the product of depth and namespaces.
+const MAX_PACKET: usize = 1 << 20;
+const MAX_DEPTH: i64 = 32;
+const MAX_NAMESPACES: usize = 64;
+/// Values kept of one property (keywords, creators).
+const MAX_VALUES: usize = 256;
+
+/// Whether a packet is small and shallow enough to parse: its bytes
+/// scanned once, element starts and ends counted.
+fn shallow(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() > MAX_PACKET || text.matches("xmlns").count() > MAX_NAMESPACES {
+        return false;
+    }
+    let (mut depth, mut deepest) = (0i64, 0i64);
+    for (i, &c) in b.iter().enumerate() {
+        match (c, b.get(i + 1)) {
+            (b'<', Some(b'/')) => depth -= 1,
+            (b'<', Some(b'?' | b'!')) => {}
+            (b'<', _) => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (b'>', _) if i > 0 && b[i - 1] == b'/' => depth -= 1,
+            _ => {}
+        }
+    }
+    deepest <= MAX_DEPTH
+}
 
 pub(super) fn read(packet: &[u8]) -> Fields {
     let Ok(text) = std::str::from_utf8(packet) else {
@@ -26,6 +58,9 @@ pub(super) fn read(packet: &[u8]) -> Fields {
     };
     // A packet may sit in padding or start with a byte-order mark.
     let text = text.trim_matches(|c: char| c == '\u{feff}' || c.is_whitespace() || c == '\0');
+    if !shallow(text) {
+        return Fields::default();
+    }
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
@@ -49,11 +84,19 @@ pub(super) fn read(packet: &[u8]) -> Fields {
     }
 }
 
+fn is_rdf(node: &Node, names: &[&str]) -> bool {
+    node.tag_name().namespace() == Some(RDF) && names.contains(&node.tag_name().name())
+}
+
 /// Every value of property `ns:name`, in document order; of a language
-/// alternative, `x-default` first.
+/// alternative, `x-default` first. Each property element is read to its
+/// own `rdf:Alt`/`Seq`/`Bag` items only, so nested ones cost no more.
 fn values(doc: &Document, ns: &str, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     for node in doc.descendants().filter(Node::is_element) {
+        if out.len() >= MAX_VALUES {
+            break;
+        }
         if let Some(v) = node.attribute((ns, name)).and_then(clean) {
             out.push(v);
         }
@@ -61,8 +104,9 @@ fn values(doc: &Document, ns: &str, name: &str) -> Vec<String> {
             continue;
         }
         let mut items: Vec<Node> = node
-            .descendants()
-            .filter(|n| n.tag_name().namespace() == Some(RDF) && n.tag_name().name() == "li")
+            .children()
+            .filter(|c| is_rdf(c, &["Alt", "Seq", "Bag"]))
+            .flat_map(|list| list.children().filter(|li| is_rdf(li, &["li"])))
             .collect();
         items.sort_by_key(|li| li.attribute(("http://www.w3.org/XML/1998/namespace", "lang")) != Some("x-default"));
         if items.is_empty() {
@@ -70,6 +114,7 @@ fn values(doc: &Document, ns: &str, name: &str) -> Vec<String> {
         }
         out.extend(items.iter().filter_map(|li| li.text().and_then(clean)));
     }
+    out.truncate(MAX_VALUES);
     out
 }
 
