@@ -136,26 +136,23 @@ pub fn embed(source: &Metadata, spec: &MetadataSpec) -> Embedded {
     if let Some(terms) = &spec.usage_terms {
         fields.usage_terms = Some(terms.clone());
     }
-    let written = Embedded {
-        exif: exif_block::write(source.exif.as_deref(), &fields, spec.profile),
-        xmp: xmp::write(&fields),
-        iim: iim::write(&fields),
-        fields,
+    // `all`: the source's blocks as they are, upright (ours only where the
+    // source has none); usage terms written for this recipient replace the
+    // source's packet with ours.
+    let all = spec.profile == Profile::All;
+    let exif = match source.exif.as_deref() {
+        Some(block) if all => Some(exif_block::upright(block)),
+        block => exif_block::write(block, &fields, spec.profile),
     };
-    if spec.profile != Profile::All {
-        return written;
-    }
-    // `all`: the source's blocks as they are, upright; usage terms written
-    // for this recipient replace the source's packet with ours.
-    Embedded {
-        exif: source.exif.as_deref().map(exif_block::upright).or(written.exif),
-        xmp: match (&spec.usage_terms, &source.xmp) {
-            (None, Some(packet)) => Some(xmp::upright(packet)),
-            _ => written.xmp,
-        },
-        iim: source.iim.clone().or(written.iim),
-        fields: written.fields,
-    }
+    let xmp = match (&source.xmp, &spec.usage_terms) {
+        (Some(packet), None) if all => Some(xmp::upright(packet)),
+        _ => xmp::write(&fields),
+    };
+    let iim = match &source.iim {
+        Some(datasets) if all => Some(datasets.clone()),
+        _ => iim::write(&fields),
+    };
+    Embedded { exif, xmp, iim, fields }
 }
 
 #[cfg(test)]
