@@ -63,6 +63,9 @@ pub struct HandedOut {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub watermarked: bool,
+    /// The delivery id in the image's forensic mark (docs/forensic.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forensic_mark: Option<String>,
     pub expires_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
@@ -86,6 +89,7 @@ impl AuditRecord {
                 width: r.width,
                 height: r.height,
                 watermarked: r.watermarked,
+                forensic_mark: r.forensic_mark.clone(),
                 expires_at: r.expires_at,
                 published: r.published.clone(),
             })

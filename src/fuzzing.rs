@@ -84,6 +84,7 @@ pub fn image(bytes: &[u8]) {
         metadata: Default::default(),
         colour: Default::default(),
         dpi: None,
+        forensic: None,
     };
     let Ok(out) = crate::rendition::render(bytes, &spec, &EngineLimits::default()) else {
         return;

@@ -13,6 +13,8 @@
 //! - [`layout`]: every object key. [`error`]: stable codes, retry or reject.
 //! - [`destinations`]: where publish jobs may copy to (an allow-list).
 //! - [`control`]: signed policy updates and revokes: which keys, which bytes.
+//! - [`forensic`]: forensic keys, delivery ids, and tracing a suspect
+//!   image back to them (docs/forensic.md).
 //! - [`priority`]: interactive before bulk, without starving bulk.
 //! - [`routing`]: the broker's routing keys, below both messages and broker.
 //! - [`audit`]: one record per answered job: who received what, under
@@ -55,6 +57,7 @@ pub mod budget;
 pub mod control;
 pub mod destinations;
 pub mod error;
+pub mod forensic;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Coded, ErrorCode};
+use crate::forensic::ForensicKey;
 use crate::job::{Destination, Format, Job, Media, Principal, Purpose, Rendition};
 use crate::layout;
 use crate::policy::document::{Watermark, WatermarkPosition};
@@ -35,6 +36,8 @@ pub struct Facts {
     pub logo: LogoFact,
     /// The operator's print profiles by name (settings `print_profiles`).
     pub print_profiles: PrintProfiles,
+    /// The key forensic marks are made with (settings `forensic_keys`).
+    pub forensic_key: Option<ForensicKey>,
 }
 
 /// Print profiles by the names presets use, shared by every job.
@@ -106,6 +109,8 @@ pub enum PlanError {
     MissingLogo(String),
     #[error("preset {preset} separates with print profile {profile}, which this worker's settings do not have")]
     NoPrintProfile { preset: String, profile: String },
+    #[error("the policy asks for a forensic mark and this worker has no forensic key (RENDITION_FORENSIC_KEYS)")]
+    NoForensicKey,
     #[error("{0} are delivered whole or not at all")]
     WholeOnly(&'static str),
     /// Not an answer: the executor reads the logo and plans again.
@@ -117,7 +122,7 @@ impl Coded for PlanError {
     fn code(&self) -> ErrorCode {
         match self {
             PlanError::MissingLogo(_) => ErrorCode::MissingSource,
-            PlanError::NoPrintProfile { .. } => ErrorCode::InvalidPolicy,
+            PlanError::NoPrintProfile { .. } | PlanError::NoForensicKey => ErrorCode::InvalidPolicy,
             PlanError::WholeOnly(_) => ErrorCode::UnsupportedFormat,
             PlanError::LogoUnread => ErrorCode::EngineError,
         }
@@ -180,8 +185,18 @@ fn what_to_make(policy: &Policy, job: &Job, decision: &Decision, facts: &Facts, 
     } else {
         None
     };
-    let spec =
-        |watermark| print_colour(policy, job, facts).map(|c| image_spec(policy, decision, job, watermark, expires, c));
+    // A mark the resolver asked for is made or the job fails: never skipped.
+    let forensic = match (decision.forensic, &facts.forensic_key) {
+        (false, _) => None,
+        (true, Some(key)) => Some(key.mark(&job.principal, &job.asset.id)),
+        (true, None) => return Make::Fail(PlanError::NoForensicKey),
+    };
+    let spec = |watermark| {
+        print_colour(policy, job, facts).map(|c| Spec {
+            forensic: forensic.clone(),
+            ..image_spec(policy, decision, job, watermark, expires, c)
+        })
+    };
     match (job.asset.media, &job.request.rendition) {
         (Media::Image, _) | (Media::Other, Rendition::Poster) => spec(watermark).map_or_else(Make::Fail, Make::Images),
         (Media::Video, Rendition::Poster) => spec(watermark).map_or_else(Make::Fail, Make::Poster),
@@ -279,6 +294,7 @@ fn image_spec(
         },
         colour,
         dpi: preset.and_then(|p| p.dpi),
+        forensic: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn facts() -> Facts {
         share_revoked: false,
         logo: LogoFact::None,
         print_profiles: Default::default(),
+        forensic_key: None,
     }
 }
 
@@ -172,6 +173,7 @@ fn a_print_preset_separates_with_the_profile_it_names_or_fails_without_it() {
     };
     let with = Facts {
         print_profiles: std::sync::Arc::new([("press".to_string(), press.clone())].into()),
+        forensic_key: None,
         ..facts()
     };
     let plan_with = plan(&policy(), &print, &with);

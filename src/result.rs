@@ -43,6 +43,10 @@ pub struct RenditionRecord {
     pub bytes: u64,
     pub sha256: String,
     pub watermarked: bool,
+    /// The delivery id the image's forensic mark carries (10 hex digits;
+    /// docs/forensic.md), which `rendition trace` finds again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forensic_mark: Option<String>,
     pub cached: bool,
     /// Publish jobs: where the copy went, as `s3://bucket/key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

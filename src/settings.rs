@@ -51,6 +51,7 @@ macro_rules! bail {
 }
 
 // After `bail!`, which the store settings use too.
+mod forensic;
 mod print;
 mod store;
 pub use store::link_signer;
@@ -107,6 +108,8 @@ pub struct RawSettings {
     pub engine_jobs: Option<u32>,
     /// `NAME=PATH,…`: CMYK output profiles presets may name.
     pub print_profiles: Option<String>,
+    /// `KEY,…`: forensic mark keys; the first marks, all trace.
+    pub forensic_keys: Option<String>,
     /// Where `render` reads originals from (a flag, not a variable).
     #[serde(skip)]
     pub originals_dir: Option<PathBuf>,
@@ -195,6 +198,8 @@ pub struct Settings {
     pub image_engines: bool,
     /// CMYK output profiles by name.
     pub print_profiles: crate::plan::PrintProfiles,
+    /// Forensic mark keys (docs/forensic.md#keys).
+    pub forensic: crate::forensic::ForensicKeys,
 }
 
 /// Sets each named field from `RENDITION_{FIELD}` when that is set.
@@ -274,7 +279,8 @@ impl RawSettings {
             policy_locations,
             engines,
             engine_jobs,
-            print_profiles
+            print_profiles,
+            forensic_keys
         );
         Ok(raw)
     }
@@ -341,6 +347,7 @@ impl Settings {
             engine_jobs: engine_jobs(&raw)?,
             image_engines: image_engines(&raw)?,
             print_profiles: print::print_profiles(raw.print_profiles.as_deref())?,
+            forensic: forensic::forensic_keys(raw.forensic_keys.as_deref(), &store)?,
             store,
         })
     }
@@ -368,6 +375,7 @@ impl Settings {
             memory_budget: self.memory_budget,
             publish: self.publish.clone(),
             print_profiles: self.print_profiles.clone(),
+            forensic_key: self.forensic.marking().cloned(),
             control: self.control.clone(),
             engines: self.image_engines.then(|| self.engine_settings("rendition-engine")),
             ..PipelineConfig::with_video(VideoEngines::Processes(EngineSettings {

@@ -538,6 +538,7 @@ mod tests {
             metadata: Default::default(),
             colour: Default::default(),
             dpi: None,
+            forensic: None,
         };
         let made = engines
             .images(ImageSource::Bytes(Arc::new(hero)), spec, Priority::Bulk)

@@ -47,6 +47,7 @@ impl<S: Store> Pipeline<S> {
             share_revoked,
             logo: self.known_logo(policy),
             print_profiles: self.config.print_profiles.clone(),
+            forensic_key: self.config.forensic_key.clone(),
         })
     }
 

@@ -31,6 +31,7 @@ use crate::job::{Job, JobError};
 use crate::layout;
 use crate::plan::{self, Facts, Make, Plan, PlanError};
 use crate::policy::{Decision, Policy};
+use crate::rendition::forensic::ForensicSpec;
 use crate::rendition::{EngineLimits, OutputFormat, RenderError, Spec};
 use crate::result::{JobResult, RenditionRecord};
 use crate::revocation::{RevokeMessage, revoke_share};
@@ -132,6 +133,9 @@ pub struct PipelineConfig {
     /// CMYK output profiles by name (settings `print_profiles`; default:
     /// none).
     pub print_profiles: crate::plan::PrintProfiles,
+    /// The key forensic marks are made with (default: none; jobs that need
+    /// a mark fail `invalid_policy`).
+    pub forensic_key: Option<crate::forensic::ForensicKey>,
 }
 
 /// One render thread per core.
@@ -165,6 +169,7 @@ impl PipelineConfig {
             engines: None,
             video_engines,
             print_profiles: Default::default(),
+            forensic_key: None,
         }
     }
 }
@@ -568,7 +573,13 @@ impl<S: Store> Pipeline<S> {
                     self.record(&key, &out.meta, plan, false).await?
                 }
             };
-            records.push(record);
+            // The mark is part of the key, so a stored rendition under it
+            // carries it: named from the plan, never from an engine's word.
+            let forensic_mark = spec.forensic.as_ref().map(ForensicSpec::delivery_id);
+            records.push(RenditionRecord {
+                forensic_mark,
+                ..record
+            });
         }
         Ok(records)
     }
@@ -606,6 +617,7 @@ impl<S: Store> Pipeline<S> {
             bytes: meta.bytes,
             sha256: meta.sha256.clone(),
             watermarked: meta.watermarked,
+            forensic_mark: None,
             cached,
             published: None,
         })

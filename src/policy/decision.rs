@@ -14,6 +14,10 @@ pub struct Decision {
     /// The effective limit for the asset's file type; `None` when denied.
     pub limit: Option<Cap>,
     pub watermark: bool,
+    /// The image carries a forensic mark naming its recipient
+    /// (docs/forensic.md).
+    #[serde(default)]
+    pub forensic: bool,
     /// The request was larger than the limit and was brought down to it.
     pub clamped: bool,
     /// The role that applied (none for anonymous, password and share principals).
@@ -111,6 +115,7 @@ impl Decision {
             allowed: false,
             limit: None,
             watermark: false,
+            forensic: false,
             clamped: false,
             role: None,
             reason: format!("denied: {}", reason.into()),

@@ -7,6 +7,7 @@ use super::admit::{Admission, role_ceiling};
 use super::decision::{Decision, Delivery, Rule, Target};
 use super::document::{PublishRight, ShareRight};
 use super::limit::{AUDIO_PROXY_KBPS, Cap, DownloadLimits, Limit};
+use super::marks::Marks;
 use super::preset::PresetSize;
 use super::query::Query;
 use super::tree::NodeIdx;
@@ -50,7 +51,9 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
     if limit == Limit::None {
         return deny_nothing(policy, binding.expect("a none limit has a bound"), q.limit_media());
     }
-    let watermark = watermark_reason(policy, &adm);
+    let watermark = watermark_reason(policy, q, &adm);
+    // Only pictures carry a forensic mark (docs/forensic.md#what-is-marked).
+    let forensic = forensic_reason(policy, q, &adm).filter(|_| q.limit_media() == Media::Image);
     if let Some(why) = &watermark
         && matches!(q.limit_media(), Media::Audio | Media::Other)
     {
@@ -65,7 +68,8 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
     // An original image or video carries all its metadata: one held to less
     // is re-encoded (audio and other files go whole, as stored, or not).
     let held = metadata < MetadataProfile::All && held_by.is_some();
-    let reencode = watermark.is_some() || held && matches!(q.asset.media, Media::Image | Media::Video);
+    let reencode =
+        watermark.is_some() || forensic.is_some() || held && matches!(q.asset.media, Media::Image | Media::Video);
     // The shortest length any limit sets on audio (a preview).
     let seconds = bounds.iter().filter_map(|(l, _)| l.audio_seconds).min();
     let (targets, clamped) = targets(q, (limit, seconds), reencode, preset);
@@ -87,6 +91,9 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         _ => Delivery::Rendition,
     };
     let mut reason = allowed_reason(policy, q, &adm, limit, binding, watermark.as_deref());
+    if let Some(why) = &forensic {
+        reason.push_str(&format!("; forensically marked ({why})"));
+    }
     if let Some(who) = held_by.filter(|_| delivery != Delivery::Original) {
         reason.push_str(&format!("; {who} holds metadata to {}", metadata.name()));
     }
@@ -94,6 +101,7 @@ pub fn deliver(policy: &Policy, q: &Query, mut adm: Admission) -> Decision {
         allowed: true,
         limit: Cap::new(limit, q.limit_media()),
         watermark: watermark.is_some(),
+        forensic: forensic.is_some(),
         clamped,
         role: adm.role.map(|(name, _)| name.to_string()),
         reason,
@@ -262,22 +270,60 @@ fn cap_statement(policy: &Policy, q: &Query, bound: &Bound, n: u32) -> String {
 }
 
 /// Step 7: why a watermark is needed, if it is.
-fn watermark_reason(policy: &Policy, adm: &Admission) -> Option<String> {
+fn watermark_reason(policy: &Policy, q: &Query, adm: &Admission) -> Option<String> {
     if adm.proxy_only.is_some() {
         return Some("proxies are always watermarked".into());
     }
     if adm.staff {
         return None;
     }
-    if let Some((name, _)) = adm.role.filter(|(_, r)| r.watermark) {
+    if let Some((name, _)) = adm.role.filter(|(_, r)| r.watermark.visible()) {
         return Some(format!("role {name} requires a watermark"));
     }
     if let Some(from) = policy.tree().node(adm.node).effective.watermark_from {
         return Some(format!("{} asks for a watermark", policy.tree().id(from)));
     }
+    if let Some(share) = adm.share.filter(|s| s.watermark.visible()) {
+        return Some(format!("share {} asks for a watermark", share.id));
+    }
+    preset_marks(policy, q)
+        .filter(|(_, m)| m.visible())
+        .map(|(name, _)| format!("preset {name} asks for a watermark"))
+}
+
+/// The preset asked for and the marks it adds.
+fn preset_marks<'a>(policy: &'a Policy, q: &'a Query) -> Option<(&'a str, Marks)> {
+    let Rendition::Preset(name) = &q.request.rendition else {
+        return None;
+    };
+    policy
+        .document()
+        .presets
+        .get(name)
+        .map(|p| (name.as_str(), p.watermark))
+}
+
+/// Why an image must carry a forensic mark naming its recipient, if it
+/// must (docs/forensic.md#policy): a role, the share or the preset asks
+/// for one, or the share goes outside the library's domains. Staff's own
+/// downloads are never marked.
+fn forensic_reason(policy: &Policy, q: &Query, adm: &Admission) -> Option<String> {
+    if adm.staff && adm.proxy_only.is_none() {
+        return None;
+    }
+    if let Some((name, _)) = adm.role.filter(|(_, r)| r.watermark.forensic()) {
+        return Some(format!("role {name} asks for it"));
+    }
+    if let Some(share) = adm.share.filter(|s| s.watermark.forensic()) {
+        return Some(format!("share {} asks for it", share.id));
+    }
+    if let Some((name, _)) = preset_marks(policy, q).filter(|(_, m)| m.forensic()) {
+        return Some(format!("preset {name} asks for it"));
+    }
+    let forensic = &policy.document().forensic;
     adm.share
-        .filter(|s| s.watermark)
-        .map(|s| format!("share {} asks for a watermark", s.id))
+        .filter(|s| forensic.external_shares && forensic.is_external(&s.email))
+        .map(|s| format!("share {}'s recipient is outside the library's domains", s.id))
 }
 
 /// The size of the preset asked for, if one is; a role or a share held to

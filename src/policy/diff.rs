@@ -236,12 +236,18 @@ impl Place {
     }
 }
 
+/// What a side delivers: allowed, limit, (watermark, forensic mark),
+/// delivery, targets.
+pub type Delivered<'a> = (bool, Option<Cap>, (bool, bool), Option<Delivery>, &'a [Target]);
+
 /// One side of a change: what is delivered, and the rule that decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Side {
     pub allowed: bool,
     pub limit: Option<Cap>,
     pub watermark: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forensic: bool,
     pub delivery: Option<Delivery>,
     pub targets: Vec<Target>,
     pub rule: Rule,
@@ -255,6 +261,7 @@ impl Side {
             allowed: d.allowed,
             limit: d.limit,
             watermark: d.watermark,
+            forensic: d.forensic,
             delivery: d.delivery,
             targets: d.targets,
             rule: d.rule,
@@ -264,8 +271,9 @@ impl Side {
     }
 
     /// What is delivered, without why.
-    pub fn delivered(&self) -> (bool, Option<Cap>, bool, Option<Delivery>, &[Target]) {
-        (self.allowed, self.limit, self.watermark, self.delivery, &self.targets)
+    pub fn delivered(&self) -> Delivered<'_> {
+        let marks = (self.watermark, self.forensic);
+        (self.allowed, self.limit, marks, self.delivery, &self.targets)
     }
 
     pub fn describe(&self) -> String {
@@ -284,7 +292,8 @@ impl Side {
             None => "-",
         };
         let mark = if self.watermark { ", watermarked" } else { "" };
-        format!("{delivery} {limit}{mark}")
+        let forensic = if self.forensic { ", forensically marked" } else { "" };
+        format!("{delivery} {limit}{mark}{forensic}")
     }
 }
 
@@ -398,6 +407,7 @@ fn widens(before: &Side, after: &Side) -> bool {
     !before.allowed
         || limit(after) > limit(before)
         || (before.watermark && !after.watermark)
+        || (before.forensic && !after.forensic)
         || rank(after) > rank(before)
 }
 

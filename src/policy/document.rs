@@ -13,6 +13,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::limit::{DownloadLimits, Limit};
+pub use super::marks::{ForensicPolicy, Marks};
 pub use super::preset::Preset;
 /// How much metadata a rendition carries: the engine's own words
 /// (`none`, `rights`, `public`, `all`).
@@ -54,6 +55,9 @@ pub struct PolicyDocument {
     /// written for each recipient (docs/metadata.md).
     #[serde(default, skip_serializing_if = "MetadataPolicy::is_default")]
     pub metadata: MetadataPolicy,
+    /// Who gets forensic marks by default (docs/forensic.md#policy).
+    #[serde(default, skip_serializing_if = "ForensicPolicy::is_default")]
+    pub forensic: ForensicPolicy,
 }
 
 /// The policy-wide metadata settings (docs/metadata.md).
@@ -95,9 +99,10 @@ pub struct Role {
     pub share: ShareRight,
     #[serde(default)]
     pub publish: PublishRight,
-    /// Holders see and download watermarked renditions only.
+    /// Holders see and download watermarked renditions only: `true` (the
+    /// visible mark), `"forensic"` or `"both"` (docs/forensic.md).
     #[serde(default)]
-    pub watermark: bool,
+    pub watermark: Marks,
     /// May download restricted assets (an addition: the seeds make this a
     /// team permission; a user's own `manage_restricted` overrides it).
     #[serde(default)]
@@ -230,9 +235,10 @@ pub struct Share {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub revoked: bool,
-    /// Asks for a watermark even on an original share (an addition).
+    /// Asks for a watermark even on an original share (an addition):
+    /// `true`, `"forensic"` or `"both"`, as a role's.
     #[serde(default)]
-    pub watermark: bool,
+    pub watermark: Marks,
     /// The share's recipient downloads these presets and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presets: Option<Vec<String>>,

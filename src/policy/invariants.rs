@@ -209,6 +209,44 @@ fn check_metadata(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), S
     Ok(())
 }
 
+/// Forensic marks (docs/forensic.md#policy): an image for a role, share or
+/// preset that asks for one, or for a share outside the library's domains,
+/// is marked (staff's own downloads aside), and a marked image is never
+/// the original as stored; nothing but images is marked.
+fn check_forensic(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String> {
+    let why = &d.reason;
+    if !d.allowed || q.limit_media() != Media::Image {
+        ensure!(
+            !d.forensic,
+            "a forensic mark on a denial or on what is not a picture: {why}"
+        );
+        return Ok(());
+    }
+    ensure!(
+        !d.forensic || d.delivery != Some(Delivery::Original),
+        "an original as stored said to be forensically marked: {why}"
+    );
+    let role = d.role.as_ref().map(|r| &doc.roles[r]);
+    let staff = role.is_some_and(|r| r.staff) && d.delivery != Some(Delivery::Proxy);
+    let share = match q.principal {
+        Principal::Share { share, .. } => doc.shares.iter().find(|s| &s.id == share),
+        _ => None,
+    };
+    let preset = match &q.request.rendition {
+        Rendition::Preset(name) => doc.presets.get(name),
+        _ => None,
+    };
+    let external = |email: &str| doc.forensic.external_shares && doc.forensic.is_external(email);
+    let asked = role.is_some_and(|r| r.watermark.forensic())
+        || share.is_some_and(|s| s.watermark.forensic() || external(&s.email))
+        || preset.is_some_and(|p| p.watermark.forensic());
+    ensure!(
+        staff || !asked || d.forensic,
+        "an unmarked image for a principal who must get a forensic mark: {why}"
+    );
+    Ok(())
+}
+
 /// Whether decision `d` to question `q` keeps every invariant of `doc`.
 pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String> {
     let nodes = index(doc);
@@ -222,7 +260,7 @@ pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String
             "{why}"
         );
     } else {
-        let empty = d.limit.is_none() && d.targets.is_empty() && d.delivery.is_none() && !d.watermark;
+        let empty = d.limit.is_none() && d.targets.is_empty() && d.delivery.is_none() && !d.watermark && !d.forensic;
         ensure!(
             empty && d.reason.starts_with("denied: "),
             "a denial that carries something: {why}"
@@ -243,6 +281,7 @@ pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String
     );
     check_presets(doc, q, d)?;
     check_metadata(doc, q, d)?;
+    check_forensic(doc, q, d)?;
     if !nodes.contains_key(q.asset.collection.as_str()) {
         ensure!(!d.allowed, "an unknown collection admitted: {why}");
         return Ok(());
@@ -275,14 +314,19 @@ pub fn check(doc: &PolicyDocument, q: &Query, d: &Decision) -> Result<(), String
         if let Some(ceiling) = role.download.filter(|_| !role.staff) {
             ensure!(limit <= ceiling.for_media(media), "above the role ceiling: {why}");
         }
-        ensure!(!role.watermark || d.watermark, "a watermark role unmarked: {why}");
+        ensure!(
+            !role.watermark.visible() || d.watermark,
+            "a watermark role unmarked: {why}"
+        );
     }
     if d.delivery == Some(Delivery::Proxy) {
         let proxy = doc.proxy.as_limits().for_media(media);
         ensure!(limit <= proxy && d.watermark, "a proxy too large or unmarked: {why}");
     }
     if let (Principal::User(u), Some(_)) = (q.principal, user) {
-        let all_marked = roles_of(doc, &nodes, u).iter().all(|r| doc.roles[*r].watermark);
+        let all_marked = roles_of(doc, &nodes, u)
+            .iter()
+            .all(|r| doc.roles[*r].watermark.visible());
         ensure!(
             !all_marked || d.watermark,
             "a user with only watermark roles unmarked: {why}"

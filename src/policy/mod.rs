@@ -15,6 +15,7 @@ pub mod document;
 #[cfg(feature = "fuzzing")]
 pub mod invariants;
 mod limit;
+pub mod marks;
 pub mod preset;
 mod query;
 mod resolve;

@@ -45,6 +45,10 @@ pub struct Preset {
     /// Pixels per inch recorded in the file (JPEG, PNG, TIFF).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpi: Option<u16>,
+    /// Marks this preset adds (never removes): `true`, `"forensic"` or
+    /// `"both"` (docs/forensic.md).
+    #[serde(default, skip_serializing_if = "super::marks::Marks::is_none")]
+    pub watermark: super::marks::Marks,
 }
 
 /// A preset's colour output.

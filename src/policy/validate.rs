@@ -195,6 +195,19 @@ fn check_proxy_and_watermark(doc: &PolicyDocument, report: &mut Report) {
     if w.text.trim().is_empty() && w.logo.is_none() {
         report.error("watermark", "needs a text or a logo");
     }
+    // A domain that can never match would mark nobody's shares as inside.
+    for (i, domain) in doc.forensic.domains.iter().enumerate() {
+        if domain.is_empty()
+            || domain.contains('@')
+            || domain.starts_with('.')
+            || domain.chars().any(char::is_whitespace)
+        {
+            report.error(
+                format!("forensic.domains[{i}]"),
+                format!("{domain:?} is not an e-mail domain (write `brand.example`)"),
+            );
+        }
+    }
 }
 
 /// Lists every entry, nested ones after their parents, with its place.
@@ -539,8 +552,10 @@ mod tests {
     #[test]
     fn values_are_checked() {
         let yaml = format!(
-            "{HEAD}collections: [ {{ id: c-a, password_sha256: abc }} ]\nwatermark: {{ opacity: 1.5 }}\nproxy: {{ image: 0 }}\n"
+            "{HEAD}collections: [ {{ id: c-a, password_sha256: abc }} ]\nwatermark: {{ opacity: 1.5 }}\nproxy: {{ image: 0 }}\n\
+             forensic: {{ domains: [brand.example, '@brand.example'] }}\n"
         );
+        assert_problem(&yaml, "forensic.domains[1]", "not an e-mail domain");
         assert_problem(&yaml, "collections[0] (c-a).password_sha256", "64 hexadecimal digits");
         assert_problem(&yaml, "watermark.opacity", "not between 0 and 1");
         assert_problem(&yaml, "proxy", "at least 1 px");

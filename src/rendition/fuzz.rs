@@ -27,6 +27,7 @@ pub fn svg(bytes: &[u8]) {
         metadata: Default::default(),
         colour: Default::default(),
         dpi: None,
+        forensic: None,
     };
     let Ok(out) = super::render(bytes, &spec, &limits) else {
         return;

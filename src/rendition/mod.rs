@@ -29,6 +29,7 @@ mod color;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod forensic;
 mod forked;
 mod format;
 mod formats;
@@ -226,6 +227,10 @@ pub fn render_picture(
             let (w, h) = (out.width(), out.height());
             if let Some(stamp) = stamp {
                 watermark::apply(out.to_mut(), stamp);
+            }
+            // Last before encoding: nothing after it blurs the mark.
+            if let Some(mark) = &spec.forensic {
+                forensic::embed(out.to_mut(), mark);
             }
             let bytes = encode::encode(&out, format, spec, &embedded)?;
             Ok(Rendered {

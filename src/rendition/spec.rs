@@ -226,6 +226,9 @@ pub struct Spec {
     /// none (TIFF: 300).
     #[serde(default)]
     pub dpi: Option<u16>,
+    /// The invisible mark naming the delivery (docs/forensic.md).
+    #[serde(default)]
+    pub forensic: Option<super::forensic::ForensicSpec>,
 }
 
 impl Spec {
@@ -243,6 +246,9 @@ impl Spec {
         );
         if let Colour::Cmyk(profile) = &self.colour {
             line.push_str(&format!("|cmyk:{}", profile.identity()));
+        }
+        if let Some(mark) = &self.forensic {
+            line.push_str(&format!("|fm:{}", mark.identity()));
         }
         if let Some(dpi) = self.dpi {
             line.push_str(&format!("|dpi{dpi}"));

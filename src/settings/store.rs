@@ -185,7 +185,7 @@ pub fn link_signer(dir: &Path, base_url: &str, configured: Option<&str>) -> Resu
     Ok(LinkSigner::new(secret, base_url))
 }
 
-fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

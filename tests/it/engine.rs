@@ -26,6 +26,7 @@ pub fn spec(sizes: &[Size], format: OutputFormat, watermark: Option<Position>) -
         metadata: Default::default(),
         colour: Default::default(),
         dpi: None,
+        forensic: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn spec() -> Spec {
         metadata: Default::default(),
         colour: Default::default(),
         dpi: None,
+        forensic: None,
     }
 }
 

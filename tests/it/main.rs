@@ -11,6 +11,7 @@ mod deploy;
 mod docs;
 mod engine;
 mod engine_processes;
+mod forensic;
 mod formats;
 mod formats_heif;
 mod formats_jp2;

@@ -181,6 +181,7 @@ fn png_and_tiff_shrunk_as_they_are_read_match_a_full_decode() {
             metadata: Default::default(),
             colour: Default::default(),
             dpi: None,
+            forensic: None,
         };
         let out = render_file(&path, &spec, &EngineLimits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for (rendered, size) in out.iter().zip(&spec.sizes) {
@@ -209,6 +210,7 @@ fn hostile_streamed_sources_fail_with_stable_codes() {
         metadata: Default::default(),
         colour: Default::default(),
         dpi: None,
+        forensic: None,
     };
     let rgb = DynamicImage::ImageRgb8(picture(600, 400));
     let tiles = tiled_tiff(&picture(600, 400), 64, None);
@@ -393,6 +395,7 @@ fn grey_and_small_images_still_render_from_files() {
         metadata: Default::default(),
         colour: Default::default(),
         dpi: None,
+        forensic: None,
     };
     let out = render_file(&path, &spec, &EngineLimits::default()).unwrap();
     assert!(out.iter().all(|o| (o.width, o.height) == (300, 200)));
@@ -468,6 +471,7 @@ fn jpeg_files_render_as_jpeg_bytes_do() {
             metadata: Default::default(),
             colour: Default::default(),
             dpi: None,
+            forensic: None,
         };
         let from_file = render_file(&path, &spec, &EngineLimits::default()).unwrap();
         let bytes = std::fs::read(&path).unwrap();

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use chrono::{Duration, Utc};
 use image::GenericImageView;
+use rendition::forensic::{ForensicKey, ForensicKeys, trace};
 use rendition::job::Job;
 use rendition::pipeline::{Arrival, Pipeline, PipelineConfig};
 use rendition::policy::preset::Fit;
@@ -19,10 +20,12 @@ use crate::common::{ScenarioFile, fixture, load_policy};
 
 // At least 32 bytes: settings refuse a shorter one.
 const SECRET: &str = "test-secret-of-thirty-two-bytes!";
+const FORENSIC_KEY: &[u8] = b"test-forensic-key-of-32-bytes-or-more";
 
 fn pipeline(store: &Path, base: &str) -> Pipeline<FsStore> {
     let config = PipelineConfig {
         render_threads: 2,
+        forensic_key: Some(ForensicKey::new(FORENSIC_KEY)),
         ..PipelineConfig::default()
     };
     let renditions = FsStore::new(store, Some(LinkSigner::new(SECRET, base)));
@@ -144,15 +147,18 @@ fn share_renditions_live_under_the_share_prefix() {
     assert_eq!((r.width, r.watermarked), (Some(1024), true));
 }
 
-/// The resolver's limit and watermark hold for what is actually delivered,
-/// for every image scenario of the table, made from a real photograph.
+/// The resolver's limit, watermark and forensic mark hold for what is
+/// actually delivered, for every image scenario of the table, made from a
+/// real photograph: a marked decision's pixels name the delivery its
+/// record names, an unmarked one's name no one.
 #[test]
 fn delivered_renditions_never_exceed_the_decision() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "http://h");
     let file = ScenarioFile::load();
     let policy = load_policy(&file.policy);
-    let (mut checked, mut frames) = (0, 0);
+    let (mut checked, mut frames, mut marked) = (0, 0, 0);
+    let keys = ForensicKeys(vec![ForensicKey::new(FORENSIC_KEY)]);
     for scenario in file.scenarios.iter().filter(|s| s.policy.is_none()) {
         let mut job = file.job(scenario);
         if job["asset"]["media"] != "image" || job["purpose"] == "publish" {
@@ -184,10 +190,19 @@ fn delivered_renditions_never_exceed_the_decision() {
                 frames += 1;
             }
             assert_eq!(r.watermarked, decision.watermark, "{}", scenario.name);
+            let found = trace(&img, &keys, &[]).map(|t| t.delivery_id);
+            assert_eq!(r.forensic_mark.is_some(), decision.forensic, "{}", scenario.name);
+            assert_eq!(
+                found, r.forensic_mark,
+                "{}: the pixels and the record disagree",
+                scenario.name
+            );
+            marked += usize::from(decision.forensic);
             checked += 1;
         }
     }
     assert!(checked >= 20, "only {checked} renditions checked");
+    assert!(marked >= 3, "only {marked} forensically marked renditions checked");
     assert!(frames >= 2, "only {frames} preset frames checked");
 }
 

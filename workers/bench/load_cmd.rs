@@ -117,6 +117,7 @@ fn engine_rate(policy: &Policy, jobs: &[Job], sources: &[(String, Arc<Vec<u8>>)]
         share_revoked: false,
         logo: LogoFact::None,
         print_profiles: Default::default(),
+        forensic_key: None,
     };
     let work: Vec<(Spec, &Arc<Vec<u8>>)> = jobs
         .iter()

@@ -19,6 +19,7 @@ mod load_cmd;
 mod priority_cmd;
 #[path = "../pss.rs"]
 mod pss;
+mod trace_cmd;
 mod tree;
 
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ enum Command {
     Priority(priority_cmd::PriorityArgs),
     Control(control_cmd::ControlArgs),
     Idle(idle_cmd::IdleArgs),
+    Trace(trace_cmd::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Priority(args) => runtime().block_on(priority_cmd::run(args)),
         Command::Control(args) => control_cmd::run(&args),
         Command::Idle(args) => idle_cmd::run(&args),
+        Command::Trace(args) => trace_cmd::run(&args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
-use rendition::audit::{self, AuditQuery};
+use rendition::audit::{self, AuditQuery, AuditRecord};
 use rendition::settings::{RawSettings, Settings, StoreSetting};
-use rendition::storage::Store;
 use rendition::storage::fs::FsStore;
 use rendition::storage::s3::S3Store;
 
@@ -49,29 +48,29 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
         since: args.since,
         until: args.until,
     };
-    match settings.store {
-        StoreSetting::Fs { dir, .. } => {
-            if !dir.is_dir() {
-                bail!("no store at {}: nothing was answered there yet", dir.display());
-            }
-            print(&FsStore::new(&dir, None), &query).await
-        }
-        StoreSetting::S3 { config, renditions, .. } => {
-            let store = S3Store::connect(&config, &renditions).await?;
-            print(&store, &query).await
-        }
-    }
-}
-
-async fn print(store: &impl Store, query: &AuditQuery) -> anyhow::Result<()> {
-    let records = audit::read(store, query).await.context("reading the audit trail")?;
-    for record in records {
+    for record in trail(&settings.store, &query).await? {
         println!("{}", serde_json::to_string(&record)?);
     }
     Ok(())
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+/// The records `query` matches in the store the settings name.
+pub async fn trail(store: &StoreSetting, query: &AuditQuery) -> anyhow::Result<Vec<AuditRecord>> {
+    let records = match store {
+        StoreSetting::Fs { dir, .. } => {
+            if !dir.is_dir() {
+                bail!("no store at {}: nothing was answered there yet", dir.display());
+            }
+            audit::read(&FsStore::new(dir, None), query).await
+        }
+        StoreSetting::S3 { config, renditions, .. } => {
+            audit::read(&S3Store::connect(config, renditions).await?, query).await
+        }
+    };
+    records.context("reading the audit trail")
+}
+
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(time) = text.parse::<DateTime<Utc>>() {
         return Ok(time);
     }

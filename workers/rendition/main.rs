@@ -15,6 +15,7 @@ mod render_cmd;
 mod serve_cmd;
 mod sign_cmd;
 mod thumbnail_cmd;
+mod trace_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ pub mod exit {
     pub const WIDENED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
     pub const DENIED: u8 = 3;
+    /// `trace`: no mark any key verifies, or none the trail knows.
+    pub const NOT_TRACED: u8 = 4;
 }
 
 #[derive(Parser)]
@@ -52,6 +55,7 @@ enum Command {
     Dlq(dlq_cmd::DlqArgs),
     Serve(serve_cmd::ServeArgs),
     Audit(audit_cmd::AuditArgs),
+    Trace(trace_cmd::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Dlq(args) => on_runtime(dlq_cmd::run(args)),
         Command::Serve(args) => on_runtime(serve_cmd::run(args)),
         Command::Audit(args) => on_runtime(audit_cmd::run(args)),
+        Command::Trace(args) => trace_cmd::main(args),
     };
     ExitCode::from(code)
 }

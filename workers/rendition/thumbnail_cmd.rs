@@ -98,6 +98,7 @@ pub fn run(args: ThumbnailArgs) -> anyhow::Result<()> {
             None => Colour::Srgb,
         },
         dpi: args.dpi,
+        forensic: None,
     };
     // From the file: PNG and TIFF are read a strip at a time, never whole.
     // The stable code first, so scripts (scripts/corpus) can count failures.

@@ -86,7 +86,7 @@ fn share_changes(id: &str, old: Option<&Share>, new: Option<&Share>, out: &mut V
         "watermark",
         old.watermark.to_string(),
         new.watermark.to_string(),
-        !new.watermark,
+        old.watermark.drops_any(new.watermark),
     );
     let kind = |k: ShareKind| format!("{k:?}").to_lowercase();
     let opened = old.kind == ShareKind::Proxy && new.kind == ShareKind::Original;

@@ -5,7 +5,7 @@
 use chrono::Duration;
 use proptest::prelude::*;
 use rendition::policy::document::{
-    Access, Collection, InheritMode, Invitation, NodeKind, PolicyDocument, ProxySize, PublishRight, Role, Share,
+    Access, Collection, InheritMode, Invitation, Marks, NodeKind, PolicyDocument, ProxySize, PublishRight, Role, Share,
     ShareKind, ShareRight, User, Visibility, Watermark,
 };
 use rendition::policy::preset::{Fit, Preset};
@@ -46,7 +46,7 @@ fn role(staff: bool) -> impl Strategy<Value = Role> {
         prop::option::of(limits()),
         share,
         publish,
-        prop::bool::weighted(0.3),
+        marks(),
         prop::bool::weighted(0.3),
     )
         .prop_map(move |(download, share, publish, watermark, manage_restricted)| Role {
@@ -112,7 +112,7 @@ struct ShareSpec {
     verified: bool,
     expires_in_days: Option<i64>,
     revoked: bool,
-    watermark: bool,
+    watermark: Marks,
 }
 
 fn share_spec() -> impl Strategy<Value = ShareSpec> {
@@ -122,7 +122,7 @@ fn share_spec() -> impl Strategy<Value = ShareSpec> {
         prop::bool::weighted(0.8),
         prop::option::of(-10i64..30),
         prop::bool::weighted(0.2),
-        prop::bool::weighted(0.3),
+        marks(),
     )
         .prop_map(
             |(scope, proxy, verified, expires_in_days, revoked, watermark)| ShareSpec {
@@ -134,6 +134,17 @@ fn share_spec() -> impl Strategy<Value = ShareSpec> {
                 watermark,
             },
         )
+}
+
+/// No mark most often; the visible one, the forensic one or both.
+fn marks() -> impl Strategy<Value = Marks> {
+    prop::sample::select(vec![
+        Marks::None,
+        Marks::None,
+        Marks::Visible,
+        Marks::Forensic,
+        Marks::Both,
+    ])
 }
 
 /// A random valid policy with presets `p0` (a long edge), `p1` (a cover
@@ -148,9 +159,10 @@ pub(super) fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
         prop::collection::vec(held(), ROLES.len()),
         prop::collection::vec(held(), 4),
         (prop::collection::vec(metadata(), ROLES.len() + 4 + 3), metadata()),
+        (prop::collection::vec(marks(), 3), any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |(mut doc, (edge, (w1, h1), (w2, h2)), role_lists, share_lists, (held_to, default))| {
+            |(mut doc, (edge, (w1, h1), (w2, h2)), role_lists, share_lists, (held_to, default), forensic)| {
                 let preset = |max_edge, frame: Option<(u32, u32, Fit)>| Preset {
                     max_edge,
                     width: frame.map(|f| f.0),
@@ -162,6 +174,7 @@ pub(super) fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
                     colour: Default::default(),
                     print_profile: None,
                     dpi: None,
+                    watermark: Marks::None,
                 };
                 doc.presets = [
                     ("p0", preset(Some(edge), None)),
@@ -193,6 +206,19 @@ pub(super) fn policy_doc() -> impl Strategy<Value = PolicyDocument> {
                     preset.metadata = held_to.next().flatten();
                 }
                 doc.metadata.default = default;
+                // Forensic marks on some presets; shares (all to
+                // example.com) inside or outside the library's domains,
+                // marked when outside unless the policy says not.
+                let (preset_marks, domains, external_shares) = forensic;
+                for (preset, marks) in doc.presets.values_mut().zip(preset_marks) {
+                    preset.watermark = marks;
+                }
+                doc.forensic.domains = if domains {
+                    vec!["example.com".into()]
+                } else {
+                    Vec::new()
+                };
+                doc.forensic.external_shares = external_shares;
                 doc
             },
         )
@@ -320,6 +346,7 @@ fn build_policy(
         watermark: Watermark::default(),
         presets: Default::default(),
         metadata: Default::default(),
+        forensic: Default::default(),
     }
 }
 

@@ -22,7 +22,7 @@ mod replays;
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 use rendition::job::Principal;
-use rendition::policy::document::{Access, Collection, InheritMode, PolicyDocument, Visibility};
+use rendition::policy::document::{Access, Collection, InheritMode, Marks, PolicyDocument, Visibility};
 use rendition::policy::{Decision, DownloadLimits, Limit, Policy, Query, resolve};
 
 use asks::Ask;
@@ -115,6 +115,7 @@ proptest! {
             prop_assert!(decided_limit(&b) <= decided_limit(&a), "tightening raised {:?} to {:?}: {}", a.limit, b.limit, b.reason);
             prop_assert!(!c.allowed || a.allowed, "a watermark allowed a denied request: {}", c.reason);
             prop_assert!(!(a.allowed && c.allowed && a.watermark) || c.watermark, "a watermark removed one: {}", c.reason);
+            prop_assert!(!(a.allowed && c.allowed && a.forensic) || c.forensic, "a mark removed a forensic one: {}", c.reason);
         }
     }
 
@@ -184,12 +185,26 @@ fn tighten(doc: &PolicyDocument, pick: usize, cut: &DownloadLimits) -> PolicyDoc
     doc
 }
 
-/// `doc` with a watermark asked for by one role, node or share.
+/// `marks` with the visible or the forensic mark added.
+fn plus(marks: Marks, forensic: bool) -> Marks {
+    match (marks.visible() || !forensic, marks.forensic() || forensic) {
+        (true, true) => Marks::Both,
+        (true, false) => Marks::Visible,
+        _ => Marks::Forensic,
+    }
+}
+
+/// `doc` with a watermark (visible or forensic) asked for by one role,
+/// node or share.
 fn add_watermark(doc: &PolicyDocument, pick: usize) -> PolicyDocument {
     let mut doc = doc.clone();
     let n = count_nodes(&doc.collections);
+    let forensic = pick / 7 % 2 == 1;
     match pick % 3 {
-        0 => doc.roles.values_mut().nth(pick / 3 % ROLES.len()).unwrap().watermark = true,
+        0 => {
+            let role = doc.roles.values_mut().nth(pick / 3 % ROLES.len()).unwrap();
+            role.watermark = plus(role.watermark, forensic);
+        }
         1 => {
             let target = format!("n{}", pick / 3 % n);
             visit_mut(&mut doc.collections, &mut |c| {
@@ -200,7 +215,7 @@ fn add_watermark(doc: &PolicyDocument, pick: usize) -> PolicyDocument {
         }
         _ if !doc.shares.is_empty() => {
             let i = pick / 3 % doc.shares.len();
-            doc.shares[i].watermark = true;
+            doc.shares[i].watermark = plus(doc.shares[i].watermark, forensic);
         }
         _ => {}
     }
