@@ -202,7 +202,9 @@ fn settings_of(pool: &Pool, known: &BTreeMap<String, String>) -> Result<Settings
         let text = match value {
             Some(v) if v.trim().is_empty() => continue, // empty is unset, as in the worker
             Some(v) => v.trim().to_string(),
-            None if matches!(ty.as_str(), "String" | "PathBuf") => "from-a-secret".to_string(),
+            None if matches!(ty.as_str(), "String" | "PathBuf") => {
+                "a-value-from-a-kubernetes-secret-placeholder".to_string()
+            }
             None => continue,
         };
         let json = match ty.as_str() {

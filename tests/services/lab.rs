@@ -304,6 +304,8 @@ impl Lab {
             .env("RENDITION_CONCURRENCY", "2")
             .env("RENDITION_HTTP_ADDR", http.to_string())
             .env("RENDITION_CONTROL_KEYS", self.control_key.public_entry())
+            // An S3 fleet has no store to keep a forensic key in: one is set.
+            .env("RENDITION_FORENSIC_KEYS", "services-lab-forensic-key-of-32-bytes")
             .env(
                 "RENDITION_POLICY_LOCATIONS",
                 format!("s3://{}/policies", self.originals.bucket_name()),

@@ -16,7 +16,7 @@ use rendition::policy::invariants::count_nodes;
 
 /// What is delivered, without why (the diff's comparison).
 fn delivered(d: &Decision) -> impl PartialEq + std::fmt::Debug + '_ {
-    (d.allowed, d.limit, d.watermark, d.delivery, &d.targets)
+    (d.allowed, d.limit, (d.watermark, d.forensic), d.delivery, &d.targets)
 }
 
 /// `old` with one part replaced by `other`'s (or all of it, for `part` 5).
