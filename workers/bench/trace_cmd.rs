@@ -43,7 +43,9 @@ enum Step {
         #[arg(long)]
         wrong_key: bool,
         /// DIR holds unmarked images (no manifest stems): every answer
-        /// must be no one, with every delivered size tried.
+        /// must be no one. Each is traced as if it showed one of the
+        /// assets (in turn), with that asset's delivered sizes tried, as
+        /// `rendition trace --asset` would.
         #[arg(long)]
         unmarked: bool,
         /// Name each copy not traced right on stderr.
@@ -202,7 +204,7 @@ struct Tally {
 
 fn read(attacked: &Path, out: &Path, (wrong_key, unmarked, misses): (bool, bool, bool)) -> anyhow::Result<()> {
     let delivered = manifest(out)?;
-    let every_size: Vec<(u32, u32)> = delivered.values().flat_map(|d| d.sizes.clone()).collect();
+    let assets: Vec<&Delivered> = delivered.values().collect();
     let keys = ForensicKeys(vec![ForensicKey::new(if wrong_key { WRONG_KEY } else { KEY })]);
     let mut groups: Vec<(String, Vec<PathBuf>)> = Vec::new();
     if unmarked {
@@ -221,12 +223,12 @@ fn read(attacked: &Path, out: &Path, (wrong_key, unmarked, misses): (bool, bool,
     println!("attack\tfiles\ttraced right\tnamed wrongly\tno one\tright %\tCPU ms/trace (mean, max)");
     for (name, files) in groups {
         let tally = Tally::default();
-        files.par_iter().for_each(|file| {
+        files.par_iter().enumerate().for_each(|(i, file)| {
             let stem = file.file_stem().unwrap_or_default().to_string_lossy().to_string();
             let expected = delivered.get(&stem);
             let sizes = match expected {
                 Some(d) if !unmarked => d.sizes.clone(),
-                _ => every_size.clone(),
+                _ => assets[i % assets.len()].sizes.clone(),
             };
             let t0 = thread_cpu_us();
             let found = image::open(file).ok().and_then(|img| trace(&img, &keys, &sizes));
