@@ -14,10 +14,11 @@ use rendition::settings::{RawSettings, Settings};
 use crate::audit_cmd::trail;
 use crate::exit;
 
-/// The largest suspect read, per side and in bytes of pixels: a file from
-/// anywhere is hostile.
+/// The largest suspect read, per side and in bytes of decoded pixels: a
+/// file from anywhere is hostile, and reading a mark takes about 24 bytes
+/// a pixel (128 MiB of RGB is 44 MP, twice a 6000 px print preset).
 const MAX_SIDE: u32 = 20_000;
-const MAX_ALLOC: u64 = 1 << 30;
+const MAX_ALLOC: u64 = 128 << 20;
 
 /// Finds a picture's forensic mark and the delivery it names.
 #[derive(clap::Args)]
