@@ -124,8 +124,8 @@ pub fn trace(image: &DynamicImage, keys: &ForensicKeys, delivered: &[(u32, u32)]
     sizes.extend(rescalings(w, h, delivered).into_iter().map(Some));
     for size in sizes {
         let plane = match size {
-            None => luma.clone(),
-            Some((tw, th)) => image::imageops::resize(&luma, tw, th, FilterType::Lanczos3),
+            None => std::borrow::Cow::Borrowed(&luma),
+            Some((tw, th)) => std::borrow::Cow::Owned(image::imageops::resize(&luma, tw, th, FilterType::Lanczos3)),
         };
         let (pw, ph) = plane.dimensions();
         for (index, (key, seed)) in keys.0.iter().zip(&seeds).enumerate() {

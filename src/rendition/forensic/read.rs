@@ -155,28 +155,3 @@ fn soft_bits(tile: &Tile, cells: &[f32], shift: usize) -> Vec<f32> {
     }
     soft
 }
-
-/// Prints the strongest alignments and what the decoder made of them.
-#[cfg(test)]
-pub(super) fn diagnose(luma: &[u8], w: usize, h: usize, seed: &[u8; 32]) {
-    let tile = Tile::new(seed);
-    let folded = fold(&residual(luma, w, h), w);
-    let mut all: Vec<(f32, usize, usize)> = Vec::new();
-    for phase in 0..CELL * CELL {
-        let cells = cell_sums(&folded, phase / CELL, phase % CELL);
-        for shift in 0..CELLS * CELLS {
-            all.push((pilot_z(&tile, &cells, shift), phase, shift));
-        }
-    }
-    all.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for &(z, phase, shift) in all.iter().take(3) {
-        let cells = cell_sums(&folded, phase / CELL, phase % CELL);
-        let soft = soft_bits(&tile, &cells, shift);
-        let mean = soft.iter().map(|v| v.abs()).sum::<f32>() / soft.len() as f32;
-        let sd = (soft.iter().map(|v| (v.abs() - mean).powi(2)).sum::<f32>() / soft.len() as f32).sqrt();
-        println!(
-            "z {z:.1} phase {phase} shift {shift}: |soft| mean {mean:.0} sd {sd:.0} decoded {:?}",
-            code::decode(&soft)
-        );
-    }
-}

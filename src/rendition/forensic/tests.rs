@@ -129,15 +129,3 @@ fn marking_is_deterministic_and_small() {
     let psnr = 10.0 * (255.0f64 * 255.0 / mse).log10();
     assert!(psnr >= 42.0, "PSNR {psnr:.1} dB");
 }
-
-/// A look inside one file (not a test of anything):
-/// `FORENSIC_FILE=path cargo test --lib forensic::tests::diagnose -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn diagnose() {
-    let path = std::env::var("FORENSIC_FILE").unwrap();
-    let key = crate::forensic::ForensicKey::new(b"rendition-bench forensic key, 32 bytes or more");
-    let luma = image::open(path).unwrap().to_luma8();
-    let (w, h) = luma.dimensions();
-    super::read::diagnose(luma.as_raw(), w as usize, h as usize, &key.seed());
-}
