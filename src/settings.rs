@@ -18,6 +18,7 @@ use crate::control::{ControlKeys, ControlPlane, PolicyLocations};
 use crate::destinations::PublishDestinations;
 use crate::isolated::EngineSettings;
 use crate::pipeline::{Lookups, MAX_LINK_TTL_S, PipelineConfig, VideoEngines};
+use crate::queue::addresses::BrokerAddresses;
 use crate::queue::{JobQueue, Topology};
 use crate::storage::s3::S3Config;
 use crate::video::VideoLimits;
@@ -164,7 +165,11 @@ impl std::fmt::Debug for StoreSetting {
 /// Everything the commands need, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// As given: one broker URL or a cluster's list (what `enqueue`, `dlq`
+    /// and `policy publish` pass to [`crate::queue::amqp::AmqpBroker::connect`]).
     pub amqp_url: String,
+    /// The same, parsed: the worker's failover list.
+    pub brokers: BrokerAddresses,
     /// A policy file or `s3://bucket/key`; no default ([`Settings::policy`]).
     pub policy: Option<String>,
     pub store: StoreSetting,
@@ -318,11 +323,14 @@ impl Settings {
             other => bail!("RENDITION_LOG_FORMAT", "must be text or json, not {other:?}"),
         };
         let store = store_setting(&raw)?;
+        let amqp_url = raw
+            .amqp_url
+            .clone()
+            .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        let brokers = BrokerAddresses::parse(&amqp_url).map_err(|e| invalid("RENDITION_AMQP_URL", e))?;
         Ok(Settings {
-            amqp_url: raw
-                .amqp_url
-                .clone()
-                .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            amqp_url,
+            brokers,
             policy: raw.policy.clone().filter(|p| !p.trim().is_empty()),
             lookups: lookups(raw.store_lookups.as_deref(), &store)?,
             concurrency,
@@ -408,7 +416,7 @@ impl Settings {
     /// What the consume loop is built from.
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
-            amqp_url: self.amqp_url.clone(),
+            brokers: self.brokers.clone(),
             queues: self.queues.clone(),
             concurrency: self.concurrency,
             drain_timeout: self.drain_timeout,
@@ -417,7 +425,7 @@ impl Settings {
 
     /// One line per setting for the start-up log; secrets are redacted.
     pub fn describe(&self) -> String {
-        let amqp = redact_url(&self.amqp_url);
+        let amqp = self.brokers.redacted();
         format!(
             "amqp_url={amqp} policy={:?} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
              max_attempts={} retry_delays={:?} drain_timeout={:?} storage_wait={:?} max_link_ttl_s={} video_concurrency={} \
@@ -557,25 +565,12 @@ fn queues(list: Option<&str>) -> Result<Vec<JobQueue>, SettingsError> {
 }
 
 /// `amqp://user:***@host…`
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn redacts_passwords_and_secrets() {
-        assert_eq!(redact_url("amqp://guest:pw@h:5672/%2f"), "amqp://guest:***@h:5672/%2f");
-        assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
         let raw = RawSettings {
             store: Some("s3".into()),
             s3_access_key: Some("AK".into()),

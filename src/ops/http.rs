@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use axum::Router;
 use axum::extract::State;
@@ -14,20 +14,21 @@ use super::Metrics;
 
 /// What `/readyz` asks.
 pub trait Readiness: Send + Sync + 'static {
-    fn broker_connected(&self) -> bool;
+    /// The broker node (`host:port`) the worker consumes from, if any.
+    fn broker_node(&self) -> Option<String>;
     fn store_reachable(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-/// The broker flag the worker loop keeps up to date.
+/// The node the worker loop is consuming from, kept up to date by it.
 #[derive(Debug, Default)]
-pub struct BrokerFlag(AtomicBool);
+pub struct BrokerFlag(Mutex<Option<String>>);
 
 impl BrokerFlag {
-    pub fn set(&self, connected: bool) {
-        self.0.store(connected, Ordering::SeqCst);
+    pub fn set(&self, node: Option<&str>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = node.map(str::to_string);
     }
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -45,13 +46,15 @@ pub fn router<R: Readiness>(metrics: Arc<Metrics>, readiness: Arc<R>) -> Router 
         .with_state(state)
 }
 
+/// `ready` and the broker node on the first line, so an operator sees
+/// where each worker of a cluster consumes (docs/operating.md#a-rabbitmq-cluster).
 async fn ready<R: Readiness>(State(ops): State<Arc<Ops<R>>>) -> (StatusCode, String) {
-    if !ops.readiness.broker_connected() {
+    let Some(node) = ops.readiness.broker_node() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "broker: not connected\n".into());
-    }
+    };
     let probe = tokio::time::timeout(std::time::Duration::from_secs(5), ops.readiness.store_reachable());
     match probe.await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
+        Ok(Ok(())) => (StatusCode::OK, format!("ready\nbroker: {node}\n")),
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store: no answer in 5 s\n".into()),
     }

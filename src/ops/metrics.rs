@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use crate::result::Status;
 
+mod process;
+
 /// Upper bounds of the duration buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -62,6 +64,16 @@ pub struct Metrics {
     task_panics: AtomicU64,
     storage_outages: AtomicU64,
     storage_paused: AtomicI64,
+    broker_failovers: AtomicU64,
+    /// The broker node consumed from (`host:port`), while connected.
+    broker_node: Mutex<Option<String>>,
+    /// Failed answers by error code (docs/contract.md#error-codes).
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// Messages ready in each lane this worker consumes, by (queue, lane).
+    queue_ready: Mutex<BTreeMap<(&'static str, &'static str), u32>>,
+    /// Bytes of the memory budget reserved by renders now, and what jobs may reserve.
+    memory_reserved: AtomicU64,
+    memory_for_jobs: AtomicU64,
     in_flight: AtomicI64,
     stages: Mutex<[Histogram; 3]>,
     /// Refused control messages by (kind, reason).
@@ -133,6 +145,32 @@ impl Metrics {
         }
         self.storage_paused.store(paused as i64, Ordering::Relaxed);
     }
+    /// A connection moved to another broker node after losing one.
+    pub fn broker_failover(&self) {
+        self.broker_failovers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn broker_node(&self, node: Option<&str>) {
+        *self.broker_node.lock().unwrap_or_else(|e| e.into_inner()) = node.map(str::to_string);
+    }
+
+    pub fn failed_with(&self, code: &'static str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        *failures.entry(code).or_default() += 1;
+    }
+
+    /// Messages waiting in a lane (read every few seconds by the worker).
+    pub fn queue_ready(&self, queue: &'static str, lane: &'static str, ready: u32) {
+        let mut depths = self.queue_ready.lock().unwrap_or_else(|e| e.into_inner());
+        depths.insert((queue, lane), ready);
+    }
+
+    /// The memory budget now: bytes reserved, bytes jobs may reserve.
+    pub fn memory_budget(&self, reserved: u64, for_jobs: u64) {
+        self.memory_reserved.store(reserved, Ordering::Relaxed);
+        self.memory_for_jobs.store(for_jobs, Ordering::Relaxed);
+    }
+
     pub fn set_policy_version(&self, version: u64) {
         self.policy_version.store(version, Ordering::Relaxed);
     }
@@ -216,6 +254,11 @@ impl Metrics {
                 &self.storage_outages,
             ),
             (
+                "rendition_broker_failovers_total",
+                "Broker connections moved to another node of the cluster after losing one.",
+                &self.broker_failovers,
+            ),
+            (
                 "rendition_policy_updates_total",
                 "Policy updates applied.",
                 &self.policy_updates,
@@ -245,13 +288,69 @@ impl Metrics {
                 "1 while the stores are unreachable and no new job is taken.",
                 self.storage_paused.load(Ordering::Relaxed),
             ),
+            (
+                "rendition_memory_budget_reserved_bytes",
+                "Bytes of the memory budget renders hold now (RENDITION_MEMORY_BUDGET).",
+                get(&self.memory_reserved) as i64,
+            ),
+            (
+                "rendition_memory_budget_bytes",
+                "Bytes of the memory budget jobs may reserve at once.",
+                get(&self.memory_for_jobs) as i64,
+            ),
         ];
         for (name, help, n) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {n}");
         }
+        self.render_broker(&mut out);
+        self.render_queues(&mut out);
+        self.render_failures(&mut out);
         self.render_control(&mut out);
         self.render_stages(&mut out);
+        process::render(&mut out);
         out
+    }
+
+    fn render_broker(&self, out: &mut String) {
+        let node = self.broker_node.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let name = "rendition_broker_connected";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 while the worker consumes from a broker node.\n# TYPE {name} gauge\n{name} {}",
+            u8::from(node.is_some())
+        );
+        let name = "rendition_broker_node_info";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The broker node (host:port) the worker consumes from.\n# TYPE {name} gauge"
+        );
+        if let Some(node) = node {
+            let _ = writeln!(out, "{name}{{node=\"{node}\"}} 1");
+        }
+    }
+
+    fn render_failures(&self, out: &mut String) {
+        let name = "rendition_failures_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Jobs answered failed, by error code.\n# TYPE {name} counter"
+        );
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (code, n) in failures {
+            let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
+        }
+    }
+
+    fn render_queues(&self, out: &mut String) {
+        let name = "rendition_queue_ready";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Jobs waiting in each lane this worker consumes (read every 10 s).\n# TYPE {name} gauge"
+        );
+        let depths = self.queue_ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for ((queue, lane), n) in depths {
+            let _ = writeln!(out, "{name}{{queue=\"{queue}\",lane=\"{lane}\"}} {n}");
+        }
     }
 
     fn render_control(&self, out: &mut String) {

@@ -282,6 +282,12 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
+    /// The memory budget: bytes renders hold now, and bytes they may hold.
+    pub fn memory_budget(&self) -> (u64, u64) {
+        let budget = &self.engines.budget;
+        (budget.reserved(), budget.for_jobs())
+    }
+
     /// Engine processes (image and video) started and crashed so far
     /// (`None`: every job is made in this process).
     pub fn engine_counts(&self) -> Option<(u64, u64)> {

@@ -2,6 +2,7 @@
 //! consume with a prefetch, publish with publisher confirms.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use lapin::message::Delivery;
 use lapin::options::{
@@ -11,6 +12,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
+use super::addresses::{BrokerAddresses, BrokerNode};
 use super::{
     DEATH_COUNT_HEADER, DEATH_QUEUE_HEADER, DEATH_REASON_HEADER, DEATH_ROUTING_KEY_HEADER, JobQueue, Message, Priority,
     Publisher, QueueError, RETRY_LEVEL_HEADER, Topology,
@@ -20,24 +22,64 @@ fn broker(e: lapin::Error) -> QueueError {
     e.into()
 }
 
+/// How long one node may take to open a connection before the next is
+/// tried: a node that accepts TCP but hangs must not hold a fleet up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One connection: a confirming channel for publishing, and a channel per
 /// consumer (so a prefetch applies to exactly one queue).
 pub struct AmqpBroker {
     connection: Connection,
     publisher: Channel,
+    node: String,
 }
 
 impl AmqpBroker {
-    pub async fn connect(url: &str) -> Result<AmqpBroker, QueueError> {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .map_err(broker)?;
-        let publisher = connection.create_channel().await.map_err(broker)?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(broker)?;
-        Ok(AmqpBroker { connection, publisher })
+    /// Connects to the first node of `urls` that answers, in an order of
+    /// this process's own (docs/operating.md#a-rabbitmq-cluster): one URL, or a list.
+    pub async fn connect(urls: &str) -> Result<AmqpBroker, QueueError> {
+        let addresses = BrokerAddresses::parse(urls).map_err(|e| QueueError::new(format!("RENDITION_AMQP_URL {e}")))?;
+        let addresses = addresses.shuffled(&mut rand::rng());
+        let mut refused = Vec::new();
+        for node in addresses.nodes() {
+            match AmqpBroker::connect_node(node).await {
+                Ok(broker) => return Ok(broker),
+                Err(e) => refused.push(format!("{}: {}", node.name(), e.message)),
+            }
+        }
+        Err(QueueError::new(format!("no broker answers ({})", refused.join("; "))))
+    }
+
+    /// Connects to one node, within [`CONNECT_TIMEOUT`].
+    pub async fn connect_node(node: &BrokerNode) -> Result<AmqpBroker, QueueError> {
+        let open = async {
+            let connection = Connection::connect(node.url(), ConnectionProperties::default())
+                .await
+                .map_err(broker)?;
+            let publisher = connection.create_channel().await.map_err(broker)?;
+            publisher
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(broker)?;
+            Ok(AmqpBroker {
+                connection,
+                publisher,
+                node: node.name().to_string(),
+            })
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
+            Ok(opened) => opened,
+            Err(_) => Err(QueueError::new(format!(
+                "{} did not open a connection in {} s",
+                node.name(),
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// The node this connection is open to (`host:port`).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Connects and declares the core topology when this broker user may;
@@ -123,13 +165,19 @@ impl AmqpBroker {
     }
 
     /// A delay queue: holds a retry for `delay_ms`, then dead-letters it to
-    /// the jobs exchange under its own routing key.
+    /// the jobs exchange under its own routing key. A quorum queue, like
+    /// every queue a job waits in: on a cluster a classic one lives on one
+    /// node, and while that node is down no worker could even declare the
+    /// topology. Dead-lettering is at-least-once, so a retry is not dropped
+    /// when it expires while the jobs' queues are electing a leader.
     async fn declare_retry_level(&self, topology: &Topology, level: usize, delay_ms: u32) -> Result<(), QueueError> {
         let name = topology.retry_queue(level);
-        let mut args = FieldTable::default();
+        let mut args = quorum();
         args.insert("x-message-ttl".into(), AMQPValue::LongUInt(delay_ms));
         args.insert("x-dead-letter-exchange".into(), string(&topology.jobs_exchange()));
-        self.queue(&name, args).await?;
+        args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+        args.insert("x-overflow".into(), string("reject-publish"));
+        self.queue(&name, args).await.map_err(|e| older_retry_queue(&name, e))?;
         let mut bind = FieldTable::default();
         bind.insert("x-match".into(), string("all"));
         bind.insert(RETRY_LEVEL_HEADER.into(), string(&level.to_string()));
@@ -217,6 +265,20 @@ impl AmqpBroker {
         Ok((channel, consumer))
     }
 
+    /// Messages ready in `queue` (a passive declare on `channel`: the queue
+    /// must exist, or the broker closes the channel).
+    pub async fn ready_count(channel: &Channel, queue: &str) -> Result<u32, QueueError> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .map_err(broker)?;
+        Ok(queue.message_count())
+    }
+
     /// A channel for one-off work (`dlq`, tests): gets, acks, purges.
     pub async fn channel(&self) -> Result<Channel, QueueError> {
         self.connection.create_channel().await.map_err(broker)
@@ -248,6 +310,20 @@ impl Publisher for AmqpBroker {
             _ => Ok(()),
         }
     }
+}
+
+/// Versions before the cluster support declared the delay queues as
+/// classic queues, which cannot be redeclared as quorum queues: say what
+/// to do (docs/operating.md#a-rabbitmq-cluster).
+fn older_retry_queue(name: &str, e: QueueError) -> QueueError {
+    if !e.message.contains("PRECONDITION_FAILED") {
+        return e;
+    }
+    QueueError::new(format!(
+        "{name} was declared by an older version as a classic queue; delay queues are quorum queues now: \
+         stop the old workers, then `rabbitmqctl delete_queue {name} --if-empty` ({})",
+        e.message
+    ))
 }
 
 fn quorum() -> FieldTable {

@@ -2,6 +2,7 @@
 //! confirms. [`amqp::AmqpBroker`] talks to RabbitMQ; [`memory::MemoryBroker`]
 //! records what would have been published, for unit tests.
 
+pub mod addresses;
 pub mod amqp;
 pub mod memory;
 

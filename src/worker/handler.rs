@@ -423,6 +423,9 @@ impl<S: Store, P: Publisher> Destination for Delivery<'_, S, P> {
         self.broker.publish(&exchange, &reply).await?;
         handler.metrics.observe(Stage::Reply, started.elapsed());
         handler.metrics.job_finished(result.status);
+        if let (Status::Failed, Some(code)) = (result.status, self.outcome.error) {
+            handler.metrics.failed_with(code.as_str());
+        }
         if self.outcome.replayed {
             handler.metrics.replayed();
         } else {

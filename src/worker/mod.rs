@@ -5,8 +5,8 @@
 //! - [`handler`]: one delivery → reply, retry or dead letter.
 //! - [`lanes`]: which delivery starts next (interactive before bulk).
 //! - [`policy_updates`]: policy documents from the fanout exchange.
-//! - [`run`]: connect (and reconnect with backoff), declare, consume, drain
-//!   on shutdown.
+//! - [`run`]: connect (and fail over to the next node of a cluster, with
+//!   backoff once every node refused), declare, consume, drain on shutdown.
 
 pub mod handler;
 pub mod lanes;
@@ -29,13 +29,15 @@ use lanes::{Lanes, Slot};
 
 use crate::ops::Stage;
 use crate::ops::http::BrokerFlag;
+use crate::queue::addresses::{BrokerAddresses, Failover};
 use crate::queue::amqp::{AmqpBroker, message_of};
 use crate::queue::{JobQueue, Priority, QueueError};
 use crate::storage::Store;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    pub amqp_url: String,
+    /// The broker's nodes (one, or a cluster's), tried in a shuffled order.
+    pub brokers: BrokerAddresses,
     /// Which job queues this worker takes (image and video pools can differ).
     pub queues: Vec<JobQueue>,
     /// Jobs in flight at once per queue (both lanes together); also each
@@ -46,8 +48,10 @@ pub struct WorkerConfig {
 }
 
 /// Runs until `shutdown` completes, then stops taking jobs, lets the ones
-/// in flight finish (up to the drain timeout) and returns. A lost broker is
-/// reconnected with backoff; unacked jobs come back from the broker.
+/// in flight finish (up to the drain timeout) and returns. A lost node is
+/// left for the next one of the list at once; once every node refused, the
+/// worker waits with backoff and tries the list again. Unacked jobs come
+/// back from the broker (a quorum queue keeps them on the nodes still up).
 pub async fn run<S: Store + 'static>(
     config: WorkerConfig,
     handler: Arc<Handler<S>>,
@@ -55,14 +59,24 @@ pub async fn run<S: Store + 'static>(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
+    let addresses = config.brokers.clone().shuffled(&mut rand::rng());
+    let mut failover = Failover::new(&addresses);
     let mut backoff = Duration::from_millis(200);
     loop {
         let attempt = tokio::select! {
             _ = &mut shutdown => return,
-            b = AmqpBroker::connect(&config.amqp_url) => b,
+            b = connect_first(&addresses, &failover) => b,
         };
         let lost = match attempt {
-            Ok(broker) => {
+            Ok((i, broker)) => {
+                if failover.connected(i) {
+                    handler.metrics.broker_failover();
+                }
+                tracing::info!(
+                    node = broker.node(),
+                    failovers = failover.failovers(),
+                    "broker connected"
+                );
                 let broker = Arc::new(broker);
                 let session = Session {
                     config: &config,
@@ -71,10 +85,17 @@ pub async fn run<S: Store + 'static>(
                     connected: &connected,
                 };
                 let outcome = session.serve(&mut shutdown, &mut backoff).await;
-                connected.set(false);
+                connected.set(None);
+                handler.metrics.broker_node(None);
                 broker.close().await;
+                failover.lost();
                 match outcome {
                     Ok(()) => return,
+                    // Straight to the next node: this one just failed.
+                    Err(e) if addresses.nodes().len() > 1 => {
+                        tracing::warn!(error = %e, node = broker.node(), "broker connection lost; trying the next node");
+                        continue;
+                    }
                     Err(e) => e,
                 }
             }
@@ -87,6 +108,23 @@ pub async fn run<S: Store + 'static>(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// One round over the nodes: the first that opens a connection, and its
+/// place in the list.
+async fn connect_first(addresses: &BrokerAddresses, failover: &Failover) -> Result<(usize, AmqpBroker), QueueError> {
+    let mut refused = Vec::new();
+    for i in failover.round() {
+        let node = &addresses.nodes()[i];
+        match AmqpBroker::connect_node(node).await {
+            Ok(broker) => return Ok((i, broker)),
+            Err(e) => refused.push(format!("{}: {}", node.name(), e.message)),
+        }
+    }
+    Err(QueueError::new(format!(
+        "no broker node answers ({})",
+        refused.join("; ")
+    )))
 }
 
 /// One connection's worth of work.
@@ -118,11 +156,14 @@ impl<S: Store + 'static> Session<'_, S> {
         }
         let (_policy_channel, mut updates) = self.broker.private_queue(Some(&topology.policy_exchange())).await?;
         let mut jobs = Lanes::new(lanes, usize::from(self.config.concurrency));
-        self.connected.set(true);
+        self.connected.set(Some(self.broker.node()));
+        self.handler.metrics.broker_node(Some(self.broker.node()));
         *backoff = Duration::from_millis(200);
         tracing::info!(queues = ?self.config.queues, prefetch = self.config.concurrency, "consuming");
         let mut tasks = JoinSet::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut depth_tick = tokio::time::interval(Duration::from_secs(10));
+        let depth_channel = self.broker.channel().await?;
         let mut storage = self.handler.storage.subscribe();
         let ended = loop {
             // While the stores do not answer, deliveries wait (prefetched,
@@ -146,7 +187,10 @@ impl<S: Store + 'static> Session<'_, S> {
                         break Err(QueueError::new("connection lost"));
                     }
                     self.handler.recheck_storage().await;
+                    let (reserved, for_jobs) = self.handler.pipeline.memory_budget();
+                    self.handler.metrics.memory_budget(reserved, for_jobs);
                 }
+                _ = depth_tick.tick() => self.read_depths(&depth_channel).await,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         };
@@ -162,6 +206,19 @@ impl<S: Store + 'static> Session<'_, S> {
         }
         self.drain(tasks).await;
         Ok(())
+    }
+
+    /// How many jobs wait in each lane consumed, for `/metrics`.
+    async fn read_depths(&self, channel: &lapin::Channel) {
+        let topology = &self.handler.topology;
+        for queue in &self.config.queues {
+            for lane in Priority::ALL {
+                let name = topology.lane_queue(*queue, lane);
+                if let Ok(ready) = AmqpBroker::ready_count(channel, &name).await {
+                    self.handler.metrics.queue_ready(queue.name(), lane.as_str(), ready);
+                }
+            }
+        }
     }
 
     async fn drain(&self, mut tasks: JoinSet<()>) {

@@ -202,6 +202,10 @@ fn settings_of(pool: &Pool, known: &BTreeMap<String, String>) -> Result<Settings
         let text = match value {
             Some(v) if v.trim().is_empty() => continue, // empty is unset, as in the worker
             Some(v) => v.trim().to_string(),
+            // A cluster's list, as deploy/README.md's Secret holds it.
+            None if name == "RENDITION_AMQP_URL" => {
+                "amqp://u:secret@rabbitmq-0:5672/%2f,rabbitmq-1,rabbitmq-2".to_string()
+            }
             None if matches!(ty.as_str(), "String" | "PathBuf") => {
                 "a-value-from-a-kubernetes-secret-placeholder".to_string()
             }

@@ -26,6 +26,7 @@ mod fuzz_corpus;
 mod imports;
 mod memory;
 mod metadata;
+mod monitoring;
 mod pipeline;
 mod print;
 mod properties;

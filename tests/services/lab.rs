@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 use rendition::audit::AuditRecord;
 use rendition::control::{PolicyBody, SignedPolicyUpdate, SigningKey};
@@ -96,6 +96,11 @@ impl Lab {
     /// `short` names the lab's queues and buckets (keep it brief: bucket
     /// names have at most 63 characters).
     pub fn new(short: &str) -> Lab {
+        Lab::on_broker(short, &setting("RENDITION_TEST_AMQP_URL"))
+    }
+
+    /// A lab on another broker: `amqp_url` is one URL or a cluster's list.
+    pub fn on_broker(short: &str, amqp_url: &str) -> Lab {
         let name = format!("t{}-{short}", std::process::id());
         let rt = tokio::runtime::Runtime::new().unwrap();
         let s3 = s3_config();
@@ -121,7 +126,7 @@ impl Lab {
             topology: Topology::new(&format!("{name}."), 3, Duration::from_millis(200)),
             name,
             rt,
-            amqp_url: setting("RENDITION_TEST_AMQP_URL"),
+            amqp_url: amqp_url.to_string(),
             s3,
             originals,
             renditions,
@@ -136,8 +141,9 @@ impl Lab {
         lab
     }
 
-    /// (Re)connects, declares the topology and a durable reply queue (a
-    /// durable one, so replies survive a broker restart).
+    /// (Re)connects (to any node of a cluster that answers), declares the
+    /// topology and a quorum reply queue: replies survive a broker restart,
+    /// and on a cluster the loss of the node they were published on.
     pub fn connect(&self) {
         let replies = self.replies_queue();
         let connection = self.rt.block_on(async {
@@ -148,8 +154,10 @@ impl Lab {
                 durable: true,
                 ..QueueDeclareOptions::default()
             };
+            let mut quorum = FieldTable::default();
+            quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
             channel
-                .queue_declare(replies.as_str().into(), durable, FieldTable::default())
+                .queue_declare(replies.as_str().into(), durable, quorum)
                 .await
                 .unwrap();
             // Acked one by one: replies not yet read when the connection
@@ -517,6 +525,18 @@ impl Worker {
             assert!(Instant::now() < deadline, "{needle:?} not logged {times} times:\n{log}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The broker node `/readyz` names (`host:port`), if it is ready.
+    pub fn broker_node(&self) -> Option<String> {
+        let ready = reqwest::blocking::get(format!("http://{}/readyz", self.http)).ok()?;
+        if ready.status() != 200 {
+            return None;
+        }
+        let text = ready.text().ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("broker: "))
+            .map(str::to_string)
     }
 
     pub fn metrics(&self) -> String {

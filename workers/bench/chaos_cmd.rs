@@ -13,17 +13,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use rendition::audit::{self, AuditQuery};
 use rendition::queue::amqp::{AmqpBroker, message_of};
-use rendition::queue::{Message, Publisher};
+use rendition::queue::{JobQueue, Message, Priority, Publisher};
 use rendition::result::{JobProgress, JobResult, Status};
 use rendition::settings::{Settings, StoreSetting};
 use rendition::storage::s3::S3Store;
 use rendition::storage::{PutOptions, Store};
 use serde_json::json;
 
-use crate::disrupt::{Broker, Fleet, S3Server};
+use crate::disrupt::{Broker, ClusterNodes, Fleet, S3Server};
 
 /// N jobs through real workers under kills, a broker restart and a storage outage.
 #[derive(clap::Args)]
@@ -54,6 +54,19 @@ pub struct ChaosArgs {
     /// ... when this share of the jobs has been answered.
     #[arg(long, default_value_t = 0.5)]
     broker_at: f64,
+    /// The broker is the cluster of scripts/cluster (RENDITION_AMQP_URL
+    /// lists its nodes: `scripts/cluster url`): each node in turn is stopped
+    /// for --node-down-s and started again, at --nodes-at; no broker restart.
+    #[arg(long)]
+    cluster: bool,
+    #[arg(long, default_value_t = 20)]
+    node_down_s: u64,
+    /// When to stop nodes 1, 2 and 3 (shares of the jobs answered).
+    #[arg(long, value_delimiter = ',', default_value = "0.2,0.45,0.7")]
+    nodes_at: Vec<f64>,
+    /// The cluster script.
+    #[arg(long, default_value = "scripts/cluster")]
+    cluster_script: PathBuf,
     /// Give up after this long without a new answer.
     #[arg(long, default_value_t = 180)]
     quiet_s: u64,
@@ -120,7 +133,14 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             .await?;
     }
     let s3 = S3Server::find(&endpoint)?;
-    let broker = Broker::parse(&args.broker_restart)?;
+    let broker = match args.cluster {
+        true => Broker::None,
+        false => Broker::parse(&args.broker_restart)?,
+    };
+    let cluster = match args.cluster {
+        true => Some(cluster_nodes(&args, &settings)?),
+        false => None,
+    };
     std::fs::create_dir_all(&args.logs)?;
     let bin = match &args.worker_bin {
         Some(bin) => bin.clone(),
@@ -153,6 +173,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     ));
     let mut events = Events::default();
     let (mut storage_done, mut broker_done) = (args.storage_outage_s == 0, broker == Broker::None);
+    let mut nodes_stopped = 0;
     let mut next_kill = Instant::now() + Duration::from_secs(args.kill_every_s.max(1));
     while !collecting.is_finished() {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -186,6 +207,26 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || broker.restart()).await??;
             events.broker_restarts += 1;
             eprintln!("chaos: RabbitMQ back");
+        }
+        if let Some(cluster) = &cluster
+            && let Some(at) = args.nodes_at.get(nodes_stopped)
+            && share >= *at
+        {
+            nodes_stopped += 1;
+            let node = nodes_stopped;
+            let queue = settings.topology.lane_queue(JobQueue::Image, Priority::Interactive);
+            let leader = cluster.leader(&queue).ok();
+            eprintln!(
+                "chaos: stopping cluster node {node} (the image queue's leader: {leader:?}) for {} s at {:.0} %",
+                args.node_down_s,
+                share * 100.0
+            );
+            cluster.stop(node)?;
+            tokio::time::sleep(Duration::from_secs(args.node_down_s)).await;
+            cluster.start(node)?;
+            events.node_stops += 1;
+            events.leader_stops += usize::from(leader == Some(node));
+            eprintln!("chaos: node {node} back");
         }
     }
     let tally = collecting.await??;
@@ -221,6 +262,21 @@ struct Events {
     exited: usize,
     storage_outages: usize,
     broker_restarts: usize,
+    node_stops: usize,
+    leader_stops: usize,
+}
+
+/// The cluster's nodes, checked against the broker list the workers get.
+fn cluster_nodes(args: &ChaosArgs, settings: &Settings) -> anyhow::Result<ClusterNodes> {
+    let cluster = ClusterNodes::new(args.cluster_script.clone())?;
+    let url = cluster.url()?;
+    if settings.amqp_url != url {
+        bail!("--cluster: set RENDITION_AMQP_URL to the cluster's nodes ({url}), as scripts/chaos --cluster does");
+    }
+    if args.nodes_at.len() > ClusterNodes::NODES {
+        bail!("--nodes-at: one share per node, at most {}", ClusterNodes::NODES);
+    }
+    Ok(cluster)
 }
 
 /// What the jobs ask for: the images, and the source that crashes its
@@ -278,9 +334,10 @@ async fn declare_replies(broker: &AmqpBroker, name: &str) -> anyhow::Result<lapi
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel
-        .queue_declare(name.into(), durable, FieldTable::default())
-        .await?;
+    // Quorum: on a cluster, replies outlive the node they were sent to.
+    let mut quorum = FieldTable::default();
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    channel.queue_declare(name.into(), durable, quorum).await?;
     Ok(channel)
 }
 
@@ -402,6 +459,7 @@ fn summarize(tally: &Tally, jobs: usize, events: &Events, logs: &str, dead: u32,
         "retries": logs.matches("\"retry\":true").count(), "dead_letters": dead,
         "kills": events.kills, "exited_on_their_own": events.exited,
         "storage_outages": events.storage_outages, "broker_restarts": events.broker_restarts,
+        "node_stops": events.node_stops, "leader_stops": events.leader_stops,
         "seconds": (seconds * 10.0).round() / 10.0, "jobs_per_s": ((answered as f64 / seconds) * 10.0).round() / 10.0,
     })
 }
@@ -422,6 +480,8 @@ fn table(s: &serde_json::Value) -> String {
         "exited_on_their_own",
         "storage_outages",
         "broker_restarts",
+        "node_stops",
+        "leader_stops",
         "audit_records",
         "crash_jobs",
         "crash_jobs_engine_crashed",

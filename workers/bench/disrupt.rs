@@ -1,6 +1,7 @@
 //! The disruptions `chaos` makes: a fleet of worker processes to SIGKILL
 //! and restart, the S3 server to stop and start again with the very
-//! command line it runs with, and RabbitMQ to restart.
+//! command line it runs with, and RabbitMQ to restart (or, on the cluster
+//! of scripts/cluster, each node in turn to stop and start).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -193,6 +194,51 @@ impl Broker {
             std::thread::sleep(Duration::from_millis(500));
         }
         wait_for(|| open(5672), Duration::from_secs(60)).context("RabbitMQ's port did not open")
+    }
+}
+
+/// The three nodes of scripts/cluster, stopped and started through it.
+pub struct ClusterNodes {
+    script: PathBuf,
+}
+
+impl ClusterNodes {
+    pub const NODES: usize = 3;
+
+    pub fn new(script: PathBuf) -> anyhow::Result<ClusterNodes> {
+        let nodes = ClusterNodes { script };
+        nodes.run(&["start"]).context("scripts/cluster start")?;
+        Ok(nodes)
+    }
+
+    /// The list workers are given (RENDITION_AMQP_URL).
+    pub fn url(&self) -> anyhow::Result<String> {
+        self.run(&["url"])
+    }
+
+    pub fn stop(&self, node: usize) -> anyhow::Result<()> {
+        self.run(&["stop", &node.to_string()]).map(drop)
+    }
+
+    pub fn start(&self, node: usize) -> anyhow::Result<()> {
+        self.run(&["start", &node.to_string()]).map(drop)
+    }
+
+    /// The node leading quorum queue `queue`.
+    pub fn leader(&self, queue: &str) -> anyhow::Result<usize> {
+        Ok(self.run(&["leader", queue])?.parse()?)
+    }
+
+    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(&self.script)
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", self.script.display()))?;
+        if !out.status.success() {
+            bail!("{} {args:?} failed", self.script.display());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 }
 

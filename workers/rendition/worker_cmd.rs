@@ -160,7 +160,7 @@ struct Ready<S> {
 }
 
 impl<S: Store + 'static> Readiness for Ready<S> {
-    fn broker_connected(&self) -> bool {
+    fn broker_node(&self) -> Option<String> {
         self.connected.get()
     }
     async fn store_reachable(&self) -> Result<(), String> {
