@@ -42,6 +42,8 @@ pub struct Answer<'a> {
     /// A redelivery or a retry: an earlier attempt may have kept a record.
     pub repeat: bool,
     pub dead_letter: bool,
+    /// The job's trace (the worker's; the CLI has none).
+    pub trace_id: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,7 +69,8 @@ const RECORD_TRIES: u32 = 3;
 
 /// Audit record → dead letter (if any) → reply.
 pub async fn answer(store: &impl Store, to: &impl Destination, answer: Answer<'_>) -> Result<(), AnswerError> {
-    let record = AuditRecord::of(answer.work, answer.result, answer.answered_at, answer.worker);
+    let mut record = AuditRecord::of(answer.work, answer.result, answer.answered_at, answer.worker);
+    record.trace_id = answer.trace_id;
     let name = AuditName::of(answer.work, answer.body);
     let (kept, announced) = tokio::join!(keep(store, &record, &name, answer.repeat), to.announce(&record));
     kept?;
@@ -143,6 +146,7 @@ mod tests {
             worker: "test",
             repeat: false,
             dead_letter,
+            trace_id: None,
         }
     }
 

@@ -51,6 +51,10 @@ pub struct AuditRecord {
     pub policy_version: u64,
     /// Which worker answered ([`crate::settings::Settings::worker_id`]).
     pub worker: String,
+    /// The W3C trace the job's work is in (docs/operating.md#traces): the
+    /// upstream's from its `traceparent`, or one started for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// One rendition handed out: what it is and until when its link works.
@@ -108,6 +112,7 @@ impl AuditRecord {
             error: result.error.clone(),
             policy_version: result.policy_version,
             worker: worker.to_string(),
+            trace_id: None,
         }
     }
 

@@ -92,6 +92,8 @@ pub struct RawSettings {
     pub video_max_duration_s: Option<u64>,
     pub store_lookups: Option<String>,
     pub worker_id: Option<String>,
+    /// An OTLP/HTTP collector for the jobs' spans (docs/operating.md#traces).
+    pub otlp_endpoint: Option<String>,
     pub video_max_source_bytes: Option<u64>,
     pub temp_dir: Option<PathBuf>,
     /// Bytes, or with a K/M/G/T suffix ([`crate::budget::parse_bytes`]).
@@ -188,6 +190,8 @@ pub struct Settings {
     pub lookups: Lookups,
     /// Names this process in audit records (default: host name and pid).
     pub worker_id: String,
+    /// Where spans are exported; `None`: nowhere (no cost).
+    pub otlp_endpoint: Option<String>,
     /// Where video sources and large originals are copied (default: the system's).
     pub temp_dir: Option<PathBuf>,
     /// The process's memory budget in bytes ([`crate::budget`]).
@@ -276,6 +280,7 @@ impl RawSettings {
             video_max_duration_s,
             store_lookups,
             worker_id,
+            otlp_endpoint,
             video_max_source_bytes,
             temp_dir,
             memory_budget,
@@ -348,6 +353,7 @@ impl Settings {
                 .clone()
                 .filter(|w| !w.trim().is_empty())
                 .unwrap_or_else(default_worker_id),
+            otlp_endpoint: otlp_endpoint(raw.otlp_endpoint.as_deref())?,
             temp_dir: temp_dir(raw.temp_dir.as_deref())?,
             memory_budget: memory_budget(raw.memory_budget.as_deref())?,
             publish: publish_destinations(raw.publish_destinations.as_deref(), &store)?,
@@ -429,7 +435,7 @@ impl Settings {
         format!(
             "amqp_url={amqp} policy={:?} store={:?} concurrency={} http_addr={} queue_prefix={:?} queues={:?} \
              max_attempts={} retry_delays={:?} drain_timeout={:?} storage_wait={:?} max_link_ttl_s={} video_concurrency={} \
-             video_deadline={:?} video_max_duration_s={} store_lookups={:?} worker_id={:?} control_keys={:?} \
+             video_deadline={:?} video_max_duration_s={} store_lookups={:?} worker_id={:?} otlp_endpoint={:?} control_keys={:?} \
              policy_locations={:?} {}",
             self.policy,
             self.store,
@@ -447,6 +453,7 @@ impl Settings {
             self.video_limits.max_duration_s,
             self.lookups,
             self.worker_id,
+            self.otlp_endpoint,
             self.control.keys.ids().collect::<Vec<_>>(),
             self.control.locations.as_ref().map(|l| l.describe()),
             MemoryBudget::new(self.memory_budget).describe()
@@ -565,6 +572,20 @@ fn queues(list: Option<&str>) -> Result<Vec<JobQueue>, SettingsError> {
 }
 
 /// `amqp://user:***@host…`
+/// An http(s) URL, or unset (empty is unset).
+fn otlp_endpoint(raw: Option<&str>) -> Result<Option<String>, SettingsError> {
+    let Some(url) = raw.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.parse::<axum::http::Uri>().is_err() {
+        bail!(
+            "RENDITION_OTLP_ENDPOINT",
+            "is an http:// or https:// URL (OTLP over HTTP), not {url:?}"
+        );
+    }
+    Ok(Some(url.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

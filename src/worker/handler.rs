@@ -11,6 +11,7 @@ use super::outage::StorageGate;
 use crate::answer::{self, Answer, AnswerError, Destination};
 use crate::audit::AuditRecord;
 use crate::error::ErrorCode;
+use crate::ops::trace::{JobTrace, TRACE_HEADERS};
 use crate::ops::{Metrics, Stage};
 use crate::pipeline::{Arrival, Outcome, Pipeline};
 use crate::policy::{CurrentPolicy, Policy};
@@ -101,7 +102,11 @@ impl<S: Store> Handler<S> {
         if let Some(key) = wrong_lane(message, &work) {
             return self.move_to_lane(broker, message, key).await;
         }
-        let outcome = self.run_through_outages(broker, message, &work).await;
+        let trace = JobTrace::start(&message.headers, work.job_id(), message.attempt());
+        let outcome = {
+            let _stage = trace.stage("pipeline", None);
+            self.run_through_outages(broker, message, &work).await
+        };
         self.metrics.observe(Stage::Pipeline, started.elapsed());
         self.note_engine_panic(&outcome);
         if let Some((started, crashed)) = self.pipeline.engine_counts() {
@@ -116,6 +121,23 @@ impl<S: Store> Handler<S> {
             }
         }
         self.log(message, &work, &outcome, started);
+        let settled = {
+            let _stage = trace.stage("answer", None);
+            self.settle(broker, message, &work, &outcome, &trace).await
+        };
+        trace.end(status_name(outcome.result.status), outcome.error.map(ErrorCode::as_str));
+        settled
+    }
+
+    /// Replies, retries or dead-letters a finished job.
+    async fn settle(
+        &self,
+        broker: &impl Publisher,
+        message: &Message,
+        work: &Work,
+        outcome: &Outcome,
+        trace: &JobTrace,
+    ) -> Result<(), QueueError> {
         let attempt = message.attempt();
         let settlement = match outcome.dead_letter {
             true => Settlement::DeadLetter,
@@ -126,7 +148,7 @@ impl<S: Store> Handler<S> {
                 // A job that crashed an engine twice is kept for a person to
                 // look at, never handed to another worker to crash it too.
                 let dead = matches!(work, Work::Unreadable { .. }) || outcome.error == Some(ErrorCode::EngineCrashed);
-                self.answer(broker, message, &work, &outcome, dead).await
+                self.answer(broker, message, work, outcome, dead, trace).await
             }
             Settlement::Retry { level } => {
                 let mut retry = carried(message);
@@ -141,12 +163,12 @@ impl<S: Store> Handler<S> {
                 // then answers the redelivery the same. A memo that cannot
                 // be kept sends nothing: the job goes back to its queue.
                 if !outcome.replayed
-                    && let Err(e) = self.pipeline.remember_dead_letter(&work, &outcome).await
+                    && let Err(e) = self.pipeline.remember_dead_letter(work, outcome).await
                 {
                     tracing::error!(job_id = work.job_id(), error = %e, "could not remember the dead-lettered answer");
                     return Err(QueueError::new(format!("the answer was not remembered: {e}")));
                 }
-                self.answer(broker, message, &work, &outcome, true).await
+                self.answer(broker, message, work, outcome, true, trace).await
             }
         }
     }
@@ -162,6 +184,7 @@ impl<S: Store> Handler<S> {
         work: &Work,
         outcome: &Outcome,
         dead_letter: bool,
+        trace: &JobTrace,
     ) -> Result<(), QueueError> {
         let to = Delivery {
             handler: self,
@@ -169,6 +192,7 @@ impl<S: Store> Handler<S> {
             message,
             work,
             outcome,
+            trace,
         };
         let answer = Answer {
             work,
@@ -178,6 +202,7 @@ impl<S: Store> Handler<S> {
             worker: &self.worker,
             repeat: message.redelivered || message.attempt() > 1,
             dead_letter,
+            trace_id: Some(trace.trace_id()),
         };
         match answer::answer(self.pipeline.renditions(), &to, answer).await {
             Ok(()) => Ok(()),
@@ -344,9 +369,12 @@ fn wrong_lane(message: &Message, work: &Work) -> Option<String> {
 
 /// The job as it was, for a retry or a dead letter: body, routing and
 /// correlation, without the broker's own headers.
+/// The job as it is re-sent: only its trace context among the headers
+/// (so a retry stays in the job's trace).
 fn carried(message: &Message) -> Message {
+    let trace = TRACE_HEADERS.iter().filter_map(|h| message.headers.get_key_value(*h));
     Message {
-        headers: Default::default(),
+        headers: trace.map(|(k, v)| (k.clone(), v.clone())).collect(),
         mandatory: true,
         ..message.clone()
     }
@@ -374,18 +402,20 @@ struct Delivery<'a, S: Store, P: Publisher> {
     message: &'a Message,
     work: &'a Work,
     outcome: &'a Outcome,
+    trace: &'a JobTrace,
 }
 
 impl<S: Store, P: Publisher> Destination for Delivery<'_, S, P> {
     async fn announce(&self, record: &AuditRecord) -> Result<(), QueueError> {
         let mut body = record.to_line();
         body.pop();
-        let published = Message {
+        let mut published = Message {
             routing_key: format!("{}.{}", self.work.purpose(), status_name(record.status)),
             body,
             message_id: Some(record.job_id.clone()),
             ..Message::default()
         };
+        self.trace.inject(&mut published.headers);
         self.broker
             .publish(&self.handler.topology.audit_exchange(), &published)
             .await
@@ -413,13 +443,14 @@ impl<S: Store, P: Publisher> Destination for Delivery<'_, S, P> {
         let started = Instant::now();
         let results_key = format!("{}.{}", self.work.purpose(), status_name(result.status));
         let (exchange, routing_key) = handler.destination(message, &results_key);
-        let reply = Message {
+        let mut reply = Message {
             routing_key,
             body: serde_json::to_vec(result).expect("a result serializes"),
             correlation_id: message.correlation_id.clone(),
             message_id: Some(result.job_id.clone()),
             ..Message::default()
         };
+        self.trace.inject(&mut reply.headers);
         self.broker.publish(&exchange, &reply).await?;
         handler.metrics.observe(Stage::Reply, started.elapsed());
         handler.metrics.job_finished(result.status);

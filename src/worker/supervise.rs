@@ -12,6 +12,7 @@ use futures_util::FutureExt;
 use super::Handler;
 use crate::error::panic_message;
 use crate::job::JobError;
+use crate::ops::trace::JobTrace;
 use crate::pipeline::{Outcome, PipelineError};
 use crate::queue::{Message, Publisher, QueueError, REVOKE_ROUTING_KEY};
 use crate::result::JobResult;
@@ -78,7 +79,10 @@ impl<S: Store> Handler<S> {
             answered_at: chrono::Utc::now(),
             error: Some(crate::error::Coded::code(&error)),
         };
-        match self.answer(broker, message, &work, &outcome, true).await {
+        let trace = JobTrace::start(&message.headers, job_id, message.attempt());
+        let answered = self.answer(broker, message, &work, &outcome, true, &trace).await;
+        trace.end("failed", Some("panicked"));
+        match answered {
             Ok(()) => Verdict::Ack,
             Err(_) => Verdict::Reject,
         }

@@ -3,7 +3,7 @@
 //! buckets, so tests run side by side; it removes its queues when dropped.
 //! Without the services' settings the tests fail; they never skip.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -88,6 +88,8 @@ pub struct Lab {
     pub progress: Mutex<Vec<(String, JobProgress)>>,
     /// Every result read from the reply queue, for [`Lab::check_audit`].
     answered: Mutex<Vec<JobResult>>,
+    /// The headers of the last reply to each correlation id.
+    pub reply_headers: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
     /// The lab's control key: its workers list it in RENDITION_CONTROL_KEYS.
     pub control_key: SigningKey,
 }
@@ -135,6 +137,7 @@ impl Lab {
             connection: Mutex::new(None),
             progress: Mutex::new(Vec::new()),
             answered: Mutex::new(Vec::new()),
+            reply_headers: Mutex::new(BTreeMap::new()),
             control_key: SigningKey::generate("lab").unwrap(),
         };
         lab.connect();
@@ -200,9 +203,21 @@ impl Lab {
     }
 
     pub fn send_raw(&self, routing_key: &str, body: Vec<u8>, correlation_id: &str) {
+        self.send_with_headers(routing_key, body, correlation_id, BTreeMap::new());
+    }
+
+    /// A job with AMQP headers of its own (`traceparent`, …).
+    pub fn send_with_headers(
+        &self,
+        routing_key: &str,
+        body: Vec<u8>,
+        correlation_id: &str,
+        headers: BTreeMap<String, String>,
+    ) {
         let message = Message {
             routing_key: routing_key.into(),
             body,
+            headers,
             correlation_id: Some(correlation_id.into()),
             reply_to: Some(self.replies_queue()),
             ..Message::default()
@@ -266,6 +281,8 @@ impl Lab {
                 }
                 let result: JobResult = serde_json::from_slice(&m.body).expect("a result");
                 self.answered.lock().unwrap().push(result.clone());
+                let id = m.correlation_id.clone().unwrap_or_default();
+                self.reply_headers.lock().unwrap().insert(id, m.headers.clone());
                 out.push((m.correlation_id.unwrap_or_default(), result));
             }
         });

@@ -13,5 +13,6 @@ mod engines;
 mod lab;
 mod priority;
 mod side_doors;
+mod traces;
 mod video;
 mod worker;

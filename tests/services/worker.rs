@@ -131,7 +131,10 @@ fn poison_messages_are_dead_lettered_while_other_jobs_flow() {
     assert!(metrics.contains("rendition_dead_letters_total 2\n"), "{metrics}");
     // The retries waited in the quorum delay queues; one node, no failover.
     assert!(metrics.contains("rendition_broker_failovers_total 0\n"), "{metrics}");
-    assert!(metrics.contains("rendition_failures_total{code=\"storage_error\"} 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("rendition_failures_total{code=\"storage_error\"} 1\n"),
+        "{metrics}"
+    );
     assert_eq!(worker.broker_node().as_deref(), Some("127.0.0.1:5672"));
 
     // Once the bucket is repaired, replaying the dead letter finishes the job.

@@ -110,6 +110,7 @@ pub async fn run(args: RenderArgs) -> anyhow::Result<()> {
                 worker: &worker,
                 repeat: false,
                 dead_letter: false,
+                trace_id: None,
             };
             if let Err(AnswerError::NotRecorded(e)) = answer::answer(pipeline.renditions(), &printed, answer).await {
                 let error = PipelineError::Store(e);

@@ -80,6 +80,14 @@ async fn serve<S: Store + Clone + 'static>(settings: Settings, originals: S, ren
              (docs/control-plane.md)"
         );
     }
+    // Flushes the spans still batched when the worker stops.
+    let _traces = match &settings.otlp_endpoint {
+        Some(endpoint) => Some(
+            rendition::ops::trace::Traces::export(endpoint, "rendition-worker")
+                .map_err(|e| anyhow::anyhow!("RENDITION_OTLP_ENDPOINT: {e}"))?,
+        ),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::default());
     metrics.set_policy_version(policy.version());
     let pipeline = Pipeline::new(originals, renditions.clone(), settings.pipeline_config());
