@@ -61,7 +61,10 @@ async fn ready<R: Readiness>(State(ops): State<Arc<Ops<R>>>) -> (StatusCode, Str
 }
 
 async fn metrics_text<R: Readiness>(State(ops): State<Arc<Ops<R>>>) -> ([(&'static str, &'static str); 1], String) {
-    let kind = ("content-type", "text/plain; version=0.0.4");
+    let kind = (
+        "content-type",
+        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+    );
     ([kind], ops.metrics.render())
 }
 

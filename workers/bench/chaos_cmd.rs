@@ -213,11 +213,18 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             && share >= *at
         {
             nodes_stopped += 1;
-            let node = nodes_stopped;
             let queue = settings.topology.lane_queue(JobQueue::Image, Priority::Interactive);
             let leader = cluster.leader(&queue).ok();
+            // In turn: the node worker 0 is on, the queue's leader, the node
+            // worker 1 is on (whatever the kills made of them since).
+            let node = match nodes_stopped {
+                2 => leader,
+                n => fleet.node_of(n / 2),
+            }
+            .unwrap_or(nodes_stopped);
+            let on_it: Vec<usize> = (0..args.workers).filter(|i| fleet.node_of(*i) == Some(node)).collect();
             eprintln!(
-                "chaos: stopping cluster node {node} (the image queue's leader: {leader:?}) for {} s at {:.0} %",
+                "chaos: stopping cluster node {node} (the image queue's leader: {leader:?}; workers on it: {on_it:?}) for {} s at {:.0} %",
                 args.node_down_s,
                 share * 100.0
             );
@@ -226,6 +233,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             cluster.start(node)?;
             events.node_stops += 1;
             events.leader_stops += usize::from(leader == Some(node));
+            events.workers_on_stopped_nodes += on_it.len();
             eprintln!("chaos: node {node} back");
         }
     }
@@ -264,6 +272,7 @@ struct Events {
     broker_restarts: usize,
     node_stops: usize,
     leader_stops: usize,
+    workers_on_stopped_nodes: usize,
 }
 
 /// The cluster's nodes, checked against the broker list the workers get.
@@ -460,6 +469,8 @@ fn summarize(tally: &Tally, jobs: usize, events: &Events, logs: &str, dead: u32,
         "kills": events.kills, "exited_on_their_own": events.exited,
         "storage_outages": events.storage_outages, "broker_restarts": events.broker_restarts,
         "node_stops": events.node_stops, "leader_stops": events.leader_stops,
+        "workers_on_stopped_nodes": events.workers_on_stopped_nodes,
+        "worker_failovers": logs.matches("trying the next node").count(),
         "seconds": (seconds * 10.0).round() / 10.0, "jobs_per_s": ((answered as f64 / seconds) * 10.0).round() / 10.0,
     })
 }
@@ -482,6 +493,8 @@ fn table(s: &serde_json::Value) -> String {
         "broker_restarts",
         "node_stops",
         "leader_stops",
+        "workers_on_stopped_nodes",
+        "worker_failovers",
         "audit_records",
         "crash_jobs",
         "crash_jobs_engine_crashed",

@@ -43,6 +43,21 @@ impl Fleet {
         }
     }
 
+    /// The cluster node (1–3 of scripts/cluster) worker `i` consumes from,
+    /// as its `/readyz` says.
+    pub fn node_of(&self, i: usize) -> Option<usize> {
+        use std::io::{Read, Write};
+        let (_, _, port) = self.slots.get(i % self.slots.len())?;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", *port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let node = answer.lines().find_map(|l| l.strip_prefix("broker: "))?;
+        let port: usize = node.rsplit(':').next()?.trim().parse().ok()?;
+        port.checked_sub(5680).filter(|n| (1..=ClusterNodes::NODES).contains(n))
+    }
+
     /// Restarts any worker that exited without being killed; how many.
     pub fn restart_exited(&mut self) -> usize {
         let mut exited = 0;

@@ -6,58 +6,51 @@
 //! `rendition_engine_resident_bytes`, so a dashboard sees every process of
 //! ours. Off Linux the lines are left out.
 
-use std::fmt::Write;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
-/// Appends the process metrics to `out`.
-pub fn render(out: &mut String) {
-    let Some(me) = Process::read("self") else {
-        return;
-    };
-    let engines: u64 = children()
-        .iter()
-        .filter_map(|pid| Process::read(&pid.to_string()))
-        .map(|p| p.resident_bytes)
-        .sum();
-    let rows: [(&str, &str, &str, f64); 6] = [
-        (
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the worker process.",
-            me.resident_bytes as f64,
-        ),
-        (
-            "process_cpu_seconds_total",
-            "counter",
-            "User and system CPU time of the worker process.",
-            me.cpu_seconds,
-        ),
-        (
-            "process_open_fds",
-            "gauge",
-            "Open file descriptors.",
-            me.open_fds as f64,
-        ),
-        (
-            "process_max_fds",
-            "gauge",
-            "The open file descriptor limit.",
-            me.max_fds as f64,
-        ),
-        (
-            "process_start_time_seconds",
-            "gauge",
-            "When the process started, in seconds since the epoch.",
-            me.start_time,
-        ),
-        (
-            "rendition_engine_resident_bytes",
-            "gauge",
-            "Resident memory of the worker's engine processes together.",
-            engines as f64,
-        ),
-    ];
-    for (name, kind, help, value) in rows {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+/// Reads `/proc` at each scrape.
+#[derive(Debug)]
+pub struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(me) = Process::read("self") else {
+            return Ok(());
+        };
+        let engines: u64 = children()
+            .iter()
+            .filter_map(|pid| Process::read(&pid.to_string()))
+            .map(|p| p.resident_bytes)
+            .sum();
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory of the worker process",
+                me.resident_bytes as f64,
+            ),
+            ("process_open_fds", "Open file descriptors", me.open_fds as f64),
+            ("process_max_fds", "The open file descriptor limit", me.max_fds as f64),
+            (
+                "process_start_time_seconds",
+                "When the process started, in seconds since the epoch",
+                me.start_time,
+            ),
+            (
+                "rendition_engine_resident_bytes",
+                "Resident memory of the worker's engine processes together",
+                engines as f64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let cpu = ConstCounter::new(me.cpu_seconds);
+        let help = "User and system CPU time of the worker process";
+        cpu.encode(encoder.encode_descriptor("process_cpu_seconds", help, None, cpu.metric_type())?)
     }
 }
 
@@ -133,13 +126,12 @@ fn children() -> Vec<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ops::Metrics;
 
     #[test]
     fn the_worker_and_its_children_are_measured() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        let mut text = String::new();
-        render(&mut text);
+        let text = Metrics::default().render();
         let _ = child.kill();
         let _ = child.wait();
         let value = |name: &str| -> f64 {
