@@ -40,14 +40,26 @@ impl AmqpBroker {
     pub async fn connect(urls: &str) -> Result<AmqpBroker, QueueError> {
         let addresses = BrokerAddresses::parse(urls).map_err(|e| QueueError::new(format!("RENDITION_AMQP_URL {e}")))?;
         let addresses = addresses.shuffled(&mut rand::rng());
+        let (_, broker) = AmqpBroker::connect_first(addresses.nodes().iter().enumerate()).await?;
+        Ok(broker)
+    }
+
+    /// The first of `nodes` (each with its place in the list) that opens a
+    /// connection, and its place; the error names why each refused.
+    pub async fn connect_first<'a>(
+        nodes: impl IntoIterator<Item = (usize, &'a BrokerNode)>,
+    ) -> Result<(usize, AmqpBroker), QueueError> {
         let mut refused = Vec::new();
-        for node in addresses.nodes() {
+        for (i, node) in nodes {
             match AmqpBroker::connect_node(node).await {
-                Ok(broker) => return Ok(broker),
+                Ok(broker) => return Ok((i, broker)),
                 Err(e) => refused.push(format!("{}: {}", node.name(), e.message)),
             }
         }
-        Err(QueueError::new(format!("no broker answers ({})", refused.join("; "))))
+        Err(QueueError::new(format!(
+            "no broker node answers ({})",
+            refused.join("; ")
+        )))
     }
 
     /// Connects to one node, within [`CONNECT_TIMEOUT`].

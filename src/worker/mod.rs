@@ -65,7 +65,7 @@ pub async fn run<S: Store + 'static>(
     loop {
         let attempt = tokio::select! {
             _ = &mut shutdown => return,
-            b = connect_first(&addresses, &failover) => b,
+            b = AmqpBroker::connect_first(failover.round().map(|i| (i, &addresses.nodes()[i]))) => b,
         };
         let lost = match attempt {
             Ok((i, broker)) => {
@@ -108,23 +108,6 @@ pub async fn run<S: Store + 'static>(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
-}
-
-/// One round over the nodes: the first that opens a connection, and its
-/// place in the list.
-async fn connect_first(addresses: &BrokerAddresses, failover: &Failover) -> Result<(usize, AmqpBroker), QueueError> {
-    let mut refused = Vec::new();
-    for i in failover.round() {
-        let node = &addresses.nodes()[i];
-        match AmqpBroker::connect_node(node).await {
-            Ok(broker) => return Ok((i, broker)),
-            Err(e) => refused.push(format!("{}: {}", node.name(), e.message)),
-        }
-    }
-    Err(QueueError::new(format!(
-        "no broker node answers ({})",
-        refused.join("; ")
-    )))
 }
 
 /// One connection's worth of work.
