@@ -16,6 +16,7 @@ pub mod supervise;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
@@ -78,11 +79,13 @@ pub async fn run<S: Store + 'static>(
                     "broker connected"
                 );
                 let broker = Arc::new(broker);
+                let consumed = AtomicBool::new(false);
                 let session = Session {
                     config: &config,
                     handler: &handler,
                     broker: &broker,
                     connected: &connected,
+                    consumed: &consumed,
                 };
                 let outcome = session.serve(&mut shutdown, &mut backoff).await;
                 connected.set(None);
@@ -91,8 +94,11 @@ pub async fn run<S: Store + 'static>(
                 failover.lost();
                 match outcome {
                     Ok(()) => return,
-                    // Straight to the next node: this one just failed.
-                    Err(e) if addresses.nodes().len() > 1 => {
+                    // Straight to the next node: this one served, then
+                    // failed. One that failed before consuming (a refused
+                    // declare, say) waits the backoff like a refusal, or
+                    // the worker would go round the nodes without pause.
+                    Err(e) if addresses.nodes().len() > 1 && consumed.load(Ordering::SeqCst) => {
                         tracing::warn!(error = %e, node = broker.node(), "broker connection lost; trying the next node");
                         continue;
                     }
@@ -116,6 +122,8 @@ struct Session<'a, S> {
     handler: &'a Arc<Handler<S>>,
     broker: &'a Arc<AmqpBroker>,
     connected: &'a BrokerFlag,
+    /// Set once the session consumes (the connection served).
+    consumed: &'a AtomicBool,
 }
 
 impl<S: Store + 'static> Session<'_, S> {
@@ -140,6 +148,7 @@ impl<S: Store + 'static> Session<'_, S> {
         let (_policy_channel, mut updates) = self.broker.private_queue(Some(&topology.policy_exchange())).await?;
         let mut jobs = Lanes::new(lanes, usize::from(self.config.concurrency));
         self.connected.set(Some(self.broker.node()));
+        self.consumed.store(true, Ordering::SeqCst);
         self.handler.metrics.broker_node(Some(self.broker.node()));
         *backoff = Duration::from_millis(200);
         tracing::info!(queues = ?self.config.queues, prefetch = self.config.concurrency, "consuming");
