@@ -308,6 +308,14 @@ impl Lab {
     /// Starts a worker that is given no S3 keys: it finds its credentials
     /// through the AWS chain (`extra` says where: a profile, an IMDS…).
     pub fn worker_without_keys(&self, extra: &[(&str, &str)]) -> Worker {
+        let worker = self.start_worker(extra);
+        worker.wait_ready();
+        worker
+    }
+
+    /// Starts `rendition worker` as [`Lab::worker_without_keys`] does, and
+    /// returns at once, ready or not.
+    pub fn start_worker(&self, extra: &[(&str, &str)]) -> Worker {
         let http = free_addr();
         let log = std::fs::File::create(self.dir.path().join(format!("worker-{}.log", http.port()))).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_rendition"));
@@ -340,13 +348,11 @@ impl Lab {
         for (k, v) in extra {
             command.env(k, v);
         }
-        let worker = Worker {
+        Worker {
             child: command.spawn().expect("the rendition binary starts"),
             http,
             log: self.dir.path().join(format!("worker-{}.log", http.port())),
-        };
-        worker.wait_ready();
-        worker
+        }
     }
 
     /// The dead letters, as `rendition dlq list` prints them.

@@ -446,3 +446,52 @@ fn a_job_that_crashes_every_worker_is_dead_lettered_by_the_broker_and_listed_wit
     assert_eq!(lab.reply().status, Status::Done);
     lab.check_audit();
 }
+
+/// A broker with a delay queue an older version declared as a classic
+/// queue: the worker names the queue and the fix, and waits its backoff
+/// between rounds over the nodes instead of going round them without pause.
+#[test]
+fn an_old_classic_delay_queue_is_named_and_the_worker_backs_off() {
+    use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+    let lab = Lab::new("oldretry");
+    let old = lab.topology.retry_queue(1);
+    lab.rt.block_on(async {
+        let broker = rendition::queue::amqp::AmqpBroker::connect(&lab.amqp_url)
+            .await
+            .unwrap();
+        let channel = broker.channel().await.unwrap();
+        channel
+            .queue_delete(old.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(old.as_str().into(), durable, Default::default())
+            .await
+            .unwrap();
+        broker.close().await;
+    });
+    // Two names for the one broker: a "cluster" whose every node refuses the topology.
+    let two = format!("{},localhost:5672", lab.amqp_url);
+    let keys = lab.s3.keys.as_ref().unwrap();
+    let worker = lab.start_worker(&[
+        ("RENDITION_AMQP_URL", two.as_str()),
+        ("RENDITION_S3_ACCESS_KEY", keys.access_key.as_str()),
+        ("RENDITION_S3_SECRET_KEY", keys.secret_key.as_str()),
+    ]);
+    // Backing off: three rounds that each end in a wait (0.2 s, 0.4 s, 0.8 s).
+    let log = worker.wait_for_log("broker unavailable", 3);
+    assert!(
+        log.contains(&format!("{old} was declared by an older version as a classic queue")),
+        "{log}"
+    );
+    assert!(log.contains("--if-empty"), "the fix is named: {log}");
+    assert!(
+        !log.contains("trying the next node"),
+        "a connection that never served is no failover: {log}"
+    );
+    assert!(worker.broker_node().is_none(), "not ready");
+}
