@@ -1,7 +1,8 @@
 //! Jobs through a three-node RabbitMQ cluster (scripts/cluster) while its
 //! nodes stop and come back: the node a worker consumes from, then the
-//! node leading the job queue. Every job is answered (repeats identical),
-//! the workers move to live nodes, nothing is dead-lettered. A binary of
+//! node leading the job queue, then all three. Every job is answered
+//! (repeats identical), the workers move to live nodes, nothing is
+//! dead-lettered. A binary of
 //! its own, left out of a plain `cargo test` (`test = false`); scripts/test
 //! runs it. It starts the cluster itself and fails if it cannot: it is
 //! never skipped.
@@ -178,6 +179,23 @@ fn stopping_a_workers_node_and_the_queue_leader_loses_no_job_and_the_workers_mov
     assert_ne!(now_leader, leader, "another node leads the queue");
     cluster(&["start", &leader]);
 
+    // (d) The whole cluster down, node 1 first and node 3 last, as a
+    // machine's stop can leave it, then `scripts/cluster start`: node 1
+    // waits at boot for the peers that stopped after it, so the script must
+    // launch all three before waiting for any (it hung 10 minutes in CI
+    // when it started them one by one). The workers wait it out and the
+    // queued jobs are not lost.
+    let d = send_batch(&lab, "d", 10);
+    for n in ["1", "2", "3"] {
+        cluster(&["stop", n]);
+    }
+    cluster(&["start"]);
+    let status = cluster(&["status"]);
+    assert_eq!(status.matches(" running on ").count(), 3, "{status}");
+    lab.connect();
+    let d = answers(&lab, &d, &workers);
+    let repeats_d = check(&d);
+
     for w in &workers {
         assert!(
             w.broker_node().is_some(),
@@ -186,8 +204,8 @@ fn stopping_a_workers_node_and_the_queue_leader_loses_no_job_and_the_workers_mov
         );
     }
     eprintln!(
-        "answered {} jobs; repeats (identical): a {repeats_a}, c {repeats_c}, b {repeats_b}",
-        a.len() + b.len() + c.len()
+        "answered {} jobs; repeats (identical): a {repeats_a}, c {repeats_c}, b {repeats_b}, d {repeats_d}",
+        a.len() + b.len() + c.len() + d.len()
     );
     let (ok, dead) = lab.dlq(&["list"]);
     assert!(ok && dead.trim().is_empty(), "nothing dead-lettered:\n{dead}");
