@@ -22,6 +22,14 @@ fn broker(e: lapin::Error) -> QueueError {
     e.into()
 }
 
+/// What the policy log keeps: updates are rare and mostly small (a
+/// location and a digest), so this is years of them.
+const POLICY_LOG_BYTES: i64 = 64 << 20;
+const POLICY_LOG_SEGMENT_BYTES: i32 = 4 << 20;
+/// The consumer argument that says where to start reading a stream, and
+/// the header each delivery of it carries its own offset in.
+pub const POLICY_LOG_OFFSET_HEADER: &str = "x-stream-offset";
+
 /// How long one node may take to open a connection before the next is
 /// tried: a node that accepts TCP but hangs must not hold a fleet up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,6 +152,7 @@ impl AmqpBroker {
             .await?;
         self.exchange(&topology.policy_exchange(), ExchangeKind::Fanout, durable)
             .await?;
+        self.declare_policy_log(topology).await?;
         self.exchange(&topology.audit_exchange(), ExchangeKind::Topic, durable)
             .await?;
         self.exchange(&topology.retry_exchange(), ExchangeKind::Headers, durable)
@@ -205,6 +214,30 @@ impl AmqpBroker {
             .map_err(broker)
     }
 
+    /// The policy log: a stream (RabbitMQ 3.9+) bound to the policy
+    /// exchange, keeping the newest 64 MiB of updates in 4 MiB segments.
+    async fn declare_policy_log(&self, topology: &Topology) -> Result<(), QueueError> {
+        let name = topology.policy_log();
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), string("stream"));
+        args.insert("x-max-length-bytes".into(), AMQPValue::LongLongInt(POLICY_LOG_BYTES));
+        args.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongInt(POLICY_LOG_SEGMENT_BYTES),
+        );
+        self.queue(&name, args).await?;
+        self.publisher
+            .queue_bind(
+                name.as_str().into(),
+                topology.policy_exchange().as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(broker)
+    }
+
     async fn exchange(
         &self,
         name: &str,
@@ -248,10 +281,36 @@ impl AmqpBroker {
         Ok((channel, consumer))
     }
 
-    /// A private, server-named queue, bound to `fanout` if given (every
-    /// worker gets every policy update), else for replies (`enqueue --wait`;
-    /// its name is `consumer.queue()`).
-    pub async fn private_queue(&self, fanout: Option<&str>) -> Result<(Channel, Consumer), QueueError> {
+    /// Reads the policy log from offset `from` (0: the oldest kept) on its
+    /// own channel; every delivery carries its offset
+    /// ([`POLICY_LOG_OFFSET_HEADER`]) and must be acked.
+    pub async fn read_policy_log(&self, topology: &Topology, from: u64) -> Result<(Channel, Consumer), QueueError> {
+        let channel = self.connection.create_channel().await.map_err(broker)?;
+        channel
+            .basic_qos(16, BasicQosOptions::default())
+            .await
+            .map_err(broker)?;
+        let offset = match from {
+            0 => string("first"),
+            n => AMQPValue::LongLongInt(i64::try_from(n).unwrap_or(i64::MAX)),
+        };
+        let mut args = FieldTable::default();
+        args.insert(POLICY_LOG_OFFSET_HEADER.into(), offset);
+        let consumer = channel
+            .basic_consume(
+                topology.policy_log().as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                args,
+            )
+            .await
+            .map_err(broker)?;
+        Ok((channel, consumer))
+    }
+
+    /// A private, server-named queue for replies (`enqueue --wait`, the
+    /// benchmarks; its name is `consumer.queue()`).
+    pub async fn reply_queue(&self) -> Result<(Channel, Consumer), QueueError> {
         let channel = self.connection.create_channel().await.map_err(broker)?;
         let options = QueueDeclareOptions {
             exclusive: true,
@@ -262,16 +321,13 @@ impl AmqpBroker {
             .queue_declare("".into(), options, FieldTable::default())
             .await
             .map_err(broker)?;
-        let name = queue.name().clone();
-        if let Some(fanout) = fanout {
-            let (options, args) = (QueueBindOptions::default(), FieldTable::default());
-            channel
-                .queue_bind(name.clone(), fanout.into(), "".into(), options, args)
-                .await
-                .map_err(broker)?;
-        }
         let consumer = channel
-            .basic_consume(name, "".into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .map_err(broker)?;
         Ok((channel, consumer))
@@ -398,6 +454,17 @@ pub fn message_of(delivery: &Delivery) -> Message {
         message_id: text(props.message_id()),
         mandatory: false,
         redelivered: delivery.redelivered,
+    }
+}
+
+/// A stream delivery's offset (docs/control-plane.md#the-policy-log).
+pub fn stream_offset(delivery: &Delivery) -> Option<u64> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(POLICY_LOG_OFFSET_HEADER)? {
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        _ => None,
     }
 }
 

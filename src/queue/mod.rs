@@ -256,6 +256,12 @@ impl Topology {
     pub fn policy_exchange(&self) -> String {
         self.name("rendition.policy")
     }
+    /// A stream bound to the policy exchange: every update published is
+    /// kept, so a worker that was starting, or between connections, reads
+    /// what it missed (docs/control-plane.md#the-policy-log).
+    pub fn policy_log(&self) -> String {
+        self.name("rendition.policy.log")
+    }
     /// A topic exchange: one audit record per answered job, under
     /// `{purpose}.{status}`; bind a queue to keep them.
     pub fn audit_exchange(&self) -> String {
@@ -281,6 +287,7 @@ mod tests {
         assert_eq!(t.results_exchange(), "rendition.results");
         assert_eq!(t.audit_exchange(), "rendition.audit");
         assert_eq!(t.policy_exchange(), "rendition.policy");
+        assert_eq!(t.policy_log(), "rendition.policy.log");
         assert_eq!(t.retry_queue(1), "rendition.retry.1");
         let staged = Topology::new("staging.", 4, Duration::from_secs(1));
         assert_eq!(staged.jobs_exchange(), "staging.rendition.jobs");

@@ -5,12 +5,14 @@
 //! - [`handler`]: one delivery → reply, retry or dead letter.
 //! - [`lanes`]: which delivery starts next (interactive before bulk).
 //! - [`policy_updates`]: policy documents from the fanout exchange.
+//! - [`policy_log`]: where the worker stands in the log of those updates.
 //! - [`run`]: connect (and fail over to the next node of a cluster, with
 //!   backoff once every node refused), declare, consume, drain on shutdown.
 
 pub mod handler;
 pub mod lanes;
 pub mod outage;
+pub mod policy_log;
 pub mod policy_updates;
 pub mod supervise;
 
@@ -27,11 +29,12 @@ use tokio::task::JoinSet;
 
 pub use handler::Handler;
 use lanes::{Lanes, Slot};
+use policy_log::{CATCH_UP_LIMIT, CATCH_UP_QUIET, Origin, PolicyLogCursor};
 
 use crate::ops::Stage;
 use crate::ops::http::BrokerFlag;
 use crate::queue::addresses::{BrokerAddresses, Failover};
-use crate::queue::amqp::{AmqpBroker, message_of};
+use crate::queue::amqp::{AmqpBroker, message_of, stream_offset};
 use crate::queue::{JobQueue, Priority, QueueError};
 use crate::storage::Store;
 
@@ -63,6 +66,7 @@ pub async fn run<S: Store + 'static>(
     let addresses = config.brokers.clone().shuffled(&mut rand::rng());
     let mut failover = Failover::new(&addresses);
     let mut backoff = Duration::from_millis(200);
+    let policy_log = PolicyLogCursor::default();
     loop {
         let attempt = tokio::select! {
             _ = &mut shutdown => return,
@@ -86,6 +90,7 @@ pub async fn run<S: Store + 'static>(
                     broker: &broker,
                     connected: &connected,
                     consumed: &consumed,
+                    policy_log: &policy_log,
                 };
                 let outcome = session.serve(&mut shutdown, &mut backoff).await;
                 connected.set(None);
@@ -124,6 +129,7 @@ struct Session<'a, S> {
     connected: &'a BrokerFlag,
     /// Set once the session consumes (the connection served).
     consumed: &'a AtomicBool,
+    policy_log: &'a PolicyLogCursor,
 }
 
 impl<S: Store + 'static> Session<'_, S> {
@@ -135,6 +141,10 @@ impl<S: Store + 'static> Session<'_, S> {
     ) -> Result<(), QueueError> {
         let topology = &self.handler.topology;
         self.broker.declare(topology).await?;
+        // Policy updates first: none published while this worker was
+        // starting or between connections may be missed by a job.
+        let (_policy_channel, mut updates) = self.broker.read_policy_log(topology, self.policy_log.next()).await?;
+        self.catch_up(&mut updates).await?;
         // Both lanes of each queue, each with its own prefetch window.
         let mut consumers = Vec::new();
         let mut lanes = Vec::new();
@@ -145,7 +155,6 @@ impl<S: Store + 'static> Session<'_, S> {
             lanes.push((interactive.1.clone(), bulk.1.clone()));
             consumers.extend([interactive, bulk]);
         }
-        let (_policy_channel, mut updates) = self.broker.private_queue(Some(&topology.policy_exchange())).await?;
         let mut jobs = Lanes::new(lanes, usize::from(self.config.concurrency));
         self.connected.set(Some(self.broker.node()));
         self.consumed.store(true, Ordering::SeqCst);
@@ -172,7 +181,7 @@ impl<S: Store + 'static> Session<'_, S> {
                 update = updates.next() => match update {
                     Some(Ok(delivery)) => self.policy_update(delivery).await,
                     Some(Err(e)) => break Err(QueueError::from(e)),
-                    None => break Err(QueueError::new("the broker closed the policy subscription")),
+                    None => break Err(QueueError::new("the broker closed the policy log")),
                 },
                 _ = tick.tick() => {
                     if !self.broker.is_connected() {
@@ -197,6 +206,35 @@ impl<S: Store + 'static> Session<'_, S> {
                 .await;
         }
         self.drain(tasks).await;
+        Ok(())
+    }
+
+    /// Applies the policy log's updates up to its end before any job is
+    /// taken: until the log has been quiet for [`CATCH_UP_QUIET`], for at
+    /// most [`CATCH_UP_LIMIT`] (the rest is read alongside the jobs).
+    async fn catch_up(&self, updates: &mut lapin::Consumer) -> Result<(), QueueError> {
+        let deadline = tokio::time::Instant::now() + CATCH_UP_LIMIT;
+        let mut read = 0usize;
+        loop {
+            match tokio::time::timeout(CATCH_UP_QUIET, updates.next()).await {
+                Err(_quiet) => break,
+                Ok(Some(Ok(delivery))) => self.policy_update(delivery).await,
+                Ok(Some(Err(e))) => return Err(QueueError::from(e)),
+                Ok(None) => return Err(QueueError::new("the broker closed the policy log")),
+            }
+            read += 1;
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!(read, "the policy log is still being read; taking jobs meanwhile");
+                break;
+            }
+        }
+        let version = self.handler.policy.get().version();
+        tracing::info!(
+            read,
+            policy_version = version,
+            next_offset = self.policy_log.next(),
+            "policy log read"
+        );
         Ok(())
     }
 
@@ -260,6 +298,8 @@ impl<S: Store + 'static> Session<'_, S> {
     }
 
     async fn policy_update(&self, delivery: Delivery) {
+        let published = *delivery.properties.timestamp();
+        let origin = self.policy_log.record(stream_offset(&delivery), published);
         let pipeline = &self.handler.pipeline;
         let current = &self.handler.policy;
         let metrics = &self.handler.metrics;
@@ -272,14 +312,21 @@ impl<S: Store + 'static> Session<'_, S> {
             pipeline.renditions(),
             &delivery.data,
         );
+        // Replaying the log's history is no attack: its older versions and
+        // retired keys are refused quietly.
         let refused = |reason: &'static str| {
-            metrics.policy(0, false);
-            metrics.control_refused("policy", reason);
+            if origin == Origin::Live {
+                metrics.policy(0, false);
+                metrics.control_refused("policy", reason);
+            }
         };
         match std::panic::AssertUnwindSafe(update).catch_unwind().await {
             Err(_) => {
                 refused("panic");
                 tracing::error!("a policy update panicked; the policy in force stays");
+            }
+            Ok(Err(e)) if origin == Origin::History => {
+                tracing::debug!(reason = e.reason(), error = %e, "an update of the policy log's history not applied");
             }
             Ok(Err(e)) => {
                 refused(e.reason());

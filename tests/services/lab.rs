@@ -488,6 +488,7 @@ impl Drop for Lab {
                 .flat_map(|q| Priority::ALL.map(|p| t.lane_queue(q, p))),
         );
         queues.extend((1..=t.retry_delays.len()).map(|l| t.retry_queue(l)));
+        queues.push(t.policy_log());
         let exchanges = [
             t.jobs_exchange(),
             t.results_exchange(),

@@ -143,7 +143,7 @@ fn engine_rate(policy: &Policy, jobs: &[Job], sources: &[(String, Arc<Vec<u8>>)]
 async fn through_the_broker(settings: &Settings, jobs: &[Job]) -> anyhow::Result<(f64, Vec<Duration>, usize)> {
     let broker = AmqpBroker::connect(&settings.amqp_url).await?;
     broker.declare_core(&settings.topology).await?;
-    let (_channel, mut replies) = broker.private_queue(None).await?;
+    let (_channel, mut replies) = broker.reply_queue().await?;
     let reply_to = replies.queue().as_str().to_string();
     let mut sent = HashMap::new();
     let started = Instant::now();

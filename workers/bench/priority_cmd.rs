@@ -57,7 +57,7 @@ pub async fn run(args: PriorityArgs) -> anyhow::Result<()> {
     let sources = upload(config, originals, &args.images).await?;
     let broker = AmqpBroker::connect(&settings.amqp_url).await?;
     broker.declare(&settings.topology).await?;
-    let (_channel, mut replies) = broker.private_queue(None).await?;
+    let (_channel, mut replies) = broker.reply_queue().await?;
     let mut session = Session {
         broker: &broker,
         topology: &settings.topology,

@@ -46,7 +46,7 @@ pub async fn run(args: EnqueueArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the broker")?;
     let replies = match args.wait {
-        true => Some(broker.private_queue(None).await?),
+        true => Some(broker.reply_queue().await?),
         false => None,
     };
     let reply_to = replies.as_ref().map(|(_, c)| c.queue().as_str().to_string());
