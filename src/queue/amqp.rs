@@ -281,21 +281,15 @@ impl AmqpBroker {
         Ok((channel, consumer))
     }
 
-    /// Reads the policy log from offset `from` (0: the oldest kept) on its
-    /// own channel; every delivery carries its offset
-    /// ([`POLICY_LOG_OFFSET_HEADER`]) and must be acked.
-    pub async fn read_policy_log(&self, topology: &Topology, from: u64) -> Result<(Channel, Consumer), QueueError> {
+    /// Reads the policy log from the oldest update kept, on its own
+    /// channel; every delivery carries its offset
+    /// ([`POLICY_LOG_OFFSET_HEADER`]) and must be acked. Two at a time: an
+    /// entry may be a large inline document.
+    pub async fn read_policy_log(&self, topology: &Topology) -> Result<(Channel, Consumer), QueueError> {
         let channel = self.connection.create_channel().await.map_err(broker)?;
-        channel
-            .basic_qos(16, BasicQosOptions::default())
-            .await
-            .map_err(broker)?;
-        let offset = match from {
-            0 => string("first"),
-            n => AMQPValue::LongLongInt(i64::try_from(n).unwrap_or(i64::MAX)),
-        };
+        channel.basic_qos(2, BasicQosOptions::default()).await.map_err(broker)?;
         let mut args = FieldTable::default();
-        args.insert(POLICY_LOG_OFFSET_HEADER.into(), offset);
+        args.insert(POLICY_LOG_OFFSET_HEADER.into(), string("first"));
         let consumer = channel
             .basic_consume(
                 topology.policy_log().as_str().into(),

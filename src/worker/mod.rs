@@ -5,7 +5,8 @@
 //! - [`handler`]: one delivery → reply, retry or dead letter.
 //! - [`lanes`]: which delivery starts next (interactive before bulk).
 //! - [`policy_updates`]: policy documents from the fanout exchange.
-//! - [`policy_log`]: where the worker stands in the log of those updates.
+//! - [`policy_log`]: where the worker stands in the log of those updates;
+//!   `policy_reader`: a connection's reading of it.
 //! - [`run`]: connect (and fail over to the next node of a cluster, with
 //!   backoff once every node refused), declare, consume, drain on shutdown.
 
@@ -13,6 +14,7 @@ pub mod handler;
 pub mod lanes;
 pub mod outage;
 pub mod policy_log;
+mod policy_reader;
 pub mod policy_updates;
 pub mod supervise;
 
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions};
 use supervise::Verdict;
@@ -29,12 +31,12 @@ use tokio::task::JoinSet;
 
 pub use handler::Handler;
 use lanes::{Lanes, Slot};
-use policy_log::{CATCH_UP_LIMIT, CATCH_UP_QUIET, Origin, PolicyLogCursor};
+use policy_log::PolicyLogCursor;
 
 use crate::ops::Stage;
 use crate::ops::http::BrokerFlag;
 use crate::queue::addresses::{BrokerAddresses, Failover};
-use crate::queue::amqp::{AmqpBroker, message_of, stream_offset};
+use crate::queue::amqp::{AmqpBroker, message_of};
 use crate::queue::{JobQueue, Priority, QueueError};
 use crate::storage::Store;
 
@@ -143,8 +145,11 @@ impl<S: Store + 'static> Session<'_, S> {
         self.broker.declare(topology).await?;
         // Policy updates first: none published while this worker was
         // starting or between connections may be missed by a job.
-        let (_policy_channel, mut updates) = self.broker.read_policy_log(topology, self.policy_log.next()).await?;
-        self.catch_up(&mut updates).await?;
+        let (_policy_channel, mut updates) = self.broker.read_policy_log(topology).await?;
+        let reading = match self.catch_up(&mut updates, shutdown).await? {
+            Some(reading) => reading,
+            None => return Ok(()),
+        };
         // Both lanes of each queue, each with its own prefetch window.
         let mut consumers = Vec::new();
         let mut lanes = Vec::new();
@@ -179,7 +184,7 @@ impl<S: Store + 'static> Session<'_, S> {
                     None => break Err(QueueError::new("the broker closed the consumer")),
                 },
                 update = updates.next() => match update {
-                    Some(Ok(delivery)) => self.policy_update(delivery).await,
+                    Some(Ok(delivery)) => self.read_update(&reading, false, delivery).await,
                     Some(Err(e)) => break Err(QueueError::from(e)),
                     None => break Err(QueueError::new("the broker closed the policy log")),
                 },
@@ -206,35 +211,6 @@ impl<S: Store + 'static> Session<'_, S> {
                 .await;
         }
         self.drain(tasks).await;
-        Ok(())
-    }
-
-    /// Applies the policy log's updates up to its end before any job is
-    /// taken: until the log has been quiet for [`CATCH_UP_QUIET`], for at
-    /// most [`CATCH_UP_LIMIT`] (the rest is read alongside the jobs).
-    async fn catch_up(&self, updates: &mut lapin::Consumer) -> Result<(), QueueError> {
-        let deadline = tokio::time::Instant::now() + CATCH_UP_LIMIT;
-        let mut read = 0usize;
-        loop {
-            match tokio::time::timeout(CATCH_UP_QUIET, updates.next()).await {
-                Err(_quiet) => break,
-                Ok(Some(Ok(delivery))) => self.policy_update(delivery).await,
-                Ok(Some(Err(e))) => return Err(QueueError::from(e)),
-                Ok(None) => return Err(QueueError::new("the broker closed the policy log")),
-            }
-            read += 1;
-            if tokio::time::Instant::now() > deadline {
-                tracing::warn!(read, "the policy log is still being read; taking jobs meanwhile");
-                break;
-            }
-        }
-        let version = self.handler.policy.get().version();
-        tracing::info!(
-            read,
-            policy_version = version,
-            next_offset = self.policy_log.next(),
-            "policy log read"
-        );
         Ok(())
     }
 
@@ -296,78 +272,4 @@ impl<S: Store + 'static> Session<'_, S> {
             };
         }
     }
-
-    async fn policy_update(&self, delivery: Delivery) {
-        let published = *delivery.properties.timestamp();
-        let origin = self.policy_log.record(stream_offset(&delivery), published);
-        let pipeline = &self.handler.pipeline;
-        let current = &self.handler.policy;
-        let metrics = &self.handler.metrics;
-        // Untrusted messages: a panic in verifying, parsing or validating
-        // one refuses the update; it must not end the consume loop.
-        let update = policy_updates::apply_update(
-            current,
-            pipeline.control(),
-            pipeline.originals(),
-            pipeline.renditions(),
-            &delivery.data,
-        );
-        // Replaying the log's history is no attack: its older versions and
-        // retired keys are refused quietly.
-        let refused = |reason: &'static str| {
-            if origin == Origin::Live {
-                metrics.policy(0, false);
-                metrics.control_refused("policy", reason);
-            }
-        };
-        match std::panic::AssertUnwindSafe(update).catch_unwind().await {
-            Err(_) => {
-                refused("panic");
-                tracing::error!("a policy update panicked; the policy in force stays");
-            }
-            Ok(Err(e)) if origin == Origin::History => {
-                tracing::debug!(reason = e.reason(), error = %e, "an update of the policy log's history not applied");
-            }
-            Ok(Err(e)) => {
-                refused(e.reason());
-                tracing::error!(reason = e.reason(), error = %e, "policy update refused; the policy in force stays");
-            }
-            Ok(Ok(applied)) => {
-                metrics.policy(applied.to.version, true);
-                log_applied(applied);
-            }
-        }
-        let _ = delivery.ack(BasicAckOptions::default()).await;
-    }
-}
-
-/// Questions a worker asks to log what an update changed (about a second
-/// of one core); larger policies are left to `rendition policy diff`.
-const MAX_LOGGED_DIFF: usize = 2_000_000;
-
-/// Logs an applied update at once, then what it changed (`policy diff`'s
-/// summary), worked out off the consume loop: a large policy takes a while.
-fn log_applied(applied: policy_updates::Applied) {
-    use crate::policy::diff;
-    let (from, to) = (applied.from.to_string(), applied.to.to_string());
-    tracing::info!(%from, %to, key_id = %applied.key_id, revoked = ?applied.swept, "policy applied");
-    for (share, error) in &applied.unswept {
-        // The policy in force denies the share already; its renditions go
-        // on the next update's or restart's sweep.
-        tracing::error!(share, %error, "could not delete a revoked share's renditions yet");
-    }
-    tokio::task::spawn_blocking(move || {
-        let (before, after) = (&applied.before, &applied.after);
-        if diff::size(before, after) > MAX_LOGGED_DIFF {
-            tracing::info!(
-                from,
-                to,
-                "policy change too large to diff here: run `rendition policy diff`"
-            );
-            return;
-        }
-        let diff = diff::diff(before, after, chrono::Utc::now());
-        let (changes, widened) = (diff.changes.len(), diff.widened());
-        tracing::info!(%from, %to, changes, widened, summary = %diff.summary(), "policy change");
-    });
 }

@@ -1,70 +1,92 @@
 //! Where a worker stands in the policy log (docs/control-plane.md#the-policy-log):
-//! the stream that keeps every update published on the policy exchange. A
-//! worker reads it from the oldest update kept when it starts, and from
-//! the one after the last it read when it reconnects, so an update
-//! published while it was starting or between connections (on another
-//! node of a cluster, say) still reaches it. Updates are applied by the
-//! version rule, so reading one again changes nothing.
+//! the stream that keeps every update published on the policy exchange. On
+//! every connection a worker appends a marker of its own, then reads the
+//! log from the oldest update kept up to that marker before it takes a
+//! job, so an update published while it was starting or between
+//! connections (on another node of a cluster, say) still reaches it.
+//! Updates are applied by the version rule, so reading one again changes
+//! nothing.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Before taking jobs, a worker reads the log until no update has arrived
-/// for this long: the broker sends a stream's backlog at once, so a quiet
-/// log has been read to its end.
-pub const CATCH_UP_QUIET: Duration = Duration::from_millis(300);
-/// The most a worker spends reading the log before it takes jobs (a log
-/// full of large inline documents); it reads the rest while it works.
-pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
+use rand::Rng;
 
-/// The next offset to read, kept across connections.
-#[derive(Debug)]
+use crate::queue::Message;
+
+/// The most a worker spends reading the log up to its marker before it
+/// takes jobs (a broker that does not deliver, a log full of junk); it
+/// reads the rest alongside the jobs and logs a warning.
+pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
+/// The header a marker carries its nonce in. A message with it is never
+/// taken for an update.
+pub const MARKER_HEADER: &str = "rendition-policy-log-marker";
+
+/// What this process has read of the log, kept across connections.
+#[derive(Debug, Default)]
 pub struct PolicyLogCursor {
+    /// One past the highest offset read.
     next: AtomicU64,
-    /// When this process started, in seconds since the epoch.
-    started: u64,
+    sessions: AtomicU64,
+}
+
+/// One connection's reading of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The nonce of the marker this connection appended: the end of the
+    /// catch-up.
+    pub nonce: String,
+    first: bool,
+    read_before: u64,
 }
 
 /// Where an update read from the log comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Published before this worker started: history it replays. Not
-    /// applying it (an older version, a retired key) is no alarm.
+    /// Published before this worker started, or read by it before: not
+    /// applying it (a version since superseded, a retired key) is no alarm.
     History,
-    /// Published since: refusing it is counted and logged as an error.
+    /// New to this worker: refusing it is counted and logged as an error.
     Live,
 }
 
-impl Default for PolicyLogCursor {
-    fn default() -> Self {
-        PolicyLogCursor::new(chrono::Utc::now().timestamp().max(0) as u64)
-    }
-}
-
 impl PolicyLogCursor {
-    pub fn new(started: u64) -> PolicyLogCursor {
-        PolicyLogCursor {
-            next: AtomicU64::new(0),
-            started,
-        }
+    /// A new connection's reading, with the marker to append.
+    pub fn begin(&self) -> (Reading, Message) {
+        let nonce = hex::encode(rand::rng().random::<[u8; 16]>());
+        let reading = Reading {
+            nonce: nonce.clone(),
+            first: self.sessions.fetch_add(1, Ordering::SeqCst) == 0,
+            read_before: self.next.load(Ordering::SeqCst),
+        };
+        let marker = Message {
+            headers: BTreeMap::from([(MARKER_HEADER.to_string(), nonce)]),
+            mandatory: true,
+            ..Message::default()
+        };
+        (reading, marker)
     }
 
-    /// Where the next connection starts reading (0: the oldest kept).
-    pub fn next(&self) -> u64 {
-        self.next.load(Ordering::SeqCst)
-    }
-
-    /// Records a delivery's `offset` and says where it comes from by its
-    /// `published` timestamp (seconds; a message without one is live).
-    pub fn record(&self, offset: Option<u64>, published: Option<u64>) -> Origin {
+    /// Records an update's `offset` and says where it comes from: while
+    /// catching up, the first connection's whole log is history, a later
+    /// connection's only what it had read before.
+    pub fn record(&self, reading: &Reading, catching_up: bool, offset: Option<u64>) -> Origin {
         if let Some(offset) = offset {
             self.next.fetch_max(offset.saturating_add(1), Ordering::SeqCst);
         }
-        match published {
-            Some(at) if at < self.started => Origin::History,
-            _ => Origin::Live,
+        let read_before = offset.is_some_and(|o| o < reading.read_before);
+        match catching_up && (reading.first || read_before) {
+            true => Origin::History,
+            false => Origin::Live,
         }
     }
+}
+
+/// Whether `message` is a marker, and whose: `Some(true)` for this
+/// reading's own.
+pub fn marker(reading: &Reading, message: &Message) -> Option<bool> {
+    message.header(MARKER_HEADER).map(|nonce| nonce == reading.nonce)
 }
 
 #[cfg(test)]
@@ -72,24 +94,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reconnect_reads_on_from_the_update_after_the_last_read() {
-        let cursor = PolicyLogCursor::new(1_000);
-        assert_eq!(cursor.next(), 0, "a new worker reads from the oldest kept");
-        cursor.record(Some(0), Some(900));
-        cursor.record(Some(7), Some(1_200));
-        assert_eq!(cursor.next(), 8);
-        // A delivery read again (a redelivery after a lost ack) does not
-        // move the cursor back.
-        cursor.record(Some(3), Some(950));
-        cursor.record(None, None);
-        assert_eq!(cursor.next(), 8);
+    fn the_first_connection_s_catch_up_is_history_and_what_follows_is_live() {
+        let cursor = PolicyLogCursor::default();
+        let (first, marker_message) = cursor.begin();
+        assert_eq!(marker(&first, &marker_message), Some(true));
+        assert_eq!(cursor.record(&first, true, Some(0)), Origin::History);
+        assert_eq!(cursor.record(&first, true, Some(1)), Origin::History);
+        assert_eq!(cursor.record(&first, false, Some(3)), Origin::Live);
     }
 
     #[test]
-    fn history_is_what_was_published_before_the_worker_started() {
-        let cursor = PolicyLogCursor::new(1_000);
-        assert_eq!(cursor.record(Some(0), Some(999)), Origin::History);
-        assert_eq!(cursor.record(Some(1), Some(1_000)), Origin::Live);
-        assert_eq!(cursor.record(Some(2), None), Origin::Live);
+    fn a_reconnect_counts_as_live_only_what_it_had_not_read() {
+        let cursor = PolicyLogCursor::default();
+        let (first, _) = cursor.begin();
+        for offset in 0..5 {
+            cursor.record(&first, offset < 2, Some(offset));
+        }
+        let (again, _) = cursor.begin();
+        assert_ne!(again.nonce, first.nonce, "each connection has its own marker");
+        assert_eq!(cursor.record(&again, true, Some(4)), Origin::History, "read before");
+        assert_eq!(
+            cursor.record(&again, true, Some(5)),
+            Origin::Live,
+            "published in the gap"
+        );
+        // A log deleted and declared again starts at 0: read again, and
+        // applied by the version rule, but no alarm.
+        assert_eq!(cursor.record(&again, true, Some(0)), Origin::History);
+    }
+
+    #[test]
+    fn another_worker_s_marker_is_not_this_one_s_end() {
+        let cursor = PolicyLogCursor::default();
+        let (mine, _) = cursor.begin();
+        let (_, theirs) = PolicyLogCursor::default().begin();
+        assert_eq!(marker(&mine, &theirs), Some(false));
+        assert_eq!(marker(&mine, &Message::default()), None);
     }
 }

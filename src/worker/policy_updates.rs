@@ -22,6 +22,10 @@ use crate::storage::{Store, StoreError};
 
 /// The largest policy document a location may hold.
 pub const MAX_POLICY_BYTES: u64 = 16 << 20;
+/// The largest update message read: an inline document's JSON with its
+/// signature. Refused before it is parsed, so junk in the policy log costs
+/// little each time a worker reads the log.
+pub const MAX_UPDATE_MESSAGE_BYTES: usize = 32 << 20;
 /// How long fetching a document from its location may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -92,6 +96,10 @@ pub async fn apply_update<S: Store>(
     renditions: &S,
     message: &[u8],
 ) -> Result<Applied, UpdateError> {
+    if message.len() > MAX_UPDATE_MESSAGE_BYTES {
+        let why = format!("{} bytes; larger documents go by location", message.len());
+        return Err(ControlError::Malformed(why).into());
+    }
     let verified = control.keys.verify_update(message)?;
     let (text, signed) = match verified.body {
         PolicyBody::Inline(text) => (text, None),
@@ -196,6 +204,37 @@ fn sniff(text: &str) -> DocFormat {
     } else {
         DocFormat::Yaml
     }
+}
+
+/// Questions a worker asks to log what an update changed (about a second
+/// of one core); larger policies are left to `rendition policy diff`.
+const MAX_LOGGED_DIFF: usize = 2_000_000;
+
+/// Logs an applied update at once, then what it changed (`policy diff`'s
+/// summary), worked out off the consume loop: a large policy takes a while.
+pub fn log_applied(applied: Applied) {
+    use crate::policy::diff;
+    let (from, to) = (applied.from.to_string(), applied.to.to_string());
+    tracing::info!(%from, %to, key_id = %applied.key_id, revoked = ?applied.swept, "policy applied");
+    for (share, error) in &applied.unswept {
+        // The policy in force denies the share already; its renditions go
+        // on the next update's or restart's sweep.
+        tracing::error!(share, %error, "could not delete a revoked share's renditions yet");
+    }
+    tokio::task::spawn_blocking(move || {
+        let (before, after) = (&applied.before, &applied.after);
+        if diff::size(before, after) > MAX_LOGGED_DIFF {
+            tracing::info!(
+                from,
+                to,
+                "policy change too large to diff here: run `rendition policy diff`"
+            );
+            return;
+        }
+        let diff = diff::diff(before, after, chrono::Utc::now());
+        let (changes, widened) = (diff.changes.len(), diff.widened());
+        tracing::info!(%from, %to, changes, widened, summary = %diff.summary(), "policy change");
+    });
 }
 
 #[cfg(test)]
