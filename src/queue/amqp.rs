@@ -451,6 +451,11 @@ pub fn message_of(delivery: &Delivery) -> Message {
     }
 }
 
+/// A text header of `delivery`, without copying its body.
+pub fn header(delivery: &Delivery, name: &str) -> Option<String> {
+    scalar(delivery.properties.headers().as_ref()?.inner().get(name)?)
+}
+
 /// A stream delivery's offset (docs/control-plane.md#the-policy-log).
 pub fn stream_offset(delivery: &Delivery) -> Option<u64> {
     let headers = delivery.properties.headers().as_ref()?;

@@ -8,7 +8,7 @@
 //! nothing.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -28,7 +28,9 @@ pub const MARKER_HEADER: &str = "rendition-policy-log-marker";
 pub struct PolicyLogCursor {
     /// One past the highest offset read.
     next: AtomicU64,
-    sessions: AtomicU64,
+    /// Whether a connection has read the log up to its marker yet: until
+    /// then, everything read is history.
+    caught_up: AtomicBool,
 }
 
 /// One connection's reading of the log.
@@ -57,7 +59,7 @@ impl PolicyLogCursor {
         let nonce = hex::encode(rand::rng().random::<[u8; 16]>());
         let reading = Reading {
             nonce: nonce.clone(),
-            first: self.sessions.fetch_add(1, Ordering::SeqCst) == 0,
+            first: !self.caught_up.load(Ordering::SeqCst),
             read_before: self.next.load(Ordering::SeqCst),
         };
         let marker = Message {
@@ -66,6 +68,11 @@ impl PolicyLogCursor {
             ..Message::default()
         };
         (reading, marker)
+    }
+
+    /// A connection read the log up to its marker (or gave up waiting).
+    pub fn caught_up(&self) {
+        self.caught_up.store(true, Ordering::SeqCst);
     }
 
     /// Records an update's `offset` and says where it comes from: while
@@ -83,10 +90,10 @@ impl PolicyLogCursor {
     }
 }
 
-/// Whether `message` is a marker, and whose: `Some(true)` for this
-/// reading's own.
-pub fn marker(reading: &Reading, message: &Message) -> Option<bool> {
-    message.header(MARKER_HEADER).map(|nonce| nonce == reading.nonce)
+/// Whether an entry whose marker header holds `nonce` is a marker, and
+/// whose: `Some(true)` for this reading's own.
+pub fn marker(reading: &Reading, nonce: Option<&str>) -> Option<bool> {
+    nonce.map(|nonce| nonce == reading.nonce)
 }
 
 #[cfg(test)]
@@ -97,7 +104,7 @@ mod tests {
     fn the_first_connection_s_catch_up_is_history_and_what_follows_is_live() {
         let cursor = PolicyLogCursor::default();
         let (first, marker_message) = cursor.begin();
-        assert_eq!(marker(&first, &marker_message), Some(true));
+        assert_eq!(marker(&first, marker_message.header(MARKER_HEADER)), Some(true));
         assert_eq!(cursor.record(&first, true, Some(0)), Origin::History);
         assert_eq!(cursor.record(&first, true, Some(1)), Origin::History);
         assert_eq!(cursor.record(&first, false, Some(3)), Origin::Live);
@@ -106,9 +113,15 @@ mod tests {
     #[test]
     fn a_reconnect_counts_as_live_only_what_it_had_not_read() {
         let cursor = PolicyLogCursor::default();
+        let (failed, _) = cursor.begin();
+        cursor.record(&failed, true, Some(0));
+        // A connection lost before its marker came back: the next one's
+        // catch-up is still history.
         let (first, _) = cursor.begin();
-        for offset in 0..5 {
-            cursor.record(&first, offset < 2, Some(offset));
+        assert_eq!(cursor.record(&first, true, Some(1)), Origin::History);
+        cursor.caught_up();
+        for offset in 2..5 {
+            cursor.record(&first, false, Some(offset));
         }
         let (again, _) = cursor.begin();
         assert_ne!(again.nonce, first.nonce, "each connection has its own marker");
@@ -128,7 +141,7 @@ mod tests {
         let cursor = PolicyLogCursor::default();
         let (mine, _) = cursor.begin();
         let (_, theirs) = PolicyLogCursor::default().begin();
-        assert_eq!(marker(&mine, &theirs), Some(false));
-        assert_eq!(marker(&mine, &Message::default()), None);
+        assert_eq!(marker(&mine, theirs.header(MARKER_HEADER)), Some(false));
+        assert_eq!(marker(&mine, None), None);
     }
 }

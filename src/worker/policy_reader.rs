@@ -11,9 +11,9 @@ use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 
 use super::Session;
-use super::policy_log::{CATCH_UP_LIMIT, Origin, Reading, marker};
+use super::policy_log::{CATCH_UP_LIMIT, MARKER_HEADER, Origin, Reading, marker};
 use super::policy_updates;
-use crate::queue::amqp::{message_of, stream_offset};
+use crate::queue::amqp::{header, stream_offset};
 use crate::queue::{Publisher, QueueError};
 use crate::storage::Store;
 
@@ -54,13 +54,14 @@ impl<S: Store + 'static> Session<'_, S> {
                     None => return Err(QueueError::new("the broker closed the policy log")),
                 },
             };
-            if marker(&reading, &message_of(&delivery)) == Some(true) {
+            if marker(&reading, header(&delivery, MARKER_HEADER).as_deref()) == Some(true) {
                 let _ = delivery.ack(BasicAckOptions::default()).await;
                 break;
             }
             self.read_update(&reading, true, delivery).await;
             read += 1;
         }
+        self.policy_log.caught_up();
         let version = self.handler.policy.get().version();
         tracing::info!(read, policy_version = version, "policy log read");
         Ok(Some(reading))
@@ -69,7 +70,8 @@ impl<S: Store + 'static> Session<'_, S> {
     /// One entry of the log: another worker's marker is passed over, an
     /// update is applied by the version rule or refused.
     pub(super) async fn read_update(&self, reading: &Reading, catching_up: bool, delivery: Delivery) {
-        if marker(reading, &message_of(&delivery)).is_none() {
+        // Not `message_of`: that copies the body, and an entry may be large.
+        if marker(reading, header(&delivery, MARKER_HEADER).as_deref()).is_none() {
             let origin = self.policy_log.record(reading, catching_up, stream_offset(&delivery));
             self.apply(origin, &delivery.data).await;
         }
