@@ -2,10 +2,9 @@
 //! nodes stop and come back: the node a worker consumes from, then the
 //! node leading the job queue, then all three. Every job is answered
 //! (repeats identical), the workers move to live nodes, nothing is
-//! dead-lettered. A binary of
-//! its own, left out of a plain `cargo test` (`test = false`); scripts/test
-//! runs it. It starts the cluster itself and fails if it cannot: it is
-//! never skipped.
+//! dead-lettered. A binary of its own, left out of a plain `cargo test`
+//! (`test = false`); scripts/test runs it. It starts the cluster itself and
+//! fails if it cannot: it is never skipped.
 
 #[allow(dead_code)] // the other binaries use the rest
 #[path = "common/mod.rs"]
