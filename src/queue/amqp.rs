@@ -141,7 +141,6 @@ impl AmqpBroker {
     /// Everything but the delay queues: what `enqueue` and `dlq` need,
     /// without guessing the workers' retry settings.
     pub async fn declare_core(&self, topology: &Topology) -> Result<(), QueueError> {
-        let ch = &self.publisher;
         let durable = ExchangeDeclareOptions {
             durable: true,
             ..ExchangeDeclareOptions::default()
@@ -171,15 +170,7 @@ impl AmqpBroker {
             args.insert("x-dead-letter-routing-key".into(), string(&dead));
             self.queue(&name, args).await?;
             for key in queue.lane_routing_keys(priority) {
-                ch.queue_bind(
-                    name.as_str().into(),
-                    jobs.as_str().into(),
-                    key.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(broker)?;
+                self.bind(&name, &jobs, &key, FieldTable::default()).await?;
             }
         }
         Ok(())
@@ -202,16 +193,7 @@ impl AmqpBroker {
         let mut bind = FieldTable::default();
         bind.insert("x-match".into(), string("all"));
         bind.insert(RETRY_LEVEL_HEADER.into(), string(&level.to_string()));
-        self.publisher
-            .queue_bind(
-                name.as_str().into(),
-                topology.retry_exchange().as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                bind,
-            )
-            .await
-            .map_err(broker)
+        self.bind(&name, &topology.retry_exchange(), "", bind).await
     }
 
     /// The policy log: a stream (RabbitMQ 3.9+) bound to the policy
@@ -226,14 +208,14 @@ impl AmqpBroker {
             AMQPValue::LongInt(POLICY_LOG_SEGMENT_BYTES),
         );
         self.queue(&name, args).await?;
+        let policy = topology.policy_exchange();
+        self.bind(&name, &policy, "", FieldTable::default()).await
+    }
+
+    async fn bind(&self, queue: &str, exchange: &str, key: &str, args: FieldTable) -> Result<(), QueueError> {
+        let options = QueueBindOptions::default();
         self.publisher
-            .queue_bind(
-                name.as_str().into(),
-                topology.policy_exchange().as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
+            .queue_bind(queue.into(), exchange.into(), key.into(), options, args)
             .await
             .map_err(broker)
     }
