@@ -440,13 +440,7 @@ pub fn header(delivery: &Delivery, name: &str) -> Option<String> {
 
 /// A stream delivery's offset (docs/control-plane.md#the-policy-log).
 pub fn stream_offset(delivery: &Delivery) -> Option<u64> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get(POLICY_LOG_OFFSET_HEADER)? {
-        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
-        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
-        _ => None,
-    }
+    header(delivery, POLICY_LOG_OFFSET_HEADER)?.parse().ok()
 }
 
 fn scalar(value: &AMQPValue) -> Option<String> {

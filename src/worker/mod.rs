@@ -184,7 +184,7 @@ impl<S: Store + 'static> Session<'_, S> {
                     None => break Err(QueueError::new("the broker closed the consumer")),
                 },
                 update = updates.next() => match update {
-                    Some(Ok(delivery)) => self.read_update(&reading, false, delivery).await,
+                    Some(Ok(delivery)) => { self.read_update(&reading, false, delivery).await; }
                     Some(Err(e)) => break Err(QueueError::from(e)),
                     None => break Err(QueueError::new("the broker closed the policy log")),
                 },

@@ -54,11 +54,9 @@ impl<S: Store + 'static> Session<'_, S> {
                     None => return Err(QueueError::new("the broker closed the policy log")),
                 },
             };
-            if marker(&reading, header(&delivery, MARKER_HEADER).as_deref()) == Some(true) {
-                let _ = delivery.ack(BasicAckOptions::default()).await;
+            if self.read_update(&reading, true, delivery).await {
                 break;
             }
-            self.read_update(&reading, true, delivery).await;
             read += 1;
         }
         self.policy_log.caught_up();
@@ -67,15 +65,17 @@ impl<S: Store + 'static> Session<'_, S> {
         Ok(Some(reading))
     }
 
-    /// One entry of the log: another worker's marker is passed over, an
-    /// update is applied by the version rule or refused.
-    pub(super) async fn read_update(&self, reading: &Reading, catching_up: bool, delivery: Delivery) {
+    /// One entry of the log: a marker is passed over, an update is applied
+    /// by the version rule or refused. `true` for this reading's own marker.
+    pub(super) async fn read_update(&self, reading: &Reading, catching_up: bool, delivery: Delivery) -> bool {
         // Not `message_of`: that copies the body, and an entry may be large.
-        if marker(reading, header(&delivery, MARKER_HEADER).as_deref()).is_none() {
+        let is_marker = marker(reading, header(&delivery, MARKER_HEADER).as_deref());
+        if is_marker.is_none() {
             let origin = self.policy_log.record(reading, catching_up, stream_offset(&delivery));
             self.apply(origin, &delivery.data).await;
         }
         let _ = delivery.ack(BasicAckOptions::default()).await;
+        is_marker == Some(true)
     }
 
     async fn apply(&self, origin: Origin, message: &[u8]) {
